@@ -1,0 +1,1 @@
+"""Agency adapters: pure functions from a native record (bytes) to canonical events or precise rejections."""

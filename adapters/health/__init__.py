@@ -1,0 +1,1 @@
+"""Health adapters: FHIR R4 UK Core (JSON and XML)."""

@@ -1,0 +1,160 @@
+"""Shared FHIR helpers: reading UK Core patients into the canonical person, codings, references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.kit.identifiers import check_nhs_number, normalise_postcode
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+VERIFICATION_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+ETHNIC_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+
+# UKCore-NHSNumberVerificationStatusEngland codes.
+VERIFICATION = {
+    "01": "verified", "02": "unverified", "03": "trace_required", "04": "trace_attempted_no_match",
+    "05": "trace_needs_resolution", "06": "trace_in_progress", "07": "not_traced", "08": "trace_postponed",
+}
+# FHIR v3-RoleCode / v2-0131 relationship codes -> canonical role.
+RELATIONSHIP_ROLE = {
+    "MTH": "parent", "FTH": "parent", "PRN": "parent", "NPRN": "parent", "STPPRN": "parent", "ADOPTP": "parent",
+    "GUARD": "guardian", "GRD": "guardian", "FOSTER": "carer", "PRNFOST": "carer", "CAREGIVER": "carer",
+    "SIB": "sibling", "BRO": "sibling", "SIS": "sibling", "C": "emergency_contact", "N": "other",
+}
+PARENTAL = {"MTH", "FTH", "PRN", "NPRN", "ADOPTP", "GUARD", "GRD"}
+
+
+Warning = dict[str, str]
+
+
+@dataclass
+class Context:
+    """What mapping one resource may need beyond itself: the rest of the Bundle, the system, the clock."""
+
+    system: str
+    received_at: str
+    resources: Mapping[str, Any] = field(default_factory=dict)  # "Patient/id" or fullUrl -> model
+
+
+def coding(c: Any) -> dict[str, Any]:
+    return {"system": c.system, "code": c.code, "display": c.display}
+
+
+def codings(concepts: Any) -> list[dict[str, Any]]:
+    out = []
+    for concept in concepts or []:
+        out.extend(coding(c) for c in (concept.coding or []) if c.code)
+    return out
+
+
+def first_code(concept: Any) -> str | None:
+    for c in (concept.coding or []) if concept else []:
+        if c.code:
+            return c.code
+    return None
+
+
+def iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def extension(resource: Any, url: str) -> Any:
+    return next((e for e in (resource.extension or []) if e.url == url), None)
+
+
+def _names(names: Any) -> tuple[list[str], str | None]:
+    chosen = next((n for n in names or [] if n.use == "official"), None) or (names or [None])[0]
+    if chosen is None:
+        return [], None
+    return list(chosen.given or []), chosen.family
+
+
+def address(a: Any, field_path: str, warnings: list[Warning]) -> dict[str, Any]:
+    postcode = None
+    if a.postalCode:
+        postcode, w = normalise_postcode(a.postalCode, field_path + ".postalCode")
+        warnings.extend(w)
+    use = {"home": "home", "temp": "temporary"}.get(a.use or "", "other" if a.use else None)
+    return {"lines": list(a.line or []), "city": a.city, "district": a.district, "postcode": postcode, "use": use}
+
+
+def telecom(points: Any, system: str) -> list[str]:
+    return [t.value for t in points or [] if t.system == system and t.value]
+
+
+def person_from_patient(patient: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
+    """The canonical person for a FHIR Patient; an NHS number failing Modulus 11 is kept and flagged."""
+    person: dict[str, Any] = {}
+    for i, ident in enumerate(patient.identifier or []):
+        if ident.system == NHS_NUMBER_SYSTEM and ident.value:
+            person["nhs_number"], w = check_nhs_number(ident.value, f"{base}.identifier[{i}].value")
+            warnings.extend(w)
+            ext = extension(ident, VERIFICATION_EXT)
+            if ext and ext.valueCodeableConcept:
+                person["nhs_number_verification"] = VERIFICATION.get(first_code(ext.valueCodeableConcept), "unknown")
+        elif ident.value:
+            person.setdefault("local_ids", []).append({"system": ident.system or ctx.system, "value": ident.value})
+    if not person.get("nhs_number") and not person.get("local_ids") and patient.id:
+        person["local_ids"] = [{"system": f"{ctx.system}/Patient", "value": patient.id}]
+    person["given_names"], person["family_name"] = _names(patient.name)
+    person["date_of_birth"] = iso(patient.birthDate)
+    person["sex"] = patient.gender
+    ethnic = extension(patient, ETHNIC_EXT)
+    if ethnic and ethnic.valueCodeableConcept:
+        person["ethnicity"] = first_code(ethnic.valueCodeableConcept)
+    comm = next(iter(patient.communication or []), None)
+    if comm is not None:
+        person["language"] = first_code(comm.language)
+    person["addresses"] = [address(a, f"{base}.address[{i}]", warnings) for i, a in enumerate(patient.address or [])]
+    person["phones"] = telecom(patient.telecom, "phone")
+    person["emails"] = telecom(patient.telecom, "email")
+    for gp in patient.generalPractitioner or []:
+        if gp.identifier and gp.identifier.system == ODS_SYSTEM:
+            person["gp_practice"] = {"ods_code": gp.identifier.value, "name": gp.display}
+    return person
+
+
+def related_from_contacts(patient: Any, base: str, warnings: list[Warning]) -> list[dict[str, Any]]:
+    out = []
+    for i, contact in enumerate(patient.contact or []):
+        code = next((first_code(r) for r in contact.relationship or [] if first_code(r)), None)
+        given, family = _names([contact.name] if contact.name else [])
+        person = {
+            "given_names": given, "family_name": family, "sex": contact.gender,
+            "phones": telecom(contact.telecom, "phone"), "emails": telecom(contact.telecom, "email"),
+            "addresses": [address(contact.address, f"{base}.contact[{i}].address", warnings)]
+            if contact.address else [],
+        }
+        out.append({"role": RELATIONSHIP_ROLE.get(code or "", "other"), "relationship": code,
+                    "parental_responsibility": True if code in PARENTAL else None, "person": person})
+    return out
+
+
+def subject_of(reference: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
+    """The child a resource is about: the Patient in the same Bundle, an identifier on the reference, or a local id."""
+    if reference is None:
+        warnings.append({"code": "subject.missing", "field": base, "message": "resource names no subject"})
+        return {}
+    target = ctx.resources.get(reference.reference or "")
+    if target is not None:
+        return person_from_patient(target, ctx, base, [])  # its own warnings belong to the Patient's event
+    ident = reference.identifier
+    if ident is not None and ident.value:
+        if ident.system == NHS_NUMBER_SYSTEM:
+            nhs_number, w = check_nhs_number(ident.value, f"{base}.identifier.value")
+            warnings.extend(w)
+            return {"nhs_number": nhs_number}
+        return {"local_ids": [{"system": ident.system or ctx.system, "value": ident.value}]}
+    if reference.reference:
+        warnings.append({"code": "subject.unresolved", "field": base,
+                         "message": "subject is a bare reference; linked by source-local id only"})
+        return {"local_ids": [{"system": f"{ctx.system}/Patient", "value": reference.reference.split("/")[-1]}]}
+    return {}
+
+
+Mapper = Callable[[Any, Context, str], list[dict[str, Any]]]

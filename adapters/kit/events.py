@@ -1,0 +1,85 @@
+"""Building canonical events: deterministic ids, envelope defaults, data-quality warnings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from broker.schema.loader import SCHEMA_VERSION
+
+# Fixed namespace: event ids must stay stable across releases so that resent records deduplicate.
+EVENT_NAMESPACE = uuid.UUID("5b0c6f3e-8a51-4f6e-9d7a-6d6173682d62")
+
+# The basis on which each agency shares with the hub when its record does not say otherwise (UK GDPR, DPA 2018).
+DEFAULT_LAWFUL_BASIS: dict[str, dict[str, Any]] = {
+    "health": {"article_6": "6(1)(e)", "article_9": "9(2)(h)",
+               "dpa_2018_schedule_1": ["para_18_safeguarding_children"],
+               "statutory_gateways": ["children_act_2004_s11"]},
+    "education": {"article_6": "6(1)(e)", "article_9": "9(2)(g)",
+                  "dpa_2018_schedule_1": ["para_18_safeguarding_children"],
+                  "statutory_gateways": ["education_act_2002_s175"]},
+    "social_care": {"article_6": "6(1)(e)", "article_9": "9(2)(g)",
+                    "dpa_2018_schedule_1": ["para_18_safeguarding_children"],
+                    "statutory_gateways": ["children_act_1989_s17", "children_act_1989_s47"]},
+    "police": {"article_6": "6(1)(e)", "article_9": "9(2)(g)",
+               "dpa_2018_schedule_1": ["para_18_safeguarding_children"],
+               "statutory_gateways": ["children_act_2004_s11", "crime_and_disorder_act_1998_s115"]},
+}
+
+
+def event_id(agency: str, system: str, record_id: str, record_version: str, part: str = "") -> str:
+    """UUIDv5 of the source coordinates; `part` tells apart the events one record yields (e.g. 'referral:2')."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join((agency, system, record_id, record_version, part))))
+
+
+def warning(code: str, field: str, message: str) -> dict[str, str]:
+    """A data-quality warning. `message` must be fixed text: never a value from the record."""
+    return {"code": code, "field": field, "message": message}
+
+
+def prune(value: Any) -> Any:
+    """Drop None, empty strings, lists and dicts, recursively: the schema has no nulls."""
+    if isinstance(value, Mapping):
+        out = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list | tuple):
+        out_list = [prune(v) for v in value]
+        return [v for v in out_list if v not in (None, "", [], {})]
+    return value
+
+
+def new_event(
+    *,
+    event_type: str,
+    agency: str,
+    system: str,
+    record_id: str,
+    record_version: str,
+    fmt: str,
+    occurred_at: str,
+    child: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    related_people: Iterable[Mapping[str, Any]] = (),
+    part: str = "",
+    risk_level: str = "unknown",
+    risk_categories: Iterable[str] = (),
+    lawful_basis: Mapping[str, Any] | None = None,
+    consent: Mapping[str, Any] | None = None,
+    warnings: Iterable[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """A canonical event, complete but for `recorded_at` and `subject.linkage`, which the pipeline adds."""
+    return {
+        "event_id": event_id(agency, system, record_id, record_version, part or event_type),
+        "event_type": event_type,
+        "schema_version": SCHEMA_VERSION,
+        "occurred_at": occurred_at,
+        "source": {"agency": agency, "system": system, "record_id": record_id,
+                   "record_version": record_version, "format": fmt},
+        "subject": {"child": prune(dict(child)), "related_people": prune(list(related_people))},
+        "risk": {"level": risk_level, "categories": sorted(set(risk_categories))},
+        "lawful_basis": dict(lawful_basis or DEFAULT_LAWFUL_BASIS[agency]),
+        "consent": dict(consent or {"status": "not_sought"}),
+        "data_quality": [dict(w) for w in warnings],
+        "payload": prune(dict(payload)),
+    }

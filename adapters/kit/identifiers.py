@@ -1,0 +1,48 @@
+"""Identifier checks. An invalid identifier is kept and flagged as a warning; the record still flows."""
+
+from __future__ import annotations
+
+import re
+
+from stdnum.exceptions import ValidationError
+from stdnum.gb import nhs, upn
+
+from adapters.kit.events import warning
+
+Warning = dict[str, str]
+
+_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
+
+
+def check_nhs_number(value: str, field: str) -> tuple[str, list[Warning]]:
+    """Compact form (10 digits) and a warning if the Modulus 11 check fails."""
+    compact = nhs.compact(value)
+    try:
+        nhs.validate(compact)
+    except ValidationError:
+        return compact, [warning("identifier.nhs_number_invalid", field, "NHS number fails the Modulus 11 check")]
+    return compact, []
+
+
+def check_upn(value: str, field: str) -> tuple[str, list[Warning]]:
+    """Upper-case UPN and a warning if its check letter or format is wrong."""
+    compact = upn.compact(value)
+    try:
+        upn.validate(compact)
+    except ValidationError:
+        return compact, [warning("identifier.upn_invalid", field, "UPN fails its check letter or format rule")]
+    return compact, []
+
+
+def normalise_postcode(value: str, field: str) -> tuple[str, list[Warning]]:
+    """'ls177df' -> 'LS17 7DF'; an unrecognised shape is kept as given (upper-cased) with a warning."""
+    compact = re.sub(r"\s+", "", value).upper()
+    m = _POSTCODE.match(compact)
+    if not m:
+        return value.strip().upper(), [warning("identifier.postcode_invalid", field, "not a UK postcode shape")]
+    return f"{m.group(1)} {m.group(2)}", []
+
+
+def postcode_district(postcode: str) -> str:
+    """Outward code: 'LS17 7DF' -> 'LS17'."""
+    return postcode.split(" ")[0] if " " in postcode else postcode[:-3]

@@ -1,0 +1,81 @@
+"""The adapter interface: bytes in, canonical events and precise rejections out. No I/O, no clock, no keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one record (or the whole input) was refused. Never carries a value from the record."""
+
+    source: str  # file name, or "request" for HTTP intake
+    record: str  # position: "record 3", "line 12", "Bundle.entry[2]", "Children/Child[4]"; "" for the whole input
+    field: str  # element or field path inside the record; "" when the record as a whole is refused
+    reason: str
+
+    def __str__(self) -> str:
+        return ": ".join(p for p in (self.source, self.record, self.field, self.reason) if p)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class AdapterInputError(Exception):
+    """The whole input is unusable (not XML, wrong root element, hostile DTD, not UTF-8...)."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(str(rejection))
+        self.rejection = rejection
+
+
+class FieldProblem(Exception):
+    """Raised while mapping one record: names the field and the reason; the adapter turns it into a Rejection."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class AdapterOutput:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def extend(self, other: AdapterOutput) -> None:
+        self.events.extend(other.events)
+        self.rejections.extend(other.rejections)
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptContext:
+    """What an adapter may know beyond the bytes: where they came from and the adapter settings."""
+
+    source: str = "request"
+    received_at: str = "1970-01-01T00:00:00Z"  # set by the shell from its clock; also the fallback occurred_at
+    system: str | None = None  # sending system, when the transport names it (HTTP header X-Source-System)
+    attendance_threshold: float = 0.9  # education: attendance rate below which a concern event is raised
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What every adapter provides. Register an instance under the `mash_broker.adapters` entry-point group."""
+
+    name: str  # unique, e.g. "health.fhir"
+    agency: str  # police | health | education | social_care
+    formats: tuple[str, ...]  # human-readable, for `mash-broker adapters`
+    content_types: tuple[str, ...]  # media types accepted over HTTP
+    extensions: tuple[str, ...]  # file name endings accepted by `convert`
+
+    def sniff(self, data: bytes) -> bool:
+        """Cheap check that these bytes are this adapter's format (to choose among an agency's adapters)."""
+        ...
+
+    def adapt(self, data: bytes, ctx: AdaptContext) -> AdapterOutput:
+        """Map every record; a bad record becomes a Rejection and the rest still flow.
+
+        Raises AdapterInputError, and nothing else, when the input as a whole cannot be read.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""The canonical event schema: loading, field classification, validation."""
