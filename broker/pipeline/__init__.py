@@ -1,0 +1,1 @@
+"""Pipeline stages: plain functions over events. Kafka, HTTP and the clock live in broker/service."""
