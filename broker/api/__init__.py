@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI; OpenAPI docs at /docs)."""

@@ -1,0 +1,115 @@
+"""API-key authentication with separate roles: agency intake, subscriber, IG auditor, admin.
+
+Keys are random 32-byte tokens; only their SHA-256 is stored (a fast hash is right for high-entropy keys). Each key
+has one role and, for intake and subscriber keys, one scope (the agency or subscriber name it may act for).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+ROLES = ("intake", "subscriber", "ig_auditor", "admin")
+SCOPED = {"intake", "subscriber"}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    role: str
+    scope: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.scope}" if self.scope else self.role
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    """Hashed keys in a JSON file (0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._keys: dict[str, Principal] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        if not self.path.exists():
+            self._keys = {}
+            return
+        rows = json.loads(self.path.read_text())["keys"]
+        self._keys = {r["sha256"]: Principal(r["id"], r["role"], r.get("scope")) for r in rows}
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"id": p.key_id, "sha256": h, "role": p.role, "scope": p.scope} for h, p in self._keys.items()]
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"keys": rows}, f, indent=1)
+        os.replace(tmp, self.path)
+
+    def create(self, role: str, scope: str | None = None) -> tuple[str, Principal]:
+        """A new key (returned once, never stored) and its principal."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role (expected one of {', '.join(ROLES)})")
+        if (role in SCOPED) != (scope is not None):
+            raise ValueError(f"role {role} {'needs' if role in SCOPED else 'takes no'} scope")
+        key = "mbk_" + secrets.token_urlsafe(32)
+        principal = Principal("k_" + secrets.token_hex(6), role, scope)
+        self._keys[_digest(key)] = principal
+        self._save()
+        return key, principal
+
+    def revoke(self, key_id: str) -> bool:
+        before = len(self._keys)
+        self._keys = {h: p for h, p in self._keys.items() if p.key_id != key_id}
+        self._save()
+        return len(self._keys) < before
+
+    def principals(self) -> list[Principal]:
+        return list(self._keys.values())
+
+    def authenticate(self, key: str) -> Principal | None:
+        digest = _digest(key)
+        for stored, principal in self._keys.items():  # constant-time compare over all keys
+            if hmac.compare_digest(stored, digest):
+                return principal
+        return None
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer mbk_...")
+
+
+def authenticated(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    store: ApiKeyStore = request.app.state.api_keys
+    principal = store.authenticate(creds.credentials) if creds else None
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(role: str, scope_param: str | None = None) -> Callable[..., Principal]:
+    """Dependency: the caller has `role`, and for scoped roles acts for the path parameter `scope_param`."""
+
+    def check(request: Request, principal: Principal = Depends(authenticated)) -> Principal:
+        if principal.role != role:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this endpoint needs the {role} role")
+        if scope_param is not None and principal.scope != request.path_params.get(scope_param):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key may not act for that {scope_param}")
+        return principal
+
+    return check

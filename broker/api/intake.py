@@ -1,0 +1,77 @@
+"""POST /v1/records/{agency}: a native record in, canonical events out once Kafka has them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+
+from adapters.kit.registry import AGENCIES, all_adapters, media_type
+from broker.api.auth import Principal, require
+from broker.service.intake import KafkaUnavailable, ingest
+
+router = APIRouter(prefix="/v1", tags=["intake"])
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accepted_types() -> dict[str, Any]:
+    types = sorted({t for a in all_adapters() for t in a.content_types})
+    return {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in types}}
+
+
+@router.post(
+    "/records/{agency}",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit a native agency record",
+    description="The body is the record as the agency system emits it; Content-Type picks the format. Answers 202 "
+    "with the event ids once Kafka has acknowledged them. Each rejected record is named precisely (position, field, "
+    "reason) and dead-lettered; a partly bad input still publishes its good records.",
+    openapi_extra={"requestBody": _accepted_types()},
+    responses={413: {"description": "Body too large"}, 415: {"description": "No adapter for this content type"},
+               422: {"description": "Every record was rejected (dead-lettered)"},
+               503: {"description": "Kafka unavailable: nothing was accepted, resend"}},
+)
+async def submit_record(
+    agency: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require("intake", scope_param="agency"))],
+    content_type: Annotated[str | None, Header()] = None,
+    x_source_system: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    if agency not in AGENCIES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown agency (expected one of {', '.join(AGENCIES)})")
+    rt = request.app.state.runtime
+    body = await read_body(request, rt.settings.max_body_bytes)
+    try:
+        result = await ingest(rt, agency, body, content_type=content_type, system=x_source_system,
+                              actor=principal.actor)
+    except KafkaUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
+    content = {
+        "adapter": result.adapter,
+        "accepted": len(result.event_ids),
+        "events": [{"event_id": i, "event_type": t} for i, t in zip(result.event_ids, result.event_types,
+                                                                   strict=True)],
+        "rejections": [r.to_dict() for r in result.rejections],
+        "deadletter_ids": result.deadletter_ids,
+    }
+    if result.event_ids:
+        return JSONResponse(content, status.HTTP_202_ACCEPTED)
+    if result.adapter is None:
+        content["detail"] = f"no {agency} adapter accepts content type '{media_type(content_type)}'"
+        return JSONResponse(content, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+    content["detail"] = "every record was rejected; see rejections (each is dead-lettered)"
+    return JSONResponse(content, status.HTTP_422_UNPROCESSABLE_CONTENT)

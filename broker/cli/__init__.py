@@ -1,0 +1,1 @@
+"""The `mash-broker` command line."""

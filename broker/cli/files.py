@@ -1,0 +1,107 @@
+"""File-level commands: convert native records, validate canonical events."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from adapters.kit.interface import AdaptContext
+from adapters.kit.registry import AGENCIES
+from broker.clock import now_iso
+from broker.config import Settings
+from broker.pipeline.identify import LinkageKey
+from broker.pipeline.intake import prepare
+from broker.schema.validate import validate_event
+from broker.secrets import SecretError, linkage_key
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _err(f"{path}: cannot read ({exc.strerror})")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _convert_key(settings: Settings) -> LinkageKey:
+    try:
+        return linkage_key(settings.data_dir, settings.linkage_key_version, create=False)
+    except SecretError:
+        _err("note: no linkage key configured; using an ephemeral key (tokens differ between runs)")
+        return LinkageKey(settings.linkage_key_version, secrets.token_bytes(32))
+
+
+def convert(
+    files: Annotated[list[Path], typer.Argument(help="Native record files.")],
+    agency: Annotated[str, typer.Option(help=f"One of: {', '.join(AGENCIES)}.")],
+    system: Annotated[str | None, typer.Option(help="Sending system id, when the file does not name it.")] = None,
+) -> None:
+    """Print canonical events as JSON Lines on stdout; each rejection on stderr as file: record: field: reason."""
+    if agency not in AGENCIES:
+        _err(f"--agency must be one of {', '.join(AGENCIES)}")
+        raise typer.Exit(EXIT_USAGE)
+    settings = Settings()
+    key = _convert_key(settings)
+    rejected = False
+    for path in files:
+        data = _read(path)
+        ctx = AdaptContext(source=str(path), received_at=now_iso(), system=system,
+                           attendance_threshold=settings.attendance_threshold)
+        result = prepare(agency, data, ctx, key, filename=path.name)
+        for event in result.events:
+            sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
+        for rejection in result.rejections:
+            rejected = True
+            _err(str(rejection))
+    sys.stdout.flush()
+    raise typer.Exit(EXIT_REJECTED if rejected else EXIT_OK)
+
+
+def _documents(path: Path, data: bytes) -> list[tuple[str, object]]:
+    """(position, parsed document) for a JSON file (one event or a list) or JSON Lines."""
+    try:
+        doc = orjson.loads(data)
+        items = doc if isinstance(doc, list) else [doc]
+        return [(f"item {i}" if isinstance(doc, list) else "", item) for i, item in enumerate(items)]
+    except orjson.JSONDecodeError:
+        pass
+    out: list[tuple[str, object]] = []
+    for n, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((f"line {n}", orjson.loads(line)))
+        except orjson.JSONDecodeError as exc:
+            out.append((f"line {n}", exc))
+    return out
+
+
+def validate(files: Annotated[list[Path], typer.Argument(help="Canonical events: JSON or JSON Lines.")]) -> None:
+    """Check canonical events against schemas/safeguarding-event.schema.json."""
+    bad = False
+    for path in files:
+        for position, doc in _documents(path, _read(path)):
+            where = f"{path}: {position}" if position else str(path)
+            if isinstance(doc, Exception):
+                bad = True
+                _err(f"{where}: not valid JSON")
+                continue
+            if not isinstance(doc, dict):
+                bad = True
+                _err(f"{where}: not a JSON object")
+                continue
+            for problem in validate_event(doc):
+                bad = True
+                _err(f"{where}: {problem}")
+    raise typer.Exit(EXIT_REJECTED if bad else EXIT_OK)

@@ -1,0 +1,70 @@
+"""`mash-broker`: run the service, convert and validate files, list adapters, and the keys/policy/audit tools."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from broker.cli import files
+
+app = typer.Typer(help="mash-broker: multi-agency safeguarding interoperability broker.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.command()(files.convert)
+app.command()(files.validate)
+
+# Sub-apps live beside this file, one per concern.
+for _name in ("keys", "policy", "audit", "apikeys"):
+    try:
+        app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
+    except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build
+        if _exc.name != f"broker.cli.{_name}":
+            raise
+
+
+@app.command()
+def adapters() -> None:
+    """List the installed adapters with the formats and content types they accept."""
+    from adapters.kit.registry import all_adapters, load_errors
+
+    table = Table("adapter", "agency", "formats", "content types", "file endings")
+    for a in all_adapters():
+        table.add_row(a.name, a.agency, ", ".join(a.formats), ", ".join(a.content_types), ", ".join(a.extensions))
+    console = Console()
+    console.print(table)
+    for error in load_errors():
+        console.print(f"[red]not loaded:[/red] {error}")
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Bind address (MASH_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MASH_PORT).")] = None,
+    dev: Annotated[bool, typer.Option(help="Generate missing development keys and API keys (MASH_DEV_MODE).")] = False,
+    share_workers: Annotated[int, typer.Option(min=0, help="Share workers in this process.")] = 1,
+) -> None:
+    """Start the service: embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set, the API and the share workers."""
+    import uvicorn
+
+    from broker.api.app import create_app
+    from broker.config import Settings
+    from broker.logging import configure
+
+    if dev:
+        os.environ["MASH_DEV_MODE"] = "1"
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    configure(settings.log_level, settings.log_format)
+    application = create_app(settings, share_workers=share_workers)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    app()

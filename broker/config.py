@@ -1,0 +1,50 @@
+"""Settings from the environment (prefix MASH_, plus Kafka's conventional KAFKA_BOOTSTRAP_SERVERS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MASH_", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MASH_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka cluster to use; unset: start the embedded Tansu broker on 127.0.0.1 and a free port.")
+    data_dir: Path = Field(Path("data"), description="Directory for SQLite stores, the local keystore and dev keys.")
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    port: int = Field(8080, description="HTTP port.")
+    protocol_file: Path = Field(Path("deploy/protocols/sample-partnership.yaml"),
+                                description="Information sharing protocol (YAML) the share stage enforces.")
+    topic_prefix: str = Field(
+        "sg", description="Prefix of every topic: <prefix>.events, .deadletter, .audit, .deliver.<subscriber>.")
+    event_partitions: int = Field(6, description="Partitions of the events topic (created if absent).")
+    linkage_key_version: int = Field(
+        1, description="Version of the linkage HMAC key in use (key file linkage-v<N>.key).")
+    attendance_threshold: float = Field(
+        0.9, description="Education: attendance rate below which a concern event is raised.")
+    max_body_bytes: int = Field(20 * 1024 * 1024, description="Largest record body accepted at intake.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: str = Field("json", description="json (for log shippers) or console (for people).")
+    dev_mode: bool = Field(False, description="Generate missing development keys and API keys at start (make run).")
+    share_group: str = Field("mash-broker.share", description="Consumer group of the share workers.")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+
+class Topics:
+    """Kafka topic names, one place."""
+
+    def __init__(self, prefix: str) -> None:
+        self.events = f"{prefix}.events"
+        self.deadletter = f"{prefix}.deadletter"
+        self.audit = f"{prefix}.audit"
+        self._deliver = f"{prefix}.deliver."
+
+    def deliver(self, subscriber: str) -> str:
+        return self._deliver + subscriber

@@ -1,0 +1,29 @@
+"""Producer and consumer factories with the broker's delivery guarantees.
+
+acks=all and no reliance on idempotent or transactional producers (the embedded broker has neither): delivery is
+at-least-once, and every consumer drops duplicates by event id.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def producer(bootstrap: str, client_id: str = "mash-broker") -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False,
+        linger_ms=2, max_batch_size=256 * 1024, request_timeout_ms=10_000, retry_backoff_ms=200,
+    )
+
+
+def group_consumer(bootstrap: str, group: str, *topics: str) -> AIOKafkaConsumer:
+    """A consumer-group member that commits offsets only after its work is safely produced downstream."""
+    return AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_uncommitted", max_poll_records=500,
+    )
+
+
+def reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A group-less consumer for cursor reads (HTTP pull): partitions are assigned and seeked by hand."""
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")

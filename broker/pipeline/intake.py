@@ -1,0 +1,52 @@
+"""Intake as a pure function: native bytes -> complete, validated canonical events and precise rejections.
+
+Both HTTP intake and `mash-broker convert` run this; only what happens to the result differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
+from adapters.kit.registry import select
+from broker.pipeline.identify import LinkageKey, complete
+from broker.schema.validate import validate_event
+
+
+@dataclass(slots=True)
+class Prepared:
+    adapter: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _event_position(event: dict[str, Any], index: int) -> str:
+    return f"event {index} ({event.get('event_type', 'unknown type')})"
+
+
+def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, content_type: str | None = None,
+            filename: str | None = None) -> Prepared:
+    """Adapt, link, stamp and validate. Never raises for bad input: every problem is a Rejection."""
+    out = Prepared()
+    try:
+        adapter = select(agency, data, source=ctx.source, content_type=content_type, filename=filename)
+        out.adapter = adapter.name
+        adapted = adapter.adapt(data, ctx)
+    except AdapterInputError as exc:
+        out.rejections.append(exc.rejection)
+        return out
+    except Exception as exc:  # an adapter bug must not lose the record: reject it (it is dead-lettered whole)
+        out.rejections.append(Rejection(ctx.source, "", "", f"adapter {out.adapter} failed ({type(exc).__name__})"))
+        return out
+    out.rejections.extend(adapted.rejections)
+    for i, draft in enumerate(adapted.events):
+        event = complete(draft, key, ctx.received_at)
+        problems = validate_event(event)
+        if problems:  # an adapter bug or an unmappable value: fail closed, name every field
+            out.rejections.extend(
+                Rejection(ctx.source, _event_position(event, i), p.field, f"canonical schema: {p.reason}")
+                for p in problems)
+        else:
+            out.events.append(event)
+    return out

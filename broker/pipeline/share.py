@@ -1,0 +1,17 @@
+"""The share stage as a pure function: one event -> each subscriber's decision and, if delivered, its projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.policy import ConsentState, Decision, Protocol, decide_all, release
+
+
+def share(protocol: Protocol, event: dict[str, Any], *, consent: ConsentState | None,
+          mask_key: bytes) -> list[tuple[Decision, dict[str, Any] | None]]:
+    """Decisions for every subscriber of the protocol (default deny), with the released view where delivered."""
+    out: list[tuple[Decision, dict[str, Any] | None]] = []
+    for decision in decide_all(protocol, event, consent):
+        released = release(event, decision, mask_key=mask_key) if decision.outcome == "deliver" else None
+        out.append((decision, released))
+    return out

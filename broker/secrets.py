@@ -1,0 +1,52 @@
+"""Secrets the broker holds itself: the linkage HMAC key. Files are created 0600 and refused if others can read them."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from broker.pipeline.identify import LinkageKey
+
+
+class SecretError(RuntimeError):
+    pass
+
+
+def read_secret_file(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretError(f"{path} is readable by group or others (chmod 600 it)")
+    return base64.b64decode(path.read_bytes().strip())
+
+
+def write_secret_file(path: Path, secret: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(base64.b64encode(secret) + b"\n")
+
+
+def named_secret(data_dir: Path, name: str, version: int, *, create: bool) -> bytes:
+    """A 32-byte secret from MASH_<NAME>_KEY (base64) or <data_dir>/keys/<name>-v<N>.key; created if asked."""
+    env = os.environ.get(f"MASH_{name.upper()}_KEY")
+    if env:
+        return base64.b64decode(env)
+    path = data_dir / "keys" / f"{name}-v{version}.key"
+    if not path.exists():
+        if not create:
+            raise SecretError(f"no {name} key: set MASH_{name.upper()}_KEY or provide {path}")
+        write_secret_file(path, secrets.token_bytes(32))
+    return read_secret_file(path)
+
+
+def linkage_key(data_dir: Path, version: int, *, create: bool) -> LinkageKey:
+    """The HMAC key behind linkage tokens."""
+    return LinkageKey(version, named_secret(data_dir, "linkage", version, create=create))
+
+
+def mask_key(data_dir: Path, *, create: bool) -> bytes:
+    """The key behind the protocol's keyed-hash mask (distinct from the linkage key: a masked id must not link)."""
+    return named_secret(data_dir, "mask", 1, create=create)

@@ -1,0 +1,42 @@
+"""Prometheus metrics. Labels are bounded sets (agency, event type, subscriber, outcome): never record data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from adapters.kit.interface import Rejection
+
+
+def rejection_kind(rejection: Rejection) -> str:
+    if not rejection.record:
+        return "input"
+    return "schema" if rejection.reason.startswith("canonical schema") else "record"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter("mash_records_received_total", "Native records received at intake", ["agency"],
+                                  registry=r)
+        self.events_out = Counter("mash_events_published_total", "Canonical events published", ["agency"],
+                                  registry=r)
+        self.rejections = Counter("mash_rejections_total", "Rejected records (dead-lettered)", ["agency", "kind"],
+                                  registry=r)
+        self.decisions = Counter("mash_decisions_total", "Share decisions", ["subscriber", "outcome"], registry=r)
+        self.duplicates = Counter("mash_duplicates_dropped_total", "Deliveries skipped as already sent",
+                                  ["subscriber"], registry=r)
+        self.kafka_unavailable = Counter("mash_kafka_unavailable_total", "Intake refused because Kafka did not ack",
+                                         registry=r)
+        self.poison = Counter("mash_poison_messages_total", "Undecodable messages dead-lettered by a worker",
+                              registry=r)
+        self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
+                                       buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+
+    def observe_intake(self, agency: str, events: int, rejections: Iterable[Rejection]) -> None:
+        self.records_in.labels(agency).inc()
+        self.events_out.labels(agency).inc(events)
+        for rejection in rejections:
+            self.rejections.labels(agency, rejection_kind(rejection)).inc()

@@ -1,0 +1,99 @@
+"""Share workers: consumer-group members on the events topic that deliver to each subscriber's topic.
+
+Offsets are committed only after every delivery of a batch is acknowledged, so a crash redelivers (at-least-once);
+the delivered log drops what a subscriber was already sent, so subscribers see each event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from adapters.kit.interface import Rejection
+from broker.clock import now_iso
+from broker.kafka.clients import group_consumer
+from broker.logging import get_logger
+from broker.pipeline.deadletter import deadletter_record
+from broker.pipeline.share import share
+from broker.service.messages import decode, encode, header
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+    from broker.service.runtime import Runtime
+
+log = get_logger("mash.share")
+
+
+async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-0") -> None:
+    consumer = group_consumer(rt.bootstrap, rt.settings.share_group, rt.settings.topics.events)
+    await consumer.start()
+    log.info("share_worker_started", worker=name)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            messages = [m for msgs in batch.values() for m in msgs]
+            if messages:
+                await process_batch(rt, messages)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        log.info("share_worker_stopped", worker=name)
+
+
+async def _poison(rt: Runtime, msg: ConsumerRecord, why: str) -> Any:
+    """An undecodable message: dead-letter it (sealed) and let the stream continue."""
+    rt.metrics.poison.inc()
+    digest = hashlib.sha256(msg.value or b"").hexdigest()
+    position = f"{msg.topic}/{msg.partition}/{msg.offset}"
+    record = deadletter_record(Rejection(position, "", "", why), agency="unknown", system=None,
+                               content_type="application/json", received_at=now_iso(), content_sha256=digest,
+                               sealed_input=rt.seal_deadletter_input(msg.value or b"", digest))
+    log.warning("poison_message", position=position, reason=why)
+    return await rt.producer.send(rt.settings.topics.deadletter, encode(record),
+                                  key=record["deadletter_id"].encode())
+
+
+async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
+    assert rt.producer is not None and rt.delivered is not None and rt.protocol is not None
+    sends, marks, audits = [], [], []
+    now = now_iso()
+    for msg in messages:
+        try:
+            revealed = rt.reveal(decode(msg.value))
+            event = revealed.event
+            token = event["subject"]["linkage"]["token"]
+        except Exception as exc:  # poison: never stall the stream on one bad message
+            sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
+            continue
+        for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), mask_key=rt.mask_key):
+            rt.metrics.decisions.labels(decision.subscriber, decision.outcome).inc()
+            audits.append(rt.audit_record("decision", time=now, actor="share", subject=token,
+                                          **decision.to_record()))
+            if released is None:
+                continue
+            if rt.delivered.already(decision.subscriber, [decision.event_id]):
+                rt.metrics.duplicates.labels(decision.subscriber).inc()
+                continue
+            sealed = rt.seal_for(decision.subscriber, released)
+            headers = [("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
+                       ("protocol_version", str(rt.protocol.version).encode())]
+            sends.append(await rt.producer.send(rt.settings.topics.deliver(decision.subscriber), sealed,
+                                                key=token.encode(), headers=headers))
+            marks.append((decision.subscriber, decision.event_id, decision.decision_id))
+            audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token,
+                                          subscriber=decision.subscriber, event_id=decision.event_id,
+                                          decision_id=decision.decision_id))
+    await asyncio.gather(*sends)
+    rt.delivered.mark(marks)
+    await rt.emit_audit(audits)
+
+
+def delivery_view(msg: ConsumerRecord) -> dict[str, Any]:
+    """How a delivery appears over HTTP: the sealed bytes (base64) and the operational headers."""
+    return {"offset": msg.offset, "partition": msg.partition,
+            "event_id": header(msg.headers, "event_id"), "decision_id": header(msg.headers, "decision_id"),
+            "protocol_version": header(msg.headers, "protocol_version"),
+            "sealed": base64.b64encode(msg.value or b"").decode()}

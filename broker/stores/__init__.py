@@ -1,0 +1,1 @@
+"""Stores at the edge: SQLite by default."""

@@ -1,0 +1,26 @@
+"""Each HTTP subscriber's acknowledged cursor: where a pull without `after` resumes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+class CursorStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS acked (subscriber TEXT PRIMARY KEY, cursor TEXT NOT NULL,"
+                        " acked_at TEXT NOT NULL)")
+
+    def get(self, subscriber: str) -> str | None:
+        row = self.db.execute("SELECT cursor FROM acked WHERE subscriber = ?", (subscriber,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, subscriber: str, cursor: str, acked_at: str) -> None:
+        self.db.execute("INSERT INTO acked VALUES (?, ?, ?) ON CONFLICT(subscriber) DO UPDATE SET"
+                        " cursor = excluded.cursor, acked_at = excluded.acked_at", (subscriber, cursor, acked_at))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,36 @@
+"""Which events each subscriber has been sent: the share stage's duplicate filter (at-least-once made exactly-once
+for the subscriber, since event ids are deterministic)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class DeliveredLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS delivered (subscriber TEXT NOT NULL, event_id TEXT NOT NULL,"
+                        " decision_id TEXT NOT NULL, PRIMARY KEY (subscriber, event_id))")
+
+    def already(self, subscriber: str, event_ids: Iterable[str]) -> set[str]:
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT event_id FROM delivered WHERE subscriber = ? AND event_id IN ({marks})",
+                               [subscriber, *ids])
+        return {r[0] for r in rows}
+
+    def mark(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(subscriber, event_id, decision_id) rows, after Kafka acknowledged the deliveries."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO delivered VALUES (?, ?, ?)", list(rows))
+
+    def close(self) -> None:
+        self.db.close()

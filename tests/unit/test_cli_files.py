@@ -1,0 +1,62 @@
+"""`mash-broker convert` and `validate`: output streams and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "broker.cli.main"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_convert_uk_core_examples_prints_json_lines(external_cases, tmp_path) -> None:
+    health = external_cases / "health"
+    files = [str(health / "UKCore-Patient-RichardSmith-Example.xml"),
+             str(health / "UKCore-Encounter-InpatientEncounter-Example.xml")]
+    proc = run("convert", "--agency", "health", *files, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event_type"] for e in events] == ["person.identified", "health.admission"]
+    assert all(e["subject"]["linkage"]["token"].startswith("lt1_") for e in events)
+
+
+def test_convert_reports_rejections_with_file_position_and_reason(tmp_path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"resourceType": "Patient", "id": "p1", "gender": "female",
+                                "birthDate": "2016-04-01", "name": [{"family": "Testchild", "given": ["Ann"]}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"resourceType": "Patient", "id": "p2", "birthDate": "not-a-date"}))
+    proc = run("convert", "--agency", "health", str(good), str(bad), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert len(proc.stdout.splitlines()) == 1
+    assert f"{bad}: Patient: Patient.birthDate" in proc.stderr
+    assert "not-a-date" not in proc.stderr
+
+
+def test_convert_unreadable_file_and_bad_agency_exit_2(tmp_path) -> None:
+    assert run("convert", "--agency", "health", str(tmp_path / "missing.xml"), cwd=tmp_path).returncode == 2
+    proc = run("convert", "--agency", "wizards", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "--agency must be one of" in proc.stderr
+
+
+def test_validate_accepts_converted_events_and_names_bad_ones(external_cases, tmp_path) -> None:
+    src = external_cases / "health" / "UKCore-Patient-RichardSmith-Example.xml"
+    converted = run("convert", "--agency", "health", str(src), cwd=tmp_path)
+    good = tmp_path / "events.jsonl"
+    good.write_text(converted.stdout)
+    assert run("validate", str(good)).returncode == 0
+    event = json.loads(converted.stdout.splitlines()[0])
+    del event["risk"]
+    event["payload"]["unexpected"] = True
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(converted.stdout + json.dumps(event) + "\n{not json\n")
+    proc = run("validate", str(bad))
+    assert proc.returncode == 1
+    assert f"{bad}: line 2: (event): required property 'risk' is missing" in proc.stderr
+    assert f"{bad}: line 2: payload: unknown field(s) 'unexpected'" in proc.stderr
+    assert f"{bad}: line 3: not valid JSON" in proc.stderr
