@@ -34,7 +34,8 @@ def _model(resource_type: str, obj: Any, base: str) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise FieldProblem(_field_path(base, tuple(err.get("loc", ()))), err.get("msg", "invalid")) from None
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, LookupError, RecursionError):
+        # fhir_core's XML reader raises KeyError/IndexError on unknown or misplaced elements
         raise FieldProblem(base, f"not a valid {resource_type} resource") from None
 
 
@@ -46,7 +47,7 @@ def _load(data: bytes, source: str) -> tuple[str, Any]:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise AdapterInputError(Rejection(source, "", "", f"not valid JSON (at byte {exc.pos})")) from None
-        if not isinstance(obj.get("resourceType"), str):
+        if not isinstance(obj, dict) or not isinstance(obj.get("resourceType"), str):
             raise AdapterInputError(Rejection(source, "", "resourceType", "missing: not a FHIR resource"))
         return "json", obj
     if head == b"<":
@@ -57,28 +58,34 @@ def _load(data: bytes, source: str) -> tuple[str, Any]:
     raise AdapterInputError(Rejection(source, "", "", "neither FHIR JSON nor FHIR XML"))
 
 
-def _entries(kind: str, doc: Any) -> list[tuple[str, str, Any]]:
-    """(position, resource type, raw resource) for a single resource or each Bundle entry."""
+def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str | None]]:
+    """(position, resource type, raw resource, fullUrl) for a single resource or each Bundle entry."""
     if kind == "json":
         if doc["resourceType"] != "Bundle":
-            return [(doc["resourceType"], doc["resourceType"], doc)]
+            return [(doc["resourceType"], doc["resourceType"], doc, None)]
+        entries = doc.get("entry") or []
+        if not isinstance(entries, list):
+            raise AdapterInputError(Rejection(source, "", "Bundle.entry", "not a list of entries"))
         out = []
-        for i, entry in enumerate(doc.get("entry") or []):
+        for i, entry in enumerate(entries):
             res = entry.get("resource") if isinstance(entry, dict) else None
             rtype = res.get("resourceType") if isinstance(res, dict) else None
-            out.append((f"Bundle.entry[{i}]", rtype if isinstance(rtype, str) else "", res))
+            full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+            out.append((f"Bundle.entry[{i}]", rtype if isinstance(rtype, str) else "", res,
+                        full_url if isinstance(full_url, str) else None))
         return out
     from lxml import etree
 
     if local(doc.tag) != "Bundle":
-        return [(local(doc.tag), local(doc.tag), etree.tostring(doc))]
+        return [(local(doc.tag), local(doc.tag), etree.tostring(doc), None)]
     out = []
     entries = [e for e in doc if local(e.tag) == "entry"]
     for i, entry in enumerate(entries):
         holder = next((c for c in entry if local(c.tag) == "resource"), None)
-        res = next(iter(holder), None) if holder is not None else None
+        res = next((c for c in holder if isinstance(c.tag, str)), None) if holder is not None else None
+        url = next((c.get("value") for c in entry if local(c.tag) == "fullUrl"), None)
         out.append((f"Bundle.entry[{i}]", local(res.tag) if res is not None else "",
-                    etree.tostring(res) if res is not None else None))
+                    etree.tostring(res) if res is not None else None, url))
     return out
 
 
@@ -98,22 +105,26 @@ class FhirAdapter:
         if len(data) > MAX_BYTES:
             raise AdapterInputError(Rejection(ctx.source, "", "", f"input larger than {MAX_BYTES} bytes"))
         kind, doc = _load(data, ctx.source)
-        entries = _entries(kind, doc)
+        entries = _entries(kind, doc, ctx.source)
         out = AdapterOutput()
         models: list[tuple[str, str, Any]] = []
-        for position, rtype, raw in entries:
+        resolved: dict[str, Any] = {}
+        for position, rtype, raw, full_url in entries:
             base = rtype or "resource"
             try:
                 if raw is None or not rtype:
                     raise FieldProblem("resource", "entry has no resource")
                 if rtype not in MAPPERS and rtype not in SUPPORTING:
                     raise FieldProblem(f"{rtype}.resourceType", "resource type not handled by the health adapter")
-                models.append((position, base, _model(rtype, raw, base)))
+                model = _model(rtype, raw, base)
+                models.append((position, base, model))
+                # References resolve by "Type/id" and by the entry's fullUrl (urn:uuid:... in transaction Bundles).
+                if model.id:
+                    resolved[f"{rtype}/{model.id}"] = model
+                if full_url:
+                    resolved[full_url] = model
             except FieldProblem as p:
                 out.rejections.append(Rejection(ctx.source, position, p.field, p.reason))
-        resolved: dict[str, Any] = {}
-        for _, _, m in models:
-            resolved[f"{m.get_resource_type()}/{m.id}"] = m
         fctx = Context(system=ctx.system or "fhir", received_at=ctx.received_at, resources=resolved)
         for position, base, model in models:
             mapper = MAPPERS.get(model.get_resource_type())

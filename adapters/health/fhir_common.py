@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.kit.events import new_event
 from adapters.kit.identifiers import check_nhs_number, normalise_postcode
+
+FORMAT = "fhir-r4"
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -18,13 +23,23 @@ VERIFICATION = {
     "01": "verified", "02": "unverified", "03": "trace_required", "04": "trace_attempted_no_match",
     "05": "trace_needs_resolution", "06": "trace_in_progress", "07": "not_traced", "08": "trace_postponed",
 }
-# FHIR v3-RoleCode / v2-0131 relationship codes -> canonical role.
+# FHIR v3-RoleCode / v2-0131 contact role / v2-0063 relationship codes -> canonical role.
 RELATIONSHIP_ROLE = {
     "MTH": "parent", "FTH": "parent", "PRN": "parent", "NPRN": "parent", "STPPRN": "parent", "ADOPTP": "parent",
     "GUARD": "guardian", "GRD": "guardian", "FOSTER": "carer", "PRNFOST": "carer", "CAREGIVER": "carer",
     "SIB": "sibling", "BRO": "sibling", "SIS": "sibling", "C": "emergency_contact", "N": "other",
+    # v3-RoleCode natural, adoptive and step parents; siblings
+    "NMTH": "parent", "NFTH": "parent", "ADOPTM": "parent", "ADOPTF": "parent",
+    "STPMTH": "parent", "STPFTH": "parent", "GESTM": "parent", "NSIB": "sibling", "HSIB": "sibling",
+    "STPSIB": "sibling", "NBRO": "sibling", "NSIS": "sibling",
+    # v2-0063 (HL7 v2 NK1-3) relationship codes
+    "PAR": "parent", "CGV": "carer", "EMC": "emergency_contact", "DOM": "household_member",
+    "FCH": "other", "SPO": "other", "GRP": "other", "OTH": "other",
 }
-PARENTAL = {"MTH", "FTH", "PRN", "NPRN", "ADOPTP", "GUARD", "GRD"}
+# Codes whose holder has parental responsibility in law (Children Act 1989 s2-s4A): mothers, married/registered
+# fathers as the source asserts them (MTH/FTH), adopters and guardians. Natural fathers, step-parents and foster
+# carers do not have it by the relationship alone, so theirs stays unknown (None).
+PARENTAL = {"MTH", "FTH", "PRN", "NPRN", "ADOPTP", "GUARD", "GRD", "NMTH", "GESTM", "ADOPTM", "ADOPTF"}
 
 
 Warning = dict[str, str]
@@ -57,10 +72,70 @@ def first_code(concept: Any) -> str | None:
     return None
 
 
+_DATE_OR_DATETIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$")
+
+
 def iso(value: Any) -> str | None:
     if value is None:
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def when(value: Any) -> str | None:
+    """ISO date or date-time for the canonical schema; a partial FHIR date ('2019', '2019-05') gives None."""
+    text = iso(value)
+    return text if text and _DATE_OR_DATETIME.match(text) else None
+
+
+def codes_of(concepts: Any) -> list[tuple[str | None, str]]:
+    """(system, code) for every coding of one CodeableConcept or a list of them."""
+    if concepts is None:
+        return []
+    items = concepts if isinstance(concepts, list) else [concepts]
+    return [(c.system, c.code) for concept in items for c in (concept.coding or []) if c.code]
+
+
+def reference_kind(reference: Any) -> str | None:
+    """Resource type a reference points at: Reference.type, else the 'Type/id' prefix."""
+    if reference is None:
+        return None
+    if reference.type:
+        return reference.type
+    ref = reference.reference or ""
+    return ref.split("/")[-2] if ref.count("/") >= 1 and not ref.startswith(("urn:", "#")) else None
+
+
+def organisation_of(reference: Any, ctx: Context) -> dict[str, Any] | None:
+    """The canonical organisation for a Reference(Organization); None when it points at anything else."""
+    if reference is None:
+        return None
+    target = ctx.resources.get(reference.reference or "")
+    ident = reference.identifier
+    ods = ident.value if ident is not None and ident.system == ODS_SYSTEM else None
+    if target is not None and target.get_resource_type() == "Organization":
+        ods = ods or next((i.value for i in target.identifier or [] if i.system == ODS_SYSTEM), None)
+        return {"ods_code": ods, "name": target.name}
+    if ods or reference_kind(reference) == "Organization":
+        return {"ods_code": ods, "name": reference.display}
+    return None
+
+
+def record_version(resource: Any) -> str:
+    """meta.versionId, else a content hash: a resend maps to the same event id, a changed resource to a new one."""
+    if resource.meta is not None and resource.meta.versionId:
+        return resource.meta.versionId
+    return "sha256:" + hashlib.sha256(resource.model_dump_json().encode()).hexdigest()[:16]
+
+
+def fhir_event(resource: Any, ctx: Context, *, event_type: str, occurred_at: str | None, child: dict[str, Any],
+               payload: dict[str, Any], warnings: list[Warning], **extra: Any) -> dict[str, Any]:
+    rtype = resource.get_resource_type()
+    record_id = f"{rtype}/{resource.id}" if resource.id else f"{rtype}/{record_version(resource)}"
+    return new_event(event_type=event_type, agency="health", system=ctx.system, record_id=record_id,
+                     record_version=record_version(resource), fmt=FORMAT,
+                     occurred_at=occurred_at or ctx.received_at, child=child, payload=payload,
+                     warnings=warnings, **extra)
 
 
 def extension(resource: Any, url: str) -> Any:
@@ -141,7 +216,7 @@ def subject_of(reference: Any, ctx: Context, base: str, warnings: list[Warning])
         warnings.append({"code": "subject.missing", "field": base, "message": "resource names no subject"})
         return {}
     target = ctx.resources.get(reference.reference or "")
-    if target is not None:
+    if target is not None and target.get_resource_type() == "Patient":
         return person_from_patient(target, ctx, base, [])  # its own warnings belong to the Patient's event
     ident = reference.identifier
     if ident is not None and ident.value:

@@ -18,7 +18,7 @@ app.command()(files.convert)
 app.command()(files.validate)
 
 # Sub-apps live beside this file, one per concern.
-for _name in ("keys", "policy", "audit", "apikeys"):
+for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config"):
     try:
         app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
     except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build
@@ -64,6 +64,35 @@ def run(
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(
+    share_workers: Annotated[int, typer.Option(min=1, help="Share workers (consumer-group members) here.")] = 1,
+) -> None:
+    """Run share workers only (no HTTP): scale out by starting more of these; they share the consumer group."""
+    import asyncio
+    import signal
+
+    from broker.config import Settings
+    from broker.logging import configure
+    from broker.service.runtime import Runtime
+
+    settings = Settings()
+    configure(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        rt = await Runtime(settings).start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, rt.stop_event.set)
+        rt.start_workers(share_workers)
+        try:
+            await rt.stop_event.wait()
+        finally:
+            await rt.stop()
+
+    asyncio.run(main())
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from adapters.kit.registry import AGENCIES
 from broker.api.auth import ApiKeyStore
 from broker.audit import audit_record as build_audit_record
 from broker.config import Settings
@@ -61,6 +64,8 @@ class Runtime:
         self.mask_key = mask_key(s.data_dir, create=s.dev_mode)
         self.keys = open_key_provider(s.data_dir, create=s.dev_mode)
         self.protocol = load_protocol(s.protocol_file)
+        if s.dev_mode:
+            self._dev_credentials()
         if not self.bootstrap:
             self.embedded = EmbeddedKafka().start()
             self.bootstrap = self.embedded.bootstrap_servers
@@ -73,6 +78,22 @@ class Runtime:
         self.cursors = CursorStore(s.data_dir / "cursors.sqlite")
         self.delivery_reader = DeliveryReader(self.bootstrap)
         return self
+
+    def _dev_credentials(self) -> None:
+        """make run: one API key per role and scope, written once to <data_dir>/dev-credentials.json (0600)."""
+        path = self.settings.data_dir / "dev-credentials.json"
+        if path.exists() or self.api_keys.principals():
+            return
+        wanted = [("intake", a) for a in AGENCIES] + [("subscriber", n) for n in self.protocol.subscribers]
+        wanted += [("ig_auditor", None), ("admin", None)]
+        creds = {}
+        for role, scope in wanted:
+            key, principal = self.api_keys.create(role, scope)
+            creds[principal.actor] = key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f, indent=1)
+        log.info("dev_credentials_written", path=str(path))
 
     def _topic_plan(self) -> list[tuple[str, int]]:
         s, topics = self.settings, self.settings.topics

@@ -1,0 +1,113 @@
+"""Code lists that decide whether a health record bears on safeguarding, and with which risk categories.
+
+Data, not logic: every list is documented (source and meaning) in adapters/health/README.md. Only exact codes
+match; there is no terminology server here, so subsumption (is-a descendants) is not computed. Lists want review by
+the clinical safety officer before production use (DCB0129).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+SNOMED = "http://snomed.info/sct"
+LEVELS = ("unknown", "none", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Concern:
+    categories: tuple[str, ...]
+    level: str
+    label: str
+
+
+# SNOMED CT (UK edition) concepts. Sources: RCGP safeguarding coding guidance (child safeguarding concern, child
+# protection plan); NHS England Patient Flag value sets (FGM-IS flag); Interweave flag types (exploitation, suicide
+# risk); SNOMED CT international release (self-harm, substance misuse, domestic violence, child at risk).
+SAFEGUARDING_SNOMED: dict[str, Concern] = {
+    "836881000000105": Concern(("other",), "medium", "Child is cause for safeguarding concern"),
+    "1064961000000107": Concern(("other",), "medium", "Child in family is safeguarding concern"),
+    "878111000000109": Concern(("other",), "medium", "Unborn child is cause for safeguarding concern"),
+    "342191000000101": Concern(("other",), "high", "Subject to child protection plan"),
+    "375041000000100": Concern(("other",), "medium", "Family member subject of child protection plan"),
+    "160877008": Concern(("other",), "medium", "Child at risk"),
+    "1076171000000104": Concern(("other",), "medium", "Carer behaviour is cause for safeguarding concern"),
+    "919461000000108": Concern(("child_sexual_exploitation",), "high", "At risk of sexual exploitation"),
+    "1188261000000103": Concern(("child_criminal_exploitation",), "high", "At risk of criminal exploitation"),
+    "902961000000107": Concern(("fgm",), "high", "Female genital mutilation (NHS England FGM-IS flag code)"),
+    "225444004": Concern(("self_harm",), "high", "At risk for suicide"),
+    "82313006": Concern(("self_harm",), "high", "Suicide attempt"),
+    "248062006": Concern(("self_harm",), "medium", "Self-injurious behaviour"),
+    "412732008": Concern(("domestic_abuse",), "medium", "History of domestic violence"),
+    "66214007": Concern(("substance_misuse",), "medium", "Substance abuse"),
+    "26416006": Concern(("substance_misuse",), "medium", "Drug abuse"),
+    "191816009": Concern(("substance_misuse",), "medium", "Drug dependence"),
+    "15167005": Concern(("substance_misuse",), "medium", "Alcohol abuse"),
+    "7200002": Concern(("substance_misuse",), "medium", "Alcoholism"),
+}
+
+# WHO ICD-10 (as used for NHS secondary care coding): code prefixes, dot removed. F17 (tobacco) is excluded.
+SAFEGUARDING_ICD10: dict[str, Concern] = {
+    "T740": Concern(("neglect",), "high", "Neglect or abandonment"),
+    "T741": Concern(("physical_abuse",), "high", "Physical abuse"),
+    "T742": Concern(("sexual_abuse",), "high", "Sexual abuse"),
+    "T743": Concern(("emotional_abuse",), "high", "Psychological abuse"),
+    "T748": Concern(("other",), "high", "Other maltreatment syndromes"),
+    "T749": Concern(("other",), "high", "Maltreatment syndrome, unspecified"),
+    "Y06": Concern(("neglect",), "high", "Neglect and abandonment (external cause)"),
+    "Y07": Concern(("other",), "high", "Other maltreatment syndromes (external cause)"),
+    **{f"X{n}": Concern(("self_harm",), "high", "Intentional self-harm") for n in range(60, 85)},
+    **{f"F1{n}": Concern(("substance_misuse",), "medium", "Mental and behavioural disorders due to substance use")
+       for n in (0, 1, 2, 3, 4, 5, 6, 8, 9)},
+}
+
+# Pregnancy: a safeguarding matter only for a child (under 18 on the date the finding is effective).
+PREGNANCY_SNOMED = {"77386006"}  # Pregnant (finding)
+PREGNANCY_ICD10_PREFIXES = ("O", "Z33", "Z34", "Z35")
+PREGNANCY_IN_MINOR = Concern(("other",), "medium", "Pregnancy in a person under 18")
+
+# DfE Children in Need census category of abuse codes, accepted from any code system on a child protection plan.
+CIN_ABUSE_CATEGORY = {"NEG": "neglect", "PHY": "physical_abuse", "EMO": "emotional_abuse", "SAB": "sexual_abuse",
+                      "MUL": "multiple"}
+
+
+def _is_icd10(system: str | None) -> bool:
+    return bool(system) and "icd-10" in system.lower()  # type: ignore[union-attr]
+
+
+def _icd10_key(code: str) -> str:
+    return code.replace(".", "").strip().upper()
+
+
+def concern_for(codes: Iterable[tuple[str | None, str]]) -> Concern | None:
+    """The merged concern for a set of (system, code) pairs, or None when none is on a list."""
+    found: list[Concern] = []
+    for system, code in codes:
+        if system == SNOMED and code in SAFEGUARDING_SNOMED:
+            found.append(SAFEGUARDING_SNOMED[code])
+        elif _is_icd10(system):
+            key = _icd10_key(code)
+            found.extend(c for prefix, c in SAFEGUARDING_ICD10.items() if key.startswith(prefix))
+    return merge(found)
+
+
+def is_pregnancy(codes: Iterable[tuple[str | None, str]]) -> bool:
+    for system, code in codes:
+        if system == SNOMED and code in PREGNANCY_SNOMED:
+            return True
+        if _is_icd10(system) and _icd10_key(code).startswith(PREGNANCY_ICD10_PREFIXES):
+            return True
+    return False
+
+
+def merge(concerns: Iterable[Concern]) -> Concern | None:
+    items = list(concerns)
+    if not items:
+        return None
+    categories = tuple(sorted({c for item in items for c in item.categories}))
+    level = max((item.level for item in items), key=LEVELS.index)
+    return Concern(categories, level, "; ".join(dict.fromkeys(item.label for item in items)))
+
+
+def cin_abuse_categories(codes: Iterable[tuple[str | None, str]]) -> list[str]:
+    return [CIN_ABUSE_CATEGORY[code] for _, code in codes if code in CIN_ABUSE_CATEGORY]

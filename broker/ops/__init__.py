@@ -1,0 +1,1 @@
+"""Operations tooling: the configuration reference, deployment topology (topics, ACLs) and health checks."""

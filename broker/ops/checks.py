@@ -1,0 +1,203 @@
+"""Health checks for an installation, each returning a CheckResult in plain words; `mash-broker doctor` renders them.
+
+Checks read the environment (files, the Kafka cluster) but never change it, and never print a secret or a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from broker.config import Settings
+from broker.ops.kafka_options import kafka_client_options
+from broker.ops.topology import topic_plan
+
+Status = Literal["ok", "info", "warning", "problem"]
+KEY_BYTES = 32
+# Files under the data directory that hold secrets besides everything in keys/.
+SECRET_FILES = ("api-keys.json", "dev-credentials.json")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    status: Status
+    detail: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.status != "problem"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolFinding:
+    result: CheckResult
+    subscribers: tuple[str, ...] | None  # None: the protocol could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaFinding:
+    result: CheckResult
+    topics: frozenset[str] | None  # None: no cluster was reached (or none is configured)
+
+
+async def check_kafka(settings: Settings, timeout: float = 5.0) -> KafkaFinding:
+    """Can the configured cluster be reached? Unset: the embedded broker will be started by `mash-broker run`."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        return KafkaFinding(CheckResult(
+            "kafka", "info", "KAFKA_BOOTSTRAP_SERVERS is not set: `mash-broker run` will start the embedded broker "
+            "(memory only, for development); set it to use a real cluster"), None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mash-broker-doctor",
+                                request_timeout_ms=int(timeout * 1000), **kafka_client_options(settings))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            topics = frozenset(await admin.list_topics())
+    except Exception as exc:
+        return KafkaFinding(CheckResult(
+            "kafka", "problem", f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}): check "
+            "KAFKA_BOOTSTRAP_SERVERS, the network and the TLS/SASL settings"), None)
+    finally:
+        await admin.close()
+    return KafkaFinding(CheckResult("kafka", "ok", f"reached {bootstrap} ({len(topics)} topics)"), topics)
+
+
+def check_topics(settings: Settings, present: frozenset[str] | None, subscribers: Iterable[str] | None) -> CheckResult:
+    """The topics a running deployment needs: the broker's three, plus one delivery topic per protocol subscriber."""
+    if present is None:
+        return CheckResult("topics", "info", "not checked: no Kafka cluster reached")
+    required = [t.name for t in topic_plan(settings.topic_prefix, settings.event_partitions, subscribers or ())]
+    missing = [name for name in required if name not in present]
+    scope = "" if subscribers is not None else " (delivery topics not checked: the protocol could not be read)"
+    if missing:
+        return CheckResult("topics", "problem", f"missing: {', '.join(missing)}{scope}; they are created at start "
+                           "when the broker's principal may create topics, otherwise create them (deploy/README.md)")
+    return CheckResult("topics", "ok", f"all {len(required)} required topics exist{scope}")
+
+
+def check_data_dir(data_dir: Path) -> CheckResult:
+    """The data directory must exist (or be creatable) and be writable by this user."""
+    target = data_dir if data_dir.exists() else next((p for p in data_dir.parents if p.exists()), Path("."))
+    if data_dir.exists() and not data_dir.is_dir():
+        return CheckResult("data dir", "problem", f"{data_dir} exists but is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return CheckResult("data dir", "problem", f"{target} is not writable ({type(exc).__name__}): "
+                           "set MASH_DATA_DIR to a writable directory")
+    if target != data_dir:
+        return CheckResult("data dir", "ok", f"{data_dir} does not exist yet; it will be created in {target}")
+    return CheckResult("data dir", "ok", f"{data_dir} is writable")
+
+
+def secret_files(data_dir: Path) -> list[Path]:
+    """Files holding secrets: everything under <data_dir>/keys, *.key files, the API key and dev credential files."""
+    keys = data_dir / "keys"
+    found = [p for p in keys.rglob("*") if p.is_file()] if keys.is_dir() else []
+    found += [p for p in data_dir.glob("*.key") if p.is_file()]
+    found += [data_dir / name for name in SECRET_FILES if (data_dir / name).is_file()]
+    return sorted(set(found))
+
+
+def check_secret_permissions(data_dir: Path) -> CheckResult:
+    """Key files must be readable by their owner only (0600)."""
+    files = secret_files(data_dir)
+    loose = [p for p in files if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+    if loose:
+        named = ", ".join(f"{p} (mode {stat.S_IMODE(p.stat().st_mode):04o})" for p in loose)
+        return CheckResult("key file permissions", "problem",
+                           f"readable by group or others: {named}; fix with chmod 600")
+    if not files:
+        return CheckResult("key file permissions", "info", f"no key files under {data_dir} (keys may come from "
+                           "the environment)")
+    return CheckResult("key file permissions", "ok", f"{len(files)} key files, all 0600 or stricter")
+
+
+def _protocol_loader() -> Callable[[Path], Any] | None:
+    """broker.policy.load_protocol if this build has it (imported lazily: doctor must work without it)."""
+    try:
+        return importlib.import_module("broker.policy").load_protocol
+    except ModuleNotFoundError as exc:
+        if exc.name in ("broker.policy",):
+            return None
+        raise
+    except AttributeError:
+        return None
+
+
+def subscriber_names(protocol: Any) -> tuple[str, ...]:
+    subs = protocol.subscribers
+    return tuple(str(getattr(s, "name", s)) for s in (subs.keys() if isinstance(subs, dict) else subs))
+
+
+def check_protocol(path: Path, loader: Callable[[Path], Any] | None = None) -> ProtocolFinding:
+    """The protocol file exists and loads with the share stage's own loader."""
+    if not path.is_file():
+        return ProtocolFinding(CheckResult("protocol", "problem", f"protocol file {path} does not exist: set "
+                                           "MASH_PROTOCOL_FILE"), None)
+    loader = loader or _protocol_loader()
+    if loader is None:
+        return ProtocolFinding(CheckResult("protocol", "warning", f"{path} exists, but this build has no protocol "
+                                           "loader (broker.policy), so its contents were not checked"), None)
+    try:
+        protocol = loader(path)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return ProtocolFinding(CheckResult("protocol", "problem",
+                                           f"{path} does not load ({type(exc).__name__}: {reason})"), None)
+    names = subscriber_names(protocol)
+    return ProtocolFinding(CheckResult("protocol", "ok", f"{path} loads: {len(names)} subscribers"), names)
+
+
+def check_named_key(data_dir: Path, name: str, version: int, purpose: str, *, dev_mode: bool = False) -> CheckResult:
+    """A 32-byte key from MASH_<NAME>_KEY or <data_dir>/keys/<name>-v<N>.key, as broker.secrets reads it."""
+    from broker.secrets import SecretError, named_secret
+
+    label = f"{name} key"
+    missing = not os.environ.get(f"MASH_{name.upper()}_KEY") and \
+        not (data_dir / "keys" / f"{name}-v{version}.key").exists()
+    if missing and dev_mode:
+        return CheckResult(label, "info", f"no {name} key yet: dev mode generates one at start")
+    try:
+        secret = named_secret(data_dir, name, version, create=False)
+    except SecretError as exc:
+        return CheckResult(label, "problem", f"{exc} ({purpose})")
+    except (ValueError, OSError) as exc:  # undecodable base64, unreadable file
+        return CheckResult(label, "problem", f"{name} key v{version} cannot be read ({type(exc).__name__})")
+    source = f"MASH_{name.upper()}_KEY" if os.environ.get(f"MASH_{name.upper()}_KEY") else \
+        str(data_dir / "keys" / f"{name}-v{version}.key")
+    if len(secret) < KEY_BYTES:
+        return CheckResult(label, "problem", f"{name} key v{version} from {source} is {len(secret)} bytes; "
+                           f"at least {KEY_BYTES} are needed")
+    return CheckResult(label, "ok", f"{name} key v{version} present ({source})")
+
+
+async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] | None = None) -> list[CheckResult]:
+    """Every check, in the order a person would fix them."""
+    protocol = check_protocol(settings.protocol_file, protocol_loader)
+    kafka = await check_kafka(settings)
+    return [
+        check_data_dir(settings.data_dir),
+        check_secret_permissions(settings.data_dir),
+        check_named_key(settings.data_dir, "linkage", settings.linkage_key_version, "pseudonymous linkage tokens",
+                        dev_mode=settings.dev_mode),
+        check_named_key(settings.data_dir, "mask", 1, "the protocol's keyed-hash masks", dev_mode=settings.dev_mode),
+        protocol.result,
+        kafka.result,
+        check_topics(settings, kafka.topics, protocol.subscribers),
+    ]
+
+
+def healthy(results: Iterable[CheckResult]) -> bool:
+    return all(r.healthy for r in results)

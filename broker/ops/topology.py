@@ -1,0 +1,93 @@
+"""The Kafka layout a deployment needs: topics, and who may read or write each (Strimzi KafkaTopic/KafkaUser).
+
+Pure functions over names. The convention:
+- <prefix>.events (partitioned by linkage token), <prefix>.deadletter, <prefix>.audit: the broker's own;
+- <prefix>.deliver.<subscriber>: one per protocol subscriber, readable by that subscriber only;
+- <prefix>.intake.<agency>: raw native records an agency system produces (Kafka intake), writable by that agency only;
+- consumer groups: the broker's start with "mash-broker."; a subscriber's is <prefix>.subscriber.<subscriber>.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+STRIMZI_API = "kafka.strimzi.io/v1beta2"
+BROKER_USER = "mash-broker"
+BROKER_GROUP_PREFIX = "mash-broker."
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    purpose: str
+
+
+def topic_plan(prefix: str, event_partitions: int, subscribers: Iterable[str],
+               agencies: Iterable[str] = ()) -> list[TopicSpec]:
+    """Every topic the broker uses, in a stable order."""
+    plan = [TopicSpec(f"{prefix}.events", event_partitions, "canonical events, key = linkage token"),
+            TopicSpec(f"{prefix}.deadletter", 1, "rejected records, encrypted, with reason"),
+            TopicSpec(f"{prefix}.audit", 1, "audit records before chaining into the audit store")]
+    plan += [TopicSpec(f"{prefix}.deliver.{s}", 1, f"what the protocol releases to {s}") for s in subscribers]
+    plan += [TopicSpec(f"{prefix}.intake.{a}", 3, f"raw records from {a} systems") for a in agencies]
+    return plan
+
+
+def subscriber_user(subscriber: str) -> str:
+    return f"subscriber-{subscriber.replace('_', '-')}"
+
+
+def agency_user(agency: str) -> str:
+    return f"agency-{agency.replace('_', '-')}"
+
+
+def resource_name(topic: str) -> str:
+    """Kubernetes object names allow only [a-z0-9-.]: the Kafka name itself goes in spec.topicName."""
+    return topic.replace("_", "-")
+
+
+def _acl(kind: str, name: str, operations: list[str], pattern: str = "literal") -> dict[str, Any]:
+    return {"resource": {"type": kind, "name": name, "patternType": pattern}, "operations": operations}
+
+
+def _user(name: str, cluster: str, acls: list[dict[str, Any]], purpose: str) -> dict[str, Any]:
+    return {"apiVersion": STRIMZI_API, "kind": "KafkaUser",
+            "metadata": {"name": name, "labels": {"strimzi.io/cluster": cluster},
+                         "annotations": {"mash-broker/purpose": purpose}},
+            "spec": {"authentication": {"type": "scram-sha-512"},
+                     "authorization": {"type": "simple", "acls": acls}}}
+
+
+def kafka_topics(plan: Iterable[TopicSpec], cluster: str, replicas: int = 3) -> list[dict[str, Any]]:
+    return [{"apiVersion": STRIMZI_API, "kind": "KafkaTopic",
+             "metadata": {"name": resource_name(t.name), "labels": {"strimzi.io/cluster": cluster},
+                          "annotations": {"mash-broker/purpose": t.purpose}},
+             "spec": {"topicName": t.name, "partitions": t.partitions, "replicas": replicas,
+                      "config": {"min.insync.replicas": min(2, replicas), "retention.ms": 604_800_000}}}
+            for t in plan]
+
+
+def kafka_users(prefix: str, subscribers: Iterable[str], agencies: Iterable[str], cluster: str,
+                share_group: str = "mash-broker.share") -> list[dict[str, Any]]:
+    """The broker's principal, one per subscriber (reads its own delivery topic), one per agency (writes its intake)."""
+    broker_acls = [
+        _acl("topic", f"{prefix}.", ["Read", "Write", "Describe", "DescribeConfigs", "Create"], "prefix"),
+        _acl("group", BROKER_GROUP_PREFIX, ["Read", "Describe"], "prefix"),
+        {"resource": {"type": "cluster"}, "operations": ["Describe"]},
+    ]
+    if not share_group.startswith(BROKER_GROUP_PREFIX):
+        broker_acls.insert(2, _acl("group", share_group, ["Read", "Describe"]))
+    users = [_user(BROKER_USER, cluster, broker_acls, "mash-broker API and share workers")]
+    for s in subscribers:
+        users.append(_user(subscriber_user(s), cluster, [
+            _acl("topic", f"{prefix}.deliver.{s}", ["Read", "Describe"]),
+            _acl("group", f"{prefix}.subscriber.{s}", ["Read"]),
+        ], f"subscriber {s}: reads {prefix}.deliver.{s} only"))
+    for a in agencies:
+        users.append(_user(agency_user(a), cluster, [
+            _acl("topic", f"{prefix}.intake.{a}", ["Write", "Describe"]),
+        ], f"agency {a}: writes {prefix}.intake.{a} only"))
+    return users

@@ -1,0 +1,108 @@
+"""The compiled protocol: plain frozen data, built once by `compile`, read by the engine for every event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldOutcome:
+    """What one leaf path gets under one rule, and which part of the rule said so (for `explain`)."""
+
+    action: str  # release | withhold | mask
+    mask: str | None
+    because: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    where: str  # YAML path, e.g. rules[2].fields[1]
+    classifications: frozenset[str]
+    paths: tuple[str, ...]
+    action: str
+    mask: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    risk_at_least: str | None = None
+    risk_at_most: str | None = None
+    risk_categories_any: frozenset[str] | None = None
+    subject_under_18: bool = False
+    consent_status: frozenset[str] | None = None
+    case_open: bool | None = None
+    registered_with: str | None = None  # gp_practice | school
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    id: str
+    where: str  # YAML path, e.g. rules[3]
+    description: str
+    subscribers: tuple[str, ...]  # names or roles, as written
+    event_type_patterns: tuple[str, ...]  # as written, wildcards included
+    event_types: frozenset[str]  # expanded
+    source_agencies: frozenset[str] | None
+    purpose: str
+    lawful_basis: tuple[str, ...]
+    conditions: Conditions
+    field_rules: tuple[FieldRule, ...]
+    consent_based: bool  # cites `consent`: honour a withdrawal or objection
+    gateway: str | None  # first statutory gateway cited: overrides a withdrawal or objection
+    tables: Mapping[str, Mapping[str, FieldOutcome]]  # event type -> leaf path -> outcome, precomputed
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    id: str
+    name: str
+    agency: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Subscriber:
+    name: str
+    partner: str
+    role: str
+    purposes: tuple[str, ...]
+    key_suite: str
+    delivery: str  # kafka | http-pull | sse
+    public_key_b64: str | None = None  # inline key, checked at load
+    key_file: Path | None = None  # resolved against the protocol file's folder; read only when sealing
+    organisation: Mapping[str, str] = field(default_factory=dict)  # ods_code / urn, for `registered_with`
+    description: str = ""
+
+    def public_key(self) -> bytes:
+        """The raw public key for sealing (lazy for key files). Raises SubscriberKeyError when unusable."""
+        from broker.policy.keys import read_public_key
+
+        return read_public_key(self)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Protocol:
+    id: str
+    version: str
+    title: str
+    effective_from: str
+    purposes: Mapping[str, str]
+    partners: Mapping[str, Partner]
+    subscribers: Mapping[str, Subscriber]  # name -> subscriber; `name in protocol.subscribers` is the membership test
+    rules: tuple[Rule, ...]
+    tests: tuple[Mapping[str, Any], ...]
+    origin: str
+    review_by: str | None = None
+    owner: str | None = None
+    # (subscriber name, event type) -> the rules that could apply, in file order: the engine's only lookup.
+    index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)

@@ -1,0 +1,78 @@
+"""Reading protocol YAML safely: no timestamp magic, no duplicate keys, and a line number for every path.
+
+Dates stay strings (the schema checks them); a duplicated key is an error rather than PyYAML's silent last-wins,
+since a repeated `fields:` would quietly change what is shared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from broker.policy.errors import ProtocolError
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+# Keep YAML timestamps as plain strings: drop the implicit resolver for them.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:  # the node's own keys; a merge (<<) may supply a key they override
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, "duplicate key", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def parse_yaml(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree) of one YAML document; a syntax error names the line, never the text."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = (exc.problem or "invalid YAML").split("\n")[0]
+        raise ProtocolError(origin, "", f"not valid YAML ({problem})", line) from None
+    except yaml.YAMLError:
+        raise ProtocolError(origin, "", "not valid YAML") from None
+    return data, node
+
+
+def line_of(node: yaml.Node | None, parts: list[str | int]) -> int | None:
+    """1-based line of the value at this path, or of the nearest ancestor that exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def yaml_path(parts: list[str | int]) -> str:
+    """['rules', 2, 'fields', 0] -> 'rules[2].fields[0]'."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

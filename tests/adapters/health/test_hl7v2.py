@@ -1,0 +1,187 @@
+"""HL7 v2 ADT: every trigger event, field-by-field mapping, framing, several messages, bad messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.health.hl7v2 import ADAPTER
+from adapters.kit.interface import AdaptContext, AdapterInputError
+from tests.adapters.health.builders import INVALID_NHS, VALID_NHS, hl7_message
+from tests.conftest import assert_canonical
+
+
+def adapt(text: str | bytes):
+    data = text.encode() if isinstance(text, str) else text
+    out = ADAPTER.adapt(data, AdaptContext(source="adt.hl7", received_at="2024-03-02T00:00:00Z"))
+    assert_canonical(out.events)
+    return out
+
+
+def one(text: str) -> dict:
+    out = adapt(text)
+    assert out.rejections == []
+    [event] = out.events
+    return event
+
+
+@pytest.mark.parametrize(("event", "patient_class", "event_type", "setting"), [
+    ("A01", "I", "health.admission", "inpatient"),
+    ("A01", "E", "health.urgent_care_attendance", "emergency"),
+    ("A03", "I", "health.admission", "inpatient"),
+    ("A03", "E", "health.urgent_care_attendance", "emergency"),
+    ("A04", "E", "health.urgent_care_attendance", "emergency"),
+    ("A04", "O", "health.attendance", "outpatient"),
+])
+def test_encounter_events(event: str, patient_class: str, event_type: str, setting: str) -> None:
+    discharge = "20240305120000" if event == "A03" else ""
+    result = one(hl7_message(event, patient_class=patient_class, discharge=discharge))
+    assert result["event_type"] == event_type
+    assert result["payload"]["setting"] == setting
+    assert result["payload"]["class_code"] == patient_class
+    assert result["source"]["record_id"] == f"MSG0001:{event}"
+
+
+def test_discharge_has_period_end_and_occurs_then() -> None:
+    result = one(hl7_message("A03", discharge="20240305120000"))
+    assert result["payload"]["period_start"] == "2024-03-01T10:00:00+00:00"
+    assert result["payload"]["period_end"] == "2024-03-05T12:00:00+00:00"
+    assert result["payload"]["status"] == "finished"
+    assert result["payload"]["discharge_disposition"]["code"] == "01"
+    assert result["occurred_at"] == "2024-03-05T12:00:00+00:00"
+
+
+def test_discharge_without_time_uses_event_time_and_warns() -> None:
+    result = one(hl7_message("A03"))
+    assert result["payload"]["period_end"] == "2024-03-01T10:15:00+00:00"
+    assert "discharge.time_missing" in [w["code"] for w in result["data_quality"]]
+
+
+def test_summer_time_offset_applied_to_local_times() -> None:
+    result = one(hl7_message("A01", admit="20240701100000"))
+    assert result["payload"]["period_start"] == "2024-07-01T10:00:00+01:00"
+
+
+def test_update_is_person_updated() -> None:
+    result = one(hl7_message("A08", pv1=False))
+    assert result["event_type"] == "person.updated"
+    assert result["payload"] == {"record_kind": "HL7v2 ADT^A08"}
+    assert result["occurred_at"] == "2024-03-01T10:15:00+00:00"
+
+
+def test_merge_names_the_superseded_identity() -> None:
+    result = one(hl7_message("A40", pv1=False, extra="MRG|9990000026^^^NHS^NH~OLD1^^^RXX^MR||||||Oldname^Testchild"))
+    assert result["event_type"] == "person.merged"
+    assert result["payload"]["record_kind"] == "HL7v2 ADT^A40 merge"
+    superseded = result["payload"]["superseded"]
+    assert superseded["nhs_number"] == "9990000026"
+    assert superseded["local_ids"] == [{"system": "RXX01/RXX", "value": "OLD1"}]
+    assert superseded["family_name"] == "Oldname"
+    assert result["subject"]["child"]["nhs_number"] == VALID_NHS
+
+
+def test_merge_without_mrg_is_rejected() -> None:
+    out = adapt(hl7_message("A40", pv1=False))
+    assert out.events == []
+    assert [(r.record, r.field) for r in out.rejections] == [("message 1", "MRG")]
+
+
+def test_field_by_field_mapping() -> None:
+    result = one(hl7_message("A01"))
+    assert result["source"] == {"agency": "health", "system": "RXX01", "record_id": "MSG0001:A01",
+                                "record_version": "20240301101500", "format": "hl7v2"}
+    child = result["subject"]["child"]
+    assert child["nhs_number"] == VALID_NHS  # PID-3, authority NHS, type NH
+    assert child["local_ids"] == [{"system": "RXX01/RXX", "value": "H123456"}]  # PID-3 other repetition
+    assert child["given_names"] == ["Testchild", "Middle"]  # PID-5.2, PID-5.3
+    assert child["family_name"] == "Example"  # PID-5.1
+    assert child["date_of_birth"] == "2015-01-02"  # PID-7
+    assert child["sex"] == "female"  # PID-8
+    assert child["addresses"] == [{"lines": ["1 Test Street", "Flat 2"], "city": "Leeds",  # PID-11
+                                   "district": "West Yorkshire", "postcode": "LS1 4HR", "use": "home"}]
+    assert child["phones"] == ["0113 000 0000"]  # PID-13
+    payload = result["payload"]
+    assert payload["location"] == "RXX01/WARD1/BAY2/BED3"  # PV1-3
+    assert payload["visit_number"] == "V0001"  # PV1-19
+    assert payload["admission_source"]["code"] == "19"  # PV1-14
+    assert payload["period_start"] == "2024-03-01T10:00:00+00:00"  # PV1-44
+    [nk] = result["subject"]["related_people"]  # NK1
+    assert (nk["role"], nk["relationship"], nk["parental_responsibility"]) == ("parent", "MTH", True)
+    assert nk["person"]["family_name"] == "Example"
+    assert nk["person"]["addresses"][0]["postcode"] == "LS1 4HR"
+
+
+def test_sending_application_when_no_facility() -> None:
+    text = hl7_message("A08", pv1=False).replace("|PAS|RXX01^1.2.3^ISO|", "|PAS||")
+    assert one(text)["source"]["system"] == "PAS"
+
+
+def test_hn_type_and_nhs_oid_authority_accepted() -> None:
+    text = hl7_message("A08", pv1=False).replace("^^^NHS^NH", "^^^&2.16.840.1.113883.2.1.4.1&ISO^HN")
+    assert one(text)["subject"]["child"]["nhs_number"] == VALID_NHS
+
+
+def test_nhs_number_needs_nhs_authority() -> None:
+    text = hl7_message("A08", pv1=False).replace("^^^NHS^NH", "^^^RXX^NH")
+    child = one(text)["subject"]["child"]
+    assert "nhs_number" not in child
+    assert {"system": "RXX01/RXX", "value": VALID_NHS} in child["local_ids"]
+
+
+def test_invalid_nhs_number_is_flagged_not_dropped() -> None:
+    result = one(hl7_message("A01", nhs=INVALID_NHS))
+    assert result["subject"]["child"]["nhs_number"] == INVALID_NHS
+    assert [(w["code"], w["field"]) for w in result["data_quality"]] == [
+        ("identifier.nhs_number_invalid", "PID-3[1]")]
+    assert INVALID_NHS not in str(result["data_quality"])
+
+
+def test_bad_message_rejected_rest_flow() -> None:
+    stream = hl7_message(control="M1") + hl7_message(control="M2", dob="20151399") + hl7_message(control="M3")
+    out = adapt(stream)
+    assert [e["source"]["record_id"] for e in out.events] == ["M1:A01", "M3:A01"]
+    [rejection] = out.rejections
+    assert (rejection.record, rejection.field) == ("message 2", "PID-7")
+    assert "20151399" not in str(rejection)
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    (hl7_message("A02"), "MSH-9"),
+    (hl7_message("A01").replace("ADT^A01", "ORU^R01"), "MSH-9"),
+    (hl7_message("A01", control=""), "MSH-10"),
+    (hl7_message("A01", pv1=False), "PV1"),
+    (hl7_message("A01", admit="2024"), "PV1-44"),
+    ("\r".join(s for s in hl7_message("A01").split("\r") if not s.startswith("PID")), "PID"),
+])
+def test_precise_rejections(text: str, field: str) -> None:
+    out = adapt(text)
+    assert out.events == []
+    assert [r.field for r in out.rejections] == [field]
+
+
+@pytest.mark.parametrize("frame", ["mllp", "lf", "crlf"])
+def test_framing_and_line_ends_tolerated(frame: str) -> None:
+    messages = [hl7_message(control=f"M{i}") for i in (1, 2)]
+    if frame == "mllp":
+        data = b"".join(b"\x0b" + m.encode() + b"\x1c\r" for m in messages)
+    else:
+        ending = "\n" if frame == "lf" else "\r\n"
+        data = "".join(m.replace("\r", ending) for m in messages).encode()
+    out = adapt(data)
+    assert out.rejections == []
+    assert [e["source"]["record_id"] for e in out.events] == ["M1:A01", "M2:A01"]
+
+
+def test_resend_gets_the_same_event_id() -> None:
+    assert one(hl7_message())["event_id"] == one(hl7_message())["event_id"]
+
+
+def test_sniff() -> None:
+    assert ADAPTER.sniff(hl7_message().encode())
+    assert ADAPTER.sniff(b"\x0b" + hl7_message().encode())
+    assert not ADAPTER.sniff(b'{"resourceType": "Patient"}')
+
+
+@pytest.mark.parametrize("data", [b"", b"PID|1||x\r", b'{"resourceType": "Patient"}', b"\x0b\x1c\r"])
+def test_not_hl7_is_an_input_error(data: bytes) -> None:
+    with pytest.raises(AdapterInputError):
+        ADAPTER.adapt(data, AdaptContext(source="x"))
