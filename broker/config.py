@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MASH_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka cluster to use; unset: start the embedded Tansu broker on 127.0.0.1 and a free port.")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL for the Kafka cluster.")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when SASL is used.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the Kafka brokers' certificates.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    kafka_replication_factor: int = Field(1, description="Replication factor for topics the broker creates.")
     data_dir: Path = Field(Path("data"), description="Directory for SQLite stores, the local keystore and dev keys.")
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8080, description="HTTP port.")
@@ -30,6 +39,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level.")
     log_format: str = Field("json", description="json (for log shippers) or console (for people).")
     dev_mode: bool = Field(False, description="Generate missing development keys and API keys at start (make run).")
+    audit_url: str | None = Field(
+        None, description="Audit store: postgresql://... or sqlite:///PATH; unset: <data_dir>/audit.sqlite.")
     share_group: str = Field("mash-broker.share", description="Consumer group of the share workers.")
 
     @property

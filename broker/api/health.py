@@ -24,7 +24,7 @@ async def readyz(request: Request) -> JSONResponse:
     rt = request.app.state.runtime
     checks: dict[str, Any] = {}
     try:
-        topics = await asyncio.wait_for(list_topics(rt.bootstrap), timeout=3)
+        topics = await asyncio.wait_for(list_topics(rt.bootstrap, **rt.kafka_security), timeout=3)
         missing = [t for t in rt.required_topics() if t not in topics]
         checks["kafka"] = "ok" if not missing else f"missing topics: {', '.join(missing)}"
     except Exception as exc:

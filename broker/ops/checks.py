@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from broker.config import Settings
-from broker.ops.kafka_options import kafka_client_options
+from broker.kafka.security import kafka_client_options
 from broker.ops.topology import topic_plan
 
 Status = Literal["ok", "info", "warning", "problem"]

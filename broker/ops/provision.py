@@ -9,8 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from broker.config import Settings
-from broker.ops.kafka_options import kafka_client_options
-from broker.ops.topology import TopicSpec
+from broker.kafka.security import kafka_client_options
+from broker.ops.topology import DAY_MS, TopicSpec
 
 
 async def create_topics(settings: Settings, plan: Iterable[TopicSpec], replication: int) -> list[str]:
@@ -20,8 +20,9 @@ async def create_topics(settings: Settings, plan: Iterable[TopicSpec], replicati
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(t.name, t.partitions, replication, topic_configs={"min.insync.replicas": str(
-            min(2, replication))}) for t in plan if t.name not in existing]
+        wanted = [NewTopic(t.name, t.partitions, replication, topic_configs={
+            "min.insync.replicas": str(min(2, replication)), "retention.ms": str(t.retention_days * DAY_MS)})
+            for t in plan if t.name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another init job won the race
                 await admin.create_topics(wanted)

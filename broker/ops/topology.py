@@ -16,6 +16,7 @@ from typing import Any
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 BROKER_USER = "mash-broker"
 BROKER_GROUP_PREFIX = "mash-broker."
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +24,17 @@ class TopicSpec:
     name: str
     partitions: int
     purpose: str
+    retention_days: int = 7
 
 
 def topic_plan(prefix: str, event_partitions: int, subscribers: Iterable[str],
                agencies: Iterable[str] = ()) -> list[TopicSpec]:
     """Every topic the broker uses, in a stable order."""
     plan = [TopicSpec(f"{prefix}.events", event_partitions, "canonical events, key = linkage token"),
-            TopicSpec(f"{prefix}.deadletter", 1, "rejected records, encrypted, with reason"),
-            TopicSpec(f"{prefix}.audit", 1, "audit records before chaining into the audit store")]
-    plan += [TopicSpec(f"{prefix}.deliver.{s}", 1, f"what the protocol releases to {s}") for s in subscribers]
+            TopicSpec(f"{prefix}.deadletter", 1, "rejected records, encrypted, with reason", 30),
+            TopicSpec(f"{prefix}.audit", 1, "audit records before chaining into the audit store", 30)]
+    # Delivery topics keep a month: a subscriber that was offline catches up from its cursor.
+    plan += [TopicSpec(f"{prefix}.deliver.{s}", 1, f"what the protocol releases to {s}", 30) for s in subscribers]
     plan += [TopicSpec(f"{prefix}.intake.{a}", 3, f"raw records from {a} systems") for a in agencies]
     return plan
 
@@ -66,7 +69,7 @@ def kafka_topics(plan: Iterable[TopicSpec], cluster: str, replicas: int = 3) -> 
              "metadata": {"name": resource_name(t.name), "labels": {"strimzi.io/cluster": cluster},
                           "annotations": {"mash-broker/purpose": t.purpose}},
              "spec": {"topicName": t.name, "partitions": t.partitions, "replicas": replicas,
-                      "config": {"min.insync.replicas": min(2, replicas), "retention.ms": 604_800_000}}}
+                      "config": {"min.insync.replicas": min(2, replicas), "retention.ms": t.retention_days * DAY_MS}}}
             for t in plan]
 
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -37,13 +38,14 @@ def decode_cursor(cursor: str | None) -> dict[int, int]:
 class DeliveryReader:
     """One assigned (group-less) consumer per delivery topic, reused across requests under a lock."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: dict[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or {}
         self._consumers: dict[str, tuple[AIOKafkaConsumer, asyncio.Lock, list[TopicPartition]]] = {}
 
     async def _consumer(self, topic: str) -> tuple[AIOKafkaConsumer, asyncio.Lock, list[TopicPartition]]:
         if topic not in self._consumers:
-            consumer = reader(self.bootstrap)
+            consumer = reader(self.bootstrap, **self.security)
             await consumer.start()
             partitions = sorted(consumer.partitions_for_topic(topic) or {0})
             tps = [TopicPartition(topic, p) for p in partitions]

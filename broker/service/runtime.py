@@ -17,18 +17,23 @@ from aiokafka import AIOKafkaProducer
 from adapters.kit.registry import AGENCIES
 from broker.api.auth import ApiKeyStore
 from broker.audit import audit_record as build_audit_record
+from broker.audit.store import AuditStore, open_audit_store
 from broker.config import Settings
 from broker.crypto import open_key_provider, protect_blob, protect_event, reveal_blob, reveal_event
+from broker.crypto.hpke_keys import generate_subscriber_keypair
+from broker.crypto.seal import DeliverySealer
 from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import producer
 from broker.kafka.embedded import EmbeddedKafka
+from broker.kafka.security import kafka_client_options
 from broker.logging import get_logger
 from broker.pipeline.identify import LinkageKey
-from broker.policy import Protocol, load_protocol
-from broker.secrets import linkage_key, mask_key
+from broker.policy import ConsentState, Protocol, load_protocol
+from broker.secrets import linkage_key, mask_key, write_secret_file
 from broker.service.delivery import DeliveryReader
 from broker.service.messages import encode
 from broker.service.metrics import Metrics
+from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
 
@@ -47,11 +52,19 @@ class Runtime:
         self.keys: Any = None
         self.api_keys = ApiKeyStore(settings.data_dir / "api-keys.json")
         self.delivered: DeliveredLog | None = None
+        self.audit_store: AuditStore | None = None
         self.cursors: CursorStore | None = None
+        self.consent: ConsentRegister | None = None
+        self._sealers: dict[str, DeliverySealer] = {}
         self.delivery_reader: DeliveryReader | None = None
         self.mask_key = b""
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def kafka_security(self) -> dict[str, Any]:
+        """TLS/SASL options for every client; the embedded broker is plain loopback."""
+        return {} if self.embedded is not None else kafka_client_options(self.settings)
 
     @property
     def data_dir(self) -> Path:
@@ -66,17 +79,21 @@ class Runtime:
         self.protocol = load_protocol(s.protocol_file)
         if s.dev_mode:
             self._dev_credentials()
+            self._dev_subscriber_keys()
         if not self.bootstrap:
             self.embedded = EmbeddedKafka().start()
             self.bootstrap = self.embedded.bootstrap_servers
             log.info("embedded_kafka_started", bootstrap=self.bootstrap, pid=self.embedded.pid)
-        created = await ensure_topics(self.bootstrap, self._topic_plan())
+        created = await ensure_topics(self.bootstrap, self._topic_plan(), s.kafka_replication_factor,
+                                      **self.kafka_security)
         log.info("topics_ready", created=created)
-        self.producer = producer(self.bootstrap)
+        self.producer = producer(self.bootstrap, **self.kafka_security)
         await self.producer.start()
         self.delivered = DeliveredLog(s.data_dir / "delivered.sqlite")
         self.cursors = CursorStore(s.data_dir / "cursors.sqlite")
-        self.delivery_reader = DeliveryReader(self.bootstrap)
+        self.consent = ConsentRegister(s.data_dir / "consent.sqlite")
+        self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
+        self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
         return self
 
     def _dev_credentials(self) -> None:
@@ -95,6 +112,31 @@ class Runtime:
             json.dump(creds, f, indent=1)
         log.info("dev_credentials_written", path=str(path))
 
+    def _dev_subscriber_keys(self) -> None:
+        """make run: a key pair for each subscriber whose public key file is missing; private keys stay in the
+        data directory (<data_dir>/subscriber-keys/<name>.key) for the development subscriber client."""
+        for sub in self.protocol.subscribers.values():
+            private_file = self.settings.data_dir / "subscriber-keys" / f"{sub.name}.key"
+            if sub.key_file is None or (sub.key_file.exists() and private_file.exists()):
+                continue
+            private, public_b64 = generate_subscriber_keypair(sub.key_suite)
+            private_file.unlink(missing_ok=True)
+            write_secret_file(private_file, private)
+            sub.key_file.parent.mkdir(parents=True, exist_ok=True)
+            sub.key_file.write_text(public_b64 + "\n")
+            log.info("dev_subscriber_key_generated", subscriber=sub.name)
+
+    def seal_for(self, subscriber: str, released: dict[str, Any]) -> bytes:
+        """The released view sealed to the subscriber's public key (fails, never plaintext, without one)."""
+        sealer = self._sealers.get(subscriber)
+        if sealer is None:
+            sub = self.protocol.subscribers[subscriber]
+            sealer = self._sealers[subscriber] = DeliverySealer(subscriber, sub.public_key(), sub.key_suite)
+        return sealer.seal(released)
+
+    def consent_for(self, subject: str) -> ConsentState | None:
+        return self.consent.get(subject) if self.consent is not None else None
+
     def _topic_plan(self) -> list[tuple[str, int]]:
         s, topics = self.settings, self.settings.topics
         plan = [(topics.events, s.event_partitions), (topics.deadletter, 1), (topics.audit, 1)]
@@ -104,10 +146,12 @@ class Runtime:
         return [name for name, _ in self._topic_plan()]
 
     def start_workers(self, share_workers: int = 1) -> None:
+        from broker.service.audit_indexer import run_audit_indexer
         from broker.service.share import run_share_worker
 
         for i in range(share_workers):
             self.tasks.append(asyncio.create_task(run_share_worker(self, self.stop_event, f"share-{i}")))
+        self.tasks.append(asyncio.create_task(run_audit_indexer(self, self.stop_event)))
 
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)
@@ -136,7 +180,7 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
-        for store in (self.delivered, self.cursors):
+        for store in (self.delivered, self.cursors, self.consent, self.audit_store):
             if store is not None:
                 store.close()
         if self.embedded is not None:

@@ -22,13 +22,27 @@ from broker.service.messages import decode, encode, header
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
+    from broker.policy import Decision
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.share")
 
 
 async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-0") -> None:
-    consumer = group_consumer(rt.bootstrap, rt.settings.share_group, rt.settings.topics.events)
+    """Supervised: a crash is logged and the worker rejoins the group after a pause; uncommitted work is redone."""
+    while not stop.is_set():
+        try:
+            await _share_loop(rt, stop, name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("share_worker_crashed", worker=name)
+            rt.metrics.worker_restarts.inc()
+            await asyncio.sleep(1.0)
+
+
+async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
+    consumer = group_consumer(rt.bootstrap, rt.settings.share_group, rt.settings.topics.events, **rt.kafka_security)
     await consumer.start()
     log.info("share_worker_started", worker=name)
     try:
@@ -41,6 +55,17 @@ async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-
     finally:
         await consumer.stop()
         log.info("share_worker_stopped", worker=name)
+
+
+def decision_audit_fields(decision: Decision) -> dict[str, Any]:
+    """The decision as the audit schema records it: mask kinds follow from (protocol version, rule id)."""
+    record = decision.to_record()
+    record["fields_masked"] = sorted(record["fields_masked"])
+    record.pop("consent_override", None)
+    if decision.consent_override is not None:
+        override = decision.consent_override
+        record["reason"] = f"{record['reason']} (consent {override.restriction} overridden: {override.gateway})"
+    return record
 
 
 async def _poison(rt: Runtime, msg: ConsumerRecord, why: str) -> Any:
@@ -71,7 +96,7 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
         for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), mask_key=rt.mask_key):
             rt.metrics.decisions.labels(decision.subscriber, decision.outcome).inc()
             audits.append(rt.audit_record("decision", time=now, actor="share", subject=token,
-                                          **decision.to_record()))
+                                          record_id=decision.decision_id, **decision_audit_fields(decision)))
             if released is None:
                 continue
             if rt.delivered.already(decision.subscriber, [decision.event_id]):

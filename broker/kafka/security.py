@@ -1,8 +1,7 @@
 """aiokafka connection options (TLS, SASL/SCRAM) from Settings.
 
-The settings it reads (kafka_security_protocol, kafka_sasl_*, kafka_ssl_*) are proposed additions to
-broker/config.py; until they exist every option falls back to a plaintext connection. Kept here so that `doctor`
-reaches a secured cluster exactly as the service would; broker/kafka/clients.py should use the same function.
+Every aiokafka client the broker makes (service, workers, doctor, topic provisioning) takes these options, so a
+secured cluster is reached the same way everywhere. Defaults: PLAINTEXT (the embedded broker).
 """
 
 from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The audit indexer: the single writer that chains audit records from the audit topic into the audit store.
+
+Producers emit unchained records; chaining here, in one place, keeps the hash chain linear however many intake and
+share processes run. Offsets are committed after the store has the batch; the store drops repeats by record id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from broker.kafka.clients import group_consumer
+from broker.logging import get_logger
+from broker.service.messages import decode
+
+if TYPE_CHECKING:
+    from broker.service.runtime import Runtime
+
+log = get_logger("mash.audit")
+GROUP = "mash-broker.audit-indexer"
+
+
+async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await _index_loop(rt, stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("audit_indexer_crashed")
+            rt.metrics.worker_restarts.inc()
+            await asyncio.sleep(1.0)
+
+
+async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
+    consumer = group_consumer(rt.bootstrap, GROUP, rt.settings.topics.audit, **rt.kafka_security)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            records = [decode(m.value) for msgs in batch.values() for m in msgs]
+            if records:
+                await asyncio.to_thread(rt.audit_store.append, records)
+                await consumer.commit()
+    finally:
+        await consumer.stop()

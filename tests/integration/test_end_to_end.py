@@ -1,0 +1,108 @@
+"""Intake over HTTP -> adapter -> validate -> encrypt -> Kafka -> share -> sealed delivery -> subscriber, for real."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from broker.service.messages import decode
+from tests.integration.service import running_service
+
+pytestmark = pytest.mark.integration
+
+
+async def _read_topic(bootstrap: str, topic: str, want: int) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out: list = []
+        for _ in range(50):
+            batch = await consumer.getmany(timeout_ms=200)
+            out += [m for msgs in batch.values() for m in msgs]
+            if len(out) >= want:
+                break
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_uk_core_patient_reaches_the_subscriber_through_kafka(kafka_bootstrap, external_cases, tmp_path):
+    body = (external_cases / "health" / "UKCore-Patient-RichardSmith-Example.xml").read_bytes()
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=body,
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+xml"}))
+        assert r.status_code == 202, r.text
+        [accepted] = r.json()["events"]
+        assert accepted["event_type"] == "person.identified"
+
+        [event] = await svc.pull_until(http, "test_hub", 1)
+        assert event["event_id"] == accepted["event_id"]
+        child = event["subject"]["child"]
+        assert child["nhs_number"] == "9912003888" and child["family_name"] == "SMITH"
+        assert child["date_of_birth"] == "1970"  # masked year-only, as the rule says
+        assert "phones" not in child  # contact withheld
+        assert event["delivery"]["rule_id"] == "hub-person-and-health"
+
+        # default deny: the other subscriber has no rule for this event and receives nothing
+        r = await http.get(f"{svc.base_url}/v1/subscribers/test_other/events",
+                           headers=svc.headers("subscriber:test_other"))
+        assert r.status_code == 200 and r.json()["deliveries"] == []
+
+        # a resent record has the same event id and is not delivered twice
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=body,
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+xml"}))
+        assert r.json()["events"][0]["event_id"] == accepted["event_id"]
+        await asyncio.sleep(1.0)
+        assert len(await svc.pull_until(http, "test_hub", 1)) == 1
+
+        # nothing personal is readable on the events topic
+        raw = await _read_topic(kafka_bootstrap, svc.settings.topics.events, 2)
+        text = b"".join(m.value for m in raw)
+        for secret in (b"9912003888", b"SMITH", b"Richard", b"Sandmoor", b"LS17", b"1970-09-11"):
+            assert secret not in text
+        assert decode(raw[0].value)["event_id"] == accepted["event_id"]
+
+
+async def test_malformed_record_gets_a_precise_4xx_and_is_dead_lettered(kafka_bootstrap, tmp_path):
+    bad = b'{"resourceType": "Patient", "id": "p9", "birthDate": "31/02/2015", "gender": "female"}'
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=bad,
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+json"}))
+        assert r.status_code == 422, r.text
+        [rejection] = r.json()["rejections"]
+        assert rejection["field"] == "Patient.birthDate" and rejection["record"] == "Patient"
+        assert "31/02/2015" not in r.text
+        [dl_id] = r.json()["deadletter_ids"]
+
+        [msg] = await _read_topic(kafka_bootstrap, svc.settings.topics.deadletter, 1)
+        record = decode(msg.value)
+        assert record["deadletter_id"] == dl_id
+        assert record["rejection"]["field"] == "Patient.birthDate"
+        assert b"31/02/2015" not in msg.value  # the input is sealed, not in the clear
+        assert svc.runtime.open_deadletter_input(record["input"], record["content_sha256"]) == bad
+
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=b"<not-fhir/>",
+                            headers=svc.headers("intake:health", **{"Content-Type": "text/csv"}))
+        assert r.status_code == 415
+
+
+async def test_wrong_credentials_are_refused_everywhere(kafka_bootstrap, tmp_path):
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        u = svc.base_url
+        calls = [("POST", f"{u}/v1/records/health"), ("GET", f"{u}/v1/subscribers/test_hub/events"),
+                 ("POST", f"{u}/v1/subscribers/test_hub/ack"), ("GET", f"{u}/v1/subscribers/test_hub/stream")]
+        for method, url in calls:
+            assert (await http.request(method, url)).status_code == 401
+            r = await http.request(method, url, headers={"Authorization": "Bearer mbk_forged"})
+            assert r.status_code == 401
+        # a valid key of the wrong role or scope
+        r = await http.post(f"{u}/v1/records/health", headers=svc.headers("intake:police"), content=b"{}")
+        assert r.status_code == 403
+        r = await http.get(f"{u}/v1/subscribers/test_hub/events", headers=svc.headers("subscriber:test_other"))
+        assert r.status_code == 403
+        r = await http.get(f"{u}/v1/subscribers/test_hub/events", headers=svc.headers("ig_auditor"))
+        assert r.status_code == 403
