@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, status
 
 from broker import __version__
-from broker.api import health, intake, subscribers
+from broker.api import admin, health, ig_policy, intake, subscribers
+from broker.api.auth import require
 from broker.config import Settings
+from broker.service.reprocess import DeadLetterNotFound, reprocess
 from broker.service.runtime import Runtime
+from broker.web.ig import make_ig_router
 
 DESCRIPTION = """Interoperability broker for multi-agency child safeguarding.
 
@@ -39,6 +42,19 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1) -> F
     app = FastAPI(title="mash-broker", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.include_router(intake.router)
     app.include_router(subscribers.router)
+    app.include_router(admin.router)
+    app.include_router(ig_policy.router)
+
+    async def reprocess_for_ig(deadletter_id: str) -> dict[str, Any]:
+        try:
+            result = await reprocess(app.state.runtime, deadletter_id, "ig_auditor")
+        except DeadLetterNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reprocessable dead letter {exc}") from None
+        return {"deadletter_id": deadletter_id, "event_ids": result.event_ids,
+                "rejections": [r.to_dict() for r in result.rejections]}
+
+    app.include_router(make_ig_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
+                                      reprocess_for_ig))
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

@@ -26,7 +26,11 @@ def group_consumer(bootstrap: str, group: str, *topics: str, **security: Any) ->
     )
 
 
+# A reader's long-poll must end well within a caller's empty-poll timeout, or a seek waits behind it.
+READER_FETCH_WAIT_MS = 100
+
+
 def reader(bootstrap: str, **security: Any) -> AIOKafkaConsumer:
     """A group-less consumer for cursor reads (HTTP pull): partitions are assigned and seeked by hand."""
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                            **security)
+                            fetch_max_wait_ms=READER_FETCH_WAIT_MS, **security)

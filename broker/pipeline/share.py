@@ -7,11 +7,11 @@ from typing import Any
 from broker.policy import ConsentState, Decision, Protocol, decide_all, release
 
 
-def share(protocol: Protocol, event: dict[str, Any], *, consent: ConsentState | None,
+def share(protocol: Protocol, event: dict[str, Any], *, consent: ConsentState | None, case_open: bool | None,
           mask_key: bytes) -> list[tuple[Decision, dict[str, Any] | None]]:
     """Decisions for every subscriber of the protocol (default deny), with the released view where delivered."""
     out: list[tuple[Decision, dict[str, Any] | None]] = []
-    for decision in decide_all(protocol, event, consent):
+    for decision in decide_all(protocol, event, consent, case_open=case_open):
         released = release(event, decision, mask_key=mask_key) if decision.outcome == "deliver" else None
         out.append((decision, released))
     return out

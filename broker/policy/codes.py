@@ -11,7 +11,8 @@ LAWFUL_BASIS: dict[str, str] = {
     "uk_gdpr_art6_1_c": "UK GDPR Art 6(1)(c): legal obligation",
     "uk_gdpr_art6_1_e": "UK GDPR Art 6(1)(e): public task",
     "consent": "Consent: UK GDPR Art 6(1)(a), and Art 9(2)(a) explicit consent for special category data",
-    "uk_gdpr_art9_2_g": "UK GDPR Art 9(2)(g): substantial public interest (needs a DPA 2018 Schedule 1 Part 2 condition)",
+    "uk_gdpr_art9_2_g": ("UK GDPR Art 9(2)(g): substantial public interest"
+                         " (needs a DPA 2018 Schedule 1 Part 2 condition)"),
     "uk_gdpr_art9_2_h": "UK GDPR Art 9(2)(h): health or social care",
     "dpa2018_sch1_para18": "DPA 2018 Schedule 1 paragraph 18: safeguarding of children and of individuals at risk",
     "children_act_1989_s17": "Children Act 1989 s17: services for children in need",
@@ -44,7 +45,8 @@ ACTIONS = ("release", "withhold", "mask")
 MASK_KINDS: dict[str, str] = {
     "redact": "replaced by the marker '[redacted]': the subscriber learns only that the field is present",
     "partial": "values with digits keep their last 4 characters, others their first letter; the rest is starred",
-    "keyed_hash": "HMAC-SHA256 under the broker's mask key, per subscriber: stable for one subscriber, unlinkable across",
+    "keyed_hash": ("HMAC-SHA256 under the broker's mask key, per subscriber:"
+                   " stable for one subscriber, unlinkable across subscribers"),
     "year_only": "a date keeps its year only",
     "age_band": "a date of birth becomes the age band on the event date (unborn, under 1, 1-4, 5-9, 10-15, 16-17, 18+)",
     "postcode_district": "a UK postcode keeps its outward code (district), e.g. 'LS17'",

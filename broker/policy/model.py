@@ -17,6 +17,9 @@ class FieldOutcome:
     because: str
 
 
+Partition = tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]  # released, masked, withheld
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRule:
     where: str  # YAML path, e.g. rules[2].fields[1]
@@ -52,7 +55,10 @@ class Rule:
     field_rules: tuple[FieldRule, ...]
     consent_based: bool  # cites `consent`: honour a withdrawal or objection
     gateway: str | None  # first statutory gateway cited: overrides a withdrawal or objection
-    tables: Mapping[str, Mapping[str, FieldOutcome]]  # event type -> leaf path -> outcome, precomputed
+    tables: Mapping[str, Mapping[str, FieldOutcome]] = field(repr=False)  # event type -> leaf path -> outcome
+    # Memo of (event type, present paths) -> (released, masked, withheld): events of one shape repeat, so most
+    # decisions skip the per-leaf lookups. Bounded; a pure cache of the tables above.
+    partitions: dict[tuple[str, tuple[str, ...]], Partition] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +98,13 @@ class Protocol:
     purposes: Mapping[str, str]
     partners: Mapping[str, Partner]
     subscribers: Mapping[str, Subscriber]  # name -> subscriber; `name in protocol.subscribers` is the membership test
-    rules: tuple[Rule, ...]
-    tests: tuple[Mapping[str, Any], ...]
+    rules: tuple[Rule, ...] = field(repr=False)
+    tests: tuple[Mapping[str, Any], ...] = field(repr=False)
     origin: str
     review_by: str | None = None
     owner: str | None = None
     # (subscriber name, event type) -> the rules that could apply, in file order: the engine's only lookup.
-    index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
+    index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def revision(self) -> str:

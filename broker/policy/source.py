@@ -43,7 +43,7 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
     """(data, node tree) of one YAML document; a syntax error names the line, never the text."""
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -20,6 +20,11 @@ log = get_logger("mash.audit")
 GROUP = "mash-broker.audit-indexer"
 
 
+def _skip_invalid(index: int, problems: list[str]) -> None:
+    """An invalid audit record is reported (field names only) and skipped: it must not stall the indexer."""
+    log.error("audit_record_invalid", index=index, problems=problems)
+
+
 async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
@@ -40,7 +45,7 @@ async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
             batch = await consumer.getmany(timeout_ms=200, max_records=2000)
             records = [decode(m.value) for msgs in batch.values() for m in msgs]
             if records:
-                await asyncio.to_thread(rt.audit_store.append, records)
+                await asyncio.to_thread(rt.audit_store.append, records, on_invalid=_skip_invalid)
                 await consumer.commit()
     finally:
         await consumer.stop()

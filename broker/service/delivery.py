@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from broker.kafka.clients import reader
 
+EMPTY_POLL_MS = 400  # > READER_FETCH_WAIT_MS, so an in-flight long-poll is answered first
+
 
 class BadCursor(ValueError):
     pass
@@ -54,23 +56,25 @@ class DeliveryReader:
         return self._consumers[topic]
 
     async def read(self, topic: str, cursor: dict[int, int], limit: int) -> tuple[list[ConsumerRecord], dict[int, int]]:
-        """Up to `limit` records after `cursor`, and the cursor after them (unchanged when nothing is new)."""
+        """Up to `limit` records after `cursor`, and the cursor after them (unchanged when nothing is new).
+
+        Reads until a poll comes back empty rather than up to the end offsets: the embedded broker's ListOffsets
+        counts record batches, not records, so its end offsets cannot be trusted.
+        """
         consumer, lock, tps = await self._consumer(topic)
         async with lock:
-            ends = await consumer.end_offsets(tps)
             position = {tp.partition: cursor.get(tp.partition, 0) for tp in tps}
             for tp in tps:
                 consumer.seek(tp, position[tp.partition])
             out: list[ConsumerRecord] = []
-            while len(out) < limit and any(position[tp.partition] < ends[tp] for tp in tps):
-                batch = await consumer.getmany(*tps, timeout_ms=1000, max_records=limit - len(out))
+            while len(out) < limit:
+                batch = await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS, max_records=limit - len(out))
                 if not batch:
                     break
-                for tp, records in batch.items():
-                    for record in records:
-                        if len(out) < limit and record.offset < ends[tp]:
-                            out.append(record)
-                            position[tp.partition] = record.offset + 1
+                for records in batch.values():
+                    for record in records[: limit - len(out)]:
+                        out.append(record)
+                        position[record.partition] = record.offset + 1
             return out, position
 
     async def close(self) -> None:

@@ -34,6 +34,8 @@ class Metrics:
                               registry=r)
         self.worker_restarts = Counter("mash_worker_restarts_total", "Worker loops restarted after a crash",
                                        registry=r)
+        self.key_unwraps = Counter("mash_key_unwraps_total", "Data-key unwraps by the KMS (cache misses)",
+                                   registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
                                        buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
 

@@ -18,6 +18,7 @@ from adapters.kit.registry import AGENCIES
 from broker.api.auth import ApiKeyStore
 from broker.audit import audit_record as build_audit_record
 from broker.audit.store import AuditStore, open_audit_store
+from broker.clock import now_iso
 from broker.config import Settings
 from broker.crypto import open_key_provider, protect_blob, protect_event, reveal_blob, reveal_event
 from broker.crypto.hpke_keys import generate_subscriber_keypair
@@ -33,6 +34,7 @@ from broker.secrets import linkage_key, mask_key, write_secret_file
 from broker.service.delivery import DeliveryReader
 from broker.service.messages import encode
 from broker.service.metrics import Metrics
+from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
@@ -55,11 +57,13 @@ class Runtime:
         self.audit_store: AuditStore | None = None
         self.cursors: CursorStore | None = None
         self.consent: ConsentRegister | None = None
+        self.cases: CaseRegister | None = None
         self._sealers: dict[str, DeliverySealer] = {}
         self.delivery_reader: DeliveryReader | None = None
         self.mask_key = b""
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
+        self._pending_audit: list[dict[str, Any]] = []
 
     @property
     def kafka_security(self) -> dict[str, Any]:
@@ -75,7 +79,7 @@ class Runtime:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.linkage = linkage_key(s.data_dir, s.linkage_key_version, create=s.dev_mode)
         self.mask_key = mask_key(s.data_dir, create=s.dev_mode)
-        self.keys = open_key_provider(s.data_dir, create=s.dev_mode)
+        self.keys = open_key_provider(s.data_dir, create=s.dev_mode, on_unwrap=self._on_unwrap)
         self.protocol = load_protocol(s.protocol_file)
         if s.dev_mode:
             self._dev_credentials()
@@ -92,6 +96,7 @@ class Runtime:
         self.delivered = DeliveredLog(s.data_dir / "delivered.sqlite")
         self.cursors = CursorStore(s.data_dir / "cursors.sqlite")
         self.consent = ConsentRegister(s.data_dir / "consent.sqlite")
+        self.cases = CaseRegister(s.data_dir / "cases.sqlite")
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
         return self
@@ -180,7 +185,7 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
-        for store in (self.delivered, self.cursors, self.consent, self.audit_store):
+        for store in (self.delivered, self.cursors, self.consent, self.cases, self.audit_store):
             if store is not None:
                 store.close()
         if self.embedded is not None:
@@ -204,8 +209,18 @@ class Runtime:
     def audit_record(self, kind: str, **fields: Any) -> dict[str, Any]:
         return build_audit_record(kind, **{k: v for k, v in fields.items() if v is not None})
 
+    def _on_unwrap(self, key_id: str, scope: str, reason: str) -> None:
+        """Every KMS unwrap is counted and audit-logged with the event that needed it (sent with the next batch)."""
+        self.metrics.key_unwraps.inc()
+        event_id = reason.removeprefix("event ") if reason.startswith("event ") else None
+        self._pending_audit.append(self.audit_record(
+            "key_unwrap", time=now_iso(), actor="keystore", key_id=key_id,
+            subject=scope if scope.startswith("lt") else None, event_id=event_id,
+            target=None if scope.startswith("lt") else scope.split(":", 1)[0]))
+
     async def emit_audit(self, records: list[dict[str, Any]]) -> None:
         """Audit records go to the audit topic; the indexer chains them into the audit store."""
         assert self.producer is not None
+        records, self._pending_audit = [*self._pending_audit, *records], []
         sends = [await self.producer.send(self.settings.topics.audit, encode(r)) for r in records]
         await asyncio.gather(*sends)

@@ -15,6 +15,7 @@ from adapters.kit.interface import Rejection
 from broker.clock import now_iso
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
+from broker.pipeline.cases import case_transition
 from broker.pipeline.deadletter import deadletter_record
 from broker.pipeline.share import share
 from broker.service.messages import decode, encode, header
@@ -22,7 +23,6 @@ from broker.service.messages import decode, encode, header
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
-    from broker.policy import Decision
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.share")
@@ -57,17 +57,6 @@ async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
         log.info("share_worker_stopped", worker=name)
 
 
-def decision_audit_fields(decision: Decision) -> dict[str, Any]:
-    """The decision as the audit schema records it: mask kinds follow from (protocol version, rule id)."""
-    record = decision.to_record()
-    record["fields_masked"] = sorted(record["fields_masked"])
-    record.pop("consent_override", None)
-    if decision.consent_override is not None:
-        override = decision.consent_override
-        record["reason"] = f"{record['reason']} (consent {override.restriction} overridden: {override.gateway})"
-    return record
-
-
 async def _poison(rt: Runtime, msg: ConsumerRecord, why: str) -> Any:
     """An undecodable message: dead-letter it (sealed) and let the stream continue."""
     rt.metrics.poison.inc()
@@ -93,10 +82,14 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
         except Exception as exc:  # poison: never stall the stream on one bad message
             sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
             continue
-        for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), mask_key=rt.mask_key):
+        transition = case_transition(event)
+        if transition is not None:
+            rt.cases.set(token, transition, event["event_id"])
+        for decision, released in share(rt.protocol, event, consent=rt.consent_for(token),
+                                        case_open=rt.cases.is_open(token), mask_key=rt.mask_key):
             rt.metrics.decisions.labels(decision.subscriber, decision.outcome).inc()
             audits.append(rt.audit_record("decision", time=now, actor="share", subject=token,
-                                          record_id=decision.decision_id, **decision_audit_fields(decision)))
+                                          record_id=decision.decision_id, **decision.to_record()))
             if released is None:
                 continue
             if rt.delivered.already(decision.subscriber, [decision.event_id]):

@@ -1,0 +1,56 @@
+"""The hash chain, as pure functions.
+
+Each stored entry is {seq, prev_hash, record_sha256, hash, record}:
+  record_sha256 = SHA-256(canonical(record))
+  hash          = SHA-256(canonical({"seq": seq, "prev_hash": prev_hash, "record_sha256": record_sha256}))
+The chain covers the record through its digest, so retention can drop a record's body (a tombstone keeps seq,
+prev_hash, record_sha256 and hash) and every link still verifies.
+
+canonical() is JSON with sorted keys, no whitespace, UTF-8. For audit records (ASCII keys, integers, no floats) it is
+byte-for-byte RFC 8785 (JCS), so an auditor can recompute hashes with any JCS library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def link_hash(seq: int, prev_hash: str, record_sha256: str) -> str:
+    return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record_sha256": record_sha256})).hexdigest()
+
+
+def chain_entry(seq: int, prev_hash: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    digest = record_digest(record)
+    return {"seq": seq, "prev_hash": prev_hash, "record_sha256": digest, "hash": link_hash(seq, prev_hash, digest),
+            "record": dict(record)}
+
+
+def extend(head_seq: int, head_hash: str, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Entries for `records` appended after the head (seq 0 and GENESIS for an empty chain)."""
+    out = []
+    for record in records:
+        entry = chain_entry(head_seq + 1, head_hash, record)
+        out.append(entry)
+        head_seq, head_hash = entry["seq"], entry["hash"]
+    return out
+
+
+def tombstone(entry: Mapping[str, Any], pruned_at: str) -> dict[str, Any]:
+    """The entry without its record body: still a verifiable link. Kind and time stay for reporting only."""
+    record = entry.get("record") or {}
+    return {"seq": entry["seq"], "prev_hash": entry["prev_hash"], "record_sha256": entry["record_sha256"],
+            "hash": entry["hash"], "pruned": {"at": pruned_at, "kind": record.get("kind", entry.get("kind")),
+                                              "time": record.get("time", entry.get("time"))}}

@@ -1,0 +1,385 @@
+"""The audit store: the one place that chains records. SQLite file by default, PostgreSQL by URL (psycopg 3).
+
+One writer at a time appends (the head row is locked: BEGIN IMMEDIATE in SQLite, SELECT ... FOR UPDATE in
+PostgreSQL), so seq and prev_hash never fork. Records are validated before they are chained; a repeated record id
+(Kafka redelivery) is dropped. Query columns are copied out of each record for indexing; the hashed truth is the
+canonical JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from broker.audit.chain import GENESIS, canonical, extend
+from broker.audit.checkpoint import parse_public_key, sign_checkpoint
+from broker.audit.disclosures import Disclosure, disclosures
+from broker.audit.keys import PUBLIC_KEY_FILE, SigningKeyMissing, load_signing_key
+from broker.audit.record import AuditRecordError, audit_record, normalise_time, validate_record
+from broker.audit.retention import cutoffs, expired
+from broker.audit.verify import VerifyResult, verify
+from broker.clock import now_iso
+
+# Record fields copied into indexed columns.
+COLUMNS = ("kind", "time", "subject", "agency", "subscriber", "event_id", "event_type", "rule_id", "decision_id",
+           "outcome", "deadletter_id")
+REPROCESS_ACTION = "deadletter.reprocess"  # the admin_action the reprocess path records (broker/service/reprocess.py)
+FILTERS = ("subject", "agency", "subscriber", "event_type", "rule_id", "kind", "decision_id", "event_id")
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS audit_entry (seq BIGINT PRIMARY KEY, record_id TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL, time TEXT NOT NULL, subject TEXT, agency TEXT, subscriber TEXT, event_id TEXT,"
+    " event_type TEXT, rule_id TEXT, decision_id TEXT, outcome TEXT, deadletter_id TEXT,"
+    " prev_hash TEXT NOT NULL, record_sha256 TEXT NOT NULL, hash TEXT NOT NULL, body TEXT, pruned_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL,"
+    " hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_checkpoint (seq BIGINT NOT NULL, purpose TEXT NOT NULL, hash TEXT NOT NULL,"
+    " time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (seq, purpose, key_id))",
+    *(f"CREATE INDEX IF NOT EXISTS audit_entry_{c} ON audit_entry ({c}, seq)"
+      for c in ("subject", "agency", "subscriber", "event_type", "rule_id", "kind", "time", "decision_id",
+                "deadletter_id")),
+)
+
+
+class AuditStoreError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    pruned: int  # records turned into tombstones
+    compacted: int  # leading tombstones dropped (0 unless asked)
+    by_kind: dict[str, int]
+
+
+class _Sql:
+    """The little that differs between sqlite3 and psycopg: placeholders, transactions, the head lock."""
+
+    def __init__(self, conn: Any, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.q(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        if self.dialect == "postgresql":
+            with self.conn.cursor() as cur:
+                cur.executemany(self.q(sql), rows)
+        else:
+            self.conn.executemany(sql, rows)
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """A transaction holding the writer lock on the head row."""
+        if self.dialect == "postgresql":
+            with self.conn.transaction():
+                self.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+                yield
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+
+def _entry(row: Sequence[Any]) -> dict[str, Any]:
+    seq, prev_hash, digest, hash_, body, kind, time, pruned_at = row
+    entry: dict[str, Any] = {"seq": int(seq), "prev_hash": prev_hash, "record_sha256": digest, "hash": hash_}
+    if body is not None:
+        entry["record"] = json.loads(body)
+    else:
+        entry["pruned"] = {"at": pruned_at, "kind": kind, "time": time}
+    return entry
+
+
+_ENTRY_COLS = "seq, prev_hash, record_sha256, hash, body, kind, time, pruned_at"
+_CP_COLS = "seq, hash, time, purpose, key_id, signature"
+
+
+def _checkpoint(row: Sequence[Any]) -> dict[str, Any]:
+    return {"seq": int(row[0]), "hash": row[1], "time": row[2], "purpose": row[3], "key_id": row[4],
+            "signature": row[5]}
+
+
+class AuditStore:
+    def __init__(self, sql: _Sql, *, signing_key: Ed25519PrivateKey | None = None,
+                 public_key: Ed25519PublicKey | None = None, checkpoint_every: int = 1000,
+                 clock: Callable[[], str] = now_iso) -> None:
+        self._sql = sql
+        self._lock = threading.RLock()
+        self.signing_key = signing_key
+        self.public_key = signing_key.public_key() if signing_key is not None else public_key
+        self.checkpoint_every = checkpoint_every
+        self.clock = clock
+        with self._lock:
+            for ddl in _DDL:
+                sql.execute(ddl)
+            sql.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT DO NOTHING", (GENESIS,))
+
+    @property
+    def dialect(self) -> str:
+        return self._sql.dialect
+
+    # --- writing ---------------------------------------------------------------------------------------------
+    def append(self, records: Iterable[Mapping[str, Any]], *,
+               on_invalid: Callable[[int, list[str]], None] | None = None) -> list[dict[str, Any]]:
+        """Validate, drop repeats, chain and store; returns the new entries. Signs a periodic checkpoint whenever
+        the head crosses a multiple of `checkpoint_every`. An invalid record refuses the whole batch, unless
+        `on_invalid(position, problems)` is given: then it is reported there and skipped (an indexer must not
+        stall on one bad message)."""
+        batch: dict[str, Mapping[str, Any]] = {}
+        for i, record in enumerate(records):
+            problems = validate_record(record) if isinstance(record, Mapping) else ["(record): not a JSON object"]
+            if problems:
+                if on_invalid is None:
+                    raise AuditRecordError([f"record {i}: {p}" for p in problems])
+                on_invalid(i, problems)
+                continue
+            batch.setdefault(record["record_id"], record)
+        if not batch:
+            return []
+        with self._lock, self._sql.write():
+            ids = list(batch)
+            known: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = self._sql.execute(f"SELECT record_id FROM audit_entry WHERE record_id IN "
+                                         f"({','.join('?' * len(chunk))})", chunk).fetchall()
+                known.update(r[0] for r in rows)
+            fresh = [r for rid, r in batch.items() if rid not in known]
+            seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+            entries = extend(int(seq), head, fresh)
+            self._sql.executemany(
+                f"INSERT INTO audit_entry (seq, record_id, {', '.join(COLUMNS)}, prev_hash, record_sha256, hash, body)"
+                f" VALUES ({','.join('?' * (len(COLUMNS) + 6))})",
+                [(e["seq"], e["record"]["record_id"], *(e["record"].get(c) for c in COLUMNS), e["prev_hash"],
+                  e["record_sha256"], e["hash"], canonical(e["record"]).decode()) for e in entries])
+            if entries:
+                self._sql.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+                                  (entries[-1]["seq"], entries[-1]["hash"]))
+        if entries and self.signing_key is not None and self.checkpoint_every > 0 \
+                and entries[-1]["seq"] // self.checkpoint_every > int(seq) // self.checkpoint_every:
+            self.checkpoint("periodic")
+        return entries
+
+    def log(self, kind: str, *, actor: str, time: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Build one record now and append it (for actions taken at the store: prune, reprocess, admin)."""
+        return self.append([audit_record(kind, time=time or self.clock(), actor=actor, **fields)])[0]
+
+    def checkpoint(self, purpose: str = "on_demand", *, at_seq: int | None = None) -> dict[str, Any]:
+        """Sign the head (or the entry at `at_seq`) and store the checkpoint."""
+        if self.signing_key is None:
+            raise SigningKeyMissing("this store was opened without the audit signing key")
+        with self._lock:
+            if at_seq is None:
+                seq, head = self.head()
+            else:
+                row = self._sql.execute("SELECT hash FROM audit_entry WHERE seq = ?", (at_seq,)).fetchone()
+                if row is None:
+                    raise AuditStoreError(f"no entry with seq {at_seq}")
+                seq, head = at_seq, row[0]
+            cp = sign_checkpoint(self.signing_key, seq, head, self.clock(), purpose)
+            self._sql.execute(f"INSERT INTO audit_checkpoint ({_CP_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+                              " ON CONFLICT DO NOTHING",
+                              (cp["seq"], cp["hash"], cp["time"], cp["purpose"], cp["key_id"], cp["signature"]))
+            return cp
+
+    # --- reading ---------------------------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        with self._lock:
+            seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+            return int(seq), head
+
+    def entries(self, after_seq: int = 0, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every entry in seq order, read a page at a time."""
+        while True:
+            with self._lock:
+                rows = self._sql.execute(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE seq > ? ORDER BY seq LIMIT ?",
+                                         (after_seq, page)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            after_seq = int(rows[-1][0])
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._sql.execute(f"SELECT {_CP_COLS} FROM audit_checkpoint ORDER BY seq, purpose").fetchall()
+        return [_checkpoint(r) for r in rows]
+
+    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
+        key = public_key or self.public_key
+        if key is None:
+            raise SigningKeyMissing("no audit public key: give one, or open the store with the data directory")
+        return verify(self.entries(), self.checkpoints(), key)
+
+    def search(self, *, since: str | None = None, until: str | None = None, limit: int = 100,
+               before_seq: int | None = None, newest_first: bool = True, **filters: str | None) -> list[dict]:
+        """Entries matching every given filter (subject, agency, subscriber, event_type, rule_id, kind, decision_id,
+        event_id) and time range [since, until)."""
+        unknown = set(filters) - set(FILTERS)
+        if unknown:
+            raise AuditStoreError("unknown filter(s): " + ", ".join(sorted(unknown)))
+        where, params = [], []
+        for name, value in filters.items():
+            if value is not None:
+                where.append(f"{name} = ?")
+                params.append(value)
+        if since:
+            where.append("time >= ?")
+            params.append(normalise_time(since))
+        if until:
+            where.append("time < ?")
+            params.append(normalise_time(until))
+        if before_seq is not None:
+            where.append("seq < ?")
+            params.append(before_seq)
+        sql = f"SELECT {_ENTRY_COLS} FROM audit_entry"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
+        with self._lock:
+            rows = self._sql.execute(sql, [*params, max(1, min(limit, 10000))]).fetchall()
+        return [_entry(r) for r in rows]
+
+    def timeline(self, subject: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """Everything about one child, oldest first: records naming the token, and the reads of its deliveries
+        (a read record carries the decision id, not the token)."""
+        with self._lock:
+            rows = self._sql.execute(
+                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE subject = ? OR (kind = 'delivery_read' AND decision_id"
+                " IN (SELECT decision_id FROM audit_entry WHERE subject = ? AND decision_id IS NOT NULL))"
+                " ORDER BY seq LIMIT ?", (subject, subject, limit)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def disclosures(self, *, subscriber: str | None = None, subject: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000) -> list[Disclosure]:
+        """Decisions to deliver (to a subscriber, or about a child), with when they were delivered and read."""
+        decisions = self.search(kind="decision", subscriber=subscriber, subject=subject, since=since, until=until,
+                                limit=limit, newest_first=False)
+        ids = [e["record"]["decision_id"] for e in decisions if e.get("record")]
+        related: list[dict[str, Any]] = []
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = self._sql.execute(
+                    f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered', 'delivery_read')"
+                    f" AND decision_id IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk).fetchall()
+                related.extend(_entry(r) for r in rows)
+        return disclosures([*decisions, *related])
+
+    def protocol_history(self) -> list[dict[str, Any]]:
+        return self.search(kind="protocol_change", limit=10000, newest_first=False)
+
+    def dead_letters(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Dead-lettered inputs, newest first, each with when it was last reprocessed (if ever)."""
+        letters = self.search(kind="deadlettered", limit=limit)
+        with self._lock:
+            rows = self._sql.execute(
+                "SELECT body FROM audit_entry WHERE kind = 'admin_action' AND body IS NOT NULL AND seq > ?"
+                " ORDER BY seq", (min((e["seq"] for e in letters), default=0),)).fetchall()
+        reprocessed: dict[str, str] = {}
+        for (body,) in rows:
+            record = json.loads(body)
+            if record.get("action") == REPROCESS_ACTION and record.get("target"):
+                reprocessed[record["target"]] = record["time"]
+        for entry in letters:
+            record = entry.get("record") or {}
+            entry["reprocessed_at"] = reprocessed.get(record.get("deadletter_id", ""))
+        return letters
+
+    def deadletter(self, deadletter_id: str) -> dict[str, Any] | None:
+        """The latest deadlettered record for this dead-letter id."""
+        with self._lock:
+            row = self._sql.execute(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'deadlettered'"
+                                    " AND deadletter_id = ? ORDER BY seq DESC LIMIT 1", (deadletter_id,)).fetchone()
+        return _entry(row) if row else None
+
+    # --- retention -------------------------------------------------------------------------------------------
+    def prune(self, retention_days: Mapping[str, int], *, now: str | None = None, actor: str = "retention",
+              compact: bool = False) -> PruneResult:
+        """Turn records past their kind's retention into tombstones (chain intact), log the prune as an
+        admin_action, and, with `compact`, drop the leading run of tombstones behind a signed prune checkpoint."""
+        now = normalise_time(now or self.clock())
+        cut = cutoffs(now, retention_days)
+        by_kind: dict[str, int] = {}
+        with self._lock, self._sql.write():
+            for kind, before in cut.items():
+                rows = self._sql.execute("SELECT seq, time FROM audit_entry WHERE kind = ? AND time < ?"
+                                         " AND body IS NOT NULL", (kind, before)).fetchall()
+                seqs = [int(s) for s, t in rows if expired(kind, t, cut)]
+                if seqs:
+                    blank = ", ".join(f"{c} = NULL" for c in COLUMNS if c not in ("kind", "time"))
+                    self._sql.executemany(f"UPDATE audit_entry SET body = NULL, pruned_at = ?, {blank} WHERE seq = ?",
+                                          [(now, s) for s in seqs])
+                    by_kind[kind] = len(seqs)
+        total = sum(by_kind.values())
+        if total:
+            self.log("admin_action", actor=actor, time=now, action="audit.prune", count=total)
+        compacted = self.compact() if compact else 0
+        return PruneResult(total, compacted, by_kind)
+
+    def compact(self) -> int:
+        """Drop the leading run of tombstones. The entry before the new start is signed first (purpose prune):
+        that checkpoint is what lets a verifier trust a chain that no longer starts at seq 1."""
+        with self._lock:
+            row = self._sql.execute("SELECT MIN(seq) FROM audit_entry WHERE body IS NOT NULL").fetchone()
+            first_kept = row[0]
+            if first_kept is None:
+                first_kept = self.head()[0]  # keep the last entry as the chain's visible end
+            last_drop = int(first_kept) - 1
+            lowest = self._sql.execute("SELECT MIN(seq) FROM audit_entry").fetchone()[0]
+            if lowest is None or last_drop < int(lowest):
+                return 0
+            self.checkpoint("prune", at_seq=last_drop)
+            with self._sql.write():
+                count = self._sql.execute("SELECT COUNT(*) FROM audit_entry WHERE seq <= ?", (last_drop,)).fetchone()[0]
+                self._sql.execute("DELETE FROM audit_entry WHERE seq <= ?", (last_drop,))
+            return int(count)
+
+    def close(self) -> None:
+        with self._lock:
+            self._sql.conn.close()
+
+
+def open_audit_store(data_dir: Path, url: str | None = None, *, create_key: bool = False,
+                     checkpoint_every: int = 1000, clock: Callable[[], str] = now_iso) -> AuditStore:
+    """SQLite at <data_dir>/audit.sqlite (or sqlite:///PATH), or PostgreSQL at a postgresql:// URL. The signing key
+    comes from the data directory (created if `create_key`); without it the store can read and verify (with
+    audit-signing.pub) but not sign."""
+    try:
+        signing: Ed25519PrivateKey | None = load_signing_key(data_dir, create=create_key)
+    except SigningKeyMissing:
+        signing = None
+    public = None
+    if signing is None and (data_dir / PUBLIC_KEY_FILE).is_file():
+        public = parse_public_key((data_dir / PUBLIC_KEY_FILE).read_text())
+    if url and url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True)
+        sql = _Sql(conn, "postgresql")
+    else:
+        import sqlite3
+
+        path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "audit.sqlite"
+        if url and not url.startswith("sqlite:///"):
+            raise AuditStoreError("audit URL must start with postgresql:// or sqlite:///")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        sql = _Sql(conn, "sqlite")
+    return AuditStore(sql, signing_key=signing, public_key=public, checkpoint_every=checkpoint_every, clock=clock)

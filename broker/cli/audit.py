@@ -1,0 +1,210 @@
+"""`mash-broker audit`: verify the chain (a live store or an export file), export, checkpoint, prune.
+
+verify exits 0 when the chain and its signed checkpoints hold, 1 when something was tampered with (naming the
+first bad record), 2 when the input is unusable (missing file, not an export, no key, store unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.audit.checkpoint import PublicKeyError, key_id, parse_public_key
+from broker.audit.export import (
+    ExportFormatError,
+    embedded_public_key,
+    fhir_bundle,
+    read_jsonl,
+    subject_access_report,
+    write_csv,
+    write_jsonl,
+)
+from broker.audit.keys import SigningKeyMissing
+from broker.audit.retention import RetentionError, parse_retention
+from broker.audit.store import AuditStore, open_audit_store
+from broker.audit.verify import VerifyResult
+from broker.audit.verify import verify as verify_chain
+from broker.clock import now_iso
+
+app = typer.Typer(help="Tamper-evident audit log: verify, export, checkpoint, prune.", no_args_is_help=True)
+
+OK, TAMPERED, UNUSABLE = 0, 1, 2
+FORMATS = ("jsonl", "csv", "fhir", "sar")
+
+DataDir = Annotated[Path | None, typer.Option(help="Data directory holding audit.sqlite and the audit signing key "
+                                                   "(MASH_DATA_DIR).")]
+AuditUrl = Annotated[str | None, typer.Option(help="PostgreSQL URL of the audit store (MASH_AUDIT_URL); "
+                                                   "default: SQLite in the data directory.")]
+
+
+def _fail(message: str, code: int = UNUSABLE) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _open(data_dir: Path | None, audit_url: str | None, *, create_key: bool = False) -> AuditStore:
+    directory = data_dir or Path(os.environ.get("MASH_DATA_DIR", "data"))
+    url = audit_url or os.environ.get("MASH_AUDIT_URL") or None
+    if url is None and not (directory / "audit.sqlite").is_file():
+        raise _fail(f"no audit store at {directory / 'audit.sqlite'} (give --data-dir or --audit-url)")
+    try:
+        return open_audit_store(directory, url, create_key=create_key)
+    except Exception as exc:  # a driver's message may hold the URL with its password: name the type only
+        raise _fail(f"audit store unusable ({type(exc).__name__})") from None
+
+
+def _report(result: VerifyResult, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), sort_keys=True))
+    elif result.ok:
+        typer.echo(f"OK: {result.reason} (head seq {result.head_seq})")
+    else:
+        typer.echo(f"TAMPERED: first bad record seq {result.first_bad_seq}: {result.reason}")
+
+
+@app.command()
+def verify(
+    export: Annotated[Path | None, typer.Argument(help="A JSON Lines export; omitted: the live store.")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        help="The published audit public key (base64 raw or PEM). Without it an export is checked against the key "
+             "it embeds: compare the printed key id with the published one.")] = None,
+    data_dir: DataDir = None, audit_url: AuditUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check the hash chain and the signed checkpoints; exit 0 ok, 1 tampered, 2 unusable."""
+    key = None
+    if public_key is not None:
+        try:
+            key = parse_public_key(public_key.read_text())
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"cannot read public key file {public_key}") from None
+        except PublicKeyError as exc:
+            raise _fail(f"{public_key}: {exc}") from None
+    if export is not None:
+        try:
+            with export.open(encoding="utf-8") as f:
+                header, entries, checkpoints = read_jsonl(f)
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"cannot read export {export}") from None
+        except ExportFormatError as exc:
+            raise _fail(f"{export}: {exc}") from None
+        if key is None:
+            try:
+                key = embedded_public_key(header)
+            except PublicKeyError:
+                raise _fail(f"{export}: header has no usable public key") from None
+            typer.echo(f"checking against the key embedded in the export, key id {key_id(key)}: compare it with the "
+                       "published audit key", err=True)
+        elif header.get("key_id") != key_id(key):
+            typer.echo("note: the export names a different key than the one given", err=True)
+        if not checkpoints:
+            typer.echo("warning: the export holds no signed checkpoint: truncation cannot be detected", err=True)
+        result = verify_chain(entries, checkpoints, key)
+    else:
+        store = _open(data_dir, audit_url)
+        try:
+            key = key or store.public_key
+            if key is None:
+                raise _fail("no audit public key in the data directory (give --public-key)")
+            result = store.verify(key)
+        finally:
+            store.close()
+    _report(result, as_json)
+    raise typer.Exit(OK if result.ok else TAMPERED)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    format: Annotated[str, typer.Option("--format", help="jsonl (verifiable), csv, fhir (AuditEvent Bundle) or "
+                                                          "sar (subject access report, HTML; needs --subject).")],
+    subject: Annotated[str | None, typer.Option(help="Only this child (linkage token): csv, fhir, sar.")] = None,
+    data_dir: DataDir = None, audit_url: AuditUrl = None,
+) -> None:
+    """Export the audit log. A jsonl export is signed at the head first and carries every checkpoint."""
+    if format not in FORMATS:
+        raise _fail(f"unknown format (expected one of {', '.join(FORMATS)})")
+    if format == "sar" and not subject:
+        raise _fail("--format sar needs --subject TOKEN")
+    if format == "jsonl" and subject:
+        raise _fail("a jsonl export is the whole chain (a per-child extract could not be verified): drop --subject")
+    store = _open(data_dir, audit_url)
+    try:
+        now = now_iso()
+        with out.open("w", encoding="utf-8", newline="") as f:
+            if format == "jsonl":
+                if store.signing_key is not None:
+                    store.checkpoint("on_demand")
+                if store.public_key is None:
+                    raise _fail("no audit key in the data directory: a verifiable export needs the public key")
+                count = write_jsonl(f, store.entries(), store.checkpoints(), store.public_key, now)
+            else:
+                entries = store.timeline(subject) if subject else list(store.entries())
+                if format == "csv":
+                    count = write_csv(f, entries)
+                elif format == "fhir":
+                    bundle = fhir_bundle(entries, now)
+                    count = len(bundle["entry"])
+                    json.dump(bundle, f, indent=1)
+                else:
+                    assert subject is not None
+                    found = store.disclosures(subject=subject)
+                    status = store.verify() if store.public_key is not None else None
+                    f.write(subject_access_report(subject, found, entries, now, status))
+                    count = len(found)
+        store.log("admin_action", actor="cli", action="audit.export", target=format, subject=subject, count=count)
+    finally:
+        store.close()
+    typer.echo(f"wrote {count} {'disclosures' if format == 'sar' else 'records'} to {out}")
+
+
+@app.command()
+def checkpoint(data_dir: DataDir = None, audit_url: AuditUrl = None) -> None:
+    """Sign the chain head now (also done every N records and before each jsonl export)."""
+    store = _open(data_dir, audit_url)
+    try:
+        cp = store.checkpoint("on_demand")
+    except SigningKeyMissing:
+        raise _fail("the audit signing key is not in the data directory") from None
+    finally:
+        store.close()
+    typer.echo(f"checkpoint at seq {cp['seq']} hash {cp['hash']} key {cp['key_id']}")
+
+
+@app.command()
+def prune(
+    keep: Annotated[list[str] | None, typer.Option(
+        help="Retention per record kind, KIND=DAYS (repeatable or comma-separated; MASH_AUDIT_RETENTION). "
+             "Kinds not named are kept.")] = None,
+    compact: Annotated[bool, typer.Option(help="Also drop the leading run of pruned records behind a signed "
+                                               "prune checkpoint.")] = False,
+    now: Annotated[str | None, typer.Option(help="Prune as of this time (ISO 8601); default: now.")] = None,
+    data_dir: DataDir = None, audit_url: AuditUrl = None,
+) -> None:
+    """Apply retention: records past their kind's period become tombstones; the chain still verifies."""
+    items = list(keep or []) or [os.environ.get("MASH_AUDIT_RETENTION", "")]
+    try:
+        retention = parse_retention(items)
+    except RetentionError as exc:
+        raise _fail(str(exc)) from None
+    if not retention:
+        typer.echo("no retention configured (--keep KIND=DAYS or MASH_AUDIT_RETENTION): nothing pruned")
+        return
+    store = _open(data_dir, audit_url)
+    try:
+        result = store.prune(retention, now=now, actor="cli", compact=compact)
+    except SigningKeyMissing:
+        raise _fail("compaction needs the audit signing key") from None
+    finally:
+        store.close()
+    detail = ", ".join(f"{k} {n}" for k, n in sorted(result.by_kind.items())) or "none"
+    typer.echo(f"pruned {result.pruned} records ({detail}); compacted {result.compacted}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app(sys.argv[1:])

@@ -1,0 +1,82 @@
+"""A small subscriber client: opens deliveries sealed to this subscriber's key (see broker/crypto/seal.py).
+
+    client = SubscriberClient.from_file("hub.key")          # base64 text, as `mash-broker keys generate-subscriber-key`
+    event = client.open(delivery_bytes)                      # -> dict
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.crypto.errors import NotForThisSubscriber, SealError
+from broker.crypto.hpke_keys import PRIVATE_SIZES, SUITES, content_key_info, delivery_aad, load_private_key
+from broker.crypto.seal import FORMAT_VERSION
+
+_CACHE = 64
+
+
+class SubscriberClient:
+    """Opens deliveries; caches content keys so HPKE runs once per content key, not per message."""
+
+    def __init__(self, private_key: bytes, subscriber: str | None = None) -> None:
+        if len(private_key) not in PRIVATE_SIZES.values():
+            try:
+                private_key = base64.b64decode(private_key, validate=True)
+            except (binascii.Error, ValueError):
+                raise SealError("private key is neither raw bytes nor base64 of them") from None
+        self.suite, self._private = load_private_key(private_key)
+        self.subscriber = subscriber
+        self._keys: OrderedDict[tuple[str, str], tuple[str, AESGCM]] = OrderedDict()
+        self.content_keys_opened = 0  # HPKE opens so far: once per content key, not per message
+
+    @classmethod
+    def from_file(cls, path: str | Path, subscriber: str | None = None) -> SubscriberClient:
+        return cls(Path(path).read_bytes().strip(), subscriber)
+
+    def open(self, delivery: bytes) -> dict[str, Any]:
+        try:
+            msg = orjson.loads(delivery)
+            fields = (msg["suite"], msg["subscriber"], msg["event_id"], msg["content_key_id"], msg["content_key"],
+                      msg["ciphertext"])
+            ok = msg.get("mash_delivery") == FORMAT_VERSION and all(isinstance(f, str) for f in fields)
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise SealError("not a mash-broker delivery (version 1)")
+        suite, subscriber, event_id, ck_id, sealed_ck, ciphertext = fields
+        if self.subscriber is not None and subscriber != self.subscriber:
+            raise NotForThisSubscriber(f"delivery is for subscriber {subscriber}, not {self.subscriber}")
+        if suite not in SUITES or suite != self.suite:
+            raise NotForThisSubscriber(f"delivery is sealed with suite {suite}; this key is {self.suite}")
+        aead = self._content_key(suite, subscriber, ck_id, sealed_ck)
+        try:
+            raw = base64.b64decode(ciphertext, validate=True)
+            plain = aead.decrypt(raw[:12], raw[12:], delivery_aad(subscriber, event_id, ck_id))
+        except (binascii.Error, ValueError, InvalidTag):
+            raise SealError(f"delivery of event {event_id} failed authentication") from None
+        return orjson.loads(plain)
+
+    def _content_key(self, suite: str, subscriber: str, ck_id: str, sealed_ck: str) -> AESGCM:
+        cached = self._keys.get((subscriber, ck_id))
+        if cached is not None and cached[0] == sealed_ck:
+            self._keys.move_to_end((subscriber, ck_id))
+            return cached[1]
+        try:
+            key = SUITES[suite].decrypt(base64.b64decode(sealed_ck, validate=True), self._private,
+                                        content_key_info(subscriber, ck_id, suite))
+        except (InvalidTag, binascii.Error, ValueError):  # wrong key, or bound to another subscriber or key id
+            raise NotForThisSubscriber("delivery is not sealed to this subscriber's key") from None
+        self.content_keys_opened += 1
+        aead = AESGCM(key)
+        self._keys[(subscriber, ck_id)] = (sealed_ck, aead)
+        while len(self._keys) > _CACHE:
+            self._keys.popitem(last=False)
+        return aead

@@ -1,0 +1,247 @@
+"""Protocol YAML -> a compiled Protocol: schema check, cross-reference and lawful-basis checks, field tables.
+
+Every problem is a ProtocolError naming the YAML path (and line, when read from a file) and the reason; all of
+them are collected so an author fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker.policy.codes import (
+    ARTICLE_6,
+    ARTICLE_9,
+    CRIMINAL,
+    KEY_SUITES,
+    RISK_ORDER,
+    SPECIAL_CATEGORY,
+    STATUTORY_GATEWAYS,
+)
+from broker.policy.errors import ProtocolError
+from broker.policy.fields import covers, field_table
+from broker.policy.model import Conditions, FieldRule, Partner, Protocol, Rule, Subscriber
+from broker.policy.schema_check import check_schema
+from broker.policy.source import line_of, parse_yaml, yaml_path
+from broker.schema.classification import field_classes
+from broker.schema.loader import load_schema
+
+
+def event_types() -> tuple[str, ...]:
+    return tuple(load_schema()["$defs"]["event_type"]["enum"])
+
+
+def expand_event_types(pattern: str) -> frozenset[str]:
+    """`*` -> every type; `social_care.*` -> that family; an exact name -> itself if the schema knows it."""
+    known = event_types()
+    if pattern == "*":
+        return frozenset(known)
+    if pattern.endswith(".*"):
+        return frozenset(t for t in known if t.startswith(pattern[:-1]))
+    return frozenset({pattern}) if pattern in known else frozenset()
+
+
+class _Problems:
+    def __init__(self, origin: str, node: yaml.Node | None) -> None:
+        self.origin, self.node, self.items = origin, node, []
+
+    def add(self, parts: list[str | int], reason: str) -> None:
+        self.items.append(ProtocolError(self.origin, yaml_path(parts), reason, line_of(self.node, parts)))
+
+    def raise_any(self) -> None:
+        if self.items:
+            first = self.items[0]
+            first.problems = list(self.items)
+            raise first
+
+
+def _duplicates(items: list[Mapping[str, Any]], key: str, section: str, problems: _Problems) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item[key] in seen:
+            problems.add([section, i, key], f"duplicate {key}: already used earlier in {section}")
+        seen.add(item[key])
+
+
+def _subscribers(data: Mapping[str, Any], base_dir: Path | None, problems: _Problems) -> dict[str, Subscriber]:
+    out = {}
+    partner_ids = {p["id"] for p in data["partners"]}
+    for i, raw in enumerate(data["subscribers"]):
+        if raw["partner"] not in partner_ids:
+            problems.add(["subscribers", i, "partner"], "not the id of a partner in partners")
+        for j, purpose in enumerate(raw["purposes"]):
+            if purpose not in data["purposes"]:
+                problems.add(["subscribers", i, "purposes", j], "not a purpose defined under purposes")
+        key_b64 = raw.get("public_key")
+        if key_b64 is not None:
+            try:
+                raw_key = base64.b64decode("".join(key_b64.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raw_key = b""
+            if len(raw_key) != KEY_SUITES[raw["key_suite"]]:
+                problems.add(["subscribers", i, "public_key"],
+                             f"not a base64 {raw['key_suite']} public key ({KEY_SUITES[raw['key_suite']]} bytes)")
+        key_file = None
+        if raw.get("key_file") is not None:
+            path = Path(raw["key_file"])
+            key_file = path if path.is_absolute() or base_dir is None else base_dir / path
+        out[raw["name"]] = Subscriber(
+            name=raw["name"], partner=raw["partner"], role=raw["role"], purposes=tuple(raw["purposes"]),
+            key_suite=raw["key_suite"], delivery=raw["delivery"], public_key_b64=key_b64, key_file=key_file,
+            organisation=dict(raw.get("organisation", {})), description=raw.get("description", ""))
+    return out
+
+
+def _check_lawful_basis(rule: Rule, i: int, problems: _Problems) -> None:
+    basis = set(rule.lawful_basis)
+    where = ["rules", i, "lawful_basis"]
+    if len(basis & ARTICLE_6) != 1:
+        problems.add(where, "cite exactly one Article 6 basis: uk_gdpr_art6_1_c, uk_gdpr_art6_1_e or consent")
+    if "consent" in basis and basis & set(STATUTORY_GATEWAYS):
+        problems.add(where, "a rule relying on consent must not cite a statutory gateway: where the gateway "
+                            "applies consent is not the basis; write two rules")
+    if "uk_gdpr_art9_2_g" in basis and "dpa2018_sch1_para18" not in basis:
+        problems.add(where, "uk_gdpr_art9_2_g needs a DPA 2018 Schedule 1 Part 2 condition: cite dpa2018_sch1_para18")
+    shared = {label for t, table in rule.tables.items() for leaf, label in field_classes(t).items()
+              if table[leaf].action != "withhold"}
+    special = sorted(shared & SPECIAL_CATEGORY)
+    if special and not (basis & ARTICLE_9 or "consent" in basis):
+        problems.add(where, f"releases special category data ({', '.join(special)}): cite uk_gdpr_art9_2_g or "
+                            "uk_gdpr_art9_2_h, or rely on consent")
+    if shared & CRIMINAL and not ({"dpa2018_sch1_para18", "consent"} & basis):
+        problems.add(where, "releases criminal offence data: cite dpa2018_sch1_para18 (or rely on consent)")
+
+
+def _check_overlaps(fields: list[Mapping[str, Any]], i: int, problems: _Problems) -> None:
+    """A path or classification named by two field rules: the second would be dead or ambiguous."""
+    first: dict[tuple[str, str], int] = {}
+    for j, f in enumerate(fields):
+        for kind in ("paths", "classifications"):
+            for k, name in enumerate(f.get(kind, ())):
+                if (kind, name) in first:
+                    problems.add(["rules", i, "fields", j, kind, k],
+                                 f"already given a field rule at rules[{i}].fields[{first[kind, name]}]")
+                first.setdefault((kind, name), j)
+
+
+def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purposes: Mapping[str, str],
+          problems: _Problems) -> Rule:
+    roles = {s.role for s in subs.values()}
+    for j, who in enumerate(raw["subscribers"]):
+        if who not in subs and who not in roles:
+            problems.add(["rules", i, "subscribers", j], "neither a subscriber name nor a subscriber role")
+    selected = [s for s in subs.values() if s.name in raw["subscribers"] or s.role in raw["subscribers"]]
+    types: set[str] = set()
+    for j, pattern in enumerate(raw["event_types"]):
+        expanded = expand_event_types(pattern)
+        if not expanded:
+            problems.add(["rules", i, "event_types", j], "matches no event type in the canonical event schema")
+        types |= expanded
+    purpose = raw["purpose"]
+    if purpose not in purposes:
+        problems.add(["rules", i, "purpose"], "not a purpose defined under purposes")
+    for sub in selected:
+        if purpose in purposes and purpose not in sub.purposes:
+            problems.add(["rules", i, "purpose"], f"subscriber {sub.name} is not registered for this purpose")
+    cond = raw.get("conditions", {})
+    conditions = Conditions(
+        risk_at_least=cond.get("risk_at_least"), risk_at_most=cond.get("risk_at_most"),
+        risk_categories_any=frozenset(cond["risk_categories_any"]) if "risk_categories_any" in cond else None,
+        subject_under_18=bool(cond.get("subject_under_18", False)),
+        consent_status=frozenset(cond["consent_status"]) if "consent_status" in cond else None,
+        case_open=cond.get("case_open"), registered_with=cond.get("registered_with"))
+    if conditions.risk_at_least and conditions.risk_at_most and \
+            RISK_ORDER[conditions.risk_at_least] > RISK_ORDER[conditions.risk_at_most]:
+        problems.add(["rules", i, "conditions"], "risk_at_least is above risk_at_most: the rule can never match")
+    if conditions.registered_with:
+        code = "ods_code" if conditions.registered_with == "gp_practice" else "urn"
+        for sub in selected:
+            if code not in sub.organisation:
+                problems.add(["rules", i, "conditions", "registered_with"],
+                             f"subscriber {sub.name} has no organisation.{code} to compare with")
+    field_rules = tuple(
+        FieldRule(where=f"rules[{i}].fields[{j}]", classifications=frozenset(f.get("classifications", ())),
+                  paths=tuple(f.get("paths", ())), action=f["action"], mask=f.get("mask"))
+        for j, f in enumerate(raw["fields"]))
+    _check_overlaps(raw["fields"], i, problems)
+    leaves = {leaf for t in types for leaf in field_classes(t)}
+    for j, fr in enumerate(field_rules):
+        for k, path in enumerate(fr.paths):
+            if not any(covers(path, leaf) for leaf in leaves):
+                problems.add(["rules", i, "fields", j, "paths", k], "matches no field of the rule's event types")
+    basis = tuple(raw["lawful_basis"])
+    rule = Rule(
+        id=raw["id"], where=f"rules[{i}]", description=raw["description"], subscribers=tuple(raw["subscribers"]),
+        event_type_patterns=tuple(raw["event_types"]), event_types=frozenset(types),
+        source_agencies=frozenset(raw["source_agencies"]) if "source_agencies" in raw else None,
+        purpose=purpose, lawful_basis=basis, conditions=conditions, field_rules=field_rules,
+        consent_based="consent" in basis, gateway=next((b for b in basis if b in STATUTORY_GATEWAYS), None),
+        tables={t: field_table(t, field_rules) for t in sorted(types)})
+    _check_lawful_basis(rule, i, problems)
+    return rule
+
+
+def _check_tests(data: Mapping[str, Any], rule_ids: set[str], problems: _Problems) -> None:
+    known = set(event_types())
+    for i, test in enumerate(data.get("tests", [])):
+        if test["event"]["event_type"] not in known:
+            problems.add(["tests", i, "event", "event_type"], "not an event type in the canonical event schema")
+        expected_rule = test["expect"].get("rule")
+        if expected_rule is not None and expected_rule not in rule_ids:
+            problems.add(["tests", i, "expect", "rule"], "not the id of a rule in this protocol")
+
+
+def _index(subs: Mapping[str, Subscriber], rules: tuple[Rule, ...]) -> dict[tuple[str, str], tuple[Rule, ...]]:
+    index: dict[tuple[str, str], tuple[Rule, ...]] = {}
+    for sub in subs.values():
+        for event_type in event_types():
+            hits = tuple(r for r in rules if event_type in r.event_types
+                         and (sub.name in r.subscribers or sub.role in r.subscribers))
+            if hits:
+                index[(sub.name, event_type)] = hits
+    return index
+
+
+def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | None = None,
+                   node: yaml.Node | None = None) -> Protocol:
+    """Compile protocol data (a mapping, or YAML text) into a Protocol; raises ProtocolError."""
+    if isinstance(data, str):
+        data, node = parse_yaml(data, origin)
+    if not isinstance(data, Mapping):
+        raise ProtocolError(origin, "", "a protocol is a YAML mapping at the top level")
+    check_schema(data, origin, node)
+    problems = _Problems(origin, node)
+    _duplicates(data["partners"], "id", "partners", problems)
+    _duplicates(data["subscribers"], "name", "subscribers", problems)
+    _duplicates(data["rules"], "id", "rules", problems)
+    _duplicates(data.get("tests", []), "name", "tests", problems)
+    subs = _subscribers(data, base_dir, problems)
+    rules = tuple(_rule(raw, i, subs, data["purposes"], problems) for i, raw in enumerate(data["rules"]))
+    _check_tests(data, {r.id for r in rules}, problems)
+    problems.raise_any()
+    head = data["protocol"]
+    return Protocol(
+        id=head["id"], version=head["version"], title=head["title"], effective_from=head["effective_from"],
+        review_by=head.get("review_by"), owner=head.get("owner"), purposes=dict(data["purposes"]),
+        partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"]) for p in data["partners"]},
+        subscribers=subs, rules=rules, tests=tuple(data.get("tests", [])), origin=origin,
+        index=_index(subs, rules))
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Read and compile a protocol file. Key files are resolved against its folder but not read (see keys.py)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProtocolError(str(path), "", "file not found") from None
+    except UnicodeDecodeError:
+        raise ProtocolError(str(path), "", "not UTF-8 text") from None
+    except OSError as exc:
+        raise ProtocolError(str(path), "", f"cannot read ({exc.strerror})") from None
+    return parse_protocol(text, str(path), base_dir=path.resolve().parent)

@@ -1,0 +1,79 @@
+"""A rule's conditions against one event: each check returns None when met, else the reason in plain words.
+
+Reasons name levels, codes and facts the decision needs, never a value that identifies the child.
+Unknown facts fail (an unknown date of birth is not 'under 18').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from broker.policy.codes import RISK_ORDER
+from broker.policy.consent import ConsentState
+from broker.policy.model import Conditions, Subscriber
+
+
+def under_18(event: Mapping[str, Any]) -> bool | None:
+    """Is the child under 18 (or unborn) on the event date? None when the dates are unknown."""
+    child = (event.get("subject") or {}).get("child") or {}
+    dob = child.get("date_of_birth")
+    if not dob:
+        return True if child.get("expected_date_of_birth") else None
+    try:
+        born = date.fromisoformat(str(dob)[:10])
+        day = date.fromisoformat(str(event.get("occurred_at", ""))[:10])
+    except ValueError:
+        return None
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day)) < 18
+
+
+def _code(org: Any, key: str) -> str | None:
+    value = org.get(key) if isinstance(org, Mapping) else None
+    return str(value).strip().upper() if value else None
+
+
+def registered_with(event: Mapping[str, Any], kind: str, sub: Subscriber) -> bool:
+    """The child's GP practice (ODS code) or school (URN: the child's, or the school the event is about)."""
+    child = (event.get("subject") or {}).get("child") or {}
+    if kind == "gp_practice":
+        mine = sub.organisation.get("ods_code", "").upper()
+        return bool(mine) and _code(child.get("gp_practice"), "ods_code") == mine
+    mine = sub.organisation.get("urn", "")
+    payload = event.get("payload") or {}
+    schools = (child.get("school"), payload.get("school"), payload.get("last_school"),
+               payload.get("destination_school"))
+    return bool(mine) and any(_code(s, "urn") == mine for s in schools)
+
+
+def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
+          case_open: bool | None) -> str | None:
+    """The first condition the event fails, in words; None when every condition holds."""
+    if cond.risk_at_least or cond.risk_at_most:
+        level = str((event.get("risk") or {}).get("level", "unknown"))
+        rank = RISK_ORDER.get(level, 0)
+        if cond.risk_at_least and rank < RISK_ORDER[cond.risk_at_least]:
+            return f"risk level {level} is below {cond.risk_at_least}"
+        if cond.risk_at_most and rank > RISK_ORDER[cond.risk_at_most]:
+            return f"risk level {level} is above {cond.risk_at_most}"
+    if cond.risk_categories_any is not None:
+        categories = set((event.get("risk") or {}).get("categories") or ())
+        if not categories & cond.risk_categories_any:
+            return f"no risk category among {', '.join(sorted(cond.risk_categories_any))}"
+    if cond.subject_under_18:
+        young = under_18(event)
+        if young is None:
+            return "the child's age on the event date is unknown (date of birth or event date missing)"
+        if not young:
+            return "the subject is not under 18 on the event date"
+    if cond.registered_with and not registered_with(event, cond.registered_with, sub):
+        what = "GP practice" if cond.registered_with == "gp_practice" else "school"
+        return f"the child is not known to be registered with the subscriber's {what}"
+    if cond.case_open is not None and case_open is not cond.case_open:
+        if case_open is None:
+            return "the case status is unknown"
+        return "the case is not open" if cond.case_open else "the case is open"
+    if cond.consent_status is not None and consent.status not in cond.consent_status:
+        return f"consent status {consent.status} is not among {', '.join(sorted(cond.consent_status))}"
+    return None

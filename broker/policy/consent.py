@@ -1,0 +1,66 @@
+"""Consent and objections for one child, and how they meet a rule's lawful basis.
+
+Where a rule relies on consent, a refusal, withdrawal or objection is honoured: the rule does not apply. Where a
+rule cites a statutory gateway the sharing goes ahead and the decision records the override and the gateway.
+A rule citing neither (e.g. public task alone) does not apply while consent is withheld or an objection stands:
+fail closed, and let the protocol say which gateway applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.policy.codes import CONSENT_STATUSES, RESTRICTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """For one child: consent status, whether an objection (UK GDPR Art 21) is recorded, and when."""
+
+    status: str = "unknown"  # given | refused | withdrawn | not_sought | not_applicable | unknown
+    objection: bool = False
+    recorded_on: str | None = None  # ISO date
+
+    def __post_init__(self) -> None:
+        if self.status not in CONSENT_STATUSES:
+            raise ValueError(f"consent status must be one of {', '.join(CONSENT_STATUSES)}")
+
+    @property
+    def restriction(self) -> str | None:
+        """'objection', 'withdrawn' or 'refused' when the family has said no; None otherwise."""
+        if self.objection:
+            return "objection"
+        return self.status if self.status in RESTRICTIVE_STATUSES else None
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ConsentState:
+        block = event.get("consent") or {}
+        status = block.get("status", "unknown")
+        return cls(status if status in CONSENT_STATUSES else "unknown", bool(block.get("objection", False)),
+                   block.get("recorded_on"))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> ConsentState:
+        return cls(data.get("status", "unknown"), bool(data.get("objection", False)), data.get("recorded_on"))
+
+
+def effective_consent(register: ConsentState | None, event: Mapping[str, Any]) -> ConsentState:
+    """The broker's consent register and the event's own consent block, the more restrictive winning.
+
+    A refusal, withdrawal or objection in either counts; otherwise the register's status, unless it is unknown.
+    """
+    from_event = ConsentState.from_event(event)
+    if register is None:
+        return from_event
+    sources = (register, from_event)
+    said_no = next((c for c in sources if c.status in RESTRICTIVE_STATUSES), None)
+    objected = next((c for c in sources if c.objection), None)
+    if said_no is not None:
+        status = said_no.status
+    else:
+        status = register.status if register.status != "unknown" else from_event.status
+    dated = objected or said_no
+    return ConsentState(status, objected is not None,
+                        dated.recorded_on if dated else register.recorded_on or from_event.recorded_on)

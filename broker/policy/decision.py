@@ -1,0 +1,64 @@
+"""A decision: for one event and one subscriber, deliver or withhold, under which rule, and which fields.
+
+The record names paths, never values, so it can go to the audit log as it is (OPA decision-log style).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+# Fixed: decision ids must stay stable across releases, so a replay yields the same ids.
+DECISION_NAMESPACE = uuid.UUID("0f3c2a9e-5d41-4b8e-a6f2-6d6173682d64")
+
+
+def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_version: str) -> str:
+    """UUIDv5 of (event id, subscriber, protocol id, protocol version): a re-run decides under the same id."""
+    return str(uuid.uuid5(DECISION_NAMESPACE, f"{event_id}\x1f{subscriber}\x1f{protocol_id}\x1f{protocol_version}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOverride:
+    """A statutory gateway set aside the family's refusal, withdrawal or objection."""
+
+    restriction: str  # objection | withdrawn | refused
+    recorded_on: str | None
+    gateway: str  # the statutory gateway code the rule cites
+
+    def to_record(self) -> dict[str, Any]:
+        return {"restriction": self.restriction, "recorded_on": self.recorded_on, "gateway": self.gateway}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    event_id: str
+    event_type: str
+    subscriber: str
+    outcome: str  # deliver | withhold
+    rule_id: str | None
+    lawful_basis: tuple[str, ...]
+    purpose: str | None
+    released: tuple[str, ...]  # leaf paths present in the event and released as they are
+    masked: tuple[tuple[str, str], ...]  # (leaf path, mask kind)
+    withheld: tuple[str, ...]  # leaf paths present and removed; empty when the whole event is withheld
+    protocol_id: str
+    protocol_version: str
+    reason: str
+    consent_override: ConsentOverride | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "deliver"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "event_id": self.event_id, "event_type": self.event_type,
+            "subscriber": self.subscriber, "outcome": self.outcome, "rule_id": self.rule_id,
+            "lawful_basis": list(self.lawful_basis), "purpose": self.purpose,
+            "fields_released": list(self.released), "fields_masked": dict(self.masked),
+            "fields_withheld": list(self.withheld),
+            "protocol_id": self.protocol_id, "protocol_version": self.protocol_version, "reason": self.reason,
+            "consent_override": self.consent_override.to_record() if self.consent_override else None,
+        }

@@ -1,0 +1,58 @@
+"""Reprocessing a dead letter: find it on the dead-letter topic, open its sealed input, run intake again."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import TopicPartition
+
+from broker.kafka.clients import reader
+from broker.service.delivery import EMPTY_POLL_MS
+from broker.service.intake import IntakeResult, ingest
+from broker.service.messages import decode
+
+if TYPE_CHECKING:
+    from broker.service.runtime import Runtime
+
+
+class DeadLetterNotFound(LookupError):
+    pass
+
+
+async def find_deadletter(rt: Runtime, deadletter_id: str) -> dict[str, Any]:
+    """Scan the dead-letter topic for the record (newest wins). The topic is small and read rarely."""
+    consumer = reader(rt.bootstrap, **rt.kafka_security)
+    await consumer.start()
+    try:
+        topic = rt.settings.topics.deadletter
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: dict[str, Any] | None = None
+        while True:  # to the first empty poll: the embedded broker's end offsets are not reliable
+            batch = await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    if record.key == deadletter_id.encode():
+                        found = decode(record.value)
+        if found is None:
+            raise DeadLetterNotFound(deadletter_id)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def reprocess(rt: Runtime, deadletter_id: str, actor: str) -> IntakeResult:
+    """Run the dead letter's original input through intake again (after an adapter fix or a protocol change)."""
+    record = await find_deadletter(rt, deadletter_id)
+    if record.get("agency") not in ("police", "health", "education", "social_care"):
+        raise DeadLetterNotFound(f"{deadletter_id} is a worker dead letter (no agency input to reprocess)")
+    data = rt.open_deadletter_input(record["input"], record["content_sha256"])
+    result = await ingest(rt, record["agency"], data, content_type=record.get("content_type"),
+                          system=record.get("system"), actor=actor, source=f"reprocess:{deadletter_id}")
+    await rt.emit_audit([rt.audit_record("admin_action", time=record["received_at"], actor=actor,
+                                         action="deadletter.reprocess", target=deadletter_id,
+                                         count=len(result.event_ids))])
+    return result

@@ -1,0 +1,142 @@
+"""The information governance API (/v1/ig/...) and page (/ig).
+
+Every /v1/ig endpoint depends on `require_ig` (the caller's IG credential); the page itself is a static shell that
+holds no data: it asks for the API key and calls the API with it, so without the key it shows nothing. The page,
+its script and style are served from this package (no CDN, no build step) under a strict Content-Security-Policy.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must resolve the router-local `Store` alias when each
+# endpoint is defined, which string annotations would defer past its scope.
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse
+
+from broker.audit.export import subject_access_report
+from broker.audit.record import KINDS, AuditRecordError
+from broker.audit.store import AuditStore
+from broker.clock import now_iso
+
+STATIC = Path(__file__).resolve().parent / "static"
+_ASSETS = {"ig.js": "text/javascript; charset=utf-8", "ig.css": "text/css; charset=utf-8"}
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+TOKEN = r"^lt[0-9]+_[A-Za-z0-9_-]{20,64}$"
+SUBSCRIBER = r"^[a-z][a-z0-9_-]{1,48}$"
+UUID = r"^[0-9a-fA-F-]{36}$"
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable[..., Any],
+                   reprocess: Callable[[str], Awaitable[dict[str, Any]]]) -> APIRouter:
+    """The IG router. `store_factory()` returns the (long-lived) audit store, `require_ig` is the FastAPI
+    dependency that admits only IG auditors, `reprocess(deadletter_id)` re-runs a dead-lettered input."""
+    api = APIRouter(prefix="/v1/ig", tags=["information governance"],
+                    dependencies=[Depends(require_ig), Depends(_no_store)])
+
+    def store() -> AuditStore:
+        return store_factory()
+
+    Store = Annotated[AuditStore, Depends(store)]
+
+    @api.get("/search", summary="Search audit records by child, agency, subscriber, event type, rule, kind, time")
+    def search(
+        audit: Store,
+        subject: Annotated[str | None, Query(pattern=TOKEN)] = None,
+        agency: Annotated[str | None, Query(max_length=20)] = None,
+        subscriber: Annotated[str | None, Query(pattern=SUBSCRIBER)] = None,
+        event_type: Annotated[str | None, Query(max_length=100)] = None,
+        rule_id: Annotated[str | None, Query(max_length=100)] = None,
+        kind: Annotated[str | None, Query(max_length=40)] = None,
+        since: Annotated[str | None, Query(max_length=40, description="ISO 8601, inclusive")] = None,
+        until: Annotated[str | None, Query(max_length=40, description="ISO 8601, exclusive")] = None,
+        before_seq: Annotated[int | None, Query(ge=1, description="Page: records older than this seq")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        if kind is not None and kind not in KINDS:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "unknown record kind")
+        try:
+            entries = audit.search(subject=subject, agency=agency, subscriber=subscriber, event_type=event_type,
+                                   rule_id=rule_id, kind=kind, since=since, until=until, before_seq=before_seq,
+                                   limit=limit)
+        except AuditRecordError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
+        more = len(entries) == limit
+        return {"entries": entries, "next_before_seq": entries[-1]["seq"] if more else None}
+
+    @api.get("/children/{subject}/timeline", summary="Everything recorded about one child, oldest first")
+    def timeline(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> dict[str, Any]:
+        return {"subject": subject, "entries": audit.timeline(subject),
+                "disclosures": [d.to_dict() for d in audit.disclosures(subject=subject)]}
+
+    @api.get("/children/{subject}/report", response_class=HTMLResponse,
+             summary="Subject access report: every disclosure about one child (HTML)")
+    def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> HTMLResponse:
+        verification = audit.verify() if audit.public_key is not None else None
+        body = subject_access_report(subject, audit.disclosures(subject=subject), audit.timeline(subject),
+                                     now_iso(), verification)
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+    @api.get("/subscribers/{name}/disclosures", summary="What one subscriber was sent, under which rule, and read")
+    def subscriber_disclosures(
+        audit: Store, name: Annotated[str, PathParam(pattern=SUBSCRIBER)],
+        since: Annotated[str | None, Query(max_length=40)] = None,
+        until: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> dict[str, Any]:
+        try:
+            found = audit.disclosures(subscriber=name, since=since, until=until, limit=limit)
+        except AuditRecordError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
+        return {"subscriber": name, "disclosures": [d.to_dict() for d in found]}
+
+    @api.get("/deadletters", summary="Dead-lettered inputs with their value-free reasons, newest first")
+    def deadletters(audit: Store, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+        return {"deadletters": audit.dead_letters(limit)}
+
+    @api.post("/deadletters/{deadletter_id}/reprocess", summary="Run a dead-lettered input through intake again")
+    async def reprocess_deadletter(audit: Store,
+                                   deadletter_id: Annotated[str, PathParam(pattern=UUID)]) -> dict[str, Any]:
+        if await run_in_threadpool(audit.deadletter, deadletter_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such dead letter in the audit log")
+        return {"deadletter_id": deadletter_id, "result": await reprocess(deadletter_id)}
+
+    @api.get("/verification", summary="Verify the hash chain and signed checkpoints now")
+    def verification(audit: Store) -> dict[str, Any]:
+        if audit.public_key is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no audit public key configured")
+        result = audit.verify()
+        head_seq, head_hash = audit.head()
+        return {**result.to_dict(), "store_head_seq": head_seq, "store_head_hash": head_hash,
+                "checked_at": now_iso()}
+
+    @api.get("/protocols", summary="Information sharing protocol versions, oldest first")
+    def protocols(audit: Store) -> dict[str, Any]:
+        return {"history": audit.protocol_history()}
+
+    router = APIRouter()
+    router.include_router(api)
+
+    @router.get("/ig", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "ig.html", media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    @router.get("/ig/static/{name}", include_in_schema=False)
+    def asset(name: str) -> FileResponse:
+        if name not in _ASSETS:  # a fixed list: no path ever reaches the file system from the request
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+        return FileResponse(STATIC / name, media_type=_ASSETS[name], headers=_PAGE_HEADERS)
+
+    return router

@@ -1,0 +1,258 @@
+// The IG page: asks for the IG API key, keeps it in memory only, and calls /v1/ig/... with it.
+// Every value from the API is put on the page with textContent, never parsed as HTML.
+"use strict";
+
+(function () {
+  const KINDS = ["record_received", "record_adapted", "record_rejected", "deadlettered", "event_published",
+    "decision", "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action"];
+  let apiKey = null;
+  let searchParams = null;
+  let nextBefore = null;
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    Object.assign(node, props || {});
+    for (const child of children || []) {
+      node.append(child instanceof Node ? child : document.createTextNode(child == null ? "" : String(child)));
+    }
+    return node;
+  }
+
+  class AuthError extends Error {}
+
+  async function api(path, options) {
+    const response = await fetch(path, Object.assign({}, options, {
+      headers: { "Authorization": "Bearer " + apiKey, "Accept": "application/json" },
+      cache: "no-store", credentials: "omit",
+    }));
+    if (response.status === 401 || response.status === 403) {
+      throw new AuthError(response.status === 401 ? "The API key was not accepted." :
+        "This key does not have the IG auditor role.");
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+      throw new Error(typeof detail === "string" ? detail : "request refused (" + response.status + ")");
+    }
+    return response.json();
+  }
+
+  function showError(err) {
+    if (err instanceof AuthError) { signOut(err.message); return; }
+    $("app-error").textContent = err.message;
+  }
+
+  function run(task) {
+    $("app-error").textContent = "";
+    return task().catch(showError);
+  }
+
+  // --- sign in / out --------------------------------------------------------------------------------------------
+  async function signIn(event) {
+    event.preventDefault();
+    apiKey = $("apikey").value.trim();
+    $("apikey").value = "";
+    $("login-error").textContent = "";
+    try {
+      const status = await api("/v1/ig/verification");
+      $("login").hidden = true;
+      $("app").hidden = false;
+      $("signout").hidden = false;
+      showVerification(status);
+    } catch (err) {
+      signOut(err instanceof AuthError ? err.message : "Could not reach the IG API: " + err.message);
+    }
+  }
+
+  function signOut(message) {
+    apiKey = null;
+    $("app").hidden = true;
+    $("signout").hidden = true;
+    $("login").hidden = false;
+    for (const id of ["search-results", "timeline-results", "timeline-disclosures", "disclosures-results",
+      "deadletters-results", "protocols-results"]) { $(id).replaceChildren(); }
+    $("verify-text").textContent = "";
+    $("login-error").textContent = message || "";
+  }
+
+  // --- verification ---------------------------------------------------------------------------------------------
+  function showVerification(v) {
+    const badge = $("verify-badge");
+    badge.textContent = v.ok ? "Verification OK" : "TAMPERED";
+    badge.className = "badge " + (v.ok ? "ok" : "bad");
+    $("verify-text").textContent = v.ok
+      ? v.reason + " (head seq " + v.head_seq + ", checked " + v.checked_at + ")"
+      : "first bad record: seq " + v.first_bad_seq + " — " + v.reason;
+  }
+
+  // --- tables ---------------------------------------------------------------------------------------------------
+  const rec = (e) => e.record || {};
+  const when = (e) => rec(e).time || (e.pruned && e.pruned.time) || "";
+  const kindOf = (e) => rec(e).kind || (e.pruned && e.pruned.kind) || "";
+  const list = (v) => {
+    if (Array.isArray(v)) return v.join(", ");
+    if (v && typeof v === "object") return Object.entries(v).map(([path, kind]) => path + " (" + kind + ")").join(", ");
+    return v || "";
+  };
+
+  function tokenLink(token) {
+    if (!token) return "";
+    // Tokens are long: show the start, keep the whole in the tooltip and in data-token.
+    const short = token.length > 18 ? token.slice(0, 16) + "…" : token;
+    const a = el("a", { className: "token", href: "#", title: token + " — open this child's timeline" }, [short]);
+    a.dataset.token = token;
+    a.addEventListener("click", (ev) => { ev.preventDefault(); openTimeline(token); });
+    return a;
+  }
+
+  function table(columns, rows, emptyText) {
+    if (!rows.length) return el("p", { className: "count" }, [emptyText || "Nothing found."]);
+    const head = el("tr", {}, columns.map((c) => el("th", { scope: "col" }, [c[0]])));
+    const body = rows.map((row) => el("tr", {}, columns.map((c) => {
+      const value = c[1](row);
+      return el("td", {}, [value instanceof Node ? value : String(value == null ? "" : value)]);
+    })));
+    return el("div", { className: "scroll" }, [el("table", {}, [el("thead", {}, [head]), el("tbody", {}, body)])]);
+  }
+
+  function detail(e) {
+    if (!e.record) return el("span", { className: "pruned" }, ["pruned " + ((e.pruned && e.pruned.at) || "")]);
+    const r = e.record;
+    const parts = [];
+    if (r.outcome) parts.push(r.outcome === "deliver" ? "delivered" : "withheld");
+    if (r.lawful_basis) parts.push("basis: " + list(r.lawful_basis));
+    if (r.fields_released) parts.push("released: " + list(r.fields_released));
+    if (r.fields_masked && Object.keys(r.fields_masked).length) parts.push("masked: " + list(r.fields_masked));
+    if (r.consent_override) {
+      parts.push("consent " + r.consent_override.restriction + " overridden by " + r.consent_override.gateway);
+    }
+    if (r.fields_withheld) parts.push("withheld: " + list(r.fields_withheld));
+    if (r.reason) parts.push(r.reason);
+    if (r.action) parts.push(r.action + (r.target ? " " + r.target : ""));
+    if (r.protocol_version) parts.push("protocol " + (r.protocol_id || "") + " v" + r.protocol_version);
+    return parts.join(" · ");
+  }
+
+  const ENTRY_COLUMNS = [
+    ["Seq", (e) => e.seq], ["Time", when], ["Kind", kindOf], ["Actor", (e) => rec(e).actor],
+    ["Child", (e) => tokenLink(rec(e).subject)], ["Agency", (e) => rec(e).agency],
+    ["Subscriber", (e) => rec(e).subscriber], ["Event type", (e) => rec(e).event_type],
+    ["Rule", (e) => rec(e).rule_id], ["Detail", detail],
+  ];
+
+  const DISCLOSURE_COLUMNS = [
+    ["Shared on", (d) => d.delivered_at || d.decided_at], ["Recipient", (d) => d.subscriber],
+    ["Child", (d) => tokenLink(d.subject)], ["Event type", (d) => d.event_type], ["Rule", (d) => d.rule_id],
+    ["Purpose", (d) => d.purpose], ["Lawful basis", (d) => list(d.lawful_basis)],
+    ["Released", (d) => list(d.fields_released)], ["Masked", (d) => list(d.fields_masked)],
+    ["Withheld", (d) => list(d.fields_withheld)], ["Read", (d) => d.read_at || "not yet read"],
+  ];
+
+  // --- views ----------------------------------------------------------------------------------------------------
+  function toIso(local) { return local ? new Date(local).toISOString() : ""; }
+
+  async function search(more) {
+    if (!more) {
+      const form = new FormData($("search-form"));
+      searchParams = new URLSearchParams();
+      for (const [name, value] of form.entries()) {
+        const v = String(value).trim();
+        if (v) searchParams.set(name, name === "since" || name === "until" ? toIso(v) : v);
+      }
+      $("search-results").replaceChildren();
+    }
+    const params = new URLSearchParams(searchParams);
+    params.set("limit", "100");
+    if (more && nextBefore) params.set("before_seq", String(nextBefore));
+    const page = await api("/v1/ig/search?" + params.toString());
+    nextBefore = page.next_before_seq;
+    $("search-more").hidden = !nextBefore;
+    $("search-results").append(table(ENTRY_COLUMNS, page.entries, more ? "No older records." : "No records match."));
+    const shown = $("search-results").querySelectorAll("tbody tr").length;
+    $("search-count").textContent = shown + " record(s) shown, newest first.";
+  }
+
+  async function openTimeline(token) {
+    selectTab("timeline");
+    $("timeline-form").elements.subject.value = token;
+    const data = await api("/v1/ig/children/" + encodeURIComponent(token) + "/timeline");
+    $("timeline-title").textContent = "Child " + data.subject + ": " + data.entries.length + " record(s), " +
+      data.disclosures.length + " disclosure(s)";
+    $("timeline-disclosures").replaceChildren(el("h3", {}, ["Disclosures"]),
+      table(DISCLOSURE_COLUMNS, data.disclosures, "Nothing about this child has been shared."));
+    $("timeline-results").replaceChildren(el("h3", {}, ["Timeline (oldest first)"]),
+      table(ENTRY_COLUMNS, data.entries, "No records about this child."));
+  }
+
+  async function subscriberDisclosures(name) {
+    const data = await api("/v1/ig/subscribers/" + encodeURIComponent(name) + "/disclosures");
+    $("disclosures-results").replaceChildren(el("p", { className: "count" },
+      [data.disclosures.length + " disclosure(s) to " + data.subscriber]),
+    table(DISCLOSURE_COLUMNS, data.disclosures, "Nothing has been disclosed to this subscriber."));
+  }
+
+  async function deadLetters() {
+    const data = await api("/v1/ig/deadletters");
+    const columns = [
+      ["Seq", (e) => e.seq], ["Time", when], ["Agency", (e) => rec(e).agency], ["System", (e) => rec(e).system],
+      ["Where", (e) => [rec(e).position, rec(e).field].filter(Boolean).join(" ")], ["Reason", (e) => rec(e).reason],
+      ["Reprocessed", (e) => e.reprocessed_at || ""],
+      ["", (e) => {
+        if (!rec(e).deadletter_id) return "";
+        const b = el("button", { type: "button" }, ["Reprocess"]);
+        b.addEventListener("click", () => run(() => reprocess(rec(e).deadletter_id, b)));
+        return b;
+      }],
+    ];
+    $("deadletters-results").replaceChildren(table(columns, data.deadletters, "No dead letters."));
+  }
+
+  async function reprocess(id, button) {
+    button.disabled = true;
+    await api("/v1/ig/deadletters/" + encodeURIComponent(id) + "/reprocess", { method: "POST" });
+    await deadLetters();
+    $("deadletters-message").textContent = "Dead letter " + id + " sent for reprocessing.";
+  }
+
+  async function protocols() {
+    const data = await api("/v1/ig/protocols");
+    const columns = [["Seq", (e) => e.seq], ["Time", when], ["Protocol", (e) => rec(e).protocol_id],
+      ["Version", (e) => rec(e).protocol_version], ["Previous", (e) => rec(e).previous_version],
+      ["By", (e) => rec(e).actor], ["File SHA-256", (e) => rec(e).content_sha256]];
+    $("protocols-results").replaceChildren(table(columns, data.history, "No protocol changes recorded."));
+  }
+
+  function selectTab(name) {
+    for (const button of $("tabs").querySelectorAll("button")) {
+      button.classList.toggle("active", button.dataset.tab === name);
+    }
+    for (const section of document.querySelectorAll(".tab")) { section.hidden = section.id !== "tab-" + name; }
+    if (name === "deadletters") run(deadLetters);
+    if (name === "protocols") run(protocols);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const select = $("kind-select");
+    for (const kind of KINDS) select.append(el("option", { value: kind }, [kind]));
+    $("login-form").addEventListener("submit", signIn);
+    $("signout").addEventListener("click", () => signOut("Signed out."));
+    $("verify-again").addEventListener("click", () => run(async () => showVerification(
+      await api("/v1/ig/verification"))));
+    $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); run(() => search(false)); });
+    $("search-more").addEventListener("click", () => run(() => search(true)));
+    $("timeline-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      run(() => openTimeline($("timeline-form").elements.subject.value.trim()));
+    });
+    $("disclosures-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      run(() => subscriberDisclosures($("disclosures-form").elements.name.value.trim()));
+    });
+    $("deadletters-refresh").addEventListener("click", () => run(deadLetters));
+    for (const button of $("tabs").querySelectorAll("button")) {
+      button.addEventListener("click", () => selectTab(button.dataset.tab));
+    }
+  });
+})();

@@ -1,0 +1,116 @@
+"""The IG page in a real headless Chromium against the app served by uvicorn: sign in, search, open a child's
+timeline, see the chain verified. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.audit.store import AuditStore
+from tests.audit.conftest import CHILD_A, seed_records
+from tests.audit.igapp import IgApp, build_ig_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium "
+                                                     "(apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def served(sqlite_store: AuditStore, tmp_path: Path) -> Iterator[tuple[str, IgApp]]:
+    import uvicorn
+
+    sqlite_store.append(seed_records())
+    ig = build_ig_app(sqlite_store, tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(ig.app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", ig
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_ig_page_in_chromium(served: tuple[str, IgApp]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    expect = sync_api.expect
+    base, ig = served
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            failed: list[str] = []
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(f"{base}/ig")
+            assert page.locator("#app").is_hidden()  # nothing to see without the key
+
+            page.fill("#apikey", "mbk_not-a-key-fictitious")
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#login-error:has-text('not accepted')")
+            page.fill("#apikey", ig.subscriber_key)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#login-error:has-text('IG auditor role')")
+            assert page.locator("#app").is_hidden()
+
+            page.fill("#apikey", ig.ig_key)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#verify-badge.ok")
+            assert page.inner_text("#verify-badge") == "Verification OK"
+            assert "14 records verified" in page.inner_text("#verify-text")
+
+            page.screenshot(path=str(ARTIFACTS / "ig-signed-in.png"))
+            page.select_option("#search-form select[name=agency]", "health")
+            page.click("#search-form button[type=submit]")
+            page.wait_for_selector("#search-results table")
+            expect(page.locator("#search-results tbody tr")).to_have_count(2)
+            assert "record_received" in page.inner_text("#search-results")
+            page.screenshot(path=str(ARTIFACTS / "ig-search.png"), full_page=True)
+
+            page.select_option("#search-form select[name=agency]", "")
+            page.fill("#search-form input[name=subscriber]", "csc-front-door")
+            page.select_option("#kind-select", "decision")
+            page.click("#search-form button[type=submit]")
+            expect(page.locator("#search-results tbody tr")).to_have_count(2)  # (the page's CSP forbids eval)
+            page.locator(f"#search-results a.token[data-token='{CHILD_A}']").first.click()
+            page.wait_for_selector("#timeline-results table")
+            assert page.locator("#timeline-results tbody tr").count() == 5
+            assert page.locator("#timeline-disclosures tbody tr").count() == 1
+            text = page.inner_text("#tab-timeline")
+            assert "health-to-front-door" in text and "subject.child.birth_date" in text
+            assert "2026-03-02T11:00:00.000Z" in text  # read by the recipient
+            page.screenshot(path=str(ARTIFACTS / "ig-timeline.png"), full_page=True)
+
+            page.click("#tabs button[data-tab=deadletters]")
+            page.wait_for_selector("#deadletters-results table")
+            page.click("#deadletters-results button:has-text('Reprocess')")
+            page.wait_for_selector("#deadletters-message:has-text('sent for reprocessing')")
+            assert len(ig.reprocessed) == 1
+            assert page.locator("#deadletters-results tbody td").nth(6).inner_text().startswith("20")
+            page.screenshot(path=str(ARTIFACTS / "ig-deadletters.png"), full_page=True)
+
+            page.click("#signout")
+            assert page.locator("#app").is_hidden() and page.locator("#timeline-results tr").count() == 0
+            assert failed == []
+        finally:
+            browser.close()

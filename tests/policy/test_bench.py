@@ -1,0 +1,44 @@
+"""Decision cost (goal: well under 100 us per event per subscriber). Run with
+`.venv/bin/pytest tests/policy --benchmark-enable -k bench`; disabled benchmarks still run each body once."""
+
+from __future__ import annotations
+
+from broker.policy import ConsentState, decide, decide_all, load_protocol, release
+from tests.policy.conftest import MASK_KEY, SAMPLE, make_event
+
+
+def _incident():
+    return make_event("police.incident_child_present", "police",
+                      {"incident_reference": "TEST/0001", "child_role": "present", "dash_risk": "medium",
+                       "offences": [{"code": "TEST-OFF"}], "summary": "Fictitious narrative."},
+                      risk="medium", categories=("domestic_abuse",))
+
+
+def test_bench_decide_one_subscriber(benchmark, sample) -> None:
+    event = _incident()
+    decision = benchmark(decide, sample, event, "mash_hub", consent=ConsentState("given"))
+    assert decision.outcome == "deliver" and decision.rule_id == "mash-s17-child-in-need"
+
+
+def test_bench_decide_withhold(benchmark, sample) -> None:
+    event = _incident()
+    decision = benchmark(decide, sample, event, "oakfield_dsl")
+    assert decision.outcome == "withhold"
+
+
+def test_bench_decide_all_five_subscribers(benchmark, sample) -> None:
+    event = _incident()
+    decisions = benchmark(decide_all, sample, event, ConsentState("given"), case_open=True)
+    assert [d.outcome for d in decisions] == ["deliver", "deliver", "withhold", "withhold", "withhold"]
+
+
+def test_bench_release(benchmark, sample) -> None:
+    event = _incident()
+    decision = decide(sample, event, "mash_hub")
+    view = benchmark(release, event, decision, mask_key=MASK_KEY)
+    assert view["payload"]["summary"] == "[redacted]"
+
+
+def test_bench_compile_sample(benchmark) -> None:
+    protocol = benchmark.pedantic(load_protocol, args=(SAMPLE,), rounds=3, iterations=1)
+    assert len(protocol.rules) == 9

@@ -1,0 +1,134 @@
+"""`mash-broker policy` commands and exit codes, and the sample partnership protocol's own tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from broker.cli.main import app as main_app
+from broker.cli.policy import EventsFileError, app, read_events
+from broker.policy import run_protocol_tests
+from tests.policy.conftest import SAMPLE, SECRETS, base_protocol, make_event
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def event_file(tmp_path):
+    event = make_event("social_care.section47_enquiry", "social_care", {"actual_start_date": "2026-05-04"},
+                       risk="high")
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    return path, event
+
+
+def test_explain_json_is_the_default(event_file) -> None:
+    path, event = event_file
+    result = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "mash_hub", str(path)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["decision"]["rule_id"] == "mash-s47-significant-harm"
+    assert out["event"]["event_id"] == event["event_id"]
+    assert not [s for s in SECRETS if s in result.stdout]
+
+
+def test_explain_text_with_consent_and_case_options(event_file) -> None:
+    path, _ = event_file
+    result = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "police_ppu", str(path),
+                                 "--format", "text", "--consent-status", "withdrawn", "--case-open"])
+    assert result.exit_code == 0, result.output
+    assert "DECISION: DELIVER" in result.stdout and "consent: withdrawn; case open: True" in result.stdout
+    assert "rule police-ppn-feedback" in result.stdout
+    assert "consent override: withdrawn set aside under children_act_2004_s11" in result.stdout
+
+
+def test_explain_refuses_bad_inputs(event_file, tmp_path) -> None:
+    path, _ = event_file
+    bad = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "mash_hub", str(path),
+                              "--consent-status", "maybe"])
+    assert bad.exit_code == 2
+    two = tmp_path / "two.jsonl"
+    two.write_text(path.read_text() + "\n" + path.read_text() + "\n")
+    many = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "mash_hub", str(two)])
+    assert many.exit_code == 2 and "explain takes exactly one" in many.stderr
+
+
+def test_read_events_accepts_jsonl_array_and_object_and_names_bad_lines(tmp_path, event_file) -> None:
+    _, event = event_file
+    line = json.dumps(event)
+    (tmp_path / "a.jsonl").write_text(f"{line}\n\n{line}\n")
+    (tmp_path / "b.json").write_text(f"[{line}, {line}]")
+    assert len(list(read_events(tmp_path / "a.jsonl"))) == 2
+    assert len(list(read_events(tmp_path / "b.json"))) == 2
+    (tmp_path / "c.jsonl").write_text(f"{line}\n{{\"given_names\": [\"Testchild\"\n")
+    with pytest.raises(EventsFileError) as info:
+        list(read_events(tmp_path / "c.jsonl"))
+    assert str(info.value).endswith("c.jsonl: line 2: not valid JSON") and "Testchild" not in str(info.value)
+
+
+def test_diff_command(tmp_path, event_file) -> None:
+    path, event = event_file
+    new = yaml.safe_load(SAMPLE.read_text())
+    new["protocol"]["version"] = "1.1.0"
+    new["rules"] = [r for r in new["rules"] if r["id"] != "police-ppn-feedback"]
+    new["tests"] = [t for t in new["tests"] if t["expect"].get("rule") != "police-ppn-feedback"]
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(new, sort_keys=False))
+    result = runner.invoke(app, ["diff", "--from", str(SAMPLE), "--to", str(tmp_path / "new.yaml"),
+                                 "--events", str(path)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["to"] == "exampleshire-mash-isp@1.1.0"
+    assert out["subscribers"]["police_ppu"]["events_removed"] == [event["event_id"]]
+    assert out["subscribers"]["mash_hub"]["changed"] is False
+
+
+def test_test_command_passes_the_sample_through_the_main_cli() -> None:
+    result = runner.invoke(main_app, ["policy", "test", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "18 passed, 0 failed" in result.stdout
+
+
+def test_test_command_exit_codes(tmp_path) -> None:
+    data = yaml.safe_load(SAMPLE.read_text())
+    data["tests"][0]["expect"]["rule"] = "mash-s17-child-in-need"
+    (tmp_path / "failing.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    failing = runner.invoke(app, ["test", str(tmp_path / "failing.yaml")])
+    assert failing.exit_code == 1
+    assert "expected rule mash-s17-child-in-need, got mash-s47-significant-harm" in failing.stdout
+    assert not [s for s in SECRETS if s in failing.stdout]
+    (tmp_path / "unusable.yaml").write_text("protocol: [\n")
+    unusable = runner.invoke(app, ["test", str(tmp_path / "unusable.yaml")])
+    assert unusable.exit_code == 2 and "not valid YAML" in unusable.stderr
+    (tmp_path / "untested.yaml").write_text(yaml.safe_dump(base_protocol()))
+    untested = runner.invoke(app, ["test", str(tmp_path / "untested.yaml")])
+    assert untested.exit_code == 1 and "no tests" in untested.stderr
+    missing = runner.invoke(app, ["test", str(tmp_path / "absent.yaml")])
+    assert missing.exit_code == 2 and "file not found" in missing.stderr
+
+
+def test_protocol_test_reports_wrong_field_expectations(tmp_path) -> None:
+    shutil.copy(SAMPLE, tmp_path / "p.yaml")
+    data = yaml.safe_load(SAMPLE.read_text())
+    data["tests"][0]["expect"]["released"].append("subject.related_people[].person.pnc_id")
+    data["tests"][0]["expect"]["withheld"] = ["payload.not_there"]
+    from broker.policy import parse_protocol
+
+    results = run_protocol_tests(parse_protocol(data, "p.yaml"))
+    assert results[0].failures == (
+        "subject.related_people[].person.pnc_id: expected released, got masked (keyed_hash)",
+        "payload.not_there: not in the test event, so the expectation cannot be checked")
+
+
+def test_sample_protocol_tests_pass_and_cover_every_subscriber_and_rule(sample) -> None:
+    results = run_protocol_tests(sample)
+    assert all(r.passed for r in results), [(r.name, r.failures) for r in results if not r.passed]
+    tested = {r.decision.subscriber for r in results}
+    assert set(sample.subscribers) <= tested
+    assert {r.decision.rule_id for r in results} >= {rule.id for rule in sample.rules}
+    assert any(r.decision.subscriber not in sample.subscribers for r in results)  # default deny: stranger
+    assert any(r.decision.consent_override for r in results)  # a statutory override
+    assert any("honoured" in r.decision.reason for r in results)  # a consent withdrawal honoured
