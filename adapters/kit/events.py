@@ -40,7 +40,7 @@ def warning(code: str, field: str, message: str) -> dict[str, str]:
 
 def prune(value: Any) -> Any:
     """Drop None, empty strings, lists and dicts, recursively: the schema has no nulls."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # dict, not Mapping: the ABC check dominated adapter time (measured)
         out = {k: prune(v) for k, v in value.items()}
         return {k: v for k, v in out.items() if v not in (None, "", [], {})}
     if isinstance(value, list | tuple):

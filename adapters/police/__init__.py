@@ -1,0 +1,1 @@
+"""Police adapter: NPCC POLE (Person, Object, Location, Event) JSON records -> canonical safeguarding events."""

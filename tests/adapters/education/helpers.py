@@ -1,0 +1,34 @@
+"""Shared helpers for the education adapter tests: fixture loading and adapting with the canonical check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.kit.interface import AdaptContext, AdapterOutput
+from tests.conftest import assert_canonical
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECEIVED = "2025-08-01T00:00:00Z"
+
+# Fictitious UPNs (LA 380, establishment 9999): the check letter passes, or deliberately fails.
+VALID_UPN = "P380999924001"
+INVALID_UPN = "A380999924002"  # the right check letter is D
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def adapt(adapter, data: bytes, **ctx) -> AdapterOutput:
+    """Adapt, then assert every event is schema-valid once the pipeline completes it."""
+    out = adapter.adapt(data, AdaptContext(source="test.xml", received_at=RECEIVED, **ctx))
+    assert_canonical(out.events)
+    return out
+
+
+def by_type(out: AdapterOutput, event_type: str) -> list[dict]:
+    return [e for e in out.events if e["event_type"] == event_type]
+
+
+def codes(event: dict) -> list[str]:
+    return [w["code"] for w in event["data_quality"]]
