@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.kit.registry import AGENCIES, all_adapters, media_type
 from broker.api.auth import Principal, require
-from broker.service.intake import KafkaUnavailable, ingest
+from broker.service.intake import KafkaUnavailable, KeysUnavailable, ingest
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 
@@ -42,7 +42,7 @@ def _accepted_types() -> dict[str, Any]:
     openapi_extra={"requestBody": _accepted_types()},
     responses={413: {"description": "Body too large"}, 415: {"description": "No adapter for this content type"},
                422: {"description": "Every record was rejected (dead-lettered)"},
-               503: {"description": "Kafka unavailable: nothing was accepted, resend"}},
+               503: {"description": "Kafka or the encryption keys unavailable: nothing was accepted, resend"}},
 )
 async def submit_record(
     agency: str,
@@ -58,7 +58,7 @@ async def submit_record(
     try:
         result = await ingest(rt, agency, body, content_type=content_type, system=x_source_system,
                               actor=principal.actor)
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, KeysUnavailable) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
     content = {
         "adapter": result.adapter,

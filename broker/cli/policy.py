@@ -136,13 +136,29 @@ def explain_command(
 def diff_command(
     old: Annotated[Path, typer.Option("--from", help="The protocol in force (YAML).")],
     new: Annotated[Path, typer.Option("--to", help="The proposed protocol (YAML).")],
-    events: Annotated[Path, typer.Option("--events", help="Events: JSON Lines, a JSON array or one object.")],
+    events: Annotated[Path | None, typer.Option("--events", help="Events: JSON Lines, a JSON array or one object."
+                                                 )] = None,
+    replay: Annotated[bool, typer.Option("--replay", help="Replay the events topic (KAFKA_BOOTSTRAP_SERVERS, "
+                                         "keys in MASH_DATA_DIR) instead of a file.")] = False,
 ) -> None:
     """Per subscriber: events and fields that the new version starts or stops sharing."""
+    if (events is None) == (not replay):
+        _err("give exactly one of --events FILE or --replay")
+        raise typer.Exit(EXIT_UNUSABLE)
     before, after = _load(old), _load(new)
     try:
-        result = run_diff(before, after, read_events(events))
-    except EventsFileError as exc:
+        if replay:
+            import asyncio
+
+            from broker.config import Settings
+            from broker.service.replay import replay_events
+
+            source = asyncio.run(replay_events(Settings()))
+        else:
+            assert events is not None
+            source = read_events(events)
+        result = run_diff(before, after, source)
+    except (EventsFileError, ValueError) as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_UNUSABLE) from None
     _emit(result)

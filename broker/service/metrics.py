@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from adapters.kit.interface import Rejection
 
@@ -36,8 +37,16 @@ class Metrics:
                                        registry=r)
         self.key_unwraps = Counter("mash_key_unwraps_total", "Data-key unwraps by the KMS (cache misses)",
                                    registry=r)
+        self.key_failures = Counter("mash_key_failures_total", "Encryptions refused for a missing or unreachable key",
+                                    registry=r)
+        self.consumer_lag = Gauge("mash_consumer_lag", "Records behind the partition high-water mark",
+                                  ["group", "topic", "partition"], registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
                                        buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+
+    def time(self, stage: str) -> Any:
+        """Context manager timing one pipeline stage into mash_stage_seconds."""
+        return self.stage_seconds.labels(stage).time()
 
     def observe_intake(self, agency: str, events: int, rejections: Iterable[Rejection]) -> None:
         self.records_in.labels(agency).inc()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +101,23 @@ class Runtime:
         self.cases = CaseRegister(s.data_dir / "cases.sqlite")
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
+        await self._record_protocol_in_force()
         return self
+
+    async def _record_protocol_in_force(self) -> None:
+        """A protocol_change audit record when the protocol in force differs from the last one recorded."""
+        p = self.protocol
+        history = self.audit_store.protocol_history()
+        last = history[-1]["record"] if history else None
+        digest = hashlib.sha256(self.settings.protocol_file.read_bytes()).hexdigest()
+        if last and (last.get("protocol_id"), last.get("protocol_version"), last.get("content_sha256")) == \
+                (p.id, p.version, digest):
+            return
+        await self.emit_audit([self.audit_record(
+            "protocol_change", time=now_iso(), actor="runtime", protocol_id=p.id, protocol_version=p.version,
+            previous_version=last.get("protocol_version") if last else None, content_sha256=digest,
+            record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"protocol:{p.id}:{p.version}:{digest}:"
+                                     f"{last.get('record_id') if last else ''}")))])
 
     def _dev_credentials(self) -> None:
         """make run: one API key per role and scope, written once to <data_dir>/dev-credentials.json (0600)."""

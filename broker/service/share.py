@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.kit.interface import Rejection
 from broker.clock import now_iso
+from broker.crypto import CryptoError, KeyUnavailable, KmsError
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
@@ -50,8 +51,12 @@ async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
             batch = await consumer.getmany(timeout_ms=200, max_records=500)
             messages = [m for msgs in batch.values() for m in msgs]
             if messages:
-                await process_batch(rt, messages)
+                with rt.metrics.time("share_batch"):
+                    await process_batch(rt, messages)
                 await consumer.commit()
+                for tp in batch:  # lag from the fetch's high-water mark (not ListOffsets: see delivery.py)
+                    rt.metrics.consumer_lag.labels(rt.settings.share_group, tp.topic, str(tp.partition)).set(
+                        max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp)))
     finally:
         await consumer.stop()
         log.info("share_worker_stopped", worker=name)
@@ -62,9 +67,13 @@ async def _poison(rt: Runtime, msg: ConsumerRecord, why: str) -> Any:
     rt.metrics.poison.inc()
     digest = hashlib.sha256(msg.value or b"").hexdigest()
     position = f"{msg.topic}/{msg.partition}/{msg.offset}"
+    try:
+        sealed = rt.seal_deadletter_input(msg.value or b"", digest)
+    except CryptoError:
+        sealed = ""  # the original stays on the events topic at `position`
     record = deadletter_record(Rejection(position, "", "", why), agency="unknown", system=None,
                                content_type="application/json", received_at=now_iso(), content_sha256=digest,
-                               sealed_input=rt.seal_deadletter_input(msg.value or b"", digest))
+                               sealed_input=sealed)
     log.warning("poison_message", position=position, reason=why)
     return await rt.producer.send(rt.settings.topics.deadletter, encode(record),
                                   key=record["deadletter_id"].encode())
@@ -79,6 +88,8 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
             revealed = rt.reveal(decode(msg.value))
             event = revealed.event
             token = event["subject"]["linkage"]["token"]
+        except (KeyUnavailable, KmsError):
+            raise  # an outage, not a bad message: nothing is committed, the batch is retried after a pause
         except Exception as exc:  # poison: never stall the stream on one bad message
             sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
             continue

@@ -1,0 +1,1 @@
+"""Benchmarks: end-to-end throughput and latency, the bare Kafka baseline, and per-stage costs."""

@@ -1,0 +1,397 @@
+"""End to end through real Kafka: HTTP intake -> events topic -> share workers (separate processes) -> delivery topics.
+
+The service (`mash-broker run --share-workers 0`) and the share workers (`mash-broker worker`) run as child processes
+on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the sample protocol and its five subscribers. This process
+posts the synthetic mix over HTTP and, in an observer thread, reads every delivery topic (arrival per subscriber and
+event id) and the audit topic (each event's decisions: an event is done when all subscribers have a decision, whether
+it was delivered or withheld). Latency is from the moment a POST is sent to the moment its delivery is readable.
+
+The baseline sends the same number of messages of the same size through the same Kafka (same partitions, the
+broker's producer settings) and reads them back, with no processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import TopicPartition
+
+from broker.bench.records import Format, mix
+from broker.kafka.admin import ensure_topics
+from broker.kafka.clients import producer, reader
+from broker.kafka.embedded import free_port
+from broker.service.messages import header
+
+PARTITIONS = 6
+WARMUP_RECORDS = 40
+
+
+def percentiles(values: list[float], points: tuple[float, ...] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles, in milliseconds (values in seconds)."""
+    if not values:
+        return {f"p{p:g}": float("nan") for p in points} | {"max": float("nan")}
+    ordered = sorted(values)
+    out = {f"p{p:g}": ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] * 1000
+           for p in points}
+    return out | {"max": ordered[-1] * 1000}
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process (Linux /proc), in MB; None once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Observed:
+    """Filled by the observer thread: when each delivery and each decision was first readable."""
+
+    deliveries: dict[tuple[str, str], float] = field(default_factory=dict)  # (subscriber, event id) -> first seen
+    delivery_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)  # event id -> decision records seen
+    decided_at: dict[str, float] = field(default_factory=dict)  # event id -> when its last decision was seen
+
+
+class Observer:
+    """A group-less consumer over the delivery topics and the audit topic, in its own thread and event loop."""
+
+    def __init__(self, bootstrap: str, delivery_topics: dict[str, str], audit_topic: str, subscribers: int) -> None:
+        self.bootstrap, self.delivery_topics, self.audit_topic = bootstrap, delivery_topics, audit_topic
+        self.subscribers = subscribers
+        self.seen = Observed()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True, name="observer")
+
+    def start(self) -> Observer:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("observer did not start")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    async def _run(self) -> None:
+        consumer = reader(self.bootstrap)
+        await consumer.start()
+        try:
+            by_topic = {t: s for s, t in self.delivery_topics.items()}
+            tps = [TopicPartition(t, p) for t in [*by_topic, self.audit_topic]
+                   for p in sorted(consumer.partitions_for_topic(t) or {0})]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            self._ready.set()
+            seen = self.seen
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=50, max_records=5000)
+                now = time.monotonic()
+                for tp, records in batch.items():
+                    if tp.topic == self.audit_topic:
+                        for r in records:
+                            rec = orjson.loads(r.value)
+                            if rec.get("kind") == "decision":
+                                eid = rec["event_id"]
+                                seen.decisions[eid] += 1
+                                if seen.decisions[eid] >= self.subscribers:
+                                    seen.decided_at.setdefault(eid, now)
+                        continue
+                    subscriber = by_topic[tp.topic]
+                    for r in records:
+                        key = (subscriber, header(r.headers, "event_id") or "")
+                        seen.delivery_counts[key] += 1
+                        seen.deliveries.setdefault(key, now)
+        finally:
+            self._ready.set()
+            await consumer.stop()
+
+
+@dataclass
+class Processes:
+    service: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+    base_url: str
+    credentials: dict[str, str]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from broker.cli.main import app; app()", *args]
+
+
+def service_env(bootstrap: str, workdir: Path, protocol_file: Path, prefix: str, port: int) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MASH_DATA_DIR": str(workdir / "data"),
+            "MASH_PROTOCOL_FILE": str(protocol_file), "MASH_TOPIC_PREFIX": prefix, "MASH_PORT": str(port),
+            "MASH_DEV_MODE": "1", "MASH_LOG_LEVEL": "WARNING", "MASH_EVENT_PARTITIONS": str(PARTITIONS)}
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Processes]:
+    """The service (HTTP intake, no share worker) and `workers` share-worker processes; stopped with SIGTERM."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
+        with open(log_dir / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(_cli(*args), env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    try:
+        service = spawn("service", "run", "--share-workers", "0")
+        base = f"http://127.0.0.1:{env['MASH_PORT']}"
+        creds_file = Path(env["MASH_DATA_DIR"]) / "dev-credentials.json"
+        deadline = time.monotonic() + 60
+        while True:
+            if service.poll() is not None:
+                raise RuntimeError(f"service exited with status {service.returncode} (see {log_dir}/service.log)")
+            with contextlib.suppress(httpx.HTTPError):
+                if creds_file.exists() and httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("service did not start within 60 s")
+            time.sleep(0.1)
+        workers_ = [spawn(f"worker-{i}", "worker") for i in range(workers)]
+        yield Processes(service, workers_, base, orjson.loads(creds_file.read_bytes()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@dataclass
+class Sent:
+    accepted: dict[str, float] = field(default_factory=dict)  # event id -> when its POST was sent
+    records: int = 0
+    rejected: int = 0
+    errors: int = 0
+    first_send: float = 0.0
+    last_ack: float = 0.0
+
+
+async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, int]], *, rate: float,
+                   concurrency: int, events_per_record: dict[str, int], sent: Sent,
+                   on_progress: Callable[[int], None] | None = None) -> None:
+    """POST each record; `rate` (events/s, 0 = as fast as possible) paces sends by each format's event count."""
+    queue: asyncio.Queue[tuple[Format, int, float] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def sender(http: httpx.AsyncClient) -> None:
+        while (item := await queue.get()) is not None:
+            fmt, n, _ = item
+            headers = {"Authorization": f"Bearer {credentials[f'intake:{fmt.agency}']}",
+                       "Content-Type": fmt.content_type}
+            if fmt.system:
+                headers["X-Source-System"] = fmt.system
+            t0 = time.monotonic()
+            sent.first_send = sent.first_send or t0
+            try:
+                r = await http.post(f"{base}/v1/records/{fmt.agency}", content=fmt.make(n), headers=headers)
+            except httpx.HTTPError:
+                sent.errors += 1
+                continue
+            sent.last_ack = time.monotonic()
+            sent.records += 1
+            if r.status_code == 202:
+                for e in r.json()["events"]:
+                    sent.accepted[e["event_id"]] = t0
+                if on_progress:
+                    on_progress(len(r.json()["events"]))
+            else:
+                sent.rejected += 1
+
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        tasks = [asyncio.create_task(sender(http)) for _ in range(concurrency)]
+        start, expected = time.monotonic(), 0
+        for fmt, n in items:
+            if rate:
+                delay = start + expected / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            expected += events_per_record[fmt.name]
+            await queue.put((fmt, n, time.monotonic()))
+        for _ in tasks:
+            await queue.put(None)
+        await asyncio.gather(*tasks)
+
+
+def wait_until_decided(observer: Observer, event_ids: Any, timeout: float,
+                       on_progress: Callable[[int], None] | None = None) -> bool:
+    deadline, reported = time.monotonic() + timeout, 0
+    ids = list(event_ids)
+    while time.monotonic() < deadline:
+        done = sum(1 for e in ids if e in observer.seen.decided_at)
+        if on_progress and done > reported:
+            on_progress(done - reported)
+            reported = done
+        if done >= len(ids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@dataclass
+class RunResult:
+    events: int
+    records: int
+    seconds: float
+    events_per_s: float
+    latency_ms: dict[str, float]
+    deliveries: int
+    duplicates: int
+    missing_decisions: int
+    rejected_records: int
+    http_errors: int
+    memory_mb: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: list[Format], *, events: int,
+                 workers: int, rate: float, concurrency: int, events_per_record: dict[str, int],
+                 progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+    from broker.policy import load_protocol
+
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    env = service_env(bootstrap, workdir, protocol_file, prefix, free_port())
+    subscribers = list(load_protocol(protocol_file).subscribers)
+    topics = {s: f"{prefix}.deliver.{s}" for s in subscribers}
+    items, total = [], 0
+    for fmt, n in mix(formats, events * 10):
+        if total >= events:
+            break
+        items.append((fmt, n))
+        total += events_per_record[fmt.name]
+    warm = [(fmt, 10_000_000 + n) for fmt, n in mix(formats, WARMUP_RECORDS)]
+    with running(env, workers, workdir / "logs") as procs:
+        observer = Observer(bootstrap, topics, f"{prefix}.audit", len(subscribers))
+        deadline = time.monotonic() + 60
+        while True:  # the service creates the topics; the observer needs them to exist
+            try:
+                observer.start()
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                observer = Observer(bootstrap, topics, f"{prefix}.audit", len(subscribers))
+        try:
+            # warm-up: the workers have joined the group and key caches are warm once these are decided
+            warm_sent = Sent()
+            asyncio.run(post_mix(procs.base_url, procs.credentials, warm, rate=0, concurrency=4,
+                                 events_per_record=events_per_record, sent=warm_sent))
+            if not wait_until_decided(observer, warm_sent.accepted, 90):
+                raise RuntimeError("warm-up events were not decided within 90 s (see the logs in the work dir)")
+            memory: dict[str, list[float]] = defaultdict(list)
+            pids = {"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
+            sampling = threading.Event()
+
+            def sample() -> None:
+                while not sampling.wait(0.5):
+                    for name, pid in pids.items():
+                        if (mb := rss_mb(pid)) is not None:
+                            memory[name].append(mb)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            sent = Sent()
+            on_sent = (lambda k: progress("sent", k, total)) if progress else None
+            asyncio.run(post_mix(procs.base_url, procs.credentials, items, rate=rate, concurrency=concurrency,
+                                 events_per_record=events_per_record, sent=sent, on_progress=on_sent))
+            on_done = (lambda k: progress("decided", k, len(sent.accepted))) if progress else None
+            complete = wait_until_decided(observer, sent.accepted, 60 + len(sent.accepted) / 50, on_done)
+            sampling.set()
+            sampler.join()
+        finally:
+            observer.stop()
+    seen = observer.seen
+    decided = [seen.decided_at[e] for e in sent.accepted if e in seen.decided_at]
+    end = max(decided) if decided else time.monotonic()
+    latencies = [t - sent.accepted[e] for (_, e), t in seen.deliveries.items() if e in sent.accepted]
+    duplicates = sum(c - 1 for (_, e), c in seen.delivery_counts.items() if e in sent.accepted and c > 1)
+    seconds = end - sent.first_send
+    return RunResult(
+        events=len(sent.accepted), records=sent.records, seconds=seconds,
+        events_per_s=len(decided) / seconds if seconds > 0 else 0.0, latency_ms=percentiles(latencies),
+        deliveries=len(latencies), duplicates=duplicates,
+        missing_decisions=0 if complete else len(sent.accepted) - len(decided),
+        rejected_records=sent.rejected, http_errors=sent.errors,
+        memory_mb={name: {"start": round(v[0], 1), "peak": round(max(v), 1), "end": round(v[-1], 1)}
+                   for name, v in memory.items() if v})
+
+
+async def _baseline(bootstrap: str, count: int, size: int, rate: float) -> tuple[float, list[float]]:
+    topic = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, [(topic, PARTITIONS)])
+    prod = producer(bootstrap)
+    cons = reader(bootstrap)
+    await prod.start()
+    await cons.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        cons.assign(tps)
+        await cons.seek_to_beginning(*tps)
+        sent_at: dict[int, float] = {}
+        got: dict[int, float] = {}
+        body = b"x" * max(size - 8, 0)
+
+        async def consume() -> None:
+            while len(got) < count:
+                batch = await cons.getmany(timeout_ms=100, max_records=5000)
+                now = time.monotonic()
+                for records in batch.values():
+                    for r in records:
+                        got.setdefault(int.from_bytes(r.value[:8], "big"), now)
+
+        reading = asyncio.create_task(consume())
+        start = time.monotonic()
+        pending = []
+        for i in range(count):
+            if rate:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent_at[i] = time.monotonic()
+            pending.append(await prod.send(topic, i.to_bytes(8, "big") + body, key=str(i % 200).encode()))
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        await asyncio.wait_for(reading, 60 + count / 1000)
+        seconds = max(got.values()) - start
+        return count / seconds, [got[i] - sent_at[i] for i in got]
+    finally:
+        await prod.stop()
+        await cons.stop()
+
+
+def baseline_run(bootstrap: str, count: int, size: int, rate: float = 0) -> dict[str, Any]:
+    """Produce and consume `count` messages of `size` bytes through the same Kafka, no processing."""
+    per_s, latencies = asyncio.run(_baseline(bootstrap, count, size, rate))
+    return {"messages": count, "message_bytes": size, "messages_per_s": round(per_s),
+            "latency_ms": {k: round(v, 3) for k, v in percentiles(latencies).items()}}

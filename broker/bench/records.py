@@ -1,0 +1,199 @@
+"""Synthetic, clearly fictitious native records for every agency format, numbered so each makes new event ids.
+
+Every child is "Testchild Example<n>" with a 999-range NHS number (valid Modulus 11) or a UPN with a valid check
+letter from the fictitious LA 380 / establishment 9999; addresses are in the ZZ99 postcode area. A pool of children
+spreads the linkage tokens (the Kafka keys) over the events topic's partitions as real traffic would.
+
+`usable_formats()` keeps only the formats whose adapter is registered and turns the template into schema-valid
+events, so the benchmark runs with whatever adapters this build has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from stdnum.gb import nhs, upn
+
+from adapters.kit.interface import AdaptContext
+from adapters.kit.registry import all_adapters
+
+CHILDREN = 200  # distinct fictitious children in the mix
+
+
+def nhs_number(n: int) -> str:
+    """The n-th valid test NHS number in the 999 range (Modulus 11 check digit; numbers whose check is 10 skipped)."""
+    k = n % 900_000
+    while True:
+        base = f"999{k:06d}"
+        check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(base)) % 11
+        if check != 10:
+            number = base + str(0 if check == 11 else check)
+            assert nhs.is_valid(number)
+            return number
+        k += 1
+
+
+def pupil_number(n: int) -> str:
+    """A UPN with a valid check letter: LA 380, establishment 9999, fictitious."""
+    body = f"3809999{(n % 100_000):05d}"[:12]
+    return upn.calc_check_digit(body) + body
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One native format: which agency endpoint and content type, and how to make its n-th record."""
+
+    name: str  # adapter name
+    agency: str
+    content_type: str
+    weight: int  # relative share of the mix
+    make: Callable[[int], bytes]
+    system: str | None = None  # X-Source-System, where the format needs it
+
+
+def _child(n: int) -> int:
+    return n % CHILDREN
+
+
+def fhir_patient(n: int) -> bytes:
+    c = _child(n)
+    return orjson.dumps({
+        "resourceType": "Patient", "id": f"bench-{n}", "meta": {"versionId": "1"},
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(c)}],
+        "name": [{"use": "official", "family": f"Example{c}", "given": ["Testchild"]}],
+        "gender": "female", "birthDate": f"20{10 + c % 8:02d}-0{1 + c % 9}-1{c % 10}",
+        "address": [{"line": [f"{c} Fictional Road"], "city": "Testtown", "postalCode": "ZZ99 3ZZ"}],
+        "telecom": [{"system": "phone", "value": "01100 000000"}]})
+
+
+def hl7_adt(n: int) -> bytes:
+    c = _child(n)
+    segments = [
+        f"MSH|^~\\&|PAS|RXX01^1.2.3^ISO|MASH|MASH|20240301101500||ADT^A01^ADT_A01|BENCH{n:08d}|P|2.4",
+        "EVN|A01|20240301101500",
+        f"PID|1||{nhs_number(c)}^^^NHS^NH~B{n:07d}^^^RXX^MR||Example{c}^Testchild^^^^^L||20150102|F|||"
+        "1 Test Street^^Testtown^^ZZ99 3ZZ^GBR^H||01100 000000",
+        "NK1|1|Example^Testparent|MTH^Mother^HL70063|1 Test Street^^Testtown^^ZZ99 3ZZ|01100 000001",
+    ]
+    pv1 = [""] * 46
+    pv1[0], pv1[1], pv1[2], pv1[3] = "PV1", "1", "E", "ED^BAY1^BED1^RXX01"
+    pv1[19], pv1[44] = f"V{n:07d}", "20240301100000"
+    segments.append("|".join(pv1))
+    return ("\r".join(segments) + "\r").encode()
+
+
+def pole_incident(n: int) -> bytes:
+    c = _child(n)
+    record = {
+        "reference": f"BENCH-{n}", "version": "1", "event_type": "incident_child_present",
+        "occurred": {"start": "2024-03-01T22:15:00Z", "end": "2024-03-01T23:40:00Z"},
+        "location": {"address_lines": [f"{c} Fictional Road"], "town": "Testtown", "postcode": "ZZ99 3ZZ"},
+        "persons": [
+            {"person_id": "P1", "roles": ["subject_child", "victim"], "forenames": ["Testchild"],
+             "surname": f"Example{c}", "date_of_birth": "2015-01-02", "gender": "female",
+             "nhs_number": nhs_number(c)},
+            {"person_id": "P2", "roles": ["parent", "victim"], "forenames": ["Testparent"], "surname": "Example",
+             "date_of_birth": "1990-06-07", "gender": "female", "relationship_to_child": "mother",
+             "parental_responsibility": True},
+            {"person_id": "P3", "roles": ["suspect"], "forenames": ["Testsuspect"], "surname": "Sample",
+             "date_of_birth": "1988-03-04", "gender": "male", "pnc_id": "99/0000001Z",
+             "relationship_to_child": "partner_of_parent"}],
+        "children_present": 1, "summary": "Fictitious benchmark summary.",
+        "incident_codes": [{"scheme": "nsir_category", "code": "Domestic Incident"},
+                           {"scheme": "nsir_qualifier", "code": "Domestic Abuse"}],
+        "offences": [{"home_office_code": "008/01", "description": "Assault with injury"}],
+        "dash_risk": ("standard", "medium", "high")[n % 3],
+    }
+    return orjson.dumps({"force_code": "99", "system": "benchrms", "records": [record]})
+
+
+def ctf_pupil(n: int) -> bytes:
+    c = _child(n)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
+<DateTime>2024-01-15T11:00:00</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>999002</URN><SchoolName>Example Academy (fictitious)</SchoolName>
+</SourceSchool><DestSchool><LEA>380</LEA><Estab>9999</Estab></DestSchool></Header>
+<CTFpupilData><Pupil><UPN>{pupil_number(n)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+<DOB>2012-02-29</DOB><Sex>M</Sex><LookedAfter><InCare>false</InCare></LookedAfter>
+<Attendance><YearData><Year>2023</Year><SessionsPossible>100</SessionsPossible>
+<SessionsAuthorised>5</SessionsAuthorised><SessionsUnauthorised>{4 + n % 10}</SessionsUnauthorised></YearData>
+</Attendance></Pupil></CTFpupilData></CTfile>""".encode()
+
+
+def cme_pupil(n: int) -> bytes:
+    c = _child(n)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
+<DateTime>2025-02-03T09:30:00</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>999001</URN><SchoolName>Testing Primary (fictitious)</SchoolName>
+</SourceSchool><DestSchool><LEA>380</LEA><Estab>LLLL</Estab></DestSchool></Header>
+<CMEpupilData><Pupil><UPN>{pupil_number(n)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+<DOB>2014-08-09</DOB><Sex>F</Sex><Address><AddressLines><AddressLine1>{c} Example Close</AddressLine1>
+</AddressLines><PostCode>ZZ99 3AC</PostCode></Address><LeavingDate>2025-01-31</LeavingDate>
+<GroundsForRemoval>B</GroundsForRemoval></Pupil></CMEpupilData></CTfile>""".encode()
+
+
+def cin_child(n: int) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2022</Year>
+<ReferenceDate>2022-03-31</ReferenceDate></CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>
+<SoftwareCode>Bench</SoftwareCode><Release>1</Release><SerialNo>{n % 1000:03d}</SerialNo>
+<DateTime>2024-04-30T10:00:00</DateTime></Source></Header><Children><Child><ChildIdentifiers>
+<LAchildID>BENCH{n:08d}</LAchildID><UPN>{pupil_number(n)}</UPN><PersonBirthDate>2014-06-15</PersonBirthDate>
+<GenderCurrent>2</GenderCurrent></ChildIdentifiers><ChildCharacteristics><Ethnicity>WBRI</Ethnicity>
+<Disabilities><Disability>NONE</Disability></Disabilities></ChildCharacteristics><CINdetails>
+<CINreferralDate>2023-05-02</CINreferralDate><ReferralSource>5A</ReferralSource><PrimaryNeedCode>N1</PrimaryNeedCode>
+<Section47><S47ActualStartDate>2023-05-12</S47ActualStartDate><InitialCPCtarget>2023-06-02</InitialCPCtarget>
+<DateOfInitialCPC>2023-05-30</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>
+<ReferralNFA>false</ReferralNFA><ChildProtectionPlans><CPPstartDate>2023-05-30</CPPstartDate>
+<InitialCategoryOfAbuse>NEG</InitialCategoryOfAbuse><LatestCategoryOfAbuse>NEG</LatestCategoryOfAbuse>
+<NumberOfPreviousCPP>0</NumberOfPreviousCPP></ChildProtectionPlans></CINdetails></Child></Children></Message>""".encode()
+
+
+def ssda903_episode(n: int) -> bytes:
+    return ("CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\r\n"
+            f"B{n:08d},15/02/2023,S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n").encode()
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("health.fhir", "health", "application/fhir+json", 3, fhir_patient),
+    Format("health.hl7v2", "health", "x-application/hl7-v2+er7", 3, hl7_adt),
+    Format("police.pole", "police", "application/vnd.mash.pole+json", 3, pole_incident),
+    Format("education.ctf", "education", "application/xml", 2, ctf_pupil),
+    Format("education.cme", "education", "application/xml", 1, cme_pupil),
+    Format("social_care.cin", "social_care", "application/xml", 2, cin_child),
+    Format("social_care.ssda903", "social_care", "text/csv", 1, ssda903_episode, system="999"),
+)
+
+
+def usable_formats() -> tuple[list[Format], list[str], dict[str, int]]:
+    """The formats whose adapter is registered and whose template adapts cleanly, why the others were left out, and
+    how many events one record of each format makes."""
+    from broker.pipeline.identify import LinkageKey
+    from broker.pipeline.intake import prepare
+
+    registered = {a.name for a in all_adapters()}
+    key = LinkageKey(1, b"bench-linkage-key-fictitious-001")
+    kept, skipped, counts = [], [], {}
+    for fmt in FORMATS:
+        if fmt.name not in registered:
+            skipped.append(f"{fmt.name}: adapter not registered")
+            continue
+        ctx = AdaptContext(source="bench", received_at="2026-01-01T00:00:00Z", system=fmt.system)
+        prepared = prepare(fmt.agency, fmt.make(1), ctx, key, content_type=fmt.content_type)
+        if prepared.adapter != fmt.name or not prepared.events or prepared.rejections:
+            skipped.append(f"{fmt.name}: synthetic record did not adapt cleanly "
+                           f"({len(prepared.events)} events, {len(prepared.rejections)} rejections)")
+            continue
+        kept.append(fmt)
+        counts[fmt.name] = len(prepared.events)
+    return kept, skipped, counts
+
+
+def mix(formats: list[Format], count: int) -> list[tuple[Format, int]]:
+    """`count` (format, sequence number) pairs, interleaved by weight."""
+    wheel = [f for f in formats for _ in range(f.weight)]
+    return [(wheel[i % len(wheel)], i) for i in range(count)]
