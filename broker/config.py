@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         1, description="Version of the linkage HMAC key in use (key file linkage-v<N>.key).")
     attendance_threshold: float = Field(
         0.9, description="Education: attendance rate below which a concern event is raised.")
+    cin_xsd_dir: Path | None = Field(
+        None, description="Folder of DfE CIN_schema_<year>.xsd files: CIN census files of those years are "
+        "validated against them (read by the CIN adapter at start).")
     max_body_bytes: int = Field(20 * 1024 * 1024, description="Largest record body accepted at intake.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: str = Field("json", description="json (for log shippers) or console (for people).")

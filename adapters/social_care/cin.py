@@ -8,6 +8,7 @@ Header's LEA code; without either, event ids and linkage could collide across au
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from adapters.kit.xml import element_path, local, parse_xml
 from adapters.social_care.cin_child import child_person
 from adapters.social_care.cin_details import FORMAT, ChildScope, details_events
 from adapters.social_care.cin_reading import CinHeader, Element, elements, read_header
-from adapters.social_care.cin_xsd import SchemaFinding, schema_findings
+from adapters.social_care.cin_xsd import SchemaFinding, schema_findings, schemas_from_dir
 from adapters.social_care.common import Warning, receipt_day, sc_event
 
 _SNIFF = re.compile(rb"<([A-Za-z_][\w.-]*:)?Message[\s>]")
@@ -107,4 +108,5 @@ class CinAdapter:
         return {f.child for f in findings if f.child is not None}
 
 
-ADAPTER = CinAdapter()
+# XSD validation where the operator provides the DfE schemas (MASH_CIN_XSD_DIR); structural checks always run.
+ADAPTER = CinAdapter(schemas_from_dir(os.environ.get("MASH_CIN_XSD_DIR")))

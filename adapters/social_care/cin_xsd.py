@@ -8,6 +8,7 @@ the offending value, so they are never passed on: a finding names the element an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,17 @@ def _enclosing_child(el: Element | None) -> Element | None:
             return el
         el = parent
     return None
+
+
+_XSD_NAME = re.compile(r"CIN_schema_(\d{4})\.xsd$", re.IGNORECASE)
+
+
+def schemas_from_dir(directory: str | Path | None) -> dict[int, etree.XMLSchema]:
+    """{census year: schema} from the DfE files named CIN_schema_<year>.xsd in a folder (MASH_CIN_XSD_DIR).
+
+    The DfE publishes the XSDs; the broker does not ship them, so validation is on where an operator provides them.
+    """
+    if not directory:
+        return {}
+    return {int(m.group(1)): load_schema(p) for p in sorted(Path(directory).iterdir())
+            if (m := _XSD_NAME.search(p.name))}

@@ -128,3 +128,19 @@ def test_xsd_is_used_only_for_a_year_it_covers(schemas: dict) -> None:
     assert out.rejections == []  # no 2026 XSD: structural checks in code only; the bad UPN is flagged instead
     assert ("identifier.upn_invalid", "ChildIdentifiers/UPN") in {
         (w["code"], w["field"]) for w in out.events[0]["data_quality"]}
+
+
+def test_xsd_folder_setting_turns_on_validation_for_matching_years(external_cases) -> None:
+    from adapters.kit.interface import AdaptContext
+    from adapters.social_care.cin import CinAdapter
+    from adapters.social_care.cin_xsd import schemas_from_dir
+
+    schemas = schemas_from_dir(external_cases / "social_care")
+    assert sorted(schemas) == [2022, 2024]
+    assert schemas_from_dir(None) == {}
+    data = (external_cases / "social_care" / "cin-2022.xml").read_bytes()
+    validated = CinAdapter(schemas).adapt(data, AdaptContext(source="cin-2022.xml"))
+    plain = CinAdapter().adapt(data, AdaptContext(source="cin-2022.xml"))
+    assert validated.rejections == []  # the real 2022 sample is valid against the 2022 XSD
+    assert [e["event_id"] for e in validated.events] == [e["event_id"] for e in plain.events]
+    assert len(plain.events) == 8
