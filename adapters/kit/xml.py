@@ -35,14 +35,18 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
 
 
 def local(tag: object) -> str:
-    """Tag name without namespace."""
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """Tag name without namespace ('{ns}Child' -> 'Child'); string slicing, since it runs for every element."""
+    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
 
 
-def element_path(el: etree._Element) -> str:
-    """Namespace-free path with 1-based positions among same-named siblings: Message/Children/Child[2]."""
+def element_path(el: etree._Element, base: etree._Element | None = None) -> str:
+    """Namespace-free path with 1-based positions among same-named siblings: Message/Children/Child[2].
+
+    With `base`, the path below it only (e.g. 'CINdetails[2]/Assessments'): walking to the root would count the
+    siblings of every ancestor on each call, quadratic in a large census file.
+    """
     parts = []
-    while el is not None:
+    while el is not None and el is not base:
         parent = el.getparent()
         name = local(el.tag)
         if parent is not None:

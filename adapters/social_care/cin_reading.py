@@ -9,14 +9,10 @@ from dataclasses import dataclass
 from lxml import etree
 
 from adapters.kit.interface import FieldProblem
+from adapters.kit.xml import element_path, local
 
 Element = etree._Element
 LEA_CODE = re.compile(r"^[0-9]{3}$")
-
-
-def local(tag: object) -> str:
-    """Tag name without namespace: kit.xml.local's result, without building a QName (this runs per element)."""
-    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
 
 
 def elements(parent: Element | None, name: str) -> list[Element]:
@@ -45,19 +41,8 @@ def text(parent: Element | None, name: str, field: str | None = None) -> str | N
 
 
 def relative_path(el: Element, base: Element) -> str:
-    """Path of `el` below `base` in kit.xml.element_path form, e.g. 'CINdetails[2]/Assessments'. It walks up to
-    `base` only: the full path would count the Child's siblings each time, quadratic in a large census file."""
-    parts = []
-    while el is not None and el is not base:
-        parent = el.getparent()
-        name = local(el.tag)
-        if parent is not None:
-            same = [s for s in parent if local(s.tag) == name]
-            if len(same) > 1:
-                name += f"[{same.index(el) + 1}]"
-        parts.append(name)
-        el = parent
-    return "/".join(reversed(parts))
+    """Path of `el` below `base`, e.g. 'CINdetails[2]/Assessments'."""
+    return element_path(el, base)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from adapters.education.exclusions import ADAPTER as EXCLUSIONS
 from adapters.kit.interface import AdaptContext, Adapter, AdapterInputError, AdapterOutput
 from adapters.kit.registry import select
 from tests.adapters.education.helpers import fixture
+from tests.adapters.fuzzing import mutated
 from tests.conftest import assert_canonical
 
 ADAPTERS = {"education-ctf": CTF, "education-cme": CME, "education-census-exclusions": EXCLUSIONS}
@@ -82,30 +83,9 @@ def _holds(adapter, data: bytes) -> None:
     assert_canonical(out.events)
 
 
-@st.composite
-def mutated(draw, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate", "swap_text"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 40))]
-        elif op == "insert":
-            data[pos:pos] = draw(st.sampled_from([
-                b"<", b">", b"&amp;", b"</Pupil>", b"<Pupil>", b"<UPN>X</UPN>", b"<DOB>2020-02-30</DOB>",
+XML_INSERTS = [b"<", b">", b"&amp;", b"</Pupil>", b"<Pupil>", b"<UPN>X</UPN>", b"<DOB>2020-02-30</DOB>",
                 b"<SessionsPossible>-1</SessionsPossible>", b"<Year>9999999999999</Year>", b"\x00", b"\xff",
-                b"<Category>PERM</Category>", b"<Responsibility>maybe</Responsibility>", b" " * 5, b"x" * 300]))
-        elif op == "swap_text":
-            start = data.find(b">", pos)
-            end = data.find(b"<", start + 1) if start >= 0 else -1
-            if 0 <= start < end:
-                data[start + 1:end] = draw(st.text(max_size=30)).encode("utf-8", "replace").replace(
-                    b"<", b"").replace(b"&", b"")
-        else:
-            del data[pos:]
-    return bytes(data)
+                b"<Category>PERM</Category>", b"<Responsibility>maybe</Responsibility>", b" " * 5, b"x" * 300]
 
 
 VALUES = st.one_of(
@@ -147,18 +127,18 @@ def test_arbitrary_bytes(adapter, data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated(SEEDS[CTF]))
+@given(mutated(SEEDS[CTF], XML_INSERTS, max_ops=6, max_delete=40, swap_text=True))
 def test_ctf_mutated(data: bytes) -> None:
     _holds(CTF, data)
 
 
 @SETTINGS
-@given(mutated(SEEDS[CME]))
+@given(mutated(SEEDS[CME], XML_INSERTS, max_ops=6, max_delete=40, swap_text=True))
 def test_cme_mutated(data: bytes) -> None:
     _holds(CME, data)
 
 
 @SETTINGS
-@given(mutated(SEEDS[EXCLUSIONS]))
+@given(mutated(SEEDS[EXCLUSIONS], XML_INSERTS, max_ops=6, max_delete=40, swap_text=True))
 def test_exclusions_mutated(data: bytes) -> None:
     _holds(EXCLUSIONS, data)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from adapters.health.fhir import ADAPTER as FHIR
 from adapters.health.hl7v2 import ADAPTER as HL7V2
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput
+from tests.adapters.fuzzing import mutated
 from tests.adapters.health.builders import (
     as_json,
     as_xml,
@@ -40,22 +41,8 @@ def _holds(adapter, data: bytes) -> None:
     assert isinstance(out, AdapterOutput)
 
 
-@st.composite
-def mutated(draw, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 8))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 20))]
-        elif op == "insert":
-            data[pos:pos] = draw(st.sampled_from([b"|", b"^", b"~", b"&", b"\\", b"\r", b"MSH|", b'"', b"{", b"}",
-                                                  b"<", b">", b"\x00", b"\xff", b"null", b"[]", b"99999999"]))
-        else:
-            del data[pos:]
-    return bytes(data)
+INSERTS = [b"|", b"^", b"~", b"&", b"\\", b"\r", b"MSH|", b'"', b"{", b"}",
+                                                  b"<", b">", b"\x00", b"\xff", b"null", b"[]", b"99999999"]
 
 
 @SETTINGS
@@ -65,7 +52,7 @@ def test_fhir_arbitrary_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated(FHIR_SEEDS))
+@given(mutated(FHIR_SEEDS, INSERTS))
 def test_fhir_mutated_input(data: bytes) -> None:
     _holds(FHIR, data)
 
@@ -77,7 +64,7 @@ def test_hl7v2_arbitrary_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated(HL7_SEEDS))
+@given(mutated(HL7_SEEDS, INSERTS))
 def test_hl7v2_mutated_input(data: bytes) -> None:
     _holds(HL7V2, data)
 

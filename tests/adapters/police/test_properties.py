@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput
 from adapters.police.pole import ADAPTER
+from tests.adapters.fuzzing import mutated
 from tests.adapters.police.builders import as_json, as_jsonl, child, mother, record, submission, suspect
 from tests.conftest import assert_canonical
 
@@ -85,22 +86,8 @@ def mutated_records(draw) -> dict[str, Any]:
     return rec
 
 
-@st.composite
-def mutated_bytes(draw) -> bytes:
-    data = bytearray(draw(st.sampled_from(BYTE_SEEDS)))
-    for _ in range(draw(st.integers(1, 8))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 20))]
-        elif op == "insert":
-            data[pos:pos] = draw(st.sampled_from([b"{", b"}", b"[", b"]", b'"', b",", b":", b"\n", b"null", b"\x00",
-                                                  b"\xff", b"[[[[[[[[[[[[[[[[[[", b"99999999999999999999999"]))
-        else:
-            del data[pos:]
-    return bytes(data)
+INSERTS = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"\n", b"null", b"\x00",
+                                                  b"\xff", b"[[[[[[[[[[[[[[[[[[", b"99999999999999999999999"]
 
 
 @SETTINGS
@@ -116,7 +103,7 @@ def test_arbitrary_bytes_inside_a_submission(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated_bytes())
+@given(mutated(BYTE_SEEDS, INSERTS))
 def test_mutated_bytes(data: bytes) -> None:
     _holds(data)
 

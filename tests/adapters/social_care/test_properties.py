@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput
 from adapters.social_care.cin import ADAPTER as CIN
 from adapters.social_care.ssda903 import ADAPTER as SSDA903
+from tests.adapters.fuzzing import mutated
 from tests.adapters.social_care.builders import (
     EPISODES_HEADER,
     HEADER_HEADER,
@@ -49,21 +50,6 @@ def _holds(adapter, data: bytes) -> None:
         assert_canonical(out.events)
 
 
-@st.composite
-def mutated(draw, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 30))]
-        elif op == "insert":
-            data[pos:pos] = draw(st.sampled_from(INSERTS))
-        else:
-            del data[pos:]
-    return bytes(data)
 
 
 @SETTINGS
@@ -73,7 +59,7 @@ def test_cin_any_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated(CIN_SEEDS))
+@given(mutated(CIN_SEEDS, INSERTS, max_ops=6, max_delete=30))
 def test_cin_mutated(data: bytes) -> None:
     _holds(CIN, data)
 
@@ -85,7 +71,7 @@ def test_ssda903_any_bytes(data: bytes) -> None:
 
 
 @SETTINGS
-@given(mutated(CSV_SEEDS))
+@given(mutated(CSV_SEEDS, INSERTS, max_ops=6, max_delete=30))
 def test_ssda903_mutated(data: bytes) -> None:
     _holds(SSDA903, data)
 
