@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/mash-broker run
+	$(BIN)/mash-broker run --dev
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
