@@ -131,6 +131,10 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
             (m.value or b"") for m in await _read_topic(kafka_bootstrap, t, 10**6))] for s in leaked[:3]}
         assert leaked == [], f"{len(leaked)} personal values in the clear, e.g. in {where}"
 
+        # nor in any store on disk: audit store, keystore, registers
+        stores = b"".join(f.read_bytes() for f in svc.settings.data_dir.rglob("*.sqlite*"))
+        assert stores and sorted(s for s in secrets if s.encode() in stores) == []
+
         # a protocol change, dry-run against a replay of the events topic
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "MASH_DATA_DIR": str(svc.settings.data_dir),
                "MASH_TOPIC_PREFIX": svc.settings.topic_prefix}

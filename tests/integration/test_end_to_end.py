@@ -20,10 +20,13 @@ async def _read_topic(bootstrap: str, topic: str, want: int) -> list:
     await consumer.start()
     try:
         out: list = []
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            out += [m for msgs in batch.values() for m in msgs]
-            if len(out) >= want:
+        empty = 0
+        for _ in range(50):  # until `want` records, or the topic has stopped giving (3 empty polls in a row)
+            batch = await consumer.getmany(timeout_ms=400)
+            got = [m for msgs in batch.values() for m in msgs]
+            out += got
+            empty = 0 if got else empty + 1
+            if len(out) >= want or empty >= 3:
                 break
         return out
     finally:
