@@ -23,6 +23,22 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
     kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
     kafka_replication_factor: int = Field(1, description="Replication factor for topics the broker creates.")
+    kms: str = Field("local", description="Where key-encryption keys live: local (keystore under the master key) "
+                     "or vault (HashiCorp Vault transit).")
+    master_key: SecretStr | None = Field(
+        None, description="Master key (base64, 32 bytes) for the local KMS; unset: <data_dir>/keys/master.key.")
+    vault_addr: str | None = Field(None, validation_alias=AliasChoices("VAULT_ADDR", "MASH_VAULT_ADDR"),
+                                   description="Vault address, for MASH_KMS=vault.")
+    vault_token: SecretStr | None = Field(None, validation_alias=AliasChoices("VAULT_TOKEN", "MASH_VAULT_TOKEN"),
+                                          description="Vault token (never logged).")
+    vault_namespace: str | None = Field(None, validation_alias=AliasChoices("VAULT_NAMESPACE",
+                                                                            "MASH_VAULT_NAMESPACE"),
+                                        description="Vault Enterprise namespace, if any.")
+    vault_transit_mount: str = Field("transit", description="Mount path of Vault's transit engine.")
+    data_key_max_age_seconds: float = Field(
+        30 * 24 * 3600.0, description="Data keys older than this are rotated for new encryptions.")
+    data_key_max_uses: int = Field(250_000, description="Data keys used this many times are rotated.")
+    data_key_cache_size: int = Field(4096, description="Unwrapped data keys cached in memory (bounded LRU).")
     data_dir: Path = Field(Path("data"), description="Directory for SQLite stores, the local keystore and dev keys.")
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8080, description="HTTP port.")
