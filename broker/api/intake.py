@@ -49,7 +49,8 @@ async def submit_record(
     request: Request,
     principal: Annotated[Principal, Depends(require("intake", scope_param="agency"))],
     content_type: Annotated[str | None, Header()] = None,
-    x_source_system: Annotated[str | None, Header(max_length=200)] = None,
+    # The audit record's pattern for a system code: anything else is refused here (422), not at audit time (500).
+    x_source_system: Annotated[str | None, Header(max_length=200, pattern=r"^[A-Za-z0-9 _.:/()-]{1,200}$")] = None,
 ) -> JSONResponse:
     if agency not in AGENCIES:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown agency (expected one of {', '.join(AGENCIES)})")

@@ -37,7 +37,7 @@ from broker.kafka.embedded import free_port
 from broker.service.messages import header
 
 PARTITIONS = 6
-WARMUP_RECORDS = 40
+WARMUP_RECORDS = 600  # enough to meet every fictitious child once: their data keys exist before timing starts
 
 
 def percentiles(values: list[float], points: tuple[float, ...] = (50, 95, 99)) -> dict[str, float]:
@@ -59,6 +59,15 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -144,6 +153,12 @@ def service_env(bootstrap: str, workdir: Path, protocol_file: Path, prefix: str,
             "MASH_DEV_MODE": "1", "MASH_LOG_LEVEL": "WARNING", "MASH_EVENT_PARTITIONS": str(PARTITIONS)}
 
 
+def start_cli(env: dict[str, str], log_file: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`mash-broker <args>` as a child process, its output to log_file (e.g. start_cli(env, log, "worker"))."""
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(_cli(*args), env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 @contextlib.contextmanager
 def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Processes]:
     """The service (HTTP intake, no share worker) and `workers` share-worker processes; stopped with SIGTERM."""
@@ -151,8 +166,7 @@ def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Proces
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
-        with open(log_dir / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(_cli(*args), env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = start_cli(env, log_dir / f"{name}.log", *args)
         procs.append(proc)
         return proc
 
@@ -189,6 +203,7 @@ class Sent:
     accepted: dict[str, float] = field(default_factory=dict)  # event id -> when its POST was sent
     records: int = 0
     rejected: int = 0
+    repeated: int = 0  # event ids already accepted earlier in the run (or in the warm-up): excluded from timing
     errors: int = 0
     first_send: float = 0.0
     last_ack: float = 0.0
@@ -196,6 +211,7 @@ class Sent:
 
 async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, int]], *, rate: float,
                    concurrency: int, events_per_record: dict[str, int], sent: Sent,
+                   exclude: frozenset[str] | dict[str, float] = frozenset(),
                    on_progress: Callable[[int], None] | None = None) -> None:
     """POST each record; `rate` (events/s, 0 = as fast as possible) paces sends by each format's event count."""
     queue: asyncio.Queue[tuple[Format, int, float] | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -219,7 +235,10 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
             sent.records += 1
             if r.status_code == 202:
                 for e in r.json()["events"]:
-                    sent.accepted[e["event_id"]] = t0
+                    if e["event_id"] in sent.accepted or e["event_id"] in exclude:
+                        sent.repeated += 1  # the same record identity again: decided again, never re-delivered
+                    else:
+                        sent.accepted[e["event_id"]] = t0
                 if on_progress:
                     on_progress(len(r.json()["events"]))
             else:
@@ -266,8 +285,10 @@ class RunResult:
     duplicates: int
     missing_decisions: int
     rejected_records: int
+    repeated_event_ids: int
     http_errors: int
     memory_mb: dict[str, dict[str, float]]
+    cpu_ms_per_event: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -275,7 +296,7 @@ class RunResult:
 
 def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: list[Format], *, events: int,
                  workers: int, rate: float, concurrency: int, events_per_record: dict[str, int],
-                 progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+                 warmup: int = WARMUP_RECORDS, progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     from broker.policy import load_protocol
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
@@ -288,7 +309,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             break
         items.append((fmt, n))
         total += events_per_record[fmt.name]
-    warm = [(fmt, 10_000_000 + n) for fmt, n in mix(formats, WARMUP_RECORDS)]
+    warm = [(fmt, 10_000_000 + n) for fmt, n in mix(formats, warmup)]
     with running(env, workers, workdir / "logs") as procs:
         observer = Observer(bootstrap, topics, f"{prefix}.audit", len(subscribers))
         deadline = time.monotonic() + 60
@@ -303,7 +324,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
         try:
             # warm-up: the workers have joined the group and key caches are warm once these are decided
             warm_sent = Sent()
-            asyncio.run(post_mix(procs.base_url, procs.credentials, warm, rate=0, concurrency=4,
+            asyncio.run(post_mix(procs.base_url, procs.credentials, warm, rate=0, concurrency=concurrency,
                                  events_per_record=events_per_record, sent=warm_sent))
             if not wait_until_decided(observer, warm_sent.accepted, 90):
                 raise RuntimeError("warm-up events were not decided within 90 s (see the logs in the work dir)")
@@ -311,22 +332,28 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             pids = {"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
             sampling = threading.Event()
 
-            def sample() -> None:
-                while not sampling.wait(0.5):
+            def sample() -> None:  # at the start, every 0.5 s, and once more at the end
+                while True:
                     for name, pid in pids.items():
                         if (mb := rss_mb(pid)) is not None:
                             memory[name].append(mb)
+                    if sampling.is_set():
+                        return
+                    sampling.wait(0.5)
 
             sampler = threading.Thread(target=sample, daemon=True)
+            cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
             sampler.start()
             sent = Sent()
             on_sent = (lambda k: progress("sent", k, total)) if progress else None
             asyncio.run(post_mix(procs.base_url, procs.credentials, items, rate=rate, concurrency=concurrency,
-                                 events_per_record=events_per_record, sent=sent, on_progress=on_sent))
+                                 events_per_record=events_per_record, sent=sent, exclude=warm_sent.accepted,
+                                 on_progress=on_sent))
             on_done = (lambda k: progress("decided", k, len(sent.accepted))) if progress else None
             complete = wait_until_decided(observer, sent.accepted, 60 + len(sent.accepted) / 50, on_done)
             sampling.set()
             sampler.join()
+            cpu = {name: (cpu_seconds(pid) or 0.0) - cpu_before[name] for name, pid in pids.items()}
         finally:
             observer.stop()
     seen = observer.seen
@@ -340,9 +367,10 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
         events_per_s=len(decided) / seconds if seconds > 0 else 0.0, latency_ms=percentiles(latencies),
         deliveries=len(latencies), duplicates=duplicates,
         missing_decisions=0 if complete else len(sent.accepted) - len(decided),
-        rejected_records=sent.rejected, http_errors=sent.errors,
+        rejected_records=sent.rejected, repeated_event_ids=sent.repeated, http_errors=sent.errors,
         memory_mb={name: {"start": round(v[0], 1), "peak": round(max(v), 1), "end": round(v[-1], 1)}
-                   for name, v in memory.items() if v})
+                   for name, v in memory.items() if v},
+        cpu_ms_per_event={name: round(c * 1000 / max(len(sent.accepted), 1), 3) for name, c in cpu.items()})
 
 
 async def _baseline(bootstrap: str, count: int, size: int, rate: float) -> tuple[float, list[float]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import orjson
 from stdnum.gb import nhs, upn
@@ -55,6 +56,15 @@ class Format:
 
 def _child(n: int) -> int:
     return n % CHILDREN
+
+
+def _day(n: int, offset: int = 0, fmt: str = "%Y-%m-%d") -> str:
+    """A distinct past date per record number, so each record is a new event (event ids come from record ids)."""
+    return (date(2000, 1, 1) + timedelta(days=n % 8000 + offset)).strftime(fmt)
+
+
+def _stamp(n: int) -> str:
+    return (datetime(2024, 1, 1) + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def fhir_patient(n: int) -> bytes:
@@ -113,10 +123,10 @@ def ctf_pupil(n: int) -> bytes:
     c = _child(n)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
-<DateTime>2024-01-15T11:00:00</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<DateTime>{_stamp(n)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
 <SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>999002</URN><SchoolName>Example Academy (fictitious)</SchoolName>
 </SourceSchool><DestSchool><LEA>380</LEA><Estab>9999</Estab></DestSchool></Header>
-<CTFpupilData><Pupil><UPN>{pupil_number(n)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+<CTFpupilData><Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2012-02-29</DOB><Sex>M</Sex><LookedAfter><InCare>false</InCare></LookedAfter>
 <Attendance><YearData><Year>2023</Year><SessionsPossible>100</SessionsPossible>
 <SessionsAuthorised>5</SessionsAuthorised><SessionsUnauthorised>{4 + n % 10}</SessionsUnauthorised></YearData>
@@ -127,35 +137,36 @@ def cme_pupil(n: int) -> bytes:
     c = _child(n)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
-<DateTime>2025-02-03T09:30:00</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<DateTime>{_stamp(n)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
 <SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>999001</URN><SchoolName>Testing Primary (fictitious)</SchoolName>
 </SourceSchool><DestSchool><LEA>380</LEA><Estab>LLLL</Estab></DestSchool></Header>
-<CMEpupilData><Pupil><UPN>{pupil_number(n)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+<CMEpupilData><Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2014-08-09</DOB><Sex>F</Sex><Address><AddressLines><AddressLine1>{c} Example Close</AddressLine1>
 </AddressLines><PostCode>ZZ99 3AC</PostCode></Address><LeavingDate>2025-01-31</LeavingDate>
 <GroundsForRemoval>B</GroundsForRemoval></Pupil></CMEpupilData></CTfile>""".encode()
 
 
 def cin_child(n: int) -> bytes:
+    c = _child(n)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2022</Year>
 <ReferenceDate>2022-03-31</ReferenceDate></CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>
 <SoftwareCode>Bench</SoftwareCode><Release>1</Release><SerialNo>{n % 1000:03d}</SerialNo>
-<DateTime>2024-04-30T10:00:00</DateTime></Source></Header><Children><Child><ChildIdentifiers>
-<LAchildID>BENCH{n:08d}</LAchildID><UPN>{pupil_number(n)}</UPN><PersonBirthDate>2014-06-15</PersonBirthDate>
+<DateTime>{_stamp(n)}</DateTime></Source></Header><Children><Child><ChildIdentifiers>
+<LAchildID>BENCH{c:05d}</LAchildID><UPN>{pupil_number(c)}</UPN><PersonBirthDate>2014-06-15</PersonBirthDate>
 <GenderCurrent>2</GenderCurrent></ChildIdentifiers><ChildCharacteristics><Ethnicity>WBRI</Ethnicity>
 <Disabilities><Disability>NONE</Disability></Disabilities></ChildCharacteristics><CINdetails>
-<CINreferralDate>2023-05-02</CINreferralDate><ReferralSource>5A</ReferralSource><PrimaryNeedCode>N1</PrimaryNeedCode>
-<Section47><S47ActualStartDate>2023-05-12</S47ActualStartDate><InitialCPCtarget>2023-06-02</InitialCPCtarget>
-<DateOfInitialCPC>2023-05-30</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>
-<ReferralNFA>false</ReferralNFA><ChildProtectionPlans><CPPstartDate>2023-05-30</CPPstartDate>
+<CINreferralDate>{_day(n)}</CINreferralDate><ReferralSource>5A</ReferralSource><PrimaryNeedCode>N1</PrimaryNeedCode>
+<Section47><S47ActualStartDate>{_day(n, 10)}</S47ActualStartDate><InitialCPCtarget>{_day(n, 31)}</InitialCPCtarget>
+<DateOfInitialCPC>{_day(n, 28)}</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>
+<ReferralNFA>false</ReferralNFA><ChildProtectionPlans><CPPstartDate>{_day(n, 28)}</CPPstartDate>
 <InitialCategoryOfAbuse>NEG</InitialCategoryOfAbuse><LatestCategoryOfAbuse>NEG</LatestCategoryOfAbuse>
 <NumberOfPreviousCPP>0</NumberOfPreviousCPP></ChildProtectionPlans></CINdetails></Child></Children></Message>""".encode()
 
 
 def ssda903_episode(n: int) -> bytes:
     return ("CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\r\n"
-            f"B{n:08d},15/02/2023,S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n").encode()
+            f"B{_child(n):05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n").encode()
 
 
 FORMATS: tuple[Format, ...] = (

@@ -43,6 +43,8 @@ def bench(
     workers: Annotated[int, typer.Option(min=1, max=2, help="Share-worker processes (`mash-broker worker`).")] = 1,
     rate: Annotated[float, typer.Option(min=0, help="Offered load in events/s; 0: as fast as intake takes them.")] = 0,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="HTTP requests in flight.")] = 16,
+    warmup: Annotated[int, typer.Option(min=1, help="Records sent before timing starts (workers joined, every "
+                                        "fictitious child's data keys made).")] = 600,
     stages: Annotated[bool, typer.Option(help="Also time the pure stages and the encryption stage.")] = True,
     stage_records: Annotated[int, typer.Option(min=10, help="Native records in the stage timing.")] = 600,
     baseline: Annotated[bool, typer.Option(help="Also run the bare Kafka baseline.")] = True,
@@ -67,7 +69,8 @@ def bench(
     root = Path(tmp.name) if tmp else workdir
     root.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"formats": [f.name for f in formats], "left_out": skipped,
-                              "events_per_record": per_record, "workers": workers, "offered_rate": rate or "max"}
+                              "events_per_record": per_record, "workers": workers, "offered_rate": rate or "max",
+                              "warmup_records": warmup}
     embedded = None
     try:
         if stages:
@@ -89,7 +92,8 @@ def bench(
                 bar.update(tasks[what], advance=advance, total=total)
 
             run = pipeline_run(bootstrap, root / "run", protocol_file, formats, events=events, workers=workers,
-                               rate=rate, concurrency=concurrency, events_per_record=per_record, progress=progress)
+                               rate=rate, concurrency=concurrency, events_per_record=per_record, warmup=warmup,
+                               progress=progress)
         report["pipeline"] = run.to_dict()
         if baseline:
             size = report.get("stages", {}).get("mean_protected_event_bytes") or 2500

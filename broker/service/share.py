@@ -94,10 +94,14 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
             sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
             continue
         transition = case_transition(event)
-        if transition is not None:
+        case_open = rt.cases.is_open(token)
+        if transition is not None and case_open is not transition:
+            # Written only when the case opens or closes: most social care events re-assert an open case, and a
+            # write per event (a synced SQLite commit) was the largest single cost in the worker's profile.
             rt.cases.set(token, transition, event["event_id"])
+            case_open = transition
         for decision, released in share(rt.protocol, event, consent=rt.consent_for(token),
-                                        case_open=rt.cases.is_open(token), mask_key=rt.mask_key):
+                                        case_open=case_open, mask_key=rt.mask_key):
             rt.metrics.decisions.labels(decision.subscriber, decision.outcome).inc()
             audits.append(rt.audit_record("decision", time=now, actor="share", subject=token,
                                           record_id=decision.decision_id, **decision.to_record()))

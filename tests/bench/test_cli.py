@@ -1,0 +1,28 @@
+"""`mash-broker bench` end to end, small: the JSON report has every figure, and nothing was lost or duplicated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from broker.cli.bench import app
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_cli_reports_pipeline_baseline_and_stages(monkeypatch):
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # the embedded broker, as documented
+    result = CliRunner().invoke(app, ["--events", "40", "--warmup", "10", "--stage-records", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    pipeline = report["pipeline"]
+    assert pipeline["events"] >= 40 and pipeline["missing_decisions"] == 0 and pipeline["duplicates"] == 0
+    assert pipeline["http_errors"] == 0 and pipeline["rejected_records"] == 0
+    assert pipeline["events_per_s"] > 0 and pipeline["latency_ms"]["p50"] <= pipeline["latency_ms"]["p99"]
+    assert set(pipeline["memory_mb"]) == {"service", "worker-0"}
+    assert report["baseline"]["messages"] == pipeline["events"] and report["ratio_to_baseline"] > 0
+    assert set(report["stages"]["us_per_event"]) == {"adapt", "identify", "validate", "protect", "reveal", "decide",
+                                                      "release", "seal"}
+    assert report["formats"]

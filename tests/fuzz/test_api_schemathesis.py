@@ -1,0 +1,109 @@
+"""Schemathesis against the running service's own OpenAPI document: generated requests for every operation, with a
+valid key of the right role (so they reach the handlers) and with no key or a forged one (401). Nothing answers 5xx.
+
+The service runs as a child process (`mash-broker run`) on real Kafka; schemathesis calls it over HTTP. Bounded:
+FUZZ_API_EXAMPLES (default 12) generated cases per operation. The SSE stream is left out (it never ends); its
+bounded reads are covered in tests/failure/test_slow_subscriber.py.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+
+from broker.bench.e2e import running, service_env
+from broker.bench.stages import install_protocol
+from broker.kafka.embedded import free_port
+
+pytestmark = pytest.mark.integration
+EXAMPLES = int(os.environ.get("FUZZ_API_EXAMPLES", "12"))
+PUBLIC = {"/healthz", "/readyz", "/metrics"}
+STEER = {"agency": ["police", "health", "education", "social_care"],
+         "name": ["mash_hub", "early_help", "police_ppu", "oakfield_dsl", "riverside_gp"]}
+
+
+@pytest.fixture(scope="module")
+def service(kafka_bootstrap, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("schemathesis")
+    protocol_file, _ = install_protocol(tmp)
+    env = service_env(kafka_bootstrap, tmp, protocol_file, f"st{uuid.uuid4().hex[:6]}", free_port())
+    with running(env, 0, tmp / "logs") as procs:
+        yield procs
+
+
+@pytest.fixture(scope="module")
+def schema(service):
+    return schemathesis.openapi.from_url(f"{service.base_url}/openapi.json")
+
+
+def operations(schema):
+    ops = [result.ok() for result in schema.get_all_operations()]
+    return [op for op in ops if not op.path.endswith("/stream")]
+
+
+def key_for(creds: dict[str, str], path: str, params: dict) -> str:
+    """A key whose role fits the operation (and whose scope fits the path when it names a real agency/subscriber)."""
+    if path.startswith("/v1/records/"):
+        return creds.get(f"intake:{params.get('agency')}", creds["intake:health"])
+    if path.startswith("/v1/subscribers/"):
+        return creds.get(f"subscriber:{params.get('name')}", creds["subscriber:mash_hub"])
+    if path.startswith("/v1/ig/"):
+        return creds["ig_auditor"]
+    return creds["admin"]
+
+
+def run_operation(op, headers_for, tally: Counter, steer: bool = False) -> None:
+    steer = steer and any(p.name in STEER for p in op.path_parameters)
+    @settings(max_examples=EXAMPLES * (3 if steer else 1), deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy())
+    def check(case) -> None:
+        if steer:  # a real agency or subscriber in the path, so the case reaches the handler, not the scope check
+            tally["steered"] += 1
+            name = next(k for k in case.path_parameters if k in STEER)
+            choices = STEER[name]
+            case.path_parameters = {**case.path_parameters, name: choices[tally["steered"] % len(choices)]}
+        response = case.call(headers=headers_for(case), timeout=20)
+        tally[(op.label, response.status_code)] += 1
+        assert response.status_code < 500, f"{op.label} answered {response.status_code}"
+
+    check()
+
+
+def test_generated_requests_with_valid_keys_never_get_5xx(service, schema):
+    tally: Counter = Counter()
+    for op in operations(schema):
+        run_operation(op, lambda case, op=op: {
+            "Authorization": f"Bearer {key_for(service.credentials, op.path, case.path_parameters or {})}"}, tally,
+            steer=True)
+    tally.pop("steered", None)
+    statuses = Counter(status for (_, status), n in tally.items() for _ in range(n))
+    print(f"\nschemathesis with keys: {sum(tally.values())} cases over {len(operations(schema))} operations, "
+          f"statuses {dict(sorted(statuses.items()))}")
+    assert sum(tally.values()) >= len(operations(schema))
+    assert any(200 <= s < 300 for s in statuses)  # some cases got through to a successful handler
+    assert statuses[422] + statuses[415] > 0  # and generated record bodies reached intake's adapters
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer mbk_forged", "Basic dXNlcjpwYXNz", "Bearer "])
+def test_every_protected_operation_refuses_missing_or_forged_keys(service, schema, authorization):
+    tally: Counter = Counter()
+    for op in operations(schema):
+        if op.path in PUBLIC:
+            continue
+        headers = {} if authorization is None else {"Authorization": authorization}
+        run_operation(op, lambda case, headers=headers: headers, tally)
+    assert tally
+    assert {status for _, status in tally} == {401}, dict(tally)
+
+
+def test_stream_refuses_missing_keys(service):
+    r = requests.get(f"{service.base_url}/v1/subscribers/mash_hub/stream", timeout=10)
+    assert r.status_code == 401
