@@ -13,15 +13,32 @@ byte-for-byte RFC 8785 (JCS), so an auditor can recompute hashes with any JCS li
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 GENESIS = "0" * 64
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    """Sorted-key compact UTF-8 JSON. orjson gives the very bytes of json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False) for the records' types (checked by a property test) at a fraction of the cost."""
+    _refuse_non_finite(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """JSON has no NaN or infinity (orjson would write null): refuse them, as json.dumps(allow_nan=False) does."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and infinity have no canonical JSON form")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_finite(item)
 
 
 def record_digest(record: Mapping[str, Any]) -> str:

@@ -118,8 +118,10 @@ class Observer:
                 for tp, records in batch.items():
                     if tp.topic == self.audit_topic:
                         for r in records:
-                            rec = orjson.loads(r.value)
-                            if rec.get("kind") == "decision":
+                            value = orjson.loads(r.value)  # one request's audit records, as an array
+                            for rec in value if isinstance(value, list) else [value]:
+                                if rec.get("kind") != "decision":
+                                    continue
                                 eid = rec["event_id"]
                                 seen.decisions[eid] += 1
                                 if seen.decisions[eid] >= self.subscribers:

@@ -20,6 +20,11 @@ log = get_logger("mash.audit")
 GROUP = "mash-broker.audit-indexer"
 
 
+def _records(value: object) -> list[object]:
+    """A message holds one request's records as an array (a single object is accepted too)."""
+    return value if isinstance(value, list) else [value]
+
+
 def _skip_invalid(index: int, problems: list[str]) -> None:
     """An invalid audit record is reported (field names only) and skipped: it must not stall the indexer."""
     log.error("audit_record_invalid", index=index, problems=problems)
@@ -43,7 +48,7 @@ async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-            records = [decode(m.value) for msgs in batch.values() for m in msgs]
+            records = [r for msgs in batch.values() for m in msgs for r in _records(decode(m.value))]
             if records:
                 await asyncio.to_thread(rt.audit_store.append, records, on_invalid=_skip_invalid)
                 await consumer.commit()

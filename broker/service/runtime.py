@@ -42,6 +42,7 @@ from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
 
 log = get_logger("mash.runtime")
+AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
 
 
 class Runtime:
@@ -237,8 +238,10 @@ class Runtime:
             target=None if scope.startswith("lt") else scope.split(":", 1)[0]))
 
     async def emit_audit(self, records: list[dict[str, Any]]) -> None:
-        """Audit records go to the audit topic; the indexer chains them into the audit store."""
+        """Audit records go to the audit topic, one message per call (a JSON array: one produce, not one per record);
+        the indexer chains them into the audit store."""
         assert self.producer is not None
         records, self._pending_audit = [*self._pending_audit, *records], []
-        sends = [await self.producer.send(self.settings.topics.audit, encode(r)) for r in records]
+        sends = [await self.producer.send(self.settings.topics.audit, encode(records[i:i + AUDIT_CHUNK]))
+                 for i in range(0, len(records), AUDIT_CHUNK)]
         await asyncio.gather(*sends)

@@ -170,3 +170,24 @@ def test_deleting_after_a_prune_anchor_is_caught(signing_key: Ed25519PrivateKey)
     entries = chain()
     anchor = signed(signing_key, entries, [4], "prune")
     check(entries[6:], anchor, signing_key, 1, "earlier records are missing")
+
+
+def test_canonical_encoding_is_sorted_compact_utf8_json() -> None:
+    """An outside auditor re-implements `canonical` with any JSON library: it must be exactly these bytes."""
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from broker.audit.chain import canonical
+
+    values = st.recursive(st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+                          lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20)
+
+    @settings(max_examples=300, deadline=None)
+    @given(values)
+    def same(value: object) -> None:
+        assert canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                              ensure_ascii=False).encode()
+
+    same()
