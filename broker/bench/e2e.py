@@ -33,7 +33,7 @@ from aiokafka import TopicPartition
 from broker.bench.records import Format, mix
 from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import producer, reader
-from broker.kafka.embedded import free_port
+from broker.kafka.embedded import die_with_parent, free_port
 from broker.service.messages import header
 
 PARTITIONS = 6
@@ -158,7 +158,9 @@ def service_env(bootstrap: str, workdir: Path, protocol_file: Path, prefix: str,
 def start_cli(env: dict[str, str], log_file: Path, *args: str) -> subprocess.Popen[bytes]:
     """`mash-broker <args>` as a child process, its output to log_file (e.g. start_cli(env, log, "worker"))."""
     with open(log_file, "ab") as log:
-        return subprocess.Popen(_cli(*args), env=env, stdout=log, stderr=subprocess.STDOUT)
+        # die_with_parent: a bench killed mid-run (timeout, ^C twice) must not leave workers behind
+        return subprocess.Popen(_cli(*args), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
 
 
 @contextlib.contextmanager
