@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+from broker.stores.sqlite import open_register
 
 
 class CaseRegister:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS cases (subject TEXT PRIMARY KEY, open INTEGER NOT NULL,"
-                        " event_id TEXT NOT NULL)")
+        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS cases ("
+                                "subject TEXT PRIMARY KEY, open INTEGER NOT NULL, event_id TEXT NOT NULL)")
 
     def is_open(self, subject: str) -> bool | None:
         """None when the broker has seen no social care event about the child."""

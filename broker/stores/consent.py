@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from broker.policy import ConsentState
+from broker.stores.sqlite import open_register
 
 
 class ConsentRegister:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS consent (subject TEXT PRIMARY KEY, status TEXT NOT NULL,"
-                        " objection INTEGER NOT NULL, recorded_on TEXT)")
+        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS consent ("
+                                "subject TEXT PRIMARY KEY, status TEXT NOT NULL, objection INTEGER NOT NULL,"
+                                " recorded_on TEXT)", durable=True)
 
     def get(self, subject: str) -> ConsentState | None:
         row = self.db.execute("SELECT status, objection, recorded_on FROM consent WHERE subject = ?",

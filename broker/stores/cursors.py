@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+from broker.stores.sqlite import open_register
 
 
 class CursorStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS acked (subscriber TEXT PRIMARY KEY, cursor TEXT NOT NULL,"
-                        " acked_at TEXT NOT NULL)")
+        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS acked ("
+                                "subscriber TEXT PRIMARY KEY, cursor TEXT NOT NULL, acked_at TEXT NOT NULL)",
+                                durable=True)
 
     def get(self, subscriber: str) -> str | None:
         row = self.db.execute("SELECT cursor FROM acked WHERE subscriber = ?", (subscriber,)).fetchone()

@@ -3,19 +3,17 @@ for the subscriber, since event ids are deterministic)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+
+from broker.stores.sqlite import open_register
 
 
 class DeliveredLog:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS delivered (subscriber TEXT NOT NULL, event_id TEXT NOT NULL,"
-                        " decision_id TEXT NOT NULL, PRIMARY KEY (subscriber, event_id))")
+        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS delivered ("
+                                "subscriber TEXT NOT NULL, event_id TEXT NOT NULL, decision_id TEXT NOT NULL,"
+                                " PRIMARY KEY (subscriber, event_id))")
 
     def already(self, subscriber: str, event_ids: Iterable[str]) -> set[str]:
         ids = list(event_ids)

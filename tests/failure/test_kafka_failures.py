@@ -9,7 +9,6 @@ import signal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 import broker.service.intake as service_intake
 from broker.bench.records import fhir_patient
@@ -17,26 +16,10 @@ from broker.kafka.clients import producer
 from broker.kafka.embedded import EmbeddedKafka
 from broker.service.messages import decode, header
 from tests.integration.service import running_service
+from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
 FHIR = {"Content-Type": "application/fhir+json"}
-
-
-async def read_all(bootstrap: str, topic: str) -> list:
-    """Every record on the topic, to the first empty poll (end offsets of the embedded broker are not reliable)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        out: list = []
-        empty = 0
-        while empty < 3:
-            batch = await consumer.getmany(timeout_ms=300)
-            empty = 0 if batch else empty + 1
-            out += [m for msgs in batch.values() for m in msgs]
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_kafka_unreachable_at_intake_gives_503_and_acknowledges_only_what_is_stored(tmp_path, monkeypatch):
@@ -63,7 +46,7 @@ async def test_kafka_unreachable_at_intake_gives_503_and_acknowledges_only_what_
             assert svc.runtime.metrics.kafka_unavailable._value.get() == 5
 
             acknowledged = {e["event_id"] for r in before + after for e in r.json()["events"]}
-            stored = {header(m.headers, "event_id") for m in await read_all(svc.runtime.bootstrap,
+            stored = {header(m.headers, "event_id") for m in await read_topic(svc.runtime.bootstrap,
                                                                              svc.settings.topics.events)}
             assert acknowledged <= stored  # every 202 is on the events topic
 
@@ -103,7 +86,7 @@ async def test_poison_message_is_dead_lettered_and_the_stream_continues(kafka_bo
         [delivered] = await svc.pull_until(http, "test_hub", 1)  # the stream went on past the poison
         assert delivered["event_id"] == accepted["event_id"]
 
-        letters = [decode(m.value) for m in await read_all(kafka_bootstrap, topics.deadletter)]
+        letters = [decode(m.value) for m in await read_topic(kafka_bootstrap, topics.deadletter)]
         poisoned = [d for d in letters if d["agency"] == "unknown"]
         assert len(poisoned) == 3
         for letter in poisoned:

@@ -47,9 +47,9 @@ async def test_shredding_one_child_leaves_the_other_readable(kafka_bootstrap, tm
         # shows the marker; either way the shredded generation can no longer be opened from the events topic
         svc.runtime.keys.shred_with_report(tokens["Alphaexample"])
         from broker.service.messages import decode
-        from tests.integration.test_end_to_end import _read_topic
+        from tests.integration.topics import read_topic
 
-        raw = await _read_topic(kafka_bootstrap, svc.settings.topics.events, 4)
+        raw = await read_topic(kafka_bootstrap, svc.settings.topics.events, 4)
         for msg in raw:
             revealed = svc.runtime.reveal(decode(msg.value))
             child = revealed.event["subject"]["child"]

@@ -20,7 +20,7 @@ from broker.schema.classification import classify, iter_leaves
 from broker.service.messages import decode, header
 from tests.adapters.police.builders import VALID_NHS, as_json, child, mother, record, submission
 from tests.integration.service import running_service
-from tests.integration.test_end_to_end import _read_topic
+from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
             accepted.update({e["event_id"]: agency for e in r.json()["events"]})
         assert set(accepted.values()) == {"health", "education", "social_care", "police"}
 
-        events_raw = await _read_topic(kafka_bootstrap, svc.settings.topics.events, len(accepted))
+        events_raw = await read_topic(kafka_bootstrap, svc.settings.topics.events, len(accepted))
         events = {header(m.headers, "event_id"): svc.runtime.reveal(decode(m.value)).event for m in events_raw}
         assert set(events) == set(accepted)
 
@@ -123,12 +123,12 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
         await admin.close()
         raw = b""
         for topic in topics:
-            raw += b"".join((m.value or b"") + (m.key or b"") for m in await _read_topic(kafka_bootstrap, topic, 10**6))
+            raw += b"".join((m.value or b"") + (m.key or b"") for m in await read_topic(kafka_bootstrap, topic))
         secrets = set().union(*(_secrets(e) for e in events.values()))
         assert len(secrets) > 20
         leaked = sorted(s for s in secrets if s.encode() in raw)
         where = {s: [t for t in topics if s.encode() in b"".join(
-            (m.value or b"") for m in await _read_topic(kafka_bootstrap, t, 10**6))] for s in leaked[:3]}
+            (m.value or b"") for m in await read_topic(kafka_bootstrap, t))] for s in leaked[:3]}
         assert leaked == [], f"{len(leaked)} personal values in the clear, e.g. in {where}"
 
         # nor in any store on disk: audit store, keystore, registers

@@ -6,31 +6,12 @@ import asyncio
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from broker.service.messages import decode
 from tests.integration.service import running_service
+from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-async def _read_topic(bootstrap: str, topic: str, want: int) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        out: list = []
-        empty = 0
-        for _ in range(50):  # until `want` records, or the topic has stopped giving (3 empty polls in a row)
-            batch = await consumer.getmany(timeout_ms=400)
-            got = [m for msgs in batch.values() for m in msgs]
-            out += got
-            empty = 0 if got else empty + 1
-            if len(out) >= want or empty >= 3:
-                break
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_uk_core_patient_reaches_the_subscriber_through_kafka(kafka_bootstrap, external_cases, tmp_path):
@@ -63,7 +44,7 @@ async def test_uk_core_patient_reaches_the_subscriber_through_kafka(kafka_bootst
         assert len(await svc.pull_until(http, "test_hub", 1)) == 1
 
         # nothing personal is readable on the events topic
-        raw = await _read_topic(kafka_bootstrap, svc.settings.topics.events, 2)
+        raw = await read_topic(kafka_bootstrap, svc.settings.topics.events, 2)
         text = b"".join(m.value for m in raw)
         for secret in (b"9912003888", b"SMITH", b"Richard", b"Sandmoor", b"LS17", b"1970-09-11"):
             assert secret not in text
@@ -81,7 +62,7 @@ async def test_malformed_record_gets_a_precise_4xx_and_is_dead_lettered(kafka_bo
         assert "31/02/2015" not in r.text
         [dl_id] = r.json()["deadletter_ids"]
 
-        [msg] = await _read_topic(kafka_bootstrap, svc.settings.topics.deadletter, 1)
+        [msg] = await read_topic(kafka_bootstrap, svc.settings.topics.deadletter, 1)
         record = decode(msg.value)
         assert record["deadletter_id"] == dl_id
         assert record["rejection"]["field"] == "Patient.birthDate"
