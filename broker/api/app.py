@@ -25,12 +25,12 @@ whose role fits the endpoint: intake (per agency), subscriber (per subscriber), 
 """
 
 
-def create_app(settings: Settings | None = None, *, share_workers: int = 1) -> FastAPI:
+def create_app(settings: Settings | None = None, *, share_workers: int = 1, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = await Runtime(settings).start()
+        rt = await (runtime or Runtime(settings)).start()
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
         rt.start_workers(share_workers)

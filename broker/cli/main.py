@@ -53,6 +53,7 @@ def run(
     from broker.api.app import create_app
     from broker.config import Settings
     from broker.logging import configure
+    from broker.service.runtime import STARTUP_ERRORS, Runtime
 
     if dev:
         os.environ["MASH_DEV_MODE"] = "1"
@@ -60,7 +61,13 @@ def run(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     configure(settings.log_level, settings.log_format)
-    application = create_app(settings, share_workers=share_workers)
+    runtime = Runtime(settings)
+    try:
+        runtime.load_local()
+    except STARTUP_ERRORS as exc:
+        typer.echo(f"mash-broker cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
+    application = create_app(settings, share_workers=share_workers, runtime=runtime)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -22,7 +22,7 @@ from broker.audit import audit_record as build_audit_record
 from broker.audit.store import AuditStore, open_audit_store
 from broker.clock import now_iso
 from broker.config import Settings
-from broker.crypto import open_key_provider, protect_blob, protect_event, reveal_blob, reveal_event
+from broker.crypto import CryptoError, open_key_provider, protect_blob, protect_event, reveal_blob, reveal_event
 from broker.crypto.hpke_keys import generate_subscriber_keypair
 from broker.crypto.seal import DeliverySealer
 from broker.kafka.admin import ensure_topics
@@ -31,8 +31,8 @@ from broker.kafka.embedded import EmbeddedKafka
 from broker.kafka.security import kafka_client_options
 from broker.logging import get_logger
 from broker.pipeline.identify import LinkageKey
-from broker.policy import ConsentState, Protocol, load_protocol
-from broker.secrets import linkage_key, mask_key, write_secret_file
+from broker.policy import ConsentState, PolicyError, Protocol, ProtocolError, load_protocol
+from broker.secrets import SecretError, linkage_key, mask_key, write_secret_file
 from broker.service.delivery import DeliveryReader
 from broker.service.messages import encode
 from broker.service.metrics import Metrics
@@ -43,6 +43,8 @@ from broker.stores.delivered import DeliveredLog
 
 log = get_logger("mash.runtime")
 AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
+# What a misconfigured start raises: missing or unsafe keys, an invalid protocol, an unusable KMS.
+STARTUP_ERRORS = (SecretError, ProtocolError, PolicyError, CryptoError, OSError)
 
 
 class Runtime:
@@ -77,7 +79,11 @@ class Runtime:
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
-    async def start(self) -> Runtime:
+    def load_local(self) -> Runtime:
+        """Keys, protocol and development credentials: everything that can fail before Kafka is touched, so that a
+        misconfiguration is reported in one plain line (STARTUP_ERRORS) instead of a server traceback."""
+        if self.protocol is not None:
+            return self
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.linkage = linkage_key(s.data_dir, s.linkage_key_version, create=s.dev_mode)
@@ -87,6 +93,11 @@ class Runtime:
         if s.dev_mode:
             self._dev_credentials()
             self._dev_subscriber_keys()
+        return self
+
+    async def start(self) -> Runtime:
+        s = self.settings
+        self.load_local()
         if not self.bootstrap:
             self.embedded = EmbeddedKafka().start()
             self.bootstrap = self.embedded.bootstrap_servers

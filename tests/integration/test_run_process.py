@@ -37,7 +37,7 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "broker.cli.main", "run", "--dev"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        banner = proc.stderr.readline()
+        banner = next((line for line in iter(proc.stderr.readline, "") if "/docs" in line), "")
         assert f"http://127.0.0.1:{port}/docs" in banner
         ready = None
         for _ in range(200):

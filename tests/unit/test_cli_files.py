@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "broker.cli.main"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,3 +61,17 @@ def test_validate_accepts_converted_events_and_names_bad_ones(external_cases, tm
     assert f"{bad}: line 2: (event): required property 'risk' is missing" in proc.stderr
     assert f"{bad}: line 2: payload: unknown field(s) 'unexpected'" in proc.stderr
     assert f"{bad}: line 3: not valid JSON" in proc.stderr
+
+
+def test_run_refuses_a_misconfiguration_in_one_plain_line(tmp_path) -> None:
+    import os
+
+    env = {**os.environ, "MASH_DATA_DIR": str(tmp_path / "data"), "MASH_PROTOCOL_FILE": str(tmp_path / "none.yaml")}
+    proc = subprocess.run([*CLI, "run", "--dev"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert "mash-broker cannot start:" in proc.stderr and "file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    env["MASH_PROTOCOL_FILE"] = str(ROOT / "deploy" / "protocols" / "sample-partnership.yaml")
+    env["MASH_DATA_DIR"] = str(tmp_path / "fresh")
+    proc = subprocess.run([*CLI, "run"], capture_output=True, text=True, env=env, timeout=60)  # no --dev: no keys
+    assert proc.returncode == 2 and "no linkage key" in proc.stderr and "Traceback" not in proc.stderr
