@@ -2,6 +2,11 @@
 
     client = SubscriberClient.from_file("hub.key")          # base64 text, as `mash-broker keys generate-subscriber-key`
     event = client.open(delivery_bytes)                      # -> dict
+    event = client.open_new(delivery_bytes)                  # -> dict, or None for an event id already opened
+
+Delivery is at-least-once: a share worker killed between Kafka's acknowledgement and its own bookkeeping sends those
+deliveries again. Event ids are deterministic, so `open_new` drops the repeat (it remembers recent ids; repeats
+only ever follow closely).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from broker.crypto.hpke_keys import PRIVATE_SIZES, SUITES, content_key_info, del
 from broker.crypto.seal import FORMAT_VERSION
 
 _CACHE = 64
+_RECENT_IDS = 100_000
 
 
 class SubscriberClient:
@@ -36,6 +42,8 @@ class SubscriberClient:
         self.subscriber = subscriber
         self._keys: OrderedDict[tuple[str, str], tuple[str, AESGCM]] = OrderedDict()
         self.content_keys_opened = 0  # HPKE opens so far: once per content key, not per message
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.duplicates_dropped = 0
 
     @classmethod
     def from_file(cls, path: str | Path, subscriber: str | None = None) -> SubscriberClient:
@@ -63,6 +71,19 @@ class SubscriberClient:
         except (binascii.Error, ValueError, InvalidTag):
             raise SealError(f"delivery of event {event_id} failed authentication") from None
         return orjson.loads(plain)
+
+    def open_new(self, delivery: bytes) -> dict[str, Any] | None:
+        """Like `open`, but None when this event id was already opened (a redelivery): exactly-once for the reader."""
+        event = self.open(delivery)
+        event_id = str(event.get("event_id"))
+        if event_id in self._recent:
+            self._recent.move_to_end(event_id)
+            self.duplicates_dropped += 1
+            return None
+        self._recent[event_id] = None
+        if len(self._recent) > _RECENT_IDS:
+            self._recent.popitem(last=False)
+        return event
 
     def _content_key(self, suite: str, subscriber: str, ck_id: str, sealed_ck: str) -> AESGCM:
         cached = self._keys.get((subscriber, ck_id))

@@ -122,3 +122,14 @@ def test_client_reads_the_key_file_the_cli_writes(tmp_path: Any) -> None:
     path.write_bytes(base64.b64encode(private) + b"\n")
     client = SubscriberClient.from_file(path, "hub")
     assert client.open(DeliverySealer("hub", public).seal(_released(7))) == _released(7)
+
+
+def test_open_new_drops_a_redelivered_event() -> None:
+    private, public = generate_subscriber_keypair(X25519)
+    sealer = DeliverySealer("hub", public, X25519)
+    client = SubscriberClient(private, "hub")
+    first, again, other = sealer.seal(_released(1)), sealer.seal(_released(1)), sealer.seal(_released(2))
+    assert client.open_new(first) == _released(1)
+    assert client.open_new(again) is None  # the same event id, sealed anew by a restarted worker
+    assert client.open_new(other) == _released(2)
+    assert client.duplicates_dropped == 1
