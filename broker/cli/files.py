@@ -16,6 +16,7 @@ from broker.clock import now_iso
 from broker.config import Settings
 from broker.pipeline.identify import LinkageKey
 from broker.pipeline.intake import prepare
+from broker.schema.event_files import NOT_JSON, read_documents
 from broker.schema.validate import validate_event
 from broker.secrets import SecretError, linkage_key
 
@@ -68,32 +69,13 @@ def convert(
     raise typer.Exit(EXIT_REJECTED if rejected else EXIT_OK)
 
 
-def _documents(path: Path, data: bytes) -> list[tuple[str, object]]:
-    """(position, parsed document) for a JSON file (one event or a list) or JSON Lines."""
-    try:
-        doc = orjson.loads(data)
-        items = doc if isinstance(doc, list) else [doc]
-        return [(f"item {i}" if isinstance(doc, list) else "", item) for i, item in enumerate(items)]
-    except orjson.JSONDecodeError:
-        pass
-    out: list[tuple[str, object]] = []
-    for n, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((f"line {n}", orjson.loads(line)))
-        except orjson.JSONDecodeError as exc:
-            out.append((f"line {n}", exc))
-    return out
-
-
 def validate(files: Annotated[list[Path], typer.Argument(help="Canonical events: JSON or JSON Lines.")]) -> None:
     """Check canonical events against schemas/safeguarding-event.schema.json."""
     bad = False
     for path in files:
-        for position, doc in _documents(path, _read(path)):
+        for position, doc in read_documents(_read(path)):
             where = f"{path}: {position}" if position else str(path)
-            if isinstance(doc, Exception):
+            if doc is NOT_JSON:
                 bad = True
                 _err(f"{where}: not valid JSON")
                 continue

@@ -25,6 +25,7 @@ from broker.policy import (
     load_protocol,
     run_protocol_tests,
 )
+from broker.schema.event_files import NOT_JSON, read_documents
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -64,29 +65,12 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
         data = path.read_bytes()
     except OSError as exc:
         raise EventsFileError(f"{path}: cannot read ({exc.strerror})") from None
-    if data.lstrip()[:1] in (b"[", b"{"):
-        try:
-            whole = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            whole = None  # perhaps JSON Lines whose first line is an object
-        if isinstance(whole, dict):
-            yield whole
-            return
-        if isinstance(whole, list):
-            for i, item in enumerate(whole):
-                if not isinstance(item, dict):
-                    raise EventsFileError(f"{path}: item {i}: not a JSON object")
-                yield item
-            return
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise EventsFileError(f"{path}: line {number}: not valid JSON") from None
+    for position, item in read_documents(data):
+        where = f"{path}: {position}" if position else str(path)
+        if item is NOT_JSON:
+            raise EventsFileError(f"{where}: not valid JSON")
         if not isinstance(item, dict):
-            raise EventsFileError(f"{path}: line {number}: not a JSON object")
+            raise EventsFileError(f"{where}: not a JSON object")
         yield item
 
 
