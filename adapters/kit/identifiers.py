@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import ModuleType
 
 from stdnum.exceptions import ValidationError
 from stdnum.gb import nhs, upn
@@ -14,24 +15,24 @@ Warning = dict[str, str]
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 
 
+def _checked(scheme: ModuleType, value: str, field: str, code: str, message: str) -> tuple[str, list[Warning]]:
+    """The compact form (python-stdnum) and, if the scheme's check fails, one warning; never a rejection."""
+    compact = scheme.compact(value)
+    try:
+        scheme.validate(compact)
+    except ValidationError:
+        return compact, [warning(code, field, message)]
+    return compact, []
+
+
 def check_nhs_number(value: str, field: str) -> tuple[str, list[Warning]]:
     """Compact form (10 digits) and a warning if the Modulus 11 check fails."""
-    compact = nhs.compact(value)
-    try:
-        nhs.validate(compact)
-    except ValidationError:
-        return compact, [warning("identifier.nhs_number_invalid", field, "NHS number fails the Modulus 11 check")]
-    return compact, []
+    return _checked(nhs, value, field, "identifier.nhs_number_invalid", "NHS number fails the Modulus 11 check")
 
 
 def check_upn(value: str, field: str) -> tuple[str, list[Warning]]:
     """Upper-case UPN and a warning if its check letter or format is wrong."""
-    compact = upn.compact(value)
-    try:
-        upn.validate(compact)
-    except ValidationError:
-        return compact, [warning("identifier.upn_invalid", field, "UPN fails its check letter or format rule")]
-    return compact, []
+    return _checked(upn, value, field, "identifier.upn_invalid", "UPN fails its check letter or format rule")
 
 
 def normalise_postcode(value: str, field: str) -> tuple[str, list[Warning]]:
