@@ -12,8 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from broker.kafka.clients import reader
-
-EMPTY_POLL_MS = 400  # > READER_FETCH_WAIT_MS, so an in-flight long-poll is answered first
+from broker.kafka.scan import EMPTY_POLL_MS
 
 
 class BadCursor(ValueError):

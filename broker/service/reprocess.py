@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import TopicPartition
-
-from broker.kafka.clients import reader
-from broker.service.delivery import EMPTY_POLL_MS
+from broker.kafka.scan import scan_topic
 from broker.service.intake import IntakeResult, ingest
 from broker.service.messages import decode
 
@@ -21,27 +18,13 @@ class DeadLetterNotFound(LookupError):
 
 async def find_deadletter(rt: Runtime, deadletter_id: str) -> dict[str, Any]:
     """Scan the dead-letter topic for the record (newest wins). The topic is small and read rarely."""
-    consumer = reader(rt.bootstrap, **rt.kafka_security)
-    await consumer.start()
-    try:
-        topic = rt.settings.topics.deadletter
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        found: dict[str, Any] | None = None
-        while True:  # to the first empty poll: the embedded broker's end offsets are not reliable
-            batch = await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS)
-            if not batch:
-                break
-            for records in batch.values():
-                for record in records:
-                    if record.key == deadletter_id.encode():
-                        found = decode(record.value)
-        if found is None:
-            raise DeadLetterNotFound(deadletter_id)
-        return found
-    finally:
-        await consumer.stop()
+    found: dict[str, Any] | None = None
+    async for record in scan_topic(rt.bootstrap, rt.settings.topics.deadletter, **rt.kafka_security):
+        if record.key == deadletter_id.encode():
+            found = decode(record.value)
+    if found is None:
+        raise DeadLetterNotFound(deadletter_id)
+    return found
 
 
 async def reprocess(rt: Runtime, deadletter_id: str, actor: str) -> IntakeResult:
