@@ -25,8 +25,10 @@ GENESIS = "0" * 64
 def canonical(value: Any) -> bytes:
     """Sorted-key compact UTF-8 JSON. orjson gives the very bytes of json.dumps(sort_keys=True, separators=(",", ":"),
     ensure_ascii=False) for the records' types (checked by a property test) at a fraction of the cost."""
-    _refuse_non_finite(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if b"null" in out:  # orjson writes NaN and infinity as null: only then is the (slow) walk needed
+        _refuse_non_finite(value)
+    return out
 
 
 def _refuse_non_finite(value: Any) -> None:
@@ -50,18 +52,25 @@ def link_hash(seq: int, prev_hash: str, record_sha256: str) -> str:
 
 
 def chain_entry(seq: int, prev_hash: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    digest = record_digest(record)
-    return {"seq": seq, "prev_hash": prev_hash, "record_sha256": digest, "hash": link_hash(seq, prev_hash, digest),
-            "record": dict(record)}
+    return extend(seq - 1, prev_hash, [record])[0]
 
 
 def extend(head_seq: int, head_hash: str, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Entries for `records` appended after the head (seq 0 and GENESIS for an empty chain)."""
+    return [entry for entry, _ in extend_canonical(head_seq, head_hash, records)]
+
+
+def extend_canonical(head_seq: int, head_hash: str,
+                     records: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], bytes]]:
+    """As `extend`, each entry with its record's canonical bytes (what a store keeps: serialised once, not twice)."""
     out = []
     for record in records:
-        entry = chain_entry(head_seq + 1, head_hash, record)
-        out.append(entry)
-        head_seq, head_hash = entry["seq"], entry["hash"]
+        body = canonical(record)
+        digest = hashlib.sha256(body).hexdigest()
+        head_seq, prev_hash = head_seq + 1, head_hash
+        head_hash = link_hash(head_seq, prev_hash, digest)
+        out.append(({"seq": head_seq, "prev_hash": prev_hash, "record_sha256": digest, "hash": head_hash,
+                     "record": dict(record)}, body))
     return out
 
 

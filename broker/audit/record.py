@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema_rs
@@ -67,6 +67,7 @@ def validate_record(record: Mapping[str, Any]) -> list[str]:
     return sorted({_problem(e) for e in v.iter_errors(record)})
 
 
+@lru_cache(maxsize=1024)  # a batch's records share one time: parse it once (was 3% of a share worker's CPU)
 def normalise_time(value: str) -> str:
     """Any ISO 8601 date-time with a zone -> UTC with milliseconds and 'Z', so times sort as text."""
     try:

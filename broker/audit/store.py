@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from broker.audit.chain import GENESIS, canonical, extend
+from broker.audit.chain import GENESIS, extend_canonical
 from broker.audit.checkpoint import parse_public_key, sign_checkpoint
 from broker.audit.disclosures import Disclosure, disclosures
 from broker.audit.keys import PUBLIC_KEY_FILE, SigningKeyMissing, load_signing_key
@@ -161,12 +161,13 @@ class AuditStore:
                 known.update(r[0] for r in rows)
             fresh = [r for rid, r in batch.items() if rid not in known]
             seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-            entries = extend(int(seq), head, fresh)
+            chained = extend_canonical(int(seq), head, fresh)
+            entries = [e for e, _ in chained]
             self._sql.executemany(
                 f"INSERT INTO audit_entry (seq, record_id, {', '.join(COLUMNS)}, prev_hash, record_sha256, hash, body)"
                 f" VALUES ({','.join('?' * (len(COLUMNS) + 6))})",
                 [(e["seq"], e["record"]["record_id"], *(e["record"].get(c) for c in COLUMNS), e["prev_hash"],
-                  e["record_sha256"], e["hash"], canonical(e["record"]).decode()) for e in entries])
+                  e["record_sha256"], e["hash"], body.decode()) for e, body in chained])
             if entries:
                 self._sql.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
                                   (entries[-1]["seq"], entries[-1]["hash"]))

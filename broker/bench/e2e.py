@@ -34,9 +34,11 @@ from broker.bench.records import Format, mix
 from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import producer, reader
 from broker.kafka.embedded import die_with_parent, free_port
+from broker.kafka.scan import scan_topic
 from broker.service.messages import header
 
 PARTITIONS = 6
+OBSERVER_FETCH_WAIT_MS = 5
 WARMUP_RECORDS = 600  # enough to meet every fictitious child once: their data keys exist before timing starts
 
 
@@ -78,10 +80,14 @@ class Observed:
     delivery_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)  # event id -> decision records seen
     decided_at: dict[str, float] = field(default_factory=dict)  # event id -> when its last decision was seen
+    messages: Counter[str] = field(default_factory=Counter)  # topic role (events, deliver, audit) -> messages
+    message_bytes: Counter[str] = field(default_factory=Counter)  # topic role -> value bytes
 
 
 class Observer:
-    """A group-less consumer over the delivery topics and the audit topic, in its own thread and event loop."""
+    """A group-less consumer over the delivery topics and the audit topic, in its own thread and event loop. Its
+    fetch wait is short, like a prompt subscriber's: the embedded broker answers a fetch when the wait runs out, so a
+    long wait would be counted as pipeline latency."""
 
     def __init__(self, bootstrap: str, delivery_topics: dict[str, str], audit_topic: str, subscribers: int) -> None:
         self.bootstrap, self.delivery_topics, self.audit_topic = bootstrap, delivery_topics, audit_topic
@@ -102,7 +108,7 @@ class Observer:
         self._thread.join(10)
 
     async def _run(self) -> None:
-        consumer = reader(self.bootstrap)
+        consumer = reader(self.bootstrap, fetch_wait_ms=OBSERVER_FETCH_WAIT_MS)
         await consumer.start()
         try:
             by_topic = {t: s for s, t in self.delivery_topics.items()}
@@ -116,7 +122,10 @@ class Observer:
                 batch = await consumer.getmany(timeout_ms=50, max_records=5000)
                 now = time.monotonic()
                 for tp, records in batch.items():
-                    if tp.topic == self.audit_topic:
+                    role = "audit" if tp.topic == self.audit_topic else "deliver"
+                    seen.messages[role] += len(records)
+                    seen.message_bytes[role] += sum(len(r.value or b"") for r in records)
+                    if role == "audit":
                         for r in records:
                             value = orjson.loads(r.value)  # one request's audit records, as an array
                             for rec in value if isinstance(value, list) else [value]:
@@ -206,6 +215,7 @@ def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Proces
 class Sent:
     accepted: dict[str, float] = field(default_factory=dict)  # event id -> when its POST was sent
     records: int = 0
+    requests: int = 0
     rejected: int = 0
     repeated: int = 0  # event ids already accepted earlier in the run (or in the warm-up): excluded from timing
     errors: int = 0
@@ -213,17 +223,18 @@ class Sent:
     last_ack: float = 0.0
 
 
-async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, int]], *, rate: float,
+async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, tuple[int, ...]]], *, rate: float,
                    concurrency: int, events_per_record: dict[str, int], sent: Sent,
                    exclude: frozenset[str] | dict[str, float] = frozenset(),
                    on_progress: Callable[[int], None] | None = None) -> None:
-    """POST each record; `rate` (events/s, 0 = as fast as possible) paces sends by each format's event count."""
-    queue: asyncio.Queue[tuple[Format, int, float] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    """POST each body (one or more records); `rate` (events/s, 0 = as fast as possible) paces sends by each body's
+    expected event count."""
+    queue: asyncio.Queue[tuple[Format, tuple[int, ...]] | None] = asyncio.Queue(maxsize=concurrency * 2)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def sender(http: httpx.AsyncClient) -> None:
         while (item := await queue.get()) is not None:
-            fmt, n, _ = item
+            fmt, numbers = item
             headers = {"Authorization": f"Bearer {credentials[f'intake:{fmt.agency}']}",
                        "Content-Type": fmt.content_type}
             if fmt.system:
@@ -231,12 +242,14 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
             t0 = time.monotonic()
             sent.first_send = sent.first_send or t0
             try:
-                r = await http.post(f"{base}/v1/records/{fmt.agency}", content=fmt.make(n), headers=headers)
+                r = await http.post(f"{base}/v1/records/{fmt.agency}", content=fmt.make(*numbers),
+                                    headers=headers)
             except httpx.HTTPError:
                 sent.errors += 1
                 continue
             sent.last_ack = time.monotonic()
-            sent.records += 1
+            sent.records += len(numbers)
+            sent.requests += 1
             if r.status_code == 202:
                 for e in r.json()["events"]:
                     if e["event_id"] in sent.accepted or e["event_id"] in exclude:
@@ -251,13 +264,13 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         tasks = [asyncio.create_task(sender(http)) for _ in range(concurrency)]
         start, expected = time.monotonic(), 0
-        for fmt, n in items:
+        for fmt, numbers in items:
             if rate:
                 delay = start + expected / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            expected += events_per_record[fmt.name]
-            await queue.put((fmt, n, time.monotonic()))
+            expected += events_per_record[fmt.name] * len(numbers)
+            await queue.put((fmt, numbers))
         for _ in tasks:
             await queue.put(None)
         await asyncio.gather(*tasks)
@@ -293,6 +306,15 @@ class RunResult:
     http_errors: int
     memory_mb: dict[str, dict[str, float]]
     cpu_ms_per_event: dict[str, float]
+    batch: int = 1
+    requests: int = 0
+    kafka_traffic: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> messages, bytes (timed part)
+
+    def traffic(self) -> tuple[int, int]:
+        """(messages, mean bytes) the pipeline moved through Kafka in the timed part: events, deliveries, audit."""
+        messages = sum(t["messages"] for t in self.kafka_traffic.values())
+        size = sum(t["bytes"] for t in self.kafka_traffic.values())
+        return messages, (size // messages if messages else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -300,7 +322,8 @@ class RunResult:
 
 def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: list[Format], *, events: int,
                  workers: int, rate: float, concurrency: int, events_per_record: dict[str, int],
-                 warmup: int = WARMUP_RECORDS, progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+                 warmup: int = WARMUP_RECORDS, batch: int = 1, kafka_pid: int | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     from broker.policy import load_protocol
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
@@ -308,14 +331,15 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
     subscribers = list(load_protocol(protocol_file).subscribers)
     topics = {s: f"{prefix}.deliver.{s}" for s in subscribers}
     items, total = [], 0
-    for fmt, n in mix(formats, events * 10):
+    for fmt, numbers in mix(formats, events * 10, batch):
         if total >= events:
             break
-        items.append((fmt, n))
-        total += events_per_record[fmt.name]
-    warm = [(fmt, 10_000_000 + n) for fmt, n in mix(formats, warmup)]
+        items.append((fmt, numbers))
+        total += events_per_record[fmt.name] * len(numbers)
+    warm = [(fmt, tuple(10_000_000 + n for n in numbers)) for fmt, numbers in mix(formats, -(-warmup // batch), batch)]
+    observe = (bootstrap, topics, f"{prefix}.audit", len(subscribers))
     with running(env, workers, workdir / "logs") as procs:
-        observer = Observer(bootstrap, topics, f"{prefix}.audit", len(subscribers))
+        observer = Observer(*observe)
         deadline = time.monotonic() + 60
         while True:  # the service creates the topics; the observer needs them to exist
             try:
@@ -324,7 +348,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
-                observer = Observer(bootstrap, topics, f"{prefix}.audit", len(subscribers))
+                observer = Observer(*observe)
         try:
             # warm-up: the workers have joined the group and key caches are warm once these are decided
             warm_sent = Sent()
@@ -334,6 +358,8 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
                 raise RuntimeError("warm-up events were not decided within 90 s (see the logs in the work dir)")
             memory: dict[str, list[float]] = defaultdict(list)
             pids = {"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
+            # CPU only (no RSS target): the embedded broker and this load generator share the same two cores
+            cpu_pids = pids | {"load generator": os.getpid()} | ({"kafka (embedded)": kafka_pid} if kafka_pid else {})
             sampling = threading.Event()
 
             def sample() -> None:  # at the start, every 0.5 s, and once more at the end
@@ -346,18 +372,25 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
                     sampling.wait(0.5)
 
             sampler = threading.Thread(target=sample, daemon=True)
-            cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+            cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in cpu_pids.items()}
             sampler.start()
-            sent = Sent()
+            traffic_before = (Counter(observer.seen.messages), Counter(observer.seen.message_bytes))
+            sent, wall_start_ms = Sent(), int(time.time() * 1000)
             on_sent = (lambda k: progress("sent", k, total)) if progress else None
             asyncio.run(post_mix(procs.base_url, procs.credentials, items, rate=rate, concurrency=concurrency,
                                  events_per_record=events_per_record, sent=sent, exclude=warm_sent.accepted,
                                  on_progress=on_sent))
             on_done = (lambda k: progress("decided", k, len(sent.accepted))) if progress else None
             complete = wait_until_decided(observer, sent.accepted, 60 + len(sent.accepted) / 50, on_done)
+            time.sleep(0.5)  # the last audit messages (written after the decisions they follow) reach the observer
+            traffic = {role: {"messages": observer.seen.messages[role] - traffic_before[0][role],
+                              "bytes": observer.seen.message_bytes[role] - traffic_before[1][role]}
+                       for role in ("deliver", "audit")}
             sampling.set()
             sampler.join()
-            cpu = {name: (cpu_seconds(pid) or 0.0) - cpu_before[name] for name, pid in pids.items()}
+            cpu = {name: (cpu_seconds(pid) or 0.0) - cpu_before[name] for name, pid in cpu_pids.items()}
+            # the events topic is counted after the timing, so reading it costs the measured run nothing
+            traffic["events"] = asyncio.run(_topic_traffic(bootstrap, f"{prefix}.events", wall_start_ms))
         finally:
             observer.stop()
     seen = observer.seen
@@ -374,7 +407,17 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
         rejected_records=sent.rejected, repeated_event_ids=sent.repeated, http_errors=sent.errors,
         memory_mb={name: {"start": round(v[0], 1), "peak": round(max(v), 1), "end": round(v[-1], 1)}
                    for name, v in memory.items() if v},
-        cpu_ms_per_event={name: round(c * 1000 / max(len(sent.accepted), 1), 3) for name, c in cpu.items()})
+        cpu_ms_per_event={name: round(c * 1000 / max(len(sent.accepted), 1), 3) for name, c in cpu.items()},
+        batch=batch, requests=sent.requests, kafka_traffic=traffic)
+
+
+async def _topic_traffic(bootstrap: str, topic: str, since_ms: int) -> dict[str, int]:
+    """Messages (and their value bytes) written to `topic` at or after `since_ms` (producer timestamps)."""
+    messages = size = 0
+    async for record in scan_topic(bootstrap, topic):
+        if record.timestamp >= since_ms:
+            messages, size = messages + 1, size + len(record.value or b"")
+    return {"messages": messages, "bytes": size}
 
 
 async def _baseline(bootstrap: str, count: int, size: int, rate: float) -> tuple[float, list[float]]:

@@ -10,9 +10,11 @@ events, so the benchmark runs with whatever adapters this build has.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import orjson
 from stdnum.gb import nhs, upn
@@ -44,14 +46,23 @@ def pupil_number(n: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Format:
-    """One native format: which agency endpoint and content type, and how to make its n-th record."""
+    """One native format: which agency endpoint and content type, and how to make a body of its n-th records.
+
+    A body holds one record or several (a Bundle, an HL7 v2 batch, a POLE `records` array, a CTF/CME/CIN file with
+    several pupils or children, a 903 file with several rows), as agency systems send them.
+    """
 
     name: str  # adapter name
     agency: str
     content_type: str
     weight: int  # relative share of the mix
-    make: Callable[[int], bytes]
+    part: Callable[[int], Any]  # the n-th record, as a fragment of the body
+    wrap: Callable[[list[Any], int], bytes]  # (fragments, first record number) -> the body
     system: str | None = None  # X-Source-System, where the format needs it
+
+    def make(self, *numbers: int) -> bytes:
+        """A body holding the records with these numbers (one or more)."""
+        return self.wrap([self.part(n) for n in numbers], numbers[0])
 
 
 def _child(n: int) -> int:
@@ -67,18 +78,26 @@ def _stamp(n: int) -> str:
     return (datetime(2024, 1, 1) + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def fhir_patient(n: int) -> bytes:
+def fhir_patient(n: int) -> dict[str, Any]:
     c = _child(n)
-    return orjson.dumps({
+    return {
         "resourceType": "Patient", "id": f"bench-{n}", "meta": {"versionId": "1"},
         "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(c)}],
         "name": [{"use": "official", "family": f"Example{c}", "given": ["Testchild"]}],
         "gender": "female", "birthDate": f"20{10 + c % 8:02d}-0{1 + c % 9}-1{c % 10}",
         "address": [{"line": [f"{c} Fictional Road"], "city": "Testtown", "postalCode": "ZZ99 3ZZ"}],
-        "telecom": [{"system": "phone", "value": "01100 000000"}]})
+        "telecom": [{"system": "phone", "value": "01100 000000"}]}
 
 
-def hl7_adt(n: int) -> bytes:
+def fhir_body(patients: list[dict[str, Any]], _first: int) -> bytes:
+    if len(patients) == 1:
+        return orjson.dumps(patients[0])
+    return orjson.dumps({"resourceType": "Bundle", "type": "collection",
+                         "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, p['id'])}", "resource": p}
+                                   for p in patients]})
+
+
+def hl7_adt(n: int) -> str:
     c = _child(n)
     segments = [
         f"MSH|^~\\&|PAS|RXX01^1.2.3^ISO|MASH|MASH|20240301101500||ADT^A01^ADT_A01|BENCH{n:08d}|P|2.4",
@@ -91,12 +110,16 @@ def hl7_adt(n: int) -> bytes:
     pv1[0], pv1[1], pv1[2], pv1[3] = "PV1", "1", "E", "ED^BAY1^BED1^RXX01"
     pv1[19], pv1[44] = f"V{n:07d}", "20240301100000"
     segments.append("|".join(pv1))
-    return ("\r".join(segments) + "\r").encode()
+    return "\r".join(segments) + "\r"
 
 
-def pole_incident(n: int) -> bytes:
+def hl7_body(messages: list[str], _first: int) -> bytes:
+    return "".join(messages).encode()  # an HL7 v2 stream: messages one after another, each starting with MSH
+
+
+def pole_incident(n: int) -> dict[str, Any]:
     c = _child(n)
-    record = {
+    return {
         "reference": f"BENCH-{n}", "version": "1", "event_type": "incident_child_present",
         "occurred": {"start": "2024-03-01T22:15:00Z", "end": "2024-03-01T23:40:00Z"},
         "location": {"address_lines": [f"{c} Fictional Road"], "town": "Testtown", "postcode": "ZZ99 3ZZ"},
@@ -116,43 +139,50 @@ def pole_incident(n: int) -> bytes:
         "offences": [{"home_office_code": "008/01", "description": "Assault with injury"}],
         "dash_risk": ("standard", "medium", "high")[n % 3],
     }
-    return orjson.dumps({"force_code": "99", "system": "benchrms", "records": [record]})
 
 
-def ctf_pupil(n: int) -> bytes:
+def pole_body(records: list[dict[str, Any]], _first: int) -> bytes:
+    return orjson.dumps({"force_code": "99", "system": "benchrms", "records": records})
+
+
+def ctf_pupil(n: int) -> str:
     c = _child(n)
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
-<DateTime>{_stamp(n)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
-<SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>999002</URN><SchoolName>Example Academy (fictitious)</SchoolName>
-</SourceSchool><DestSchool><LEA>380</LEA><Estab>9999</Estab></DestSchool></Header>
-<CTFpupilData><Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+    return f"""<Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2012-02-29</DOB><Sex>M</Sex><LookedAfter><InCare>false</InCare></LookedAfter>
 <Attendance><YearData><Year>2023</Year><SessionsPossible>100</SessionsPossible>
 <SessionsAuthorised>5</SessionsAuthorised><SessionsUnauthorised>{4 + n % 10}</SessionsUnauthorised></YearData>
-</Attendance></Pupil></CTFpupilData></CTfile>""".encode()
+</Attendance></Pupil>"""
 
 
-def cme_pupil(n: int) -> bytes:
-    c = _child(n)
+def ctf_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
-<DateTime>{_stamp(n)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
-<SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>999001</URN><SchoolName>Testing Primary (fictitious)</SchoolName>
-</SourceSchool><DestSchool><LEA>380</LEA><Estab>LLLL</Estab></DestSchool></Header>
-<CMEpupilData><Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
+<CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
+<DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>999002</URN><SchoolName>Example Academy (fictitious)</SchoolName>
+</SourceSchool><DestSchool><LEA>380</LEA><Estab>9999</Estab></DestSchool></Header>
+<CTFpupilData>{"".join(pupils)}</CTFpupilData></CTfile>""".encode()
+
+
+def cme_pupil(n: int) -> str:
+    c = _child(n)
+    return f"""<Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2014-08-09</DOB><Sex>F</Sex><Address><AddressLines><AddressLine1>{c} Example Close</AddressLine1>
 </AddressLines><PostCode>ZZ99 3AC</PostCode></Address><LeavingDate>2025-01-31</LeavingDate>
-<GroundsForRemoval>B</GroundsForRemoval></Pupil></CMEpupilData></CTfile>""".encode()
+<GroundsForRemoval>B</GroundsForRemoval></Pupil>"""
 
 
-def cin_child(n: int) -> bytes:
-    c = _child(n)
+def cme_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2022</Year>
-<ReferenceDate>2022-03-31</ReferenceDate></CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>
-<SoftwareCode>Bench</SoftwareCode><Release>1</Release><SerialNo>{n % 1000:03d}</SerialNo>
-<DateTime>{_stamp(n)}</DateTime></Source></Header><Children><Child><ChildIdentifiers>
+<CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
+<DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
+<SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>999001</URN><SchoolName>Testing Primary (fictitious)</SchoolName>
+</SourceSchool><DestSchool><LEA>380</LEA><Estab>LLLL</Estab></DestSchool></Header>
+<CMEpupilData>{"".join(pupils)}</CMEpupilData></CTfile>""".encode()
+
+
+def cin_child(n: int) -> str:
+    c = _child(n)
+    return f"""<Child><ChildIdentifiers>
 <LAchildID>BENCH{c:05d}</LAchildID><UPN>{pupil_number(c)}</UPN><PersonBirthDate>2014-06-15</PersonBirthDate>
 <GenderCurrent>2</GenderCurrent></ChildIdentifiers><ChildCharacteristics><Ethnicity>WBRI</Ethnicity>
 <Disabilities><Disability>NONE</Disability></Disabilities></ChildCharacteristics><CINdetails>
@@ -161,22 +191,34 @@ def cin_child(n: int) -> bytes:
 <DateOfInitialCPC>{_day(n, 28)}</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>
 <ReferralNFA>false</ReferralNFA><ChildProtectionPlans><CPPstartDate>{_day(n, 28)}</CPPstartDate>
 <InitialCategoryOfAbuse>NEG</InitialCategoryOfAbuse><LatestCategoryOfAbuse>NEG</LatestCategoryOfAbuse>
-<NumberOfPreviousCPP>0</NumberOfPreviousCPP></ChildProtectionPlans></CINdetails></Child></Children></Message>""".encode()
+<NumberOfPreviousCPP>0</NumberOfPreviousCPP></ChildProtectionPlans></CINdetails></Child>"""
 
 
-def ssda903_episode(n: int) -> bytes:
+def cin_body(children: list[str], first: int) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2022</Year>
+<ReferenceDate>2022-03-31</ReferenceDate></CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>
+<SoftwareCode>Bench</SoftwareCode><Release>1</Release><SerialNo>{first % 1000:03d}</SerialNo>
+<DateTime>{_stamp(first)}</DateTime></Source></Header><Children>{"".join(children)}</Children></Message>""".encode()
+
+
+def ssda903_episode(n: int) -> str:
+    return f"B{_child(n):05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n"
+
+
+def ssda903_body(rows: list[str], _first: int) -> bytes:
     return ("CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\r\n"
-            f"B{_child(n):05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n").encode()
+            + "".join(rows)).encode()
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("health.fhir", "health", "application/fhir+json", 3, fhir_patient),
-    Format("health.hl7v2", "health", "x-application/hl7-v2+er7", 3, hl7_adt),
-    Format("police.pole", "police", "application/vnd.mash.pole+json", 3, pole_incident),
-    Format("education.ctf", "education", "application/xml", 2, ctf_pupil),
-    Format("education.cme", "education", "application/xml", 1, cme_pupil),
-    Format("social_care.cin", "social_care", "application/xml", 2, cin_child),
-    Format("social_care.ssda903", "social_care", "text/csv", 1, ssda903_episode, system="999"),
+    Format("health.fhir", "health", "application/fhir+json", 3, fhir_patient, fhir_body),
+    Format("health.hl7v2", "health", "x-application/hl7-v2+er7", 3, hl7_adt, hl7_body),
+    Format("police.pole", "police", "application/vnd.mash.pole+json", 3, pole_incident, pole_body),
+    Format("education.ctf", "education", "application/xml", 2, ctf_pupil, ctf_body),
+    Format("education.cme", "education", "application/xml", 1, cme_pupil, cme_body),
+    Format("social_care.cin", "social_care", "application/xml", 2, cin_child, cin_body),
+    Format("social_care.ssda903", "social_care", "text/csv", 1, ssda903_episode, ssda903_body, system="999"),
 )
 
 
@@ -204,7 +246,7 @@ def usable_formats() -> tuple[list[Format], list[str], dict[str, int]]:
     return kept, skipped, counts
 
 
-def mix(formats: list[Format], count: int) -> list[tuple[Format, int]]:
-    """`count` (format, sequence number) pairs, interleaved by weight."""
+def mix(formats: list[Format], count: int, batch: int = 1) -> list[tuple[Format, tuple[int, ...]]]:
+    """`count` bodies, interleaved by format weight, each (format, the numbers of its `batch` records)."""
     wheel = [f for f in formats for _ in range(f.weight)]
-    return [(wheel[i % len(wheel)], i) for i in range(count)]
+    return [(wheel[i % len(wheel)], tuple(range(i * batch, (i + 1) * batch))) for i in range(count)]

@@ -77,7 +77,7 @@ def stage_kit(workdir: Path) -> Iterator[StageKit]:
 
 
 def native_inputs(formats: list[Format], count: int) -> list[tuple[Format, bytes]]:
-    return [(fmt, fmt.make(n)) for fmt, n in mix(formats, count)]
+    return [(fmt, fmt.make(*numbers)) for fmt, numbers in mix(formats, count)]
 
 
 def run_stages(kit: StageKit, inputs: list[tuple[Format, bytes]], *, encrypt: bool = True,

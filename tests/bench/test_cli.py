@@ -26,3 +26,22 @@ def test_bench_cli_reports_pipeline_baseline_and_stages(monkeypatch):
     assert set(report["stages"]["us_per_event"]) == {"adapt", "identify", "validate", "protect", "reveal", "decide",
                                                       "release", "seal"}
     assert report["formats"]
+
+
+def test_bench_cli_batches_records_and_measures_the_pipelines_own_traffic(monkeypatch):
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    result = CliRunner().invoke(app, ["--events", "60", "--warmup", "10", "--batch", "5", "--no-stages", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    pipeline = report["pipeline"]
+    assert report["batch"] == pipeline["batch"] == 5
+    assert pipeline["records"] == 5 * pipeline["requests"]  # every request carried five records
+    assert pipeline["missing_decisions"] == 0 and pipeline["duplicates"] == 0 and pipeline["http_errors"] == 0
+    traffic = pipeline["kafka_traffic"]
+    # every accepted event crossed the events topic, every delivery its subscriber's topic, decisions the audit topic
+    assert traffic["events"]["messages"] >= pipeline["events"]
+    assert traffic["deliver"]["messages"] == pipeline["deliveries"]
+    assert traffic["audit"]["messages"] >= 1 and all(t["bytes"] > 0 for t in traffic.values())
+    total = sum(t["messages"] for t in traffic.values())
+    assert report["traffic_baseline"]["messages"] == total
+    assert 0 < report["ratio_to_traffic_baseline"]
