@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, runt
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = await (runtime or Runtime(settings)).start()
+        rt = runtime or Runtime(settings)
+        if rt.producer is None:  # `mash-broker run` starts it first, to report an unreachable Kafka plainly
+            await rt.start()
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
         rt.start_workers(share_workers)

@@ -78,7 +78,7 @@ def _stamp(n: int) -> str:
     return (datetime(2024, 1, 1) + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def fhir_patient(n: int) -> dict[str, Any]:
+def _fhir_patient(n: int) -> dict[str, Any]:
     c = _child(n)
     return {
         "resourceType": "Patient", "id": f"bench-{n}", "meta": {"versionId": "1"},
@@ -89,7 +89,7 @@ def fhir_patient(n: int) -> dict[str, Any]:
         "telecom": [{"system": "phone", "value": "01100 000000"}]}
 
 
-def fhir_body(patients: list[dict[str, Any]], _first: int) -> bytes:
+def _fhir_body(patients: list[dict[str, Any]], _first: int) -> bytes:
     if len(patients) == 1:
         return orjson.dumps(patients[0])
     return orjson.dumps({"resourceType": "Bundle", "type": "collection",
@@ -97,7 +97,7 @@ def fhir_body(patients: list[dict[str, Any]], _first: int) -> bytes:
                                    for p in patients]})
 
 
-def hl7_adt(n: int) -> str:
+def _hl7_adt(n: int) -> str:
     c = _child(n)
     segments = [
         f"MSH|^~\\&|PAS|RXX01^1.2.3^ISO|MASH|MASH|20240301101500||ADT^A01^ADT_A01|BENCH{n:08d}|P|2.4",
@@ -113,11 +113,11 @@ def hl7_adt(n: int) -> str:
     return "\r".join(segments) + "\r"
 
 
-def hl7_body(messages: list[str], _first: int) -> bytes:
+def _hl7_body(messages: list[str], _first: int) -> bytes:
     return "".join(messages).encode()  # an HL7 v2 stream: messages one after another, each starting with MSH
 
 
-def pole_incident(n: int) -> dict[str, Any]:
+def _pole_incident(n: int) -> dict[str, Any]:
     c = _child(n)
     return {
         "reference": f"BENCH-{n}", "version": "1", "event_type": "incident_child_present",
@@ -141,11 +141,11 @@ def pole_incident(n: int) -> dict[str, Any]:
     }
 
 
-def pole_body(records: list[dict[str, Any]], _first: int) -> bytes:
+def _pole_body(records: list[dict[str, Any]], _first: int) -> bytes:
     return orjson.dumps({"force_code": "99", "system": "benchrms", "records": records})
 
 
-def ctf_pupil(n: int) -> str:
+def _ctf_pupil(n: int) -> str:
     c = _child(n)
     return f"""<Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2012-02-29</DOB><Sex>M</Sex><LookedAfter><InCare>false</InCare></LookedAfter>
@@ -154,7 +154,7 @@ def ctf_pupil(n: int) -> str:
 </Attendance></Pupil>"""
 
 
-def ctf_body(pupils: list[str], first: int) -> bytes:
+def _ctf_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
 <DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
@@ -163,7 +163,7 @@ def ctf_body(pupils: list[str], first: int) -> bytes:
 <CTFpupilData>{"".join(pupils)}</CTFpupilData></CTfile>""".encode()
 
 
-def cme_pupil(n: int) -> str:
+def _cme_pupil(n: int) -> str:
     c = _child(n)
     return f"""<Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2014-08-09</DOB><Sex>F</Sex><Address><AddressLines><AddressLine1>{c} Example Close</AddressLine1>
@@ -171,7 +171,7 @@ def cme_pupil(n: int) -> str:
 <GroundsForRemoval>B</GroundsForRemoval></Pupil>"""
 
 
-def cme_body(pupils: list[str], first: int) -> bytes:
+def _cme_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
 <DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
@@ -180,7 +180,7 @@ def cme_body(pupils: list[str], first: int) -> bytes:
 <CMEpupilData>{"".join(pupils)}</CMEpupilData></CTfile>""".encode()
 
 
-def cin_child(n: int) -> str:
+def _cin_child(n: int) -> str:
     c = _child(n)
     return f"""<Child><ChildIdentifiers>
 <LAchildID>BENCH{c:05d}</LAchildID><UPN>{pupil_number(c)}</UPN><PersonBirthDate>2014-06-15</PersonBirthDate>
@@ -194,7 +194,7 @@ def cin_child(n: int) -> str:
 <NumberOfPreviousCPP>0</NumberOfPreviousCPP></ChildProtectionPlans></CINdetails></Child>"""
 
 
-def cin_body(children: list[str], first: int) -> bytes:
+def _cin_body(children: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Message><Header><CollectionDetails><Collection>CIN</Collection><Year>2022</Year>
 <ReferenceDate>2022-03-31</ReferenceDate></CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>
@@ -202,24 +202,40 @@ def cin_body(children: list[str], first: int) -> bytes:
 <DateTime>{_stamp(first)}</DateTime></Source></Header><Children>{"".join(children)}</Children></Message>""".encode()
 
 
-def ssda903_episode(n: int) -> str:
+def _ssda903_episode(n: int) -> str:
     return f"B{_child(n):05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n"
 
 
-def ssda903_body(rows: list[str], _first: int) -> bytes:
+def _ssda903_body(rows: list[str], _first: int) -> bytes:
     return ("CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST,URN\r\n"
             + "".join(rows)).encode()
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("health.fhir", "health", "application/fhir+json", 3, fhir_patient, fhir_body),
-    Format("health.hl7v2", "health", "x-application/hl7-v2+er7", 3, hl7_adt, hl7_body),
-    Format("police.pole", "police", "application/vnd.mash.pole+json", 3, pole_incident, pole_body),
-    Format("education.ctf", "education", "application/xml", 2, ctf_pupil, ctf_body),
-    Format("education.cme", "education", "application/xml", 1, cme_pupil, cme_body),
-    Format("social_care.cin", "social_care", "application/xml", 2, cin_child, cin_body),
-    Format("social_care.ssda903", "social_care", "text/csv", 1, ssda903_episode, ssda903_body, system="999"),
+    Format("health.fhir", "health", "application/fhir+json", 3, _fhir_patient, _fhir_body),
+    Format("health.hl7v2", "health", "x-application/hl7-v2+er7", 3, _hl7_adt, _hl7_body),
+    Format("police.pole", "police", "application/vnd.mash.pole+json", 3, _pole_incident, _pole_body),
+    Format("education.ctf", "education", "application/xml", 2, _ctf_pupil, _ctf_body),
+    Format("education.cme", "education", "application/xml", 1, _cme_pupil, _cme_body),
+    Format("social_care.cin", "social_care", "application/xml", 2, _cin_child, _cin_body),
+    Format("social_care.ssda903", "social_care", "text/csv", 1, _ssda903_episode, _ssda903_body, system="999"),
 )
+
+BY_NAME = {f.name: f for f in FORMATS}
+
+
+def fhir_patient(n: int) -> bytes:
+    """A UK Core Patient (one resource, no Bundle)."""
+    return BY_NAME["health.fhir"].make(n)
+
+
+def pole_incident(n: int) -> bytes:
+    return BY_NAME["police.pole"].make(n)
+
+
+def ctf_pupil(n: int) -> bytes:
+    """A CTF file with one pupil."""
+    return BY_NAME["education.ctf"].make(n)
 
 
 def usable_formats() -> tuple[list[Format], list[str], dict[str, int]]:

@@ -49,11 +49,14 @@ def run(
 ) -> None:
     """Start the service: embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set, the API and the share workers."""
     import uvicorn
+    from aiokafka.errors import KafkaError
 
+    from broker import aio
     from broker.api.app import create_app
     from broker.config import Settings
+    from broker.kafka.embedded import EmbeddedBrokerError
     from broker.logging import configure
-    from broker.service.runtime import STARTUP_ERRORS, Runtime
+    from broker.service.runtime import STARTUP_ERRORS, Runtime, StartupFailed
 
     if dev:
         os.environ["MASH_DEV_MODE"] = "1"
@@ -69,8 +72,27 @@ def run(
         raise typer.Exit(2) from None
     application = create_app(settings, share_workers=share_workers, runtime=runtime)
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+    async def serve() -> None:
+        # Kafka is reached before the server starts, so that an unreachable cluster or an embedded broker that will
+        # not start is one plain line, not a server's lifespan traceback.
+        try:
+            await runtime.start()
+        except (*STARTUP_ERRORS, KafkaError, EmbeddedBrokerError) as exc:
+            await runtime.stop()
+            where = settings.kafka_bootstrap_servers or "the embedded broker"
+            detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
+            raise StartupFailed(f"Kafka ({where}) unavailable: {detail}") from None
+        typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
+        config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
+                                access_log=False)
+        await uvicorn.Server(config).serve()
+
+    try:
+        aio.run(serve())
+    except StartupFailed as exc:
+        typer.echo(f"mash-broker cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -81,6 +103,7 @@ def worker(
     import asyncio
     import signal
 
+    from broker.aio import run
     from broker.config import Settings
     from broker.logging import configure
     from broker.service.runtime import Runtime
@@ -99,7 +122,7 @@ def worker(
         finally:
             await rt.stop()
 
-    asyncio.run(main())
+    run(main())
 
 
 if __name__ == "__main__":

@@ -47,6 +47,10 @@ AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB 
 STARTUP_ERRORS = (SecretError, ProtocolError, PolicyError, CryptoError, OSError)
 
 
+class StartupFailed(RuntimeError):
+    """The service could not start (keys, protocol, Kafka): reported in one plain line, exit status 2."""
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

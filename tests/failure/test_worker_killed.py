@@ -42,7 +42,8 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates(kafka_bootstrap, t
                 time.sleep(0.05)
             sent = Sent()
             poster = threading.Thread(target=lambda: asyncio.run(post_mix(
-                procs.base_url, procs.credentials, [(f, n + 1000) for f, n in mix(formats, RECORDS)], rate=RATE,
+                procs.base_url, procs.credentials, [(f, tuple(k + 1000 for k in n)) for f, n in mix(formats, RECORDS)],
+                rate=RATE,
                 concurrency=4, events_per_record=per_record, sent=sent, exclude=warm.accepted)))
             poster.start()
             deadline = time.monotonic() + 30

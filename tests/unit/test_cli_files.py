@@ -75,3 +75,16 @@ def test_run_refuses_a_misconfiguration_in_one_plain_line(tmp_path) -> None:
     env["MASH_DATA_DIR"] = str(tmp_path / "fresh")
     proc = subprocess.run([*CLI, "run"], capture_output=True, text=True, env=env, timeout=60)  # no --dev: no keys
     assert proc.returncode == 2 and "no linkage key" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_reports_an_unreachable_kafka_in_one_plain_line(tmp_path) -> None:
+    import os
+
+    from broker.kafka.embedded import free_port
+
+    env = {**os.environ, "MASH_DATA_DIR": str(tmp_path / "data"),
+           "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    proc = subprocess.run([*CLI, "run", "--dev"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert f"mash-broker cannot start: Kafka ({env['KAFKA_BOOTSTRAP_SERVERS']}) unavailable:" in proc.stderr
+    assert "KafkaConnectionError" in proc.stderr and "Traceback" not in proc.stderr
