@@ -105,7 +105,9 @@ class KeyStore:
         self._db = open_key_db(path)
         for statement in _SCHEMA:
             self._db.execute(statement)
-        self._current: dict[tuple[str, str], _Current] = {}
+        # Bounded like the DEK cache: one entry per (child, classification) would otherwise grow with every child
+        # the hub ever sees. An evicted entry gives its reserved uses back and is reloaded from the store if needed.
+        self._current: OrderedDict[tuple[str, str], _Current] = OrderedDict()
         self._cache: OrderedDict[str, tuple[str, bytes | None]] = OrderedDict()  # key id -> (scope, DEK | shredded)
         self._unwraps = 0
         self._epoch = self._read_epoch()
@@ -278,6 +280,9 @@ class KeyStore:
             self._retire(cur)
         cur = self._load_current(scope, classification, now) or self._create(scope, classification, now)
         self._current[(scope, classification)] = cur
+        self._current.move_to_end((scope, classification))
+        while len(self._current) > self.cache_size:
+            self._give_back(self._current.popitem(last=False)[1])
         cur.remaining -= 1
         return cur.key
 
@@ -333,10 +338,13 @@ class KeyStore:
 
     def _give_back_reservations(self) -> None:
         for cur in self._current.values():
-            if cur.remaining:
-                self._db.execute("UPDATE data_keys SET use_count = use_count - ? WHERE key_id = ?",
-                                 (cur.remaining, cur.key.key_id))
-                cur.remaining = 0
+            self._give_back(cur)
+
+    def _give_back(self, cur: _Current) -> None:
+        if cur.remaining:
+            self._db.execute("UPDATE data_keys SET use_count = use_count - ? WHERE key_id = ?",
+                             (cur.remaining, cur.key.key_id))
+            cur.remaining = 0
 
     def _unwrap(self, key_id: str, scope: str, kek_name: str, wrapped: str, reason: str) -> bytes:
         try:

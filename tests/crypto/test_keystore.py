@@ -139,6 +139,22 @@ def test_unwrapped_key_cache_is_bounded(tmp_path: Path, kms: LocalKms) -> None:
         reader.close()
 
 
+def test_current_encryption_keys_are_bounded_and_an_evicted_one_gives_back_its_reservation(
+        tmp_path: Path, kms: LocalKms) -> None:
+    path = tmp_path / "dk.sqlite"
+    store = KeyStore(path, kms, cache_size=2)
+    try:
+        children = [f"lt1_FictitiousChild{i:016d}" for i in range(3)]
+        first = store.encryption_key(children[0], "identity").key_id
+        for child in children[1:]:
+            store.encryption_key(child, "identity")
+        assert len(store._current) == 2  # one (child, classification) per entry: never more than cache_size
+        assert _uses(path, first) == 1  # evicted: its unused reserved uses were given back at once
+        assert store.encryption_key(children[0], "identity").key_id == first  # reloaded from the store
+    finally:
+        store.close()
+
+
 def test_unknown_and_shredded_keys_are_told_apart(store: KeyStore) -> None:
     key = store.encryption_key(TOKEN, "criminal")
     with pytest.raises(KeyUnavailable, match="not in this keystore") as err:
