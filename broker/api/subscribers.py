@@ -43,10 +43,15 @@ async def _read(request: Request, name: str, after: str | None, limit: int) -> d
     except BadCursor as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     records, position = await rt.delivery_reader.read(topic, cursor, limit)
+    views = [delivery_view(record) for record in records]
+    keep = rt.first_served.keep(name, [(v["event_id"], v["partition"], v["offset"]) for v in views])
     deliveries, running = [], dict(cursor)
-    for record in records:
-        running[record.partition] = record.offset + 1
-        deliveries.append({**delivery_view(record), "cursor": encode_cursor(running)})
+    for view, kept in zip(views, keep, strict=True):
+        running[view["partition"]] = view["offset"] + 1
+        if kept:
+            deliveries.append({**view, "cursor": encode_cursor(running)})
+        else:  # a redelivered copy of an event this subscriber was already served: skipped, the cursor moves on
+            rt.metrics.duplicates.labels(name).inc()
     if deliveries:
         now = now_iso()
         await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=f"subscriber:{name}", subscriber=name,

@@ -153,7 +153,8 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     table.add_row("events not decided in time", str(p["missing_decisions"]))
     table.add_row("CPU ms per event", ", ".join(f"{k} {v:.2f}" for k, v in p["cpu_ms_per_event"].items()))
     for name, mem in p["memory_mb"].items():
-        table.add_row(f"RSS {name} MB start/peak/end", f"{mem['start']} / {mem['peak']} / {mem['end']}")
+        table.add_row(f"RSS {name} MB start/peak/end (growth after the first quarter)",
+                      f"{mem['start']} / {mem['peak']} / {mem['end']} ({mem['growth_after_quarter']:+})")
     console.print(table)
     if "stages" in r:
         s = r["stages"]

@@ -40,6 +40,7 @@ from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
+from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
 AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
@@ -65,6 +66,7 @@ class Runtime:
         self.delivered: DeliveredLog | None = None
         self.audit_store: AuditStore | None = None
         self.cursors: CursorStore | None = None
+        self.first_served: FirstServed | None = None
         self.consent: ConsentRegister | None = None
         self.cases: CaseRegister | None = None
         self._sealers: dict[str, DeliverySealer] = {}
@@ -113,6 +115,7 @@ class Runtime:
         await self.producer.start()
         self.delivered = DeliveredLog(s.data_dir / "delivered.sqlite")
         self.cursors = CursorStore(s.data_dir / "cursors.sqlite")
+        self.first_served = FirstServed(s.data_dir / "first-served.sqlite")
         self.consent = ConsentRegister(s.data_dir / "consent.sqlite")
         self.cases = CaseRegister(s.data_dir / "cases.sqlite")
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
@@ -219,7 +222,7 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
-        for store in (self.delivered, self.cursors, self.consent, self.cases, self.audit_store):
+        for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.audit_store):
             if store is not None:
                 store.close()
         if self.embedded is not None:

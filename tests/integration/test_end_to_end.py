@@ -12,6 +12,7 @@ from tests.integration.service import running_service
 from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
+OTHER_EVENT = b"00000000-0000-4000-8000-0000000000f1"
 
 
 async def test_uk_core_patient_reaches_the_subscriber_through_kafka(kafka_bootstrap, external_cases, tmp_path):
@@ -90,3 +91,30 @@ async def test_wrong_credentials_are_refused_everywhere(kafka_bootstrap, tmp_pat
         assert r.status_code == 403
         r = await http.get(f"{u}/v1/subscribers/test_hub/events", headers=svc.headers("ig_auditor"))
         assert r.status_code == 403
+
+
+async def test_a_redelivered_copy_on_the_delivery_topic_is_served_once(kafka_bootstrap, external_cases, tmp_path):
+    """A worker killed between Kafka's ack and its delivered-log write sends the delivery again on restart; here the
+    second copy is put on the topic directly. Pull and SSE serve the first copy, and re-reading it (before an ack)
+    serves it again; the cursor moves past the copy."""
+    body = (external_cases / "health" / "UKCore-Patient-RichardSmith-Example.xml").read_bytes()
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=body,
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+xml"}))
+        assert r.status_code == 202, r.text
+        await svc.pull_until(http, "test_hub", 1)
+        [original] = await read_topic(kafka_bootstrap, svc.settings.topics.deliver("test_hub"), 1)
+        await svc.runtime.producer.send_and_wait(svc.settings.topics.deliver("test_hub"), original.value,
+                                                 key=original.key, headers=list(original.headers))
+        await svc.runtime.producer.send_and_wait(  # another event after the copy: the stream goes on
+            svc.settings.topics.deliver("test_hub"), original.value, key=original.key,
+            headers=[(k, OTHER_EVENT if k == "event_id" else v) for k, v in original.headers])
+        hub = svc.headers("subscriber:test_hub")
+        for _ in range(2):  # the first copy is served again on a re-read; the redelivered copy never
+            page = (await http.get(f"{svc.base_url}/v1/subscribers/test_hub/events", headers=hub)).json()
+            assert [d["offset"] for d in page["deliveries"]] == [original.offset, original.offset + 2]
+        r = await http.post(f"{svc.base_url}/v1/subscribers/test_hub/ack", json={"cursor": page["next_cursor"]},
+                            headers=hub)
+        assert r.status_code == 200
+        assert (await http.get(f"{svc.base_url}/v1/subscribers/test_hub/events", headers=hub)).json()[
+            "deliveries"] == []
