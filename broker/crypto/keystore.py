@@ -125,6 +125,36 @@ class KeyStore:
                 return cur.key
             return self._next_encryption_key(scope, classification, cur)
 
+    def encryption_keys(self, scope: str, classifications: Iterable[str]) -> dict[str, DataKey]:
+        """`encryption_key` for each classification (one use each). The keys that must be made or reserved anew are
+        handled in one synced transaction: a new child's first event needs several, and a commit apiece cost ~5 ms
+        of fsync each (about 30 ms per new child, on the intake's event loop)."""
+        if time.monotonic() >= self._next_check:
+            self._revalidate()
+        with self._lock:
+            keys, missing = {}, []
+            for classification in dict.fromkeys(classifications):
+                cur = self._current.get((scope, classification))
+                if cur is not None and cur.remaining > 0 and self._clock() - cur.created_at < self.max_age:
+                    cur.remaining -= 1
+                    keys[classification] = cur.key
+                else:
+                    missing.append(classification)
+            if not missing:
+                return keys
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for classification in missing:
+                        keys[classification] = self._next_encryption_key(
+                            scope, classification, self._current.get((scope, classification)))
+            except BaseException:
+                # rolled back: forget what this call put in memory, so no key that is not stored is ever used
+                for classification in missing:
+                    self._current.pop((scope, classification), None)
+                raise
+            return keys
+
     def decryption_key(self, key_id: str, reason: str = "") -> bytes:
         if time.monotonic() >= self._next_check:
             self._revalidate()

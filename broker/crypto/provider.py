@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +30,11 @@ class KeyProvider(Protocol):
     def encryption_key(self, scope: str, classification: str) -> DataKey:
         """The current key for new encryptions. Each call counts one use towards rotation by count: callers ask
         once per protected event (or blob) and classification, and use the key for all its fields in that event."""
+        ...
+
+    def encryption_keys(self, scope: str, classifications: Iterable[str]) -> dict[str, DataKey]:
+        """`encryption_key` for several classifications at once (one use each), so that keys to be made are made
+        together."""
         ...
 
     def decryption_key(self, key_id: str, reason: str = "") -> bytes:

@@ -155,6 +155,38 @@ def test_current_encryption_keys_are_bounded_and_an_evicted_one_gives_back_its_r
         store.close()
 
 
+def test_keys_for_several_classifications_are_made_in_one_transaction(tmp_path: Path, kms: LocalKms) -> None:
+    path = tmp_path / "dk.sqlite"
+    store = KeyStore(path, kms)
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql.startswith("COMMIT") else None)
+    try:
+        keys = store.encryption_keys(TOKEN, ["identity", "health", "identity", "contact"])
+        assert set(keys) == {"identity", "health", "contact"} and len(commits) == 1  # three new keys, one commit
+        again = store.encryption_keys(TOKEN, ["health", "contact"])
+        assert {c: k.key_id for c, k in again.items()} == {c: keys[c].key_id for c in ("health", "contact")}
+        assert len(commits) == 1  # reserved uses left: no database write at all
+        assert store.encryption_key(TOKEN, "identity").key_id == keys["identity"].key_id
+    finally:
+        store.close()
+    assert _uses(path, keys["health"].key_id) == 2 and _uses(path, keys["identity"].key_id) == 2
+
+
+def test_a_failed_batch_leaves_no_unstored_key_in_use(tmp_path: Path, kms: LocalKms) -> None:
+    path = tmp_path / "dk.sqlite"
+    store = KeyStore(path, kms)
+    try:
+        with pytest.raises(ValueError, match="no data keys for classification"):
+            store.encryption_keys(TOKEN, ["identity", "operational"])  # the second fails: the first is rolled back
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT COUNT(*) FROM data_keys").fetchone()[0] == 0
+        made = store.encryption_key(TOKEN, "identity")  # a fresh key, and a stored one
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT key_id FROM data_keys").fetchall() == [(made.key_id,)]
+    finally:
+        store.close()
+
+
 def test_unknown_and_shredded_keys_are_told_apart(store: KeyStore) -> None:
     key = store.encryption_key(TOKEN, "criminal")
     with pytest.raises(KeyUnavailable, match="not in this keystore") as err:
