@@ -83,6 +83,10 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
     assert rt.producer is not None and rt.delivered is not None and rt.protocol is not None
     sends, marks, audits = [], [], []
     now = now_iso()
+    # one query for the batch (the event id is a header); what this batch sends joins the set, so an event that
+    # appears twice in one batch is still sent once
+    listed = {e for msg in messages if (e := header(msg.headers, "event_id"))}
+    sent = rt.delivered.sent(listed)
     for msg in messages:
         try:
             revealed = rt.reveal(decode(msg.value))
@@ -107,9 +111,12 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
                                           record_id=decision.decision_id, **decision.to_record()))
             if released is None:
                 continue
-            if rt.delivered.already(decision.subscriber, [decision.event_id]):
+            key = (decision.subscriber, decision.event_id)
+            unlisted = decision.event_id not in listed  # a header that disagrees with the event: ask the log
+            if key in sent or (unlisted and rt.delivered.already(decision.subscriber, [decision.event_id])):
                 rt.metrics.duplicates.labels(decision.subscriber).inc()
                 continue
+            sent.add(key)
             sealed = rt.seal_for(decision.subscriber, released)
             headers = [("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
                        ("protocol_version", str(rt.protocol.version).encode())]

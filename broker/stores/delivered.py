@@ -24,6 +24,16 @@ class DeliveredLog:
                                [subscriber, *ids])
         return {r[0] for r in rows}
 
+    def sent(self, event_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(subscriber, event id) pairs already sent, for any subscriber: one query for a whole batch."""
+        ids = sorted(set(event_ids))
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found.update(self.db.execute(f"SELECT subscriber, event_id FROM delivered WHERE event_id IN "
+                                         f"({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def mark(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """(subscriber, event_id, decision_id) rows, after Kafka acknowledged the deliveries."""
         with self.db:

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from broker.service.messages import decode
+from broker.service.messages import decode, header
 from tests.integration.service import running_service
 from tests.integration.topics import read_topic
 
@@ -118,3 +118,20 @@ async def test_a_redelivered_copy_on_the_delivery_topic_is_served_once(kafka_boo
         assert r.status_code == 200
         assert (await http.get(f"{svc.base_url}/v1/subscribers/test_hub/events", headers=hub)).json()[
             "deliveries"] == []
+
+
+async def test_an_event_twice_in_one_batch_is_delivered_once(kafka_bootstrap, tmp_path):
+    """Both copies reach the events topic together, so the share worker meets them in one batch."""
+    from broker.bench.records import BY_NAME
+
+    body = BY_NAME["health.fhir"].make(5, 5)  # a Bundle holding the same fictitious Patient twice
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=body,
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+json"}))
+        assert r.status_code == 202, r.text
+        first, second = (e["event_id"] for e in r.json()["events"])
+        assert first == second
+        [event] = await svc.pull_until(http, "test_hub", 1)
+        await asyncio.sleep(1.0)  # time for a second copy to arrive, were there one
+        copies = await read_topic(kafka_bootstrap, svc.settings.topics.deliver("test_hub"))  # all of it
+        assert [header(m.headers, "event_id") for m in copies] == [first] and event["event_id"] == first
