@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -17,7 +18,7 @@ from lxml import etree
 from adapters.kit.dates import parse_date
 from adapters.kit.events import warning
 from adapters.kit.interface import FieldProblem
-from adapters.kit.xml import element_path, local
+from adapters.kit.xml import element_path, local_children
 
 LONDON = ZoneInfo("Europe/London")  # a DfE DateTime carries no offset: it is the sender's local time, England
 MAX_WARNINGS = 100  # the schema's data_quality maxItems
@@ -31,18 +32,23 @@ Warning = dict[str, str]
 
 def children(el: Element | None, name: str) -> list[Element]:
     """Child elements with this local name, in document order."""
-    if el is None:
-        return []
-    return [c for c in el if isinstance(c.tag, str) and local(c.tag) == name]
+    return local_children(el, name)
+
+
+@cache
+def _steps(path: str) -> tuple[str, ...]:
+    """'A/B' -> the lxml child filters for each step: ('{*}A', '{*}B'). Paths are the adapters' own constants."""
+    return tuple("{*}" + step if step else "" for step in path.split("/"))
 
 
 def find(el: Element | None, *paths: str) -> Element | None:
     """The first element reached by any of the relative paths ("A/B/C": first match at each step)."""
+    if el is None:
+        return None
     for path in paths:
         node = el
-        for step in path.split("/"):
-            found = children(node, step)
-            node = found[0] if found else None
+        for step in _steps(path):
+            node = next(node.iterchildren(step), None) if step else None  # an empty step names no element
             if node is None:
                 break
         if node is not None:
@@ -93,12 +99,13 @@ class Reader:
     def __init__(self, record: Element) -> None:
         self.record = record
         self.warnings: list[Warning] = []
-        self._base = element_path(record)
 
     def field(self, node: Element) -> str:
-        """Path of `node` inside the record: Contacts/Contact[2]/Responsibility."""
-        full = element_path(node)
-        return full[len(self._base) + 1:] if full.startswith(self._base + "/") else full
+        """Path of `node` inside the record: Contacts/Contact[2]/Responsibility; the full path for the record itself
+        or a node outside it. Counted from the record down, never from the root (a file may hold many records)."""
+        if node is not self.record and any(a is self.record for a in node.iterancestors()):
+            return element_path(node, self.record)
+        return element_path(node)
 
     def warn(self, code: str, node: Element | str, message: str) -> None:
         where = node if isinstance(node, str) else self.field(node)

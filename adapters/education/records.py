@@ -16,15 +16,16 @@ def map_records(records: Iterable[Element], ctx: AdaptContext, mapper: Mapper) -
     out = AdapterOutput()
     seen: set[str] = set()
     for el in records:
-        where = position(el)
+        # position(el) only for a rejection: it counts the record's preceding siblings, so every record would cost
+        # time in proportion to the file's size
         try:
             record_id, events = mapper(el)
         except FieldProblem as p:
-            out.rejections.append(Rejection(ctx.source, where, p.field, p.reason))
+            out.rejections.append(Rejection(ctx.source, position(el), p.field, p.reason))
             continue
         if record_id in seen:
             # Same id, same version: the events would share ids with the first and be dropped as duplicates.
-            out.rejections.append(Rejection(ctx.source, where, "", "duplicate of an earlier record in this file "
+            out.rejections.append(Rejection(ctx.source, position(el), "", "duplicate of an earlier record in this file "
                                             "(same identifier)"))
             continue
         seen.add(record_id)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import hl7
+from hl7.util import unescape
 
 from adapters.kit.interface import FieldProblem
 
@@ -31,47 +31,115 @@ def split_messages(data: bytes) -> list[str]:
     return [p.strip("\r") for p in parts if p.strip("\r\t ")]
 
 
+_HEADER_SEGMENTS = ("MSH", "BHS", "FHS")  # python-hl7 reads the separators out of these wherever they appear
+
+Segment = list[str]  # a segment's fields as raw text: [name, field 1, field 2, ...] (MSH: [MSH, "|", "^~\\&", ...])
+
+
+def _plan(text: str) -> tuple[str, str] | None:
+    """(separators "\r|~^&" as python-hl7 derives them from MSH-1/MSH-2, escape character), or None when the
+    header is too odd to read without python-hl7 (no end to MSH-2, repeated separator characters)."""
+    sep0 = text[3]
+    end = text.find(sep0, 4)
+    first_end = text.find("\r")
+    if end < 0 or (0 <= first_end < end):
+        return None
+    seps = text[3:end]
+    separators = ("\r" + seps[0] + (seps[2] if len(seps) > 2 else "~") + (seps[1] if len(seps) > 1 else "^")
+                  + (seps[4] if len(seps) > 4 else "&"))
+    if len(set(separators)) != 5:
+        return None
+    return separators, seps[3] if len(seps) > 3 else "\\"
+
+
+def _split_segments(text: str, field_sep: str) -> list[Segment] | None:
+    """Each segment's fields by splitting on the field separator; None if a later segment is a header segment."""
+    out = []
+    for n, seg in enumerate(text.split("\r")):
+        if n == 0:  # MSH: MSH-1 is the field separator itself and MSH-2 the encoding characters
+            end = seg.find(field_sep, 4)
+            rest = seg[end + 1:]
+            out.append([seg[:3], field_sep, seg[4:end], *(rest.split(field_sep) if rest else ())])
+        elif seg[:3] in _HEADER_SEGMENTS:
+            return None
+        else:
+            out.append(seg.split(field_sep))
+    return out
+
+
+class _Escapes:
+    """What python-hl7's unescape reads from a message: its escape character and separators."""
+
+    __slots__ = ("esc", "separators")
+
+    def __init__(self, esc: str, separators: str) -> None:
+        self.esc = esc
+        self.separators = separators
+
+
 @dataclass(frozen=True)
 class Message:
-    """One parsed message; fields addressed as HL7 does (PID-3 is field 3 of PID, MSH-3 likewise)."""
+    """One parsed message; fields addressed as HL7 does (PID-3 is field 3 of PID, MSH-3 likewise).
 
-    parsed: Any
+    Each segment is kept as the raw text of its fields, split once. For a header whose five separators are distinct
+    (every real message) that is the text python-hl7 would give back for each field, without building its tree of
+    containers; any other header goes through python-hl7 itself, which refuses what it cannot read.
+    """
+
+    segment_fields: list[Segment]
+    separators: str  # "\r|~^&": segment, field, repetition, component, subcomponent
+    escapes: _Escapes
     text: str
 
     @classmethod
     def parse(cls, text: str) -> Message:
         if not text.startswith("MSH") or len(text) < 8:
             raise FieldProblem("MSH", "message does not start with an MSH segment")
-        try:
-            parsed = hl7.parse(text)
-        except Exception:  # hl7 raises bare ParseException/IndexError/ValueError on broken headers
-            raise FieldProblem("MSH", "not a parseable HL7 v2 message") from None
-        return cls(parsed, text)
+        stripped = text.strip()  # as python-hl7 does
+        plan = _plan(stripped)
+        fields = _split_segments(stripped, plan[0][1]) if plan else None
+        if plan is None or fields is None:
+            try:
+                parsed = hl7.parse(text)
+            except Exception:  # hl7 raises bare ParseException/IndexError/ValueError on broken headers
+                raise FieldProblem("MSH", "not a parseable HL7 v2 message") from None
+            fields = [[str(f) for f in seg] for seg in parsed]
+            plan = (parsed.separators, parsed.esc)
+        return cls(fields, plan[0], _Escapes(plan[1], plan[0]), text)
 
-    def segments(self, name: str) -> list[Any]:
-        return [s for s in self.parsed if str(s[0]) == name]
+    def segments(self, name: str) -> list[Segment]:
+        return [s for s in self.segment_fields if s[0] == name]
 
-    def segment(self, name: str) -> Any | None:
-        found = self.segments(name)
-        return found[0] if found else None
+    def segment(self, name: str) -> Segment | None:
+        return next((s for s in self.segment_fields if s[0] == name), None)
 
-    def repetitions(self, segment: Any, field: int) -> list[list[list[str]]]:
+    def _unescape(self, text: str) -> str:
+        return unescape(self.escapes, text) if self.escapes.esc in text else text
+
+    def repetitions(self, segment: Segment | None, field: int) -> list[list[list[str]]]:
         """Repetitions of a field, each a list of components, each a list of unescaped subcomponents."""
         if segment is None or field >= len(segment):
             return []
-        raw = str(segment[field])
-        sep = self.parsed.separators  # e.g. "\r|~^&"
-        rep_sep, comp_sep, sub_sep = (sep[2], sep[3], sep[4]) if len(sep) >= 5 else ("~", "^", "&")
-        if str(segment[0]) == "MSH" and field <= 2:
+        raw = segment[field]
+        if segment[0] == "MSH" and field <= 2:
             return [[[raw]]]
-        return [[[self.parsed.unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
+        sep = self.separators
+        rep_sep, comp_sep, sub_sep = sep[2], sep[3], sep[4]
+        unescape = self._unescape
+        return [[[unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
                 for rep in raw.split(rep_sep)]
 
-    def value(self, segment: Any, field: int, component: int = 1, repetition: int = 1, sub: int = 1) -> str:
+    def value(self, segment: Segment | None, field: int, component: int = 1, repetition: int = 1, sub: int = 1) -> str:
         """One value, '' when absent; positions are 1-based as in HL7 (PID-5.2 = value(pid, 5, 2))."""
-        reps = self.repetitions(segment, field)
+        if segment is None or field >= len(segment):
+            return ""
+        raw = segment[field]
         try:
-            return reps[repetition - 1][component - 1][sub - 1].strip()
+            if self.escapes.esc in raw or (segment[0] == "MSH" and field <= 2):
+                # every subcomponent unescaped, as python-hl7 would (a broken escape anywhere in the field raises)
+                return self.repetitions(segment, field)[repetition - 1][component - 1][sub - 1].strip()
+            sep = self.separators  # nothing to unescape: split only down the path asked for
+            return raw.split(sep[2])[repetition - 1].split(sep[3])[component - 1].split(sep[4])[sub - 1].strip()
         except IndexError:
             return ""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from types import ModuleType
 
 from stdnum.exceptions import ValidationError
@@ -15,14 +16,21 @@ Warning = dict[str, str]
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 
 
-def _checked(scheme: ModuleType, value: str, field: str, code: str, message: str) -> tuple[str, list[Warning]]:
-    """The compact form (python-stdnum) and, if the scheme's check fails, one warning; never a rejection."""
+@lru_cache(maxsize=4096)
+def _compact_and_valid(scheme: ModuleType, value: str) -> tuple[str, bool]:
+    """python-stdnum's compact form and check, memoised: the same identifiers recur across a file's records."""
     compact = scheme.compact(value)
     try:
         scheme.validate(compact)
     except ValidationError:
-        return compact, [warning(code, field, message)]
-    return compact, []
+        return compact, False
+    return compact, True
+
+
+def _checked(scheme: ModuleType, value: str, field: str, code: str, message: str) -> tuple[str, list[Warning]]:
+    """The compact form (python-stdnum) and, if the scheme's check fails, one warning; never a rejection."""
+    compact, valid = _compact_and_valid(scheme, value)
+    return compact, [] if valid else [warning(code, field, message)]
 
 
 def check_nhs_number(value: str, field: str) -> tuple[str, list[Warning]]:

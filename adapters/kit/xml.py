@@ -49,10 +49,20 @@ def element_path(el: etree._Element, base: etree._Element | None = None) -> str:
     while el is not None and el is not base:
         parent = el.getparent()
         name = local(el.tag)
-        if parent is not None:
-            same = [s for s in parent if local(s.tag) == name]
-            if len(same) > 1:
-                name += f"[{same.index(el) + 1}]"
+        if parent is not None and name:
+            same = "{*}" + name  # lxml's own filter, in C: this local name in any namespace or none
+            before = sum(1 for _ in el.itersiblings(same, preceding=True))
+            if before or next(el.itersiblings(same), None) is not None:
+                name += f"[{before + 1}]"
+        elif parent is not None:  # not an element (a comment): counted among the other non-elements
+            same_nodes = [s for s in parent if local(s.tag) == name]
+            if len(same_nodes) > 1:
+                name += f"[{same_nodes.index(el) + 1}]"
         parts.append(name)
         el = parent
     return "/".join(reversed(parts))
+
+
+def local_children(el: etree._Element | None, name: str) -> list[etree._Element]:
+    """Child elements with this local name (any namespace or none), in document order; lxml filters them in C."""
+    return [] if el is None or not name else list(el.iterchildren("{*}" + name))

@@ -30,17 +30,21 @@ class Input:
     rejections: list[Rejection] = field(default_factory=list)  # JSON Lines lines that are not JSON
 
 
+_CONTAINERS = (dict, list)  # a tuple: isinstance with it is quicker than with the union dict | list
+
+
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """True when containers nest deeper than `limit`; iterative, so hostile input cannot exhaust the stack."""
-    if not isinstance(value, dict | list):
+    if not isinstance(value, _CONTAINERS):
         return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
         if depth > limit:
             return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        below = depth + 1
+        stack.extend((c, below) for c in (node.values() if isinstance(node, dict) else node)
+                     if isinstance(c, _CONTAINERS))
     return False
 
 

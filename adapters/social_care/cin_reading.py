@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from adapters.kit.interface import FieldProblem
-from adapters.kit.xml import element_path, local
+from adapters.kit.xml import element_path, local_children
 
 Element = etree._Element
 LEA_CODE = re.compile(r"^[0-9]{3}$")
@@ -17,9 +17,7 @@ LEA_CODE = re.compile(r"^[0-9]{3}$")
 
 def elements(parent: Element | None, name: str) -> list[Element]:
     """Child elements with this local name (CIN files carry no namespace, but a default one is tolerated)."""
-    if parent is None:
-        return []
-    return [e for e in parent if local(e.tag) == name]
+    return local_children(parent, name)
 
 
 def one(parent: Element | None, name: str, field: str | None = None) -> Element | None:

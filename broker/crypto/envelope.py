@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.crypto.errors import CryptoError, DecryptionFailed, KeyShredded, KeyUnavailable
-from broker.crypto.provider import DataKey, KeyProvider
+from broker.crypto.provider import KeyProvider
 from broker.schema.classification import field_classes
 
 PREFIX = "enc:v1:"
@@ -49,30 +49,21 @@ class Revealed:
     unavailable: list[str] = field(default_factory=list)
 
 
-class _Nonces:
-    """Random 96-bit nonces drawn from the OS in blocks: one syscall per 64 fields instead of one per field."""
-
-    __slots__ = ("_buf", "_pos")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._pos = 0
-
-    def next(self) -> bytes:
-        if self._pos >= len(self._buf):
-            self._buf, self._pos = os.urandom(_NONCE * 64), 0
-        nonce = self._buf[self._pos:self._pos + _NONCE]
-        self._pos += _NONCE
-        return nonce
+def _nonce_stream() -> Iterator[bytes]:
+    """Random 96-bit nonces drawn from the OS in blocks: one syscall per 64 fields instead of one per field (a
+    generator: `next()` on it costs less than a method call per field)."""
+    while True:
+        block = os.urandom(_NONCE * 64)
+        for start in range(0, _NONCE * 64, _NONCE):
+            yield block[start:start + _NONCE]
 
 
 def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode()
 
 
-def _plaintext(value: Any) -> bytes:
-    text = orjson.dumps(value)
-    return text + b" " * (-len(text) % _PAD)
+# The plaintext of a leaf is its JSON text padded with spaces to a multiple of 16: the padding by length mod 16.
+_PADDING = tuple(b" " * (-n % _PAD) for n in range(_PAD))
 
 
 class _Node:
@@ -85,6 +76,7 @@ class _Node:
         self.label = "narrative"  # what an unexpected scalar here counts as: fail closed
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # JSON leaves: never a dict or a list
 _UNKNOWN = _Node()  # any position the schema does not know: narrative, and so is everything under it
 
 
@@ -117,21 +109,52 @@ def _envelope_header(event: Mapping[str, Any]) -> tuple[str, str, _Node]:
 
 def _map_leaves(value: Any, tree: _Node, leaf: Callable[[Any, str, str], Any]) -> Any:
     """A copy of `value` with `leaf(value, concrete path, classification)` applied to every scalar that is not
-    operational (operational scalars are kept). Unknown paths count as narrative: fail closed."""
+    operational (operational scalars are kept). Unknown paths count as narrative: fail closed.
 
-    def walk(node: Any, schema: _Node, concrete: str) -> Any:
-        if type(node) is dict or isinstance(node, dict):
-            children = schema.children
-            if concrete:
-                return {k: walk(v, children.get(k, _UNKNOWN), f"{concrete}.{k}") for k, v in node.items()}
-            return {k: walk(v, children.get(k, _UNKNOWN), k) for k, v in node.items()}
-        if type(node) is list or isinstance(node, list):
-            item = schema.children.get("[]", _UNKNOWN)
-            return [walk(v, item, f"{concrete}[{i}]") for i, v in enumerate(node)]
+    The hot path of protect and reveal: scalars are handled inline (no call per leaf) and a concrete path string is
+    only built for a container's prefix or a leaf that is passed to `leaf`. Plain dict and list are tested by exact
+    type first; subclasses still take the same branches through isinstance.
+    """
+
+    def walk_dict(node: Mapping[str, Any], children: dict[str, _Node], prefix: str) -> dict[str, Any]:
+        out = {}
+        for k, v in node.items():
+            schema = children.get(k, _UNKNOWN)
+            t = type(v)
+            if t in _SCALARS:
+                label = schema.label
+                out[k] = v if label == "operational" else leaf(v, f"{prefix}{k}", label)
+            elif t is dict or (t is not list and isinstance(v, dict)):
+                path = f"{prefix}{k}"
+                out[k] = walk_dict(v, schema.children, f"{path}." if path else "")  # "" key at the top: no dot
+            elif t is list or isinstance(v, list):
+                out[k] = walk_list(v, schema.children.get("[]", _UNKNOWN), f"{prefix}{k}")
+            else:
+                label = schema.label
+                out[k] = v if label == "operational" else leaf(v, f"{prefix}{k}", label)
+        return out
+
+    def walk_list(items: list[Any], schema: _Node, concrete: str) -> list[Any]:
+        out = []
         label = schema.label
-        return node if label == "operational" else leaf(node, concrete, label)
+        for i, v in enumerate(items):
+            t = type(v)
+            if t in _SCALARS:
+                out.append(v if label == "operational" else leaf(v, f"{concrete}[{i}]", label))
+            elif t is dict or (t is not list and isinstance(v, dict)):
+                out.append(walk_dict(v, schema.children, f"{concrete}[{i}]."))
+            elif t is list or isinstance(v, list):
+                out.append(walk_list(v, schema.children.get("[]", _UNKNOWN), f"{concrete}[{i}]"))
+            else:
+                out.append(v if label == "operational" else leaf(v, f"{concrete}[{i}]", label))
+        return out
 
-    return walk(value, tree, "")
+    t = type(value)
+    if t is dict or (t is not list and isinstance(value, dict)):
+        return walk_dict(value, tree.children, "")
+    if t is list or isinstance(value, list):
+        return walk_list(value, tree.children.get("[]", _UNKNOWN), "")
+    return value if tree.label == "operational" else leaf(value, "", tree.label)
 
 
 def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]:
@@ -140,16 +163,22 @@ def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]
     Unknown leaf paths count as narrative (fail closed). The input is not changed.
     """
     token, aad_head, tree = _envelope_header(event)
-    nonces = _Nonces()
-    data_keys: dict[str, DataKey] = {}  # one key lookup (one counted use) per classification per event
+    nonces = _nonce_stream()
+    dumps, b2a_base64 = orjson.dumps, binascii.b2a_base64  # bound once: looked up per field otherwise
+    # per classification: one key lookup (one counted use) per event, and the key's cipher, ciphertext prefix and
+    # associated-data tail, so each leaf only formats its path
+    sealers: dict[str, tuple[Callable[[bytes, bytes, bytes], bytes], str, str]] = {}
 
     def encrypt(value: Any, path: str, classification: str) -> Any:
-        dk = data_keys.get(classification)
-        if dk is None:
-            dk = data_keys[classification] = keys.encryption_key(token, classification)
-        nonce = nonces.next()
-        sealed = dk.aead.encrypt(nonce, _plaintext(value), f"{aad_head}{path}\x1f{dk.key_id}".encode())
-        return f"{PREFIX}{dk.key_id}:{_b64(nonce + sealed)}"
+        found = sealers.get(classification)
+        if found is None:
+            dk = keys.encryption_key(token, classification)
+            found = sealers[classification] = (dk.aead.encrypt, f"{PREFIX}{dk.key_id}:", f"\x1f{dk.key_id}")
+        seal, head, tail = found
+        nonce = next(nonces)
+        text = dumps(value)
+        sealed = seal(nonce, text + _PADDING[len(text) % _PAD], f"{aad_head}{path}{tail}".encode())
+        return head + b2a_base64(nonce + sealed, newline=False).decode()
 
     return _map_leaves(event, tree, encrypt)
 

@@ -7,7 +7,7 @@ event type, so a decision costs a dictionary lookup per leaf present in the even
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ def _withhold(protocol: Protocol, event_id: str, event_type: str, name: str, rea
 PARTITION_MEMO_SIZE = 512
 
 
-def partition(table: Mapping[str, FieldOutcome], paths: list[str]) -> Partition:
+def partition(table: Mapping[str, FieldOutcome], paths: Sequence[str]) -> Partition:
     """Present leaf paths split into released, masked (with kind) and withheld under one rule's field table."""
     released, masked, withheld = [], [], []
     for path in paths:
@@ -77,7 +77,7 @@ def partition(table: Mapping[str, FieldOutcome], paths: list[str]) -> Partition:
 
 
 def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber, check: RuleCheck,
-             paths: list[str]) -> Decision:
+             paths: Sequence[str]) -> Decision:
     rule = check.rule
     key = (event_type, tuple(paths))
     split = rule.partitions.get(key)
@@ -96,7 +96,7 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
 
 
 def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: ConsentState,
-            case_open: bool | None, paths: list[str] | None) -> Decision:
+            case_open: bool | None, paths: Callable[[], Sequence[str]]) -> Decision:
     event_id = str(event.get("event_id", ""))
     event_type = str(event.get("event_type", ""))
     sub = protocol.subscribers.get(name)
@@ -111,8 +111,7 @@ def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Co
     for rule in rules:
         check = check_rule(rule, event, sub, consent, case_open)
         if check.applies:
-            return _deliver(protocol, event_id, event_type, sub, check,
-                            paths if paths is not None else present_paths(event))
+            return _deliver(protocol, event_id, event_type, sub, check, paths())
         misses.append(f"{rule.id}: {check.reason}")
     return _withhold(protocol, event_id, event_type, name, "withheld: no rule applied (" + "; ".join(misses) + ")")
 
@@ -121,12 +120,19 @@ def decide(protocol: Protocol, event: Mapping[str, Any], subscriber: str, *, con
            case_open: bool | None = None) -> Decision:
     """The decision for one subscriber. `consent` is the broker's register for this child (None: the event's own
     consent block only); `case_open` is the case register's answer (None: unknown, so `case_open` conditions fail)."""
-    return _decide(protocol, event, subscriber, effective_consent(consent, event), case_open, None)
+    return _decide(protocol, event, subscriber, effective_consent(consent, event), case_open,
+                   lambda: present_paths(event))
 
 
 def decide_all(protocol: Protocol, event: Mapping[str, Any], consent: ConsentState | None = None, *,
                case_open: bool | None = None) -> list[Decision]:
     """One decision per subscriber of the protocol, in protocol order."""
     effective = effective_consent(consent, event)
-    paths = present_paths(event)
+    found: list[tuple[str, ...]] = []
+
+    def paths() -> tuple[str, ...]:  # walked once, and only if some subscriber is delivered to (a tuple: the
+        if not found:  # partition memo's key is then the same object for each of them)
+            found.append(tuple(present_paths(event)))
+        return found[0]
+
     return [_decide(protocol, event, name, effective, case_open, paths) for name in protocol.subscribers]
