@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import hl7
+import hl7.util
 from hl7.util import unescape
 
 from adapters.kit.interface import FieldProblem
+
+# python-hl7 logs the raw text of a field whose escape it cannot read: personal data must never reach the logs (the
+# adapter reports the field by position instead).
+hl7.util.logger.disabled = True
 
 MLLP_START, MLLP_END = b"\x0b", b"\x1c"
 _SEGMENT_START = re.compile(r"(?:^|\r)(?=MSH)")
@@ -126,8 +131,11 @@ class Message:
         sep = self.separators
         rep_sep, comp_sep, sub_sep = sep[2], sep[3], sep[4]
         unescape = self._unescape
-        return [[[unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
-                for rep in raw.split(rep_sep)]
+        try:
+            return [[[unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
+                    for rep in raw.split(rep_sep)]
+        except Exception:  # python-hl7 raises bare ValueError/IndexError/KeyError on a malformed escape sequence
+            raise FieldProblem(f"{segment[0]}-{field}", "malformed escape sequence") from None
 
     def value(self, segment: Segment | None, field: int, component: int = 1, repetition: int = 1, sub: int = 1) -> str:
         """One value, '' when absent; positions are 1-based as in HL7 (PID-5.2 = value(pid, 5, 2))."""

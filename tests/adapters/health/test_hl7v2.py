@@ -185,3 +185,20 @@ def test_sniff() -> None:
 def test_not_hl7_is_an_input_error(data: bytes) -> None:
     with pytest.raises(AdapterInputError):
         ADAPTER.adapt(data, AdaptContext(source="x"))
+
+
+def test_a_malformed_escape_rejects_its_message_by_field(caplog) -> None:
+    bad = hl7_message(control="BAD1").replace("Example^Testchild", "Example\\.spx\\^Testchild")
+    with caplog.at_level("DEBUG"):
+        out = adapt(bad + hl7_message(control="GOOD2"))  # one stream, two messages: the good one is still adapted
+    assert len(out.events) == 1
+    [rejection] = out.rejections
+    assert (rejection.record, rejection.field, rejection.reason) == ("message 1", "PID-5", "malformed escape sequence")
+    assert "Example" not in caplog.text
+
+
+def test_an_unreadable_hex_escape_never_reaches_the_logs(caplog) -> None:
+    """python-hl7 logs the whole field when a hex escape is not hex; that logger is silenced."""
+    with caplog.at_level("DEBUG"):
+        adapt(hl7_message().replace("Example^Testchild", "Example\\XZZ\\^Testchild"))
+    assert "Example" not in caplog.text and "XZZ" not in caplog.text
