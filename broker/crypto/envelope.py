@@ -157,6 +157,22 @@ def _map_leaves(value: Any, tree: _Node, leaf: Callable[[Any, str, str], Any]) -
     return value if tree.label == "operational" else leaf(value, "", tree.label)
 
 
+def _classifications(value: Any, schema: _Node, found: set[str]) -> set[str]:
+    """The classifications of the non-operational leaves under `value` (no copy, no paths: a cheap first pass)."""
+    t = type(value)
+    if t is dict or (t is not list and isinstance(value, dict)):
+        children = schema.children
+        for k, v in value.items():
+            _classifications(v, children.get(k, _UNKNOWN), found)
+    elif t is list or isinstance(value, list):
+        item = schema.children.get("[]", _UNKNOWN)
+        for v in value:
+            _classifications(v, item, found)
+    elif schema.label != "operational":
+        found.add(schema.label)
+    return found
+
+
 def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]:
     """A copy of the event with every non-operational leaf encrypted under its child's key for its classification.
 
@@ -165,16 +181,14 @@ def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]
     token, aad_head, tree = _envelope_header(event)
     nonces = _nonce_stream()
     dumps, b2a_base64 = orjson.dumps, binascii.b2a_base64  # bound once: looked up per field otherwise
-    # per classification: one key lookup (one counted use) per event, and the key's cipher, ciphertext prefix and
-    # associated-data tail, so each leaf only formats its path
-    sealers: dict[str, tuple[Callable[[bytes, bytes, bytes], bytes], str, str]] = {}
+    # per classification: one key (one counted use) per event, all asked for at once so that a new child's keys are
+    # made in one transaction; and the key's cipher, ciphertext prefix and associated-data tail, so that each leaf
+    # only formats its path
+    sealers = {c: (dk.aead.encrypt, f"{PREFIX}{dk.key_id}:", f"\x1f{dk.key_id}")
+               for c, dk in keys.encryption_keys(token, sorted(_classifications(event, tree, set()))).items()}
 
     def encrypt(value: Any, path: str, classification: str) -> Any:
-        found = sealers.get(classification)
-        if found is None:
-            dk = keys.encryption_key(token, classification)
-            found = sealers[classification] = (dk.aead.encrypt, f"{PREFIX}{dk.key_id}:", f"\x1f{dk.key_id}")
-        seal, head, tail = found
+        seal, head, tail = sealers[classification]
         nonce = next(nonces)
         text = dumps(value)
         sealed = seal(nonce, text + _PADDING[len(text) % _PAD], f"{aad_head}{path}{tail}".encode())
