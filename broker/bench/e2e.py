@@ -40,7 +40,7 @@ from broker.kafka.scan import scan_topic
 from broker.service.messages import header
 
 PARTITIONS = 6
-OBSERVER_FETCH_WAIT_MS = 5
+OBSERVER_FETCH_WAIT_MS = 10  # as a share worker's: a prompt subscriber
 WARMUP_RECORDS = 600  # enough to meet every fictitious child once: their data keys exist before timing starts
 
 

@@ -14,7 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 def producer(bootstrap: str, client_id: str = "mash-broker", **security: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False, **security,
-        linger_ms=2, max_batch_size=256 * 1024, request_timeout_ms=10_000, retry_backoff_ms=200,
+        # linger 0: a message goes out at once (what is produced while a request is in flight is batched anyway);
+        # 2 ms of linger on each of the four produce hops of an event was a fifth of its latency at 100 events/s
+        linger_ms=0, max_batch_size=256 * 1024, request_timeout_ms=10_000, retry_backoff_ms=200,
     )
 
 
@@ -29,12 +31,13 @@ SESSION_TIMEOUT_MS = 6000
 GROUP_FETCH_WAIT_MS = 10
 
 
-def group_consumer(bootstrap: str, group: str, *topics: str, **security: Any) -> AIOKafkaConsumer:
+def group_consumer(bootstrap: str, group: str, *topics: str, fetch_wait_ms: int = GROUP_FETCH_WAIT_MS,
+                   **security: Any) -> AIOKafkaConsumer:
     """A consumer-group member that commits offsets only after its work is safely produced downstream."""
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_uncommitted", max_poll_records=500,
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000, fetch_max_wait_ms=GROUP_FETCH_WAIT_MS,
+        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000, fetch_max_wait_ms=fetch_wait_ms,
         **security,
     )
 
