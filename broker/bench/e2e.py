@@ -284,14 +284,15 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
 
 def wait_until_decided(observer: Observer, event_ids: Any, timeout: float,
                        on_progress: Callable[[int], None] | None = None) -> bool:
-    deadline, reported = time.monotonic() + timeout, 0
-    ids = list(event_ids)
+    deadline = time.monotonic() + timeout
+    pending = list(event_ids)
     while time.monotonic() < deadline:
-        done = sum(1 for e in ids if e in observer.seen.decided_at)
-        if on_progress and done > reported:
-            on_progress(done - reported)
-            reported = done
-        if done >= len(ids):
+        decided = observer.seen.decided_at
+        still = [e for e in pending if e not in decided]  # only the undecided are looked at again: a soak has 10^5
+        if on_progress and len(still) < len(pending):
+            on_progress(len(pending) - len(still))
+        pending = still
+        if not pending:
             return True
         time.sleep(0.05)
     return False
