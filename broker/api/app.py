@@ -25,7 +25,8 @@ whose role fits the endpoint: intake (per agency), subscriber (per subscriber), 
 """
 
 
-def create_app(settings: Settings | None = None, *, share_workers: int = 1, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, share_workers: int = 1, audit_indexer: bool = True,
+               runtime: Runtime | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, runt
             await rt.start()
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
-        rt.start_workers(share_workers)
+        rt.start_workers(share_workers, audit_indexer)
         try:
             yield
         finally:

@@ -152,6 +152,7 @@ class Observer:
 class Processes:
     service: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
+    indexer: subprocess.Popen[bytes]
     base_url: str
     credentials: dict[str, str]
 
@@ -176,7 +177,8 @@ def start_cli(env: dict[str, str], log_file: Path, *args: str) -> subprocess.Pop
 
 @contextlib.contextmanager
 def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Processes]:
-    """The service (HTTP intake, no share worker) and `workers` share-worker processes; stopped with SIGTERM."""
+    """The service (HTTP intake only), `workers` share-worker processes and the audit indexer in a process of its
+    own (so every run measures the same placement); stopped with SIGTERM."""
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -186,7 +188,7 @@ def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Proces
         return proc
 
     try:
-        service = spawn("service", "run", "--share-workers", "0")
+        service = spawn("service", "run", "--share-workers", "0", "--no-audit-indexer")
         base = f"http://127.0.0.1:{env['MASH_PORT']}"
         creds_file = Path(env["MASH_DATA_DIR"]) / "dev-credentials.json"
         deadline = time.monotonic() + 60
@@ -199,8 +201,9 @@ def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Proces
             if time.monotonic() > deadline:
                 raise RuntimeError("service did not start within 60 s")
             time.sleep(0.1)
-        workers_ = [spawn(f"worker-{i}", "worker") for i in range(workers)]
-        yield Processes(service, workers_, base, orjson.loads(creds_file.read_bytes()))
+        workers_ = [spawn(f"worker-{i}", "worker", "--no-audit-indexer") for i in range(workers)]
+        indexer = spawn("audit-indexer", "worker", "--share-workers", "0")
+        yield Processes(service, workers_, indexer, base, orjson.loads(creds_file.read_bytes()))
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -364,7 +367,8 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             if not wait_until_decided(observer, warm_sent.accepted, 90):
                 raise RuntimeError("warm-up events were not decided within 90 s (see the logs in the work dir)")
             memory: dict[str, list[float]] = defaultdict(list)
-            pids = {"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
+            pids = ({"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
+                    | {"audit indexer": procs.indexer.pid})
             # CPU only (no RSS target): the embedded broker and this load generator share the same two cores
             cpu_pids = pids | {"load generator": os.getpid()} | ({"kafka (embedded)": kafka_pid} if kafka_pid else {})
             sampling = threading.Event()

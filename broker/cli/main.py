@@ -46,6 +46,8 @@ def run(
     port: Annotated[int | None, typer.Option(help="Port (MASH_PORT).")] = None,
     dev: Annotated[bool, typer.Option(help="Generate missing development keys and API keys (MASH_DEV_MODE).")] = False,
     share_workers: Annotated[int, typer.Option(min=0, help="Share workers in this process.")] = 1,
+    audit_indexer: Annotated[bool, typer.Option(help="Also run an audit indexer here (one of all that run "
+                                                "indexes at a time).")] = True,
 ) -> None:
     """Start the service: embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set, the API and the share workers."""
     import uvicorn
@@ -70,7 +72,7 @@ def run(
     except STARTUP_ERRORS as exc:
         typer.echo(f"mash-broker cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
-    application = create_app(settings, share_workers=share_workers, runtime=runtime)
+    application = create_app(settings, share_workers=share_workers, audit_indexer=audit_indexer, runtime=runtime)
     base = f"http://{settings.host}:{settings.port}"
 
     async def serve() -> None:
@@ -97,9 +99,13 @@ def run(
 
 @app.command()
 def worker(
-    share_workers: Annotated[int, typer.Option(min=1, help="Share workers (consumer-group members) here.")] = 1,
+    share_workers: Annotated[int, typer.Option(min=0, help="Share workers (consumer-group members) here; 0 with "
+                                               "--audit-indexer: an audit indexer process of its own.")] = 1,
+    audit_indexer: Annotated[bool, typer.Option(help="Also run an audit indexer here.")] = True,
 ) -> None:
     """Run share workers only (no HTTP): scale out by starting more of these; they share the consumer group."""
+    if share_workers == 0 and not audit_indexer:
+        raise typer.BadParameter("nothing to run: give --share-workers 1 or more, or keep --audit-indexer")
     import asyncio
     import signal
 
@@ -116,7 +122,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, rt.stop_event.set)
-        rt.start_workers(share_workers)
+        rt.start_workers(share_workers, audit_indexer)
         try:
             await rt.stop_event.wait()
         finally:

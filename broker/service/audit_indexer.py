@@ -21,6 +21,11 @@ GROUP = "mash-broker.audit-indexer"
 # The audit store may trail the audit topic by a fraction of a second; no delivery waits on it. A short wait made the
 # embedded broker spend a large share of a core answering the indexer's empty fetches.
 INDEXER_FETCH_WAIT_MS = 200
+# Bounded work per step: a message holds up to 200 records, and an indexer behind a saturated pipeline once decoded
+# and chained 2,000 messages at a time, which grew its process by 60-70 MB. Records are appended (one transaction
+# each) in chunks of about APPEND_RECORDS; offsets are committed once the whole poll is stored.
+POLL_MESSAGES = 100
+APPEND_RECORDS = 2000
 
 
 def _records(value: object) -> list[object]:
@@ -51,10 +56,16 @@ async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
     await consumer.start()
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-            records = [r for msgs in batch.values() for m in msgs for r in _records(decode(m.value))]
-            if records:
-                await asyncio.to_thread(rt.audit_store.append, records, on_invalid=_skip_invalid)
+            batch = await consumer.getmany(timeout_ms=200, max_records=POLL_MESSAGES)
+            pending: list[object] = []
+            for message in (m for msgs in batch.values() for m in msgs):
+                pending += _records(decode(message.value))
+                if len(pending) >= APPEND_RECORDS:
+                    await asyncio.to_thread(rt.audit_store.append, pending, on_invalid=_skip_invalid)
+                    pending = []
+            if pending:
+                await asyncio.to_thread(rt.audit_store.append, pending, on_invalid=_skip_invalid)
+            if batch:
                 await consumer.commit()
     finally:
         await consumer.stop()

@@ -187,13 +187,14 @@ class Runtime:
     def required_topics(self) -> list[str]:
         return [name for name, _ in self._topic_plan()]
 
-    def start_workers(self, share_workers: int = 1) -> None:
+    def start_workers(self, share_workers: int = 1, audit_indexer: bool = True) -> None:
         from broker.service.audit_indexer import run_audit_indexer
         from broker.service.share import run_share_worker
 
         for i in range(share_workers):
             self.tasks.append(asyncio.create_task(run_share_worker(self, self.stop_event, f"share-{i}")))
-        self.tasks.append(asyncio.create_task(run_audit_indexer(self, self.stop_event)))
+        if audit_indexer:  # a consumer-group member: of all the processes that run one, one indexes at a time
+            self.tasks.append(asyncio.create_task(run_audit_indexer(self, self.stop_event)))
 
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)

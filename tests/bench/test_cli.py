@@ -21,7 +21,7 @@ def test_bench_cli_reports_pipeline_baseline_and_stages(monkeypatch):
     assert pipeline["events"] >= 40 and pipeline["missing_decisions"] == 0 and pipeline["duplicates"] == 0
     assert pipeline["http_errors"] == 0 and pipeline["rejected_records"] == 0
     assert pipeline["events_per_s"] > 0 and pipeline["latency_ms"]["p50"] <= pipeline["latency_ms"]["p99"]
-    assert set(pipeline["memory_mb"]) == {"service", "worker-0"}
+    assert set(pipeline["memory_mb"]) == {"service", "worker-0", "audit indexer"}
     assert report["baseline"]["messages"] == pipeline["events"] and report["ratio_to_baseline"] > 0
     assert set(report["stages"]["us_per_event"]) == {"adapt", "identify", "validate", "protect", "reveal", "decide",
                                                       "release", "seal"}

@@ -54,7 +54,7 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates(kafka_bootstrap, t
             victim.send_signal(signal.SIGKILL)
             victim.wait(5)
             decided_at_kill = len(observer.seen.decided_at) - len(warm.accepted)
-            replacement = start_cli(env, tmp_path / "logs" / "worker-restarted.log", "worker")
+            replacement = start_cli(env, tmp_path / "logs" / "worker-restarted.log", "worker", "--no-audit-indexer")
             procs.workers.append(replacement)
             poster.join(60)
             assert sent.errors == 0 and sent.rejected == 0
