@@ -34,13 +34,12 @@ from aiokafka import TopicPartition
 from broker import aio
 from broker.bench.records import Format, mix
 from broker.kafka.admin import ensure_topics
-from broker.kafka.clients import producer, reader
+from broker.kafka.clients import GROUP_FETCH_WAIT_MS, producer, reader
 from broker.kafka.embedded import die_with_parent, free_port
 from broker.kafka.scan import scan_topic
 from broker.service.messages import header
 
 PARTITIONS = 6
-OBSERVER_FETCH_WAIT_MS = 10  # as a share worker's: a prompt subscriber
 WARMUP_RECORDS = 600  # enough to meet every fictitious child once: their data keys exist before timing starts
 
 
@@ -110,7 +109,7 @@ class Observer:
         self._thread.join(10)
 
     async def _run(self) -> None:
-        consumer = reader(self.bootstrap, fetch_wait_ms=OBSERVER_FETCH_WAIT_MS)
+        consumer = reader(self.bootstrap, fetch_wait_ms=GROUP_FETCH_WAIT_MS)  # a share worker's
         await consumer.start()
         try:
             by_topic = {t: s for s, t in self.delivery_topics.items()}
@@ -225,7 +224,6 @@ class Sent:
     repeated: int = 0  # event ids already accepted earlier in the run (or in the warm-up): excluded from timing
     errors: int = 0
     first_send: float = 0.0
-    last_ack: float = 0.0
 
 
 async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, tuple[int, ...]]], *, rate: float,
@@ -252,7 +250,6 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
             except (aiohttp.ClientError, TimeoutError):
                 sent.errors += 1
                 continue
-            sent.last_ack = time.monotonic()
             sent.records += len(numbers)
             sent.requests += 1
             if status == 202:

@@ -116,14 +116,7 @@ class KeyStore:
 
     # --- KeyProvider ---------------------------------------------------------------------------------------
     def encryption_key(self, scope: str, classification: str) -> DataKey:
-        if time.monotonic() >= self._next_check:
-            self._revalidate()
-        with self._lock:
-            cur = self._current.get((scope, classification))
-            if cur is not None and cur.remaining > 0 and self._clock() - cur.created_at < self.max_age:
-                cur.remaining -= 1
-                return cur.key
-            return self._next_encryption_key(scope, classification, cur)
+        return self.encryption_keys(scope, [classification])[classification]
 
     def encryption_keys(self, scope: str, classifications: Iterable[str]) -> dict[str, DataKey]:
         """`encryption_key` for each classification (one use each). The keys that must be made or reserved anew are

@@ -83,20 +83,19 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
     assert rt.producer is not None and rt.delivered is not None and rt.protocol is not None
     sends, marks, audits = [], [], []
     now = now_iso()
-    # one query for the batch (the event id is a header); what this batch sends joins the set, so an event that
-    # appears twice in one batch is still sent once
-    listed = {e for msg in messages if (e := header(msg.headers, "event_id"))}
-    sent = rt.delivered.sent(listed)
+    events = []
     for msg in messages:
         try:
-            revealed = rt.reveal(decode(msg.value))
-            event = revealed.event
-            token = event["subject"]["linkage"]["token"]
+            event = rt.reveal(decode(msg.value)).event
+            events.append((event, event["subject"]["linkage"]["token"]))
         except (KeyUnavailable, KmsError):
             raise  # an outage, not a bad message: nothing is committed, the batch is retried after a pause
         except Exception as exc:  # poison: never stall the stream on one bad message
             sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
-            continue
+    # one delivered-log query for the batch; what this batch sends joins the set, so an event that appears twice in
+    # one batch is still sent once
+    sent = rt.delivered.sent(rt.protocol.subscribers, (event["event_id"] for event, _ in events))
+    for event, token in events:
         transition = case_transition(event)
         case_open = rt.cases.is_open(token)
         if transition is not None and case_open is not transition:
@@ -112,8 +111,7 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
             if released is None:
                 continue
             key = (decision.subscriber, decision.event_id)
-            unlisted = decision.event_id not in listed  # a header that disagrees with the event: ask the log
-            if key in sent or (unlisted and rt.delivered.already(decision.subscriber, [decision.event_id])):
+            if key in sent:
                 rt.metrics.duplicates.labels(decision.subscriber).inc()
                 continue
             sent.add(key)

@@ -15,23 +15,16 @@ class DeliveredLog:
                                 "subscriber TEXT NOT NULL, event_id TEXT NOT NULL, decision_id TEXT NOT NULL,"
                                 " PRIMARY KEY (subscriber, event_id))")
 
-    def already(self, subscriber: str, event_ids: Iterable[str]) -> set[str]:
-        ids = list(event_ids)
-        if not ids:
-            return set()
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT event_id FROM delivered WHERE subscriber = ? AND event_id IN ({marks})",
-                               [subscriber, *ids])
-        return {r[0] for r in rows}
-
-    def sent(self, event_ids: Iterable[str]) -> set[tuple[str, str]]:
-        """(subscriber, event id) pairs already sent, for any subscriber: one query for a whole batch."""
-        ids = sorted(set(event_ids))
+    def sent(self, subscribers: Iterable[str], event_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(subscriber, event id) pairs already sent: one query for a whole batch. Naming the subscribers lets it use
+        the primary key (subscriber, event_id); by event id alone it would scan the whole log."""
+        subs, ids = sorted(set(subscribers)), sorted(set(event_ids))
         found: set[tuple[str, str]] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            found.update(self.db.execute(f"SELECT subscriber, event_id FROM delivered WHERE event_id IN "
-                                         f"({','.join('?' * len(chunk))})", chunk))
+            found.update(self.db.execute(
+                f"SELECT subscriber, event_id FROM delivered WHERE subscriber IN ({','.join('?' * len(subs))})"
+                f" AND event_id IN ({','.join('?' * len(chunk))})", [*subs, *chunk]))
         return found
 
     def mark(self, rows: Iterable[tuple[str, str, str]]) -> None:
