@@ -72,6 +72,30 @@ def _split_segments(text: str, field_sep: str) -> list[Segment] | None:
     return out
 
 
+# The escape sequences HL7 v2 (chapter 2.7) defines and python-hl7 decodes: separators (F S T R E), highlighting
+# (H N), hex data (X, whole bytes) and formatting (.br .sp .in .ti .sk .ce .fi .nf). python-hl7 silently drops anything
+# else (\XZZ\, \Z locally defined, \C and \M character-set switches, an unterminated escape), so a name or an
+# address would lose part of itself without a word: such a field is refused instead.
+_KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|in[+-]?\d*|ti[+-]?\d*|sk\d*|ce|fi|nf)")
+
+
+class EscapeError(ValueError):
+    """An escape sequence python-hl7 would drop or misread; the reason names its kind, never its text."""
+
+
+def check_escapes(text: str, esc: str) -> None:
+    """Raise EscapeError unless every escape sequence in `text` is one HL7 defines and python-hl7 decodes."""
+    parts = text.split(esc)
+    if len(parts) % 2 == 0:
+        raise EscapeError("unterminated escape sequence")
+    for sequence in parts[1::2]:
+        if _KNOWN_ESCAPE.fullmatch(sequence):
+            continue
+        if sequence[:1] in ("Z", "C", "M"):
+            raise EscapeError(f"unsupported escape sequence ({sequence[0]}: locally defined or a character-set switch)")
+        raise EscapeError("malformed escape sequence")
+
+
 class _Escapes:
     """What python-hl7's unescape reads from a message: its escape character and separators."""
 
@@ -119,7 +143,10 @@ class Message:
         return next((s for s in self.segment_fields if s[0] == name), None)
 
     def _unescape(self, text: str) -> str:
-        return unescape(self.escapes, text) if self.escapes.esc in text else text
+        if self.escapes.esc not in text:
+            return text
+        check_escapes(text, self.escapes.esc)
+        return unescape(self.escapes, text)
 
     def repetitions(self, segment: Segment | None, field: int) -> list[list[list[str]]]:
         """Repetitions of a field, each a list of components, each a list of unescaped subcomponents."""
@@ -134,6 +161,8 @@ class Message:
         try:
             return [[[unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
                     for rep in raw.split(rep_sep)]
+        except EscapeError as exc:
+            raise FieldProblem(f"{segment[0]}-{field}", str(exc)) from None
         except Exception:  # python-hl7 raises bare ValueError/IndexError/KeyError on a malformed escape sequence
             raise FieldProblem(f"{segment[0]}-{field}", "malformed escape sequence") from None
 

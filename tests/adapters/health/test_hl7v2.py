@@ -202,3 +202,29 @@ def test_an_unreadable_hex_escape_never_reaches_the_logs(caplog) -> None:
     with caplog.at_level("DEBUG"):
         adapt(hl7_message().replace("Example^Testchild", "Example\\XZZ\\^Testchild"))
     assert "Example" not in caplog.text and "XZZ" not in caplog.text
+
+
+@pytest.mark.parametrize(("escape", "reason"), [
+    ("\\XZZ\\", "malformed escape sequence"),  # not hex: python-hl7 drops it without a word
+    ("\\X4\\", "malformed escape sequence"),  # half a byte: python-hl7 makes a control character of it
+    ("\\X\\", "malformed escape sequence"),
+    ("\\Q\\", "malformed escape sequence"),
+    ("\\Zabc\\", "unsupported escape sequence (Z: locally defined or a character-set switch)"),
+    ("\\C2842\\", "unsupported escape sequence (C: locally defined or a character-set switch)"),
+    ("\\M2442\\", "unsupported escape sequence (M: locally defined or a character-set switch)"),
+    ("\\", "unterminated escape sequence"),
+])
+def test_an_escape_python_hl7_would_drop_rejects_its_message_by_field(escape: str, reason: str) -> None:
+    """A name must not silently lose part of itself: the message is refused, naming the field and the kind."""
+    bad = hl7_message(control="BAD1").replace("Example^Testchild", f"Exa{escape}mple^Testchild")
+    out = adapt(bad + hl7_message(control="GOOD2"))
+    assert len(out.events) == 1
+    [rejection] = out.rejections
+    assert (rejection.record, rejection.field, rejection.reason) == ("message 1", "PID-5", reason)
+    assert "Exa" not in repr(rejection)
+
+
+@pytest.mark.parametrize(("escape", "decoded"), [("\\X41\\", "A"), ("\\E\\", "\\"), ("\\S\\", "^"), ("\\T\\", "&")])
+def test_the_escapes_hl7_defines_are_decoded(escape: str, decoded: str) -> None:
+    event = one(hl7_message().replace("Example^Testchild", f"Exa{escape}mple^Testchild"))
+    assert event["subject"]["child"]["family_name"] == f"Exa{decoded}mple"
