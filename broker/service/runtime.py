@@ -245,7 +245,7 @@ class Runtime:
 
     # --- audit -----------------------------------------------------------------------------------------------
     def audit_record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return build_audit_record(kind, **{k: v for k, v in fields.items() if v is not None})
+        return build_audit_record(kind, **fields)  # it leaves out fields set to None
 
     def _on_unwrap(self, key_id: str, scope: str, reason: str) -> None:
         """Every KMS unwrap is counted and audit-logged with the event that needed it (sent with the next batch)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from broker.kafka.embedded import NOTICE as EMBEDDED_NOTICE
 from broker.kafka.embedded import free_port
 from tests.integration.service import FIXTURES
 from tests.integration.test_embedded_kafka import _gone
@@ -39,6 +40,8 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
     try:
         banner = next((line for line in iter(proc.stderr.readline, "") if "/docs" in line), "")
         assert f"http://127.0.0.1:{port}/docs" in banner
+        # the embedded broker is named as what it is: for development, with the setting for a real cluster
+        assert proc.stderr.readline().strip() == EMBEDDED_NOTICE
         ready = None
         for _ in range(200):
             try:
