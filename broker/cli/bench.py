@@ -39,6 +39,7 @@ def _profiler(path: Path | None) -> Any:
 
 @app.callback(invoke_without_command=True)
 def bench(
+    ctx: typer.Context,
     events: Annotated[int, typer.Option(min=10, help="Canonical events to push through the pipeline.")] = 2000,
     workers: Annotated[int, typer.Option(min=1, max=2, help="Share-worker processes (`mash-broker worker`).")] = 1,
     rate: Annotated[float, typer.Option(min=0, help="Offered load in events/s; 0: as fast as intake takes them.")] = 0,
@@ -56,6 +57,8 @@ def bench(
     workdir: Annotated[Path | None, typer.Option(help="Keep the run's data, keys and logs here.")] = None,
 ) -> None:
     """Run the benchmark: intake over HTTP to delivery topics, with the sample protocol's five subscribers."""
+    if ctx.invoked_subcommand is not None:
+        return
     from broker.bench.e2e import baseline_run, pipeline_run
     from broker.bench.records import usable_formats
     from broker.bench.stages import install_protocol, measure_stages, stage_kit
@@ -120,6 +123,43 @@ def bench(
         typer.echo(json.dumps(report, indent=1, default=_nan))
     else:
         _print(console, report)
+
+
+@app.command()
+def growth(
+    blocks: Annotated[int, typer.Option(min=1, help="Blocks of messages; one row each.")] = 4,
+    per_block: Annotated[int, typer.Option(min=10, help="Messages per block, one per produce request.")] = 4000,
+    size: Annotated[int, typer.Option(min=1, help="Message bytes (a protected event is about 2,500).")] = 2500,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
+) -> None:
+    """How the Kafka's cost per message grows as one partition fills: a reader follows the tail while single-message
+    batches arrive. Flat rows: the broker can be soaked; rising rows: it slows as it fills."""
+    from dataclasses import asdict
+
+    from broker import aio
+    from broker.bench.growth import follow_tail
+    from broker.kafka.embedded import EmbeddedKafka
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    embedded = None if bootstrap else EmbeddedKafka().start()
+    console = Console(stderr=True, quiet=as_json)
+    try:
+        with console.status(f"{blocks} blocks of {per_block} messages"):
+            rows = aio.run(follow_tail(bootstrap or embedded.bootstrap_servers, blocks=blocks, per_block=per_block,
+                                       size=size, broker_pid=embedded.pid if embedded else None))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    kafka = "embedded (Tansu)" if embedded else "external"
+    if as_json:
+        typer.echo(json.dumps({"kafka": kafka, "blocks": [asdict(r) for r in rows]}, indent=1))
+        return
+    table = Table("messages held", "messages/s", "broker CPU ms per message",
+                  title=f"{kafka} Kafka: one partition filling with single-message batches, its tail followed")
+    for r in rows:
+        table.add_row(str(r.stored), f"{r.messages_per_s:.0f}",
+                      "n/a" if r.broker_cpu_ms_per_message is None else f"{r.broker_cpu_ms_per_message:.2f}")
+    Console().print(table)
 
 
 def _nan(value: Any) -> Any:

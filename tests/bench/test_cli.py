@@ -45,3 +45,13 @@ def test_bench_cli_batches_records_and_measures_the_pipelines_own_traffic(monkey
     total = sum(t["messages"] for t in traffic.values())
     assert report["traffic_baseline"]["messages"] == total
     assert report["ratio_to_traffic_baseline"] > 0
+
+
+def test_bench_growth_follows_a_filling_partition_and_reports_the_brokers_cost(monkeypatch):
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    result = CliRunner().invoke(app, ["growth", "--blocks", "2", "--per-block", "40", "--size", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kafka"] == "embedded (Tansu)"
+    assert [b["stored"] for b in report["blocks"]] == [40, 80]  # every message produced was read back
+    assert all(b["messages_per_s"] > 0 and b["broker_cpu_ms_per_message"] >= 0 for b in report["blocks"])
