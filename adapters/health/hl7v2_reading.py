@@ -79,6 +79,10 @@ def _split_segments(text: str, field_sep: str) -> list[Segment] | None:
 _KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|in[+-]?\d*|ti[+-]?\d*|sk\d*|ce|fi|nf)")
 
 
+# Highlighting (\H\ start, \N\ normal) is presentation, not data: python-hl7 would put "_" into the value.
+_PLAIN_TEXT = {"H": "", "N": ""}
+
+
 class EscapeError(ValueError):
     """An escape sequence python-hl7 would drop or misread; the reason names its kind, never its text."""
 
@@ -146,7 +150,7 @@ class Message:
         if self.escapes.esc not in text:
             return text
         check_escapes(text, self.escapes.esc)
-        return unescape(self.escapes, text)
+        return unescape(self.escapes, text, app_map=_PLAIN_TEXT)
 
     def repetitions(self, segment: Segment | None, field: int) -> list[list[list[str]]]:
         """Repetitions of a field, each a list of components, each a list of unescaped subcomponents."""

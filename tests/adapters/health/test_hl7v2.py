@@ -224,7 +224,8 @@ def test_an_escape_python_hl7_would_drop_rejects_its_message_by_field(escape: st
     assert "Exa" not in repr(rejection)
 
 
-@pytest.mark.parametrize(("escape", "decoded"), [("\\X41\\", "A"), ("\\E\\", "\\"), ("\\S\\", "^"), ("\\T\\", "&")])
+@pytest.mark.parametrize(("escape", "decoded"), [("\\X41\\", "A"), ("\\E\\", "\\"), ("\\S\\", "^"), ("\\T\\", "&"),
+                                               ("\\H\\", ""), ("\\N\\", "")])  # highlighting is not data
 def test_the_escapes_hl7_defines_are_decoded(escape: str, decoded: str) -> None:
     event = one(hl7_message().replace("Example^Testchild", f"Exa{escape}mple^Testchild"))
     assert event["subject"]["child"]["family_name"] == f"Exa{decoded}mple"
