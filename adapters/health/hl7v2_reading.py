@@ -157,7 +157,7 @@ class Message:
         if segment is None or field >= len(segment):
             return []
         raw = segment[field]
-        if segment[0] == "MSH" and field <= 2:
+        if segment[0] in _HEADER_SEGMENTS and field <= 2:  # the separators themselves: never unescaped
             return [[[raw]]]
         sep = self.separators
         rep_sep, comp_sep, sub_sep = sep[2], sep[3], sep[4]
@@ -176,7 +176,7 @@ class Message:
             return ""
         raw = segment[field]
         try:
-            if self.escapes.esc in raw or (segment[0] == "MSH" and field <= 2):
+            if self.escapes.esc in raw or (segment[0] in _HEADER_SEGMENTS and field <= 2):
                 # every subcomponent unescaped, as python-hl7 would (a broken escape anywhere in the field raises)
                 return self.repetitions(segment, field)[repetition - 1][component - 1][sub - 1].strip()
             sep = self.separators  # nothing to unescape: split only down the path asked for
