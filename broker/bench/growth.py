@@ -17,6 +17,8 @@ from broker.bench.e2e import cpu_seconds
 from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import GROUP_FETCH_WAIT_MS, producer, reader
 
+STALL_S = 60  # no message read for this long: the broker has stalled, and the probe says so rather than hang
+
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -51,7 +53,12 @@ async def follow_tail(bootstrap: str, *, blocks: int, per_block: int, size: int,
             for _ in range(per_block):
                 await (await out.send(topic, body))  # acknowledged before the next: one batch per message
             sent += per_block
+            waited_for, last = time.monotonic(), received
             while received < sent:
+                if received != last:
+                    waited_for, last = time.monotonic(), received
+                elif time.monotonic() - waited_for > STALL_S:
+                    raise RuntimeError(f"the reader got {received} of {sent} messages and nothing more in {STALL_S} s")
                 await asyncio.sleep(0.005)
             seconds = time.monotonic() - t0
             cpu1 = cpu_seconds(broker_pid) if broker_pid else None

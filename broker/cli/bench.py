@@ -147,6 +147,8 @@ def growth(
         with console.status(f"{blocks} blocks of {per_block} messages"):
             rows = aio.run(follow_tail(bootstrap or embedded.bootstrap_servers, blocks=blocks, per_block=per_block,
                                        size=size, broker_pid=embedded.pid if embedded else None))
+    except RuntimeError as exc:  # the broker stalled
+        raise typer.Exit(code=_fail(console, str(exc))) from None
     finally:
         if embedded is not None:
             embedded.stop()
