@@ -76,7 +76,7 @@ def _split_segments(text: str, field_sep: str) -> list[Segment] | None:
 # (H N), hex data (X, whole bytes) and formatting (.br .sp .in .ti .sk .ce .fi .nf). python-hl7 silently drops anything
 # else (\XZZ\, \Z locally defined, \C and \M character-set switches, an unterminated escape), so a name or an
 # address would lose part of itself without a word: such a field is refused instead.
-_KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|in[+-]?\d*|ti[+-]?\d*|sk\d*|ce|fi|nf)")
+_KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|(?:in|ti)(?:[+-]?\d+)?|sk\d*|ce|fi|nf)")
 
 
 # Highlighting (\H\ start, \N\ normal) is presentation, not data: python-hl7 would put "_" into the value.
