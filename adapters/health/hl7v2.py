@@ -194,6 +194,10 @@ def map_message(msg: Message, ctx: AdaptContext) -> dict[str, Any]:
                      payload={"record_kind": "HL7v2 ADT^A40 merge", "superseded": superseded}, **common)
 
 
+CHARSET_GUESSED = warning("hl7.character_set_guessed", "MSH-18",
+                          "no character set declared and the text is not UTF-8: read as Windows-1252")
+
+
 class Hl7v2Adapter:
     name = "health.hl7v2"
     agency = "health"
@@ -208,14 +212,18 @@ class Hl7v2Adapter:
         if len(data) > MAX_BYTES:
             raise AdapterInputError(Rejection(ctx.source, "", "", f"input larger than {MAX_BYTES} bytes"))
         texts = split_messages(data)
-        if not texts or not texts[0].startswith("MSH"):
+        if not texts or not texts[0].startswith(b"MSH"):
             raise AdapterInputError(Rejection(ctx.source, "", "MSH", "not HL7 v2: input does not start with MSH"))
         if len(texts) > MAX_MESSAGES:
             raise AdapterInputError(Rejection(ctx.source, "", "", f"more than {MAX_MESSAGES} messages"))
         out = AdapterOutput()
         for n, text in enumerate(texts, start=1):
             try:
-                out.events.append(map_message(Message.parse(text), ctx))
+                msg = Message.parse(text)
+                event = map_message(msg, ctx)
+                if msg.guessed:  # known only once every field was read (a hex escape may need the guess too)
+                    event["data_quality"].append(CHARSET_GUESSED)
+                out.events.append(event)
             except FieldProblem as p:
                 out.rejections.append(Rejection(ctx.source, f"message {n}", p.field, p.reason))
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import hl7
@@ -22,18 +22,67 @@ from adapters.kit.interface import FieldProblem
 hl7.util.logger.disabled = True
 
 MLLP_START, MLLP_END = b"\x0b", b"\x1c"
-_SEGMENT_START = re.compile(r"(?:^|\r)(?=MSH)")
+_SEGMENT_START = re.compile(rb"(?:^|\r)(?=MSH)")
 # HL7 TS/DTM: YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?$")
 LONDON = ZoneInfo("Europe/London")  # a TS without an offset is the sender's local time: England
 
 
-def split_messages(data: bytes) -> list[str]:
-    """Each message's text with CR segment ends; MLLP framing and LF/CRLF line ends tolerated."""
-    text = data.replace(MLLP_START, b"").replace(MLLP_END, b"\r").decode("utf-8", errors="replace")
-    text = text.replace("\r\n", "\r").replace("\n", "\r")
-    parts = _SEGMENT_START.split(text)
-    return [p.strip("\r") for p in parts if p.strip("\r\t ")]
+def split_messages(data: bytes) -> list[bytes]:
+    """Each message's bytes with CR segment ends; MLLP framing and LF/CRLF line ends tolerated. Each message names
+    its own character set (MSH-18), so it is decoded on its own (`decode_message`)."""
+    raw = data.replace(MLLP_START, b"").replace(MLLP_END, b"\r").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    parts = _SEGMENT_START.split(raw)
+    return [p.strip(b"\r") for p in parts if p.strip(b"\r\t ")]
+
+
+# HL7 table 0211 (MSH-18, first repetition: the message's character set) -> Python codec. The ISO 2022 switching
+# sets (ISO IR14, IR87, IR159) and UTF-16/32 are not read: such a message is refused, naming MSH-18.
+CHARSETS = {"ASCII": "ascii", "ISO IR6": "ascii", "UNICODE UTF-8": "utf-8", "GB 18030-2000": "gb18030",
+            "BIG-5": "big5", "KS X 1001": "euc_kr", **{f"8859/{n}": f"iso8859_{n}" for n in (*range(1, 10), 15)}}
+# No MSH-18: HL7 says ASCII, but UK systems send UTF-8 or Windows' Latin (1252) undeclared. UTF-8 is tried first
+# (ASCII is UTF-8; Windows-1252 text is almost never valid UTF-8), then 1252, and the guess is reported.
+UNDECLARED = ("utf-8", "cp1252")
+
+
+def declared_codec(msh: str) -> str | None:
+    """The codec of MSH-18 in an MSH segment's text, None when absent; FieldProblem for one this reader cannot read.
+    The header's own fields are ASCII in every supported character set, so the raw bytes read as Latin-1 will do."""
+    if len(msh) < 8:
+        return None
+    fields = msh.split(msh[3])  # fields[0] is "MSH", fields[1] MSH-2, fields[n] MSH-(n+1)
+    if len(fields) < 18:
+        return None
+    encoding = fields[1]
+    label = fields[17].split(encoding[1:2] or "~")[0].split(encoding[:1] or "^")[0].strip().upper()
+    if not label:
+        return None
+    if label not in CHARSETS:
+        raise FieldProblem("MSH-18", "character set not supported (read: ASCII, 8859/1-9, 8859/15, UNICODE UTF-8, "
+                                     "GB 18030-2000, BIG-5, KS X 1001)")
+    return CHARSETS[label]
+
+
+def decode_text(data: bytes, codec: str | None) -> tuple[str, bool]:
+    """(text, whether the character set was guessed). UnicodeDecodeError when the bytes are not valid in it."""
+    if codec is not None:
+        return data.decode(codec), False
+    try:
+        return data.decode(UNDECLARED[0]), False
+    except UnicodeDecodeError:
+        return data.decode(UNDECLARED[1]), True
+
+
+def decode_message(data: bytes) -> tuple[str, str | None, bool]:
+    """(text, declared codec or None, whether the character set was guessed); FieldProblem naming MSH-18 when the
+    bytes do not decode."""
+    codec = declared_codec(data.split(b"\r", 1)[0].decode("latin-1"))
+    try:
+        text, guessed = decode_text(data, codec)
+    except UnicodeDecodeError:
+        raise FieldProblem("MSH-18", "the message is not valid text in its character set" if codec else
+                           "no character set declared and the message is neither UTF-8 nor Windows-1252") from None
+    return text, codec, guessed
 
 
 _HEADER_SEGMENTS = ("MSH", "BHS", "FHS")  # python-hl7 reads the separators out of these wherever they appear
@@ -72,10 +121,10 @@ def _split_segments(text: str, field_sep: str) -> list[Segment] | None:
     return out
 
 
-# The escape sequences HL7 v2 (chapter 2.7) defines and python-hl7 decodes: separators (F S T R E), highlighting
-# (H N), hex data (X, whole bytes) and formatting (.br .sp .in .ti .sk .ce .fi .nf). python-hl7 silently drops anything
-# else (\XZZ\, \Z locally defined, \C and \M character-set switches, an unterminated escape), so a name or an
-# address would lose part of itself without a word: such a field is refused instead.
+# The escape sequences HL7 v2 (chapter 2.7) defines and this reader decodes: separators (F S T R E), highlighting
+# (H N), hex data (X, whole bytes, read in the message's character set) and formatting (.br .sp .in .ti .sk .ce .fi
+# .nf). python-hl7 silently drops anything else (\XZZ\, \Z locally defined, \C and \M character-set switches, an
+# unterminated escape), so a name or an address would lose part of itself without a word: such a field is refused.
 _KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|(?:in|ti)(?:[+-]?\d+)?|sk\d*|ce|fi|nf)")
 
 
@@ -88,7 +137,7 @@ class EscapeError(ValueError):
 
 
 def check_escapes(text: str, esc: str) -> None:
-    """Raise EscapeError unless every escape sequence in `text` is one HL7 defines and python-hl7 decodes."""
+    """Raise EscapeError unless every escape sequence in `text` is one HL7 defines and this reader decodes."""
     parts = text.split(esc)
     if len(parts) % 2 == 0:
         raise EscapeError("unterminated escape sequence")
@@ -123,9 +172,19 @@ class Message:
     separators: str  # "\r|~^&": segment, field, repetition, component, subcomponent
     escapes: _Escapes
     text: str
+    codec: str | None = None  # MSH-18's character set; None: undeclared (UTF-8, else Windows-1252)
+    guessed: list[str] = field(default_factory=list)  # where an undeclared character set had to be guessed
 
     @classmethod
-    def parse(cls, text: str) -> Message:
+    def parse(cls, message: str | bytes) -> Message:
+        """A message from its bytes (decoded by MSH-18) or from text already decoded."""
+        if isinstance(message, bytes):
+            if not message.startswith(b"MSH"):
+                raise FieldProblem("MSH", "message does not start with an MSH segment")
+            text, codec, guessed = decode_message(message)
+        else:
+            text, guessed = message, False
+            codec = declared_codec(text.split("\r", 1)[0]) if text.startswith("MSH") else None
         if not text.startswith("MSH") or len(text) < 8:
             raise FieldProblem("MSH", "message does not start with an MSH segment")
         stripped = text.strip()  # as python-hl7 does
@@ -138,7 +197,7 @@ class Message:
                 raise FieldProblem("MSH", "not a parseable HL7 v2 message") from None
             fields = [[str(f) for f in seg] for seg in parsed]
             plan = (parsed.separators, parsed.esc)
-        return cls(fields, plan[0], _Escapes(plan[1], plan[0]), text)
+        return cls(fields, plan[0], _Escapes(plan[1], plan[0]), text, codec, ["MSH-18"] if guessed else [])
 
     def segments(self, name: str) -> list[Segment]:
         return [s for s in self.segment_fields if s[0] == name]
@@ -147,10 +206,39 @@ class Message:
         return next((s for s in self.segment_fields if s[0] == name), None)
 
     def _unescape(self, text: str) -> str:
-        if self.escapes.esc not in text:
+        esc = self.escapes.esc
+        if esc not in text:
             return text
-        check_escapes(text, self.escapes.esc)
-        return unescape(self.escapes, text, app_map=_PLAIN_TEXT)
+        check_escapes(text, esc)
+        if esc + "X" not in text:
+            return unescape(self.escapes, text, app_map=_PLAIN_TEXT)
+        # python-hl7 reads hex byte by byte as Latin-1; bytes are text in the message's character set, and a
+        # character may span several \X..\ sequences, so adjacent ones are decoded together
+        out: list[str] = []
+        pending = bytearray()
+        for i, part in enumerate(text.split(esc)):
+            if (i % 2 and part[:1] == "X") or not part:  # hex, or nothing between two escapes: still one run
+                pending += bytes.fromhex(part[1:])
+                continue
+            if pending:
+                out.append(self._hex_text(bytes(pending)))
+                pending.clear()
+            if i % 2:
+                out.append(unescape(self.escapes, esc + part + esc, app_map=_PLAIN_TEXT))
+            else:
+                out.append(part)
+        if pending:
+            out.append(self._hex_text(bytes(pending)))
+        return "".join(out)
+
+    def _hex_text(self, data: bytes) -> str:
+        try:
+            text, guessed = decode_text(data, self.codec)
+        except UnicodeDecodeError:
+            raise EscapeError("hex escape is not text in the message's character set") from None
+        if guessed and "MSH-18" not in self.guessed:
+            self.guessed.append("MSH-18")
+        return text
 
     def repetitions(self, segment: Segment | None, field: int) -> list[list[list[str]]]:
         """Repetitions of a field, each a list of components, each a list of unescaped subcomponents."""

@@ -229,3 +229,59 @@ def test_an_escape_python_hl7_would_drop_rejects_its_message_by_field(escape: st
 def test_the_escapes_hl7_defines_are_decoded(escape: str, decoded: str) -> None:
     event = one(hl7_message().replace("Example^Testchild", f"Exa{escape}mple^Testchild"))
     assert event["subject"]["child"]["family_name"] == f"Exa{decoded}mple"
+
+
+def _declaring(message: str, charset: str) -> str:
+    """The message with MSH-18 (its character set) set: MSH-13 to MSH-17 left empty."""
+    return message.replace("|P|2.4\r", f"|P|2.4||||||{charset}\r", 1)
+
+
+def _named(family: str, charset: str | None = None, encoding: str = "utf-8", control: str = "MSG0001") -> bytes:
+    text = hl7_message(control=control).replace("Example^Testchild", f"{family}^Testchild")
+    return (_declaring(text, charset) if charset else text).encode(encoding)
+
+
+@pytest.mark.parametrize(("charset", "encoding"), [("8859/1", "latin-1"), ("UNICODE UTF-8", "utf-8"),
+                                                   ("8859/15", "iso8859_15"), (None, "utf-8")])
+def test_a_message_is_read_in_the_character_set_msh18_declares(charset: str | None, encoding: str) -> None:
+    event = one(_named("Examplé", charset, encoding))
+    assert event["subject"]["child"]["family_name"] == "Examplé"
+    assert event["data_quality"] == []
+
+
+@pytest.mark.parametrize("escape", ["\\XC3A9\\", "\\XC3\\\\XA9\\"])  # one character over two escapes, too
+def test_hex_escapes_are_bytes_in_the_declared_character_set(escape: str) -> None:
+    event = one(_named(f"Exampl{escape}", "UNICODE UTF-8").decode())
+    assert event["subject"]["child"]["family_name"] == "Examplé"  # python-hl7 alone gives "ExamplÃ©"
+    latin = one(_named("Exampl\\XE9\\", "8859/1").decode())
+    assert latin["subject"]["child"]["family_name"] == "Examplé"
+
+
+def test_an_undeclared_character_set_that_is_not_utf8_is_read_as_windows_1252_and_flagged() -> None:
+    event = one(_named("O’Example", None, "cp1252"))  # a curly apostrophe: byte 0x92 in Windows-1252
+    assert event["subject"]["child"]["family_name"] == "O’Example"
+    assert [w["code"] for w in event["data_quality"]] == ["hl7.character_set_guessed"]
+    hexed = one(_named("Exampl\\XE9\\").decode())  # \XE9\ is not UTF-8 either
+    assert hexed["subject"]["child"]["family_name"] == "Examplé"
+    assert [w["field"] for w in hexed["data_quality"]] == ["MSH-18"]
+
+
+@pytest.mark.parametrize(("message", "field", "reason"), [
+    (_named("Examplé", "UNICODE UTF-8", "latin-1"), "MSH-18", "the message is not valid text in its character set"),
+    (_named("Examplé", "ASCII", "latin-1"), "MSH-18", "the message is not valid text in its character set"),
+    (_named("Example", "UNICODE UTF-16"), "MSH-18", "character set not supported"),
+    (_named("Exampl\\XE9\\", "UNICODE UTF-8"), "PID-5", "hex escape is not text in the message's character set"),
+    (_named("Exampl\\XE9\\", "ASCII"), "PID-5", "hex escape is not text in the message's character set"),
+])
+def test_text_that_is_not_what_msh18_declares_is_refused_by_field(message: bytes, field: str, reason: str) -> None:
+    out = adapt(message + hl7_message(control="GOOD2").encode())
+    assert len(out.events) == 1  # the next message of the batch still flows
+    [rejection] = out.rejections
+    assert (rejection.record, rejection.field) == ("message 1", field) and rejection.reason.startswith(reason)
+    assert "Exampl" not in repr(rejection)
+
+
+def test_each_message_of_a_batch_is_read_in_its_own_character_set() -> None:
+    out = adapt(_named("Examplé", "8859/1", "latin-1", control="L1") + _named("Examplé", "UNICODE UTF-8", control="U2"))
+    assert out.rejections == []
+    assert [e["subject"]["child"]["family_name"] for e in out.events] == ["Examplé", "Examplé"]
