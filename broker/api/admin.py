@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
 from broker.clock import now_iso
+from broker.crypto.keystore import shred_child
 from broker.policy import ConsentState
 from broker.service.reprocess import DeadLetterNotFound, reprocess
 
@@ -26,21 +27,26 @@ class ConsentBody(BaseModel):
 @router.put("/consent/{subject}", summary="Record consent, its withdrawal, or an objection, for one child")
 async def put_consent(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], body: ConsentBody,
                       principal: Admin) -> dict[str, Any]:
+    """Recorded under the child's current token: a token the identity register has since folded into another
+    child's (see `person.linked`) names the same child."""
     rt = request.app.state.runtime
-    rt.consent.put(subject, ConsentState(body.status, body.objection, body.recorded_on))
-    await rt.emit_audit([rt.audit_record("admin_action", time=now_iso(), actor=principal.actor, subject=subject,
+    current = rt.identities.current(subject)
+    rt.consent.put(current, ConsentState(body.status, body.objection, body.recorded_on))
+    await rt.emit_audit([rt.audit_record("admin_action", time=now_iso(), actor=principal.actor, subject=current,
                                          action="consent.record", reason=f"consent {body.status}"
                                          + (", objection recorded" if body.objection else ""))])
-    return {"subject": subject, **body.model_dump()}
+    return {"subject": current, **body.model_dump()}
 
 
 @router.post("/keys/shred/{subject}", summary="Crypto-shred one child's data keys (erasure, retention expiry)")
 async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], principal: Admin) -> dict[str, Any]:
+    """Every token the child has carried (the identity register's aliases), so a merge cannot hide old records."""
     rt = request.app.state.runtime
-    report = rt.keys.shred_with_report(subject)
-    await rt.emit_audit([rt.audit_record("key_shred", time=now_iso(), actor=principal.actor, subject=subject,
-                                         count=report.data_keys, reason="crypto-shredding on request")])
-    return {"subject": subject, "data_keys_shredded": report.data_keys, "classifications": report.classifications}
+    reports, summary = shred_child(rt.keys, rt.identities.aliases(subject))
+    await rt.emit_audit([rt.audit_record("key_shred", time=now_iso(), actor=principal.actor, subject=r.scope,
+                                         count=r.data_keys, reason="crypto-shredding on request")
+                         for r in reports if r.data_keys or r.scope == summary["subject"]])
+    return summary
 
 
 @router.post("/deadletters/{deadletter_id}/reprocess", summary="Run a dead letter's input through intake again")

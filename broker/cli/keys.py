@@ -20,7 +20,8 @@ from broker.config import Settings
 from broker.crypto.errors import CryptoError
 from broker.crypto.factory import open_key_provider
 from broker.crypto.hpke_keys import SUITES, X25519, generate_subscriber_keypair
-from broker.crypto.keystore import KeyStore
+from broker.crypto.keystore import KeyStore, shred_child
+from broker.stores.identities import IdentityRegister
 
 app = typer.Typer(help="Data keys, key-encryption keys, crypto-shredding and subscriber key pairs.",
                   no_args_is_help=True)
@@ -37,9 +38,19 @@ def _open(data_dir: Path | None, master_key_file: Path | None) -> KeyStore:
         raise typer.Exit(2) from None
 
 
-def shred_subject(store: KeyStore, token: str) -> dict[str, Any]:
-    """Shred a child's data keys; returns the fields of the audit record the caller must write."""
-    return store.shred_with_report(token).audit_fields()
+def shred_subject(store: KeyStore, token: str, data_dir: Path) -> dict[str, Any]:
+    """Shred a child's data keys under every token it has carried; returns the fields the caller must audit."""
+    register = data_dir / "identities.sqlite"
+    if register.exists():
+        identities = IdentityRegister(register)
+        try:
+            tokens = identities.aliases(token)
+        finally:
+            identities.close()
+    else:
+        tokens = [token]
+    reports, summary = shred_child(store, tokens)
+    return {**reports[0].audit_fields(), **summary}
 
 
 @app.command()
@@ -48,13 +59,15 @@ def shred(subject: Annotated[str, typer.Option(help="The child's linkage token (
           data_dir: DataDir = None, master_key_file: MasterKeyFile = None) -> None:
     """Crypto-shred one child: destroy its data keys, so every copy of its protected fields is unreadable for good.
 
-    Prints the audit record fields (JSON) on stdout.
+    Reaches every token the identity register ties to the child (tokens folded in by `person.linked`). Prints the
+    audit record fields (JSON) on stdout.
     """
     if not yes:
         typer.confirm("Shredding cannot be undone. Destroy this subject's data keys?", abort=True)
+    data_dir = data_dir or Settings().data_dir
     store = _open(data_dir, master_key_file)
     try:
-        fields = shred_subject(store, subject)
+        fields = shred_subject(store, subject, data_dir)
     finally:
         store.close()
     if fields["data_keys_shredded"] == 0:

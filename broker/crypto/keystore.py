@@ -85,6 +85,14 @@ class ShredReport:
                 "shredded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.shredded_at))}
 
 
+def shred_child(keys: Any, tokens: list[str]) -> tuple[list[ShredReport], dict[str, Any]]:
+    """Shred every token one child has carried (the identity register's aliases, current first): the reports, one
+    per token, and their summary for the caller (API response or CLI output)."""
+    reports = [keys.shred_with_report(token) for token in tokens]
+    return reports, {"subject": tokens[0], "tokens": tokens, "data_keys_shredded": sum(r.data_keys for r in reports),
+                     "classifications": sorted({c for r in reports for c in r.classifications})}
+
+
 class KeyStore:
     """KeyProvider backed by SQLite and a KMS. Thread-safe; several processes may share the file."""
 

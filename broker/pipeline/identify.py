@@ -2,8 +2,10 @@
 
 The token is HMAC-SHA256 over the best normalised identifier the event carries: a valid NHS number, then a valid
 UPN, then the local authority child id (scoped by the sending LA), then family name + first given name + date of
-birth + postcode (a probable match), then the source's own local id. Rotating the key bumps `key_version`; tokens of
-different versions never compare equal, so a rotation is a re-keying of every stream (see schemas/README.md).
+birth + postcode (a probable match), then the source's own local id. Agencies hold different identifiers, so the
+intake shell then asks the identity register (broker/pipeline/resolve.py) whether another record already tied one
+of the child's identifiers to a token. Rotating the key bumps `key_version`; tokens of different versions never
+compare equal, so a rotation is a re-keying of every stream (see schemas/README.md).
 """
 
 from __future__ import annotations
@@ -34,19 +36,36 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed.casefold() if c.isalnum())
 
 
+def identifiers(child: Mapping[str, Any], source: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Every deterministic identifier the child carries, strongest first: (basis, confidence, normalised identifier).
+
+    Only these link records in the identity register; a probable match or a source's local id never does.
+    """
+    found = []
+    number = child.get("nhs_number")
+    if number and nhs.is_valid(number):
+        confidence = "verified" if child.get("nhs_number_verification") == "verified" else "high"
+        found.append(("nhs_number", confidence, f"nhs:{nhs.compact(number)}"))
+    pupil = child.get("upn")
+    if pupil and upn.is_valid(pupil):
+        found.append(("upn", "high", f"upn:{upn.compact(pupil)}"))
+    if child.get("la_child_id"):
+        found.append(("la_child_id", "high", f"la:{_fold(source['system'])}:{_fold(child['la_child_id'])}"))
+    return found
+
+
+def identifier_kind(identifier: str) -> str:
+    """What a child has at most one of: 'nhs', 'upn', or 'la:<local authority>' (an LA child id is per LA)."""
+    return identifier.rpartition(":")[0]
+
+
 def linkage_basis(event: Mapping[str, Any]) -> tuple[str, str, str]:
     """(basis, confidence, normalised identifier) for the event's child."""
     child = event["subject"]["child"]
     source = event["source"]
-    number = child.get("nhs_number")
-    if number and nhs.is_valid(number):
-        confidence = "verified" if child.get("nhs_number_verification") == "verified" else "high"
-        return "nhs_number", confidence, f"nhs:{nhs.compact(number)}"
-    pupil = child.get("upn")
-    if pupil and upn.is_valid(pupil):
-        return "upn", "high", f"upn:{upn.compact(pupil)}"
-    if child.get("la_child_id"):
-        return "la_child_id", "high", f"la:{_fold(source['system'])}:{_fold(child['la_child_id'])}"
+    found = identifiers(child, source)
+    if found:
+        return found[0]
     postcode = next((a.get("postcode") for a in child.get("addresses", []) if a.get("postcode")), None)
     given = (child.get("given_names") or [None])[0]
     if child.get("family_name") and given and child.get("date_of_birth") and postcode:

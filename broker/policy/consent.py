@@ -46,21 +46,21 @@ class ConsentState:
         return cls(data.get("status", "unknown"), bool(data.get("objection", False)), data.get("recorded_on"))
 
 
-def effective_consent(register: ConsentState | None, event: Mapping[str, Any]) -> ConsentState:
-    """The broker's consent register and the event's own consent block, the more restrictive winning.
+def stricter(first: ConsentState, second: ConsentState) -> ConsentState:
+    """Two records of one child's consent combined, the more restrictive winning.
 
-    A refusal, withdrawal or objection in either counts; otherwise the register's status, unless it is unknown.
+    A refusal, withdrawal or objection in either counts; otherwise `first`'s status, unless it is unknown.
     """
-    from_event = ConsentState.from_event(event)
-    if register is None:
-        return from_event
-    sources = (register, from_event)
+    sources = (first, second)
     said_no = next((c for c in sources if c.status in RESTRICTIVE_STATUSES), None)
     objected = next((c for c in sources if c.objection), None)
-    if said_no is not None:
-        status = said_no.status
-    else:
-        status = register.status if register.status != "unknown" else from_event.status
+    status = said_no.status if said_no else (first.status if first.status != "unknown" else second.status)
     dated = objected or said_no
     return ConsentState(status, objected is not None,
-                        dated.recorded_on if dated else register.recorded_on or from_event.recorded_on)
+                        dated.recorded_on if dated else first.recorded_on or second.recorded_on)
+
+
+def effective_consent(register: ConsentState | None, event: Mapping[str, Any]) -> ConsentState:
+    """The broker's consent register and the event's own consent block, the more restrictive winning."""
+    from_event = ConsentState.from_event(event)
+    return from_event if register is None else stricter(register, from_event)

@@ -15,6 +15,7 @@ from broker.crypto import CryptoError
 from broker.logging import get_logger
 from broker.pipeline.deadletter import deadletter_record
 from broker.pipeline.intake import prepare
+from broker.pipeline.resolve import Resolution, identities_of, resolve_events
 from broker.service.messages import encode, event_headers
 
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     if prepared.events:
         audits.append(rt.audit_record("record_adapted", **common, adapter=prepared.adapter,
                                       count=len(prepared.events), content_sha256=content_hash))
+    events, resolutions = _resolve(rt, prepared.events)
     try:
         with rt.metrics.time("protect"):
-            protected = [(event, rt.protect(event)) for event in prepared.events]
+            protected = [(event, rt.protect(event)) for event in events]
             sealed_input = rt.seal_deadletter_input(data, content_hash) if prepared.rejections else ""
     except CryptoError as exc:  # fail closed: never plaintext; the sender resends once keys are back
         rt.metrics.key_failures.inc()
@@ -91,12 +93,34 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
                                               reason=rejection.reason, content_sha256=content_hash, **where))
             with rt.metrics.time("publish"):
                 await asyncio.gather(*sends)
+            _record_links(rt, resolutions, received_at)  # only once Kafka holds the events, person.linked included
             await rt.emit_audit(audits)
     except (KafkaError, TimeoutError) as exc:
         rt.metrics.kafka_unavailable.inc()
         raise KafkaUnavailable(f"Kafka did not acknowledge ({type(exc).__name__})") from exc
     rt.metrics.observe_intake(agency, len(result.event_ids), result.rejections)
     return result
+
+
+def _resolve(rt: Runtime, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Resolution]]:
+    """The events under the tokens the identity register gives their children (see broker/pipeline/resolve.py)."""
+    if not events:
+        return events, []
+    with rt.metrics.time("resolve"):
+        ids = [identities_of(event, rt.linkage) for event in events]
+        known = rt.identities.known(identity.token for event_ids in ids for identity in event_ids)
+        return resolve_events(events, ids, known)
+
+
+def _record_links(rt: Runtime, resolutions: list[Resolution], at: str) -> None:
+    rt.identities.apply(resolutions, at)
+    for resolution in resolutions:
+        if resolution.conflict:
+            rt.metrics.identity.labels("conflict").inc()
+        elif resolution.merged or resolution.links:
+            rt.metrics.identity.labels("merged" if resolution.merged else "linked").inc()
+        for absorbed in resolution.merged:
+            rt.consent.fold(absorbed, into=resolution.token)
 
 
 async def _deadletter_unkept_input(rt: Runtime, agency: str, system: str | None, content_type: str | None,

@@ -39,6 +39,9 @@ class Metrics:
                                    registry=r)
         self.key_failures = Counter("mash_key_failures_total", "Encryptions refused for a missing or unreachable key",
                                     registry=r)
+        self.identity = Counter("mash_identity_resolutions_total", "Identity register outcomes per event "
+                                "(linked: new identifiers joined a child; merged: two children's streams joined; "
+                                "conflict: not linked, for review)", ["outcome"], registry=r)
         self.consumer_lag = Gauge("mash_consumer_lag", "Records behind the partition high-water mark",
                                   ["group", "topic", "partition"], registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,

@@ -40,6 +40,7 @@ from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
+from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
@@ -69,6 +70,7 @@ class Runtime:
         self.first_served: FirstServed | None = None
         self.consent: ConsentRegister | None = None
         self.cases: CaseRegister | None = None
+        self.identities: IdentityRegister | None = None
         self._sealers: dict[str, DeliverySealer] = {}
         self.delivery_reader: DeliveryReader | None = None
         self.mask_key = b""
@@ -118,6 +120,7 @@ class Runtime:
         self.first_served = FirstServed(s.data_dir / "first-served.sqlite")
         self.consent = ConsentRegister(s.data_dir / "consent.sqlite")
         self.cases = CaseRegister(s.data_dir / "cases.sqlite")
+        self.identities = IdentityRegister(s.data_dir / "identities.sqlite")
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
         await self._record_protocol_in_force()
@@ -223,7 +226,8 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
-        for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.audit_store):
+        for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.identities,
+                      self.audit_store):
             if store is not None:
                 store.close()
         if self.embedded is not None:

@@ -96,6 +96,8 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
     # one batch is still sent once
     sent = rt.delivered.sent(rt.protocol.subscribers, (event["event_id"] for event, _ in events))
     for event, token in events:
+        if event["event_type"] == "person.linked":  # before this child's next decision: its case state carries over
+            rt.cases.fold(event["payload"]["superseded_token"], into=token, event_id=event["event_id"])
         transition = case_transition(event)
         case_open = rt.cases.is_open(token)
         if transition is not None and case_open is not transition:

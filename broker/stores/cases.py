@@ -21,5 +21,11 @@ class CaseRegister:
         self.db.execute("INSERT INTO cases VALUES (?, ?, ?) ON CONFLICT(subject) DO UPDATE SET open = excluded.open,"
                         " event_id = excluded.event_id", (subject, int(is_open), event_id))
 
+    def fold(self, absorbed: str, into: str, event_id: str) -> None:
+        """Two tokens found to be one child: a case open under either is open under `into`."""
+        theirs, ours = self.is_open(absorbed), self.is_open(into)
+        if theirs is not None and not ours:
+            self.set(into, theirs, event_id)
+
     def close(self) -> None:
         self.db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from broker.policy import ConsentState
+from broker.policy.consent import stricter
 from broker.stores.sqlite import open_register
 
 
@@ -24,6 +25,14 @@ class ConsentRegister:
                         " status = excluded.status, objection = excluded.objection,"
                         " recorded_on = excluded.recorded_on",
                         (subject, state.status, int(state.objection), state.recorded_on))
+
+    def fold(self, absorbed: str, into: str) -> None:
+        """Two tokens found to be one child: what was recorded under `absorbed` now also binds `into`, the more
+        restrictive record winning, so a family's refusal is never lost by a merge."""
+        theirs = self.get(absorbed)
+        if theirs is not None:
+            ours = self.get(into)
+            self.put(into, theirs if ours is None else stricter(ours, theirs))
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,70 @@
+"""The identity register: which child token each identifier token belongs to (see broker/pipeline/resolve.py).
+
+It holds tokens only (keyed HMACs of identifiers, the same values that key Kafka messages), never an identifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from broker.pipeline.resolve import Known, Resolution
+from broker.stores.sqlite import open_register
+
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+           " child TEXT NOT NULL, linked_at TEXT NOT NULL) WITHOUT ROWID")
+_LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
+
+
+class IdentityRegister:
+    def __init__(self, path: Path) -> None:
+        # durable: a link forgotten on power loss would split a child's stream again
+        self.db = open_register(path, _SCHEMA, durable=True)
+        self.db.execute("CREATE INDEX IF NOT EXISTS identity_child ON identity (child)")
+
+    def known(self, tokens: Iterable[str]) -> Known:
+        """What the register holds about these identifier tokens and every identity of the children they name."""
+        wanted = list(dict.fromkeys(tokens))
+        children: set[str] = set()
+        for i in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[i:i + _LOOKUP_CHUNK]
+            children.update(row[0] for row in self.db.execute(
+                f"SELECT DISTINCT child FROM identity WHERE identifier IN ({','.join('?' * len(chunk))})", chunk))
+        known = Known()
+        listed = sorted(children)
+        for i in range(0, len(listed), _LOOKUP_CHUNK):
+            chunk = listed[i:i + _LOOKUP_CHUNK]
+            for identifier, kind, child in self.db.execute(
+                    f"SELECT identifier, kind, child FROM identity WHERE child IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                known.child_of[identifier] = child
+                known.members.setdefault(child, {})[kind] = identifier
+        return known
+
+    def current(self, token: str) -> str:
+        """The token a child's events carry now: `token` itself unless it was folded into another child's."""
+        row = self.db.execute("SELECT child FROM identity WHERE identifier = ?", (token,)).fetchone()
+        return row[0] if row else token
+
+    def aliases(self, token: str) -> list[str]:
+        """Every token the child of `token` has carried or could carry: its current token first, then the tokens of
+        its other identifiers (some were its token before a merge). What erasure must reach."""
+        current = self.current(token)
+        others = [row[0] for row in self.db.execute(
+            "SELECT identifier FROM identity WHERE child = ? AND identifier != ? ORDER BY identifier",
+            (current, current))]
+        return [current, *others, *([token] if token != current and token not in others else [])]
+
+    def apply(self, resolutions: Iterable[Resolution], at: str) -> None:
+        """Record links and merges, in order, in one transaction. An identifier already held keeps its child: two
+        requests racing to link the same identifier leave the later link for the next record that carries both."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for resolution in resolutions:
+                for absorbed in resolution.merged:
+                    self.db.execute("UPDATE identity SET child = ? WHERE child = ?", (resolution.token, absorbed))
+                self.db.executemany("INSERT OR IGNORE INTO identity VALUES (?, ?, ?, ?)",
+                                    [(i.token, i.kind, resolution.token, at) for i in resolution.links])
+
+    def close(self) -> None:
+        self.db.close()
