@@ -127,10 +127,10 @@ _TYPE = {  # kind -> DICOM audit event type (code, display)
     "event_published": ("110107", "Import"), "decision": ("110106", "Export"), "delivered": ("110106", "Export"),
     "delivery_read": ("110106", "Export"), "key_unwrap": ("110100", "Application Activity"),
     "key_shred": ("110100", "Application Activity"), "protocol_change": ("110100", "Application Activity"),
-    "admin_action": ("110100", "Application Activity"),
+    "admin_action": ("110100", "Application Activity"), "identity_linked": ("110100", "Application Activity"),
 }
 _ACTION = {"record_received": "C", "record_adapted": "C", "event_published": "C", "delivery_read": "R",
-           "key_shred": "D"}
+           "key_shred": "D", "identity_linked": "U"}
 _FAILED = {"record_rejected", "deadlettered"}
 
 

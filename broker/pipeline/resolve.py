@@ -118,17 +118,35 @@ def linked_event(origin: Mapping[str, Any], absorbed: str) -> dict[str, Any]:
 
 
 def resolve_events(events: Sequence[dict[str, Any]], ids: Sequence[Sequence[Identity]],
-                   known: Known) -> tuple[list[dict[str, Any]], list[Resolution]]:
+                   known: Known) -> tuple[list[dict[str, Any]], list[tuple[str, Resolution]]]:
     """A request's events under their resolved tokens, each `person.linked` just before the event that caused it
-    (same partition, so subscribers learn of the link first), and the resolutions for the register, in order."""
+    (same partition, so subscribers learn of the link first), and (event id, resolution) for the register, in order.
+    """
     out: list[dict[str, Any]] = []
-    resolutions = []
+    resolved = []
     for event, event_ids in zip(events, ids, strict=True):
         resolution = resolve(event_ids, known)
         if resolution is not None:
             learn(known, resolution)
-            resolutions.append(resolution)
+            resolved.append((event["event_id"], resolution))
         event = relinked(event, resolution)
         out.extend(linked_event(event, absorbed) for absorbed in (resolution.merged if resolution else ()))
         out.append(event)
-    return out, resolutions
+    return out, resolved
+
+
+TIED = "identifiers tied to one child"
+JOINED = "two children's streams joined: the superseded token is the same child"
+REFUSED = "identifiers tied to different children in the identity register: not linked, to be reviewed"
+
+
+def audit_fields(resolution: Resolution) -> list[dict[str, Any]]:
+    """What the audit log says of a resolution (`identity_linked` records). Nothing when it only used what the
+    register held, or gave a new child its one identifier: IG sees every join and every refusal, not every event."""
+    if resolution.conflict:
+        return [{"subject": resolution.token, "reason": REFUSED}]
+    out = [{"subject": resolution.token, "superseded": absorbed, "reason": JOINED} for absorbed in resolution.merged]
+    links = resolution.links
+    if len(links) > 1 or (links and links[0].token != resolution.token):
+        out.append({"subject": resolution.token, "count": len(links), "reason": TIED})
+    return out

@@ -15,7 +15,7 @@ from broker.crypto import CryptoError
 from broker.logging import get_logger
 from broker.pipeline.deadletter import deadletter_record
 from broker.pipeline.intake import prepare
-from broker.pipeline.resolve import Resolution, identities_of, resolve_events
+from broker.pipeline.resolve import Resolution, audit_fields, identities_of, resolve_events
 from broker.service.messages import encode, event_headers
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
                                               reason=rejection.reason, content_sha256=content_hash, **where))
             with rt.metrics.time("publish"):
                 await asyncio.gather(*sends)
-            _record_links(rt, resolutions, received_at)  # only once Kafka holds the events, person.linked included
+            # only once Kafka holds the events, person.linked included
+            audits += _record_links(rt, resolutions, received_at, **common, content_sha256=content_hash)
             await rt.emit_audit(audits)
     except (KafkaError, TimeoutError) as exc:
         rt.metrics.kafka_unavailable.inc()
@@ -102,7 +103,7 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     return result
 
 
-def _resolve(rt: Runtime, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Resolution]]:
+def _resolve(rt: Runtime, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, Resolution]]]:
     """The events under the tokens the identity register gives their children (see broker/pipeline/resolve.py)."""
     if not events:
         return events, []
@@ -112,15 +113,21 @@ def _resolve(rt: Runtime, events: list[dict[str, Any]]) -> tuple[list[dict[str, 
         return resolve_events(events, ids, known)
 
 
-def _record_links(rt: Runtime, resolutions: list[Resolution], at: str) -> None:
-    rt.identities.apply(resolutions, at)
-    for resolution in resolutions:
+def _record_links(rt: Runtime, resolved: list[tuple[str, Resolution]], at: str,
+                  **common: Any) -> list[dict[str, Any]]:
+    """Write the links, carry consent over a merge, count; the `identity_linked` audit records to emit."""
+    rt.identities.apply((resolution for _, resolution in resolved), at)
+    audits = []
+    for event_id, resolution in resolved:
         if resolution.conflict:
             rt.metrics.identity.labels("conflict").inc()
         elif resolution.merged or resolution.links:
             rt.metrics.identity.labels("merged" if resolution.merged else "linked").inc()
         for absorbed in resolution.merged:
             rt.consent.fold(absorbed, into=resolution.token)
+        audits += [rt.audit_record("identity_linked", **common, event_id=event_id, **fields)
+                   for fields in audit_fields(resolution)]
+    return audits
 
 
 async def _deadletter_unkept_input(rt: Runtime, agency: str, system: str | None, content_type: str | None,

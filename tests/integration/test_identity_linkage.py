@@ -7,6 +7,8 @@ old token it replaces. Fictitious records from the benchmark's generators (999-r
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -68,6 +70,15 @@ async def test_records_keyed_by_different_identifiers_join_one_stream(kafka_boot
         r = await http.put(f"{svc.base_url}/v1/admin/consent/{care_token}", headers=svc.headers("admin"),
                            json={"status": "withdrawn", "objection": True, "recorded_on": "2026-11-02"})
         assert r.json()["subject"] == school_token and svc.runtime.consent_for(school_token).objection
+
+        # IG's audit log says which record joined the two streams, by tokens only
+        for _ in range(100):
+            logged = svc.runtime.audit_store.search(kind="identity_linked", subject=school_token)
+            if logged:
+                break
+            await asyncio.sleep(0.1)
+        joined = [e["record"] for e in logged if e["record"].get("superseded") == care_token]
+        assert joined and joined[0]["event_id"] == census[1]["event_id"] and joined[0]["agency"] == "social_care"
 
         # the hub, which takes person.* events, is told; erasure reaches both tokens' data keys
         delivered = await svc.pull_until(http, "test_hub", 1)

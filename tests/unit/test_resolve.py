@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.kit.events import new_event
 from broker.pipeline.identify import LinkageKey, complete
-from broker.pipeline.resolve import Known, identities_of, resolve_events
+from broker.pipeline.resolve import JOINED, REFUSED, TIED, Known, audit_fields, identities_of, resolve_events
 from broker.schema.validate import validate_event
 
 KEY = LinkageKey(1, b"k" * 32)
@@ -21,7 +21,9 @@ def _event(child: dict, agency: str = "social_care", system: str = "LA201", reco
 
 
 def _through(known: Known, *events: dict) -> tuple[list[dict], list]:
-    return resolve_events(list(events), [identities_of(e, KEY) for e in events], known)
+    out, resolved = resolve_events(list(events), [identities_of(e, KEY) for e in events], known)
+    assert [event_id for event_id, _ in resolved] == [e["event_id"] for e in events if identities_of(e, KEY)]
+    return out, [resolution for _, resolution in resolved]
 
 
 def _token(event: dict) -> str:
@@ -113,3 +115,18 @@ def test_records_in_one_request_see_each_others_links() -> None:
     out, resolutions = _through(Known(), _event({"upn": UPN_A, "la_child_id": "C1"}, record="header"),
                                 _event({"la_child_id": "C1"}, record="episode"))
     assert _token(out[0]) == _token(out[1]) and len(resolutions) == 2
+
+
+def test_the_audit_log_records_every_join_and_refusal_but_not_every_event() -> None:
+    known = Known()
+    _, [new_child] = _through(known, _event({"upn": UPN_A}, agency="education", system="S1"))
+    assert audit_fields(new_child) == []  # one identifier, its own token: nothing joined
+    _, [episode] = _through(known, _event({"la_child_id": "C1"}, record="e1"))
+    _, [header] = _through(known, _event({"upn": UPN_A, "la_child_id": "C1", "nhs_number": NHS_A}, record="h"))
+    assert [f["reason"] for f in audit_fields(header)] == [JOINED, TIED]
+    assert audit_fields(header)[0]["superseded"] == episode.token
+    assert audit_fields(header)[1]["count"] == 1  # the NHS number, newly tied
+    _, [again] = _through(known, _event({"la_child_id": "C1"}, record="e2"))
+    assert audit_fields(again) == []  # a link the register already held
+    _, [clash] = _through(known, _event({"nhs_number": NHS_B, "upn": UPN_A}, record="x"))
+    assert audit_fields(clash) == [{"subject": clash.token, "reason": REFUSED}]
