@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
                 "rejections": [r.to_dict() for r in result.rejections]}
 
     app.include_router(make_ig_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
-                                      reprocess_for_ig))
+                                      reprocess_for_ig, lambda token: app.state.runtime.identities.aliases(token)))
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

@@ -257,21 +257,27 @@ class AuditStore:
             rows = self._sql.execute(sql, [*params, max(1, min(limit, 10000))]).fetchall()
         return [_entry(r) for r in rows]
 
-    def timeline(self, subject: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """Everything about one child, oldest first: records naming the token, and the reads of its deliveries
-        (a read record carries the decision id, not the token)."""
+    def timeline(self, subject: str, limit: int = 5000, aliases: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Everything about one child, oldest first: records naming the token (or any of `aliases`, the tokens the
+        identity register says the child also carried), and the reads of its deliveries (a read record carries the
+        decision id, not the token)."""
+        tokens = list(dict.fromkeys((subject, *aliases)))
+        marks = ",".join("?" * len(tokens))
         with self._lock:
             rows = self._sql.execute(
-                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE subject = ? OR (kind = 'delivery_read' AND decision_id"
-                " IN (SELECT decision_id FROM audit_entry WHERE subject = ? AND decision_id IS NOT NULL))"
-                " ORDER BY seq LIMIT ?", (subject, subject, limit)).fetchall()
+                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE subject IN ({marks}) OR (kind = 'delivery_read' AND"
+                f" decision_id IN (SELECT decision_id FROM audit_entry WHERE subject IN ({marks})"
+                " AND decision_id IS NOT NULL)) ORDER BY seq LIMIT ?", (*tokens, *tokens, limit)).fetchall()
         return [_entry(r) for r in rows]
 
     def disclosures(self, *, subscriber: str | None = None, subject: str | None = None, since: str | None = None,
-                    until: str | None = None, limit: int = 1000) -> list[Disclosure]:
-        """Decisions to deliver (to a subscriber, or about a child), with when they were delivered and read."""
-        decisions = self.search(kind="decision", subscriber=subscriber, subject=subject, since=since, until=until,
-                                limit=limit, newest_first=False)
+                    until: str | None = None, limit: int = 1000, aliases: Sequence[str] = ()) -> list[Disclosure]:
+        """Decisions to deliver (to a subscriber, or about a child under any of its tokens), with when they were
+        delivered and read."""
+        decisions = sorted((e for token in dict.fromkeys((subject, *aliases))
+                            for e in self.search(kind="decision", subscriber=subscriber, subject=token, since=since,
+                                                 until=until, limit=limit, newest_first=False)),
+                           key=lambda e: e["seq"])[:limit]
         ids = [e["record"]["decision_id"] for e in decisions if e.get("record")]
         related: list[dict[str, Any]] = []
         with self._lock:

@@ -30,6 +30,7 @@ from broker.audit.store import AuditStore, open_audit_store
 from broker.audit.verify import VerifyResult
 from broker.audit.verify import verify as verify_chain
 from broker.clock import now_iso
+from broker.stores.identities import aliases_in
 
 app = typer.Typer(help="Tamper-evident audit log: verify, export, checkpoint, prune.", no_args_is_help=True)
 
@@ -47,8 +48,12 @@ def _fail(message: str, code: int = UNUSABLE) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _data_dir(data_dir: Path | None) -> Path:
+    return data_dir or Path(os.environ.get("MASH_DATA_DIR", "data"))
+
+
 def _open(data_dir: Path | None, audit_url: str | None, *, create_key: bool = False) -> AuditStore:
-    directory = data_dir or Path(os.environ.get("MASH_DATA_DIR", "data"))
+    directory = _data_dir(data_dir)
     url = audit_url or os.environ.get("MASH_AUDIT_URL") or None
     if url is None and not (directory / "audit.sqlite").is_file():
         raise _fail(f"no audit store at {directory / 'audit.sqlite'} (give --data-dir or --audit-url)")
@@ -144,7 +149,9 @@ def export(
                     raise _fail("no audit key in the data directory: a verifiable export needs the public key")
                 count = write_jsonl(f, store.entries(), store.checkpoints(), store.public_key, now)
             else:
-                entries = store.timeline(subject) if subject else list(store.entries())
+                # a child's records under every token the identity register ties to it
+                tokens = aliases_in(_data_dir(data_dir), subject) if subject else []
+                entries = store.timeline(subject, aliases=tokens) if subject else list(store.entries())
                 if format == "csv":
                     count = write_csv(f, entries)
                 elif format == "fhir":
@@ -153,7 +160,7 @@ def export(
                     json.dump(bundle, f, indent=1)
                 else:
                     assert subject is not None
-                    found = store.disclosures(subject=subject)
+                    found = store.disclosures(subject=subject, aliases=tokens)
                     status = store.verify() if store.public_key is not None else None
                     f.write(subject_access_report(subject, found, entries, now, status))
                     count = len(found)

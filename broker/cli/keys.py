@@ -21,7 +21,7 @@ from broker.crypto.errors import CryptoError
 from broker.crypto.factory import open_key_provider
 from broker.crypto.hpke_keys import SUITES, X25519, generate_subscriber_keypair
 from broker.crypto.keystore import KeyStore, shred_child
-from broker.stores.identities import IdentityRegister
+from broker.stores.identities import aliases_in
 
 app = typer.Typer(help="Data keys, key-encryption keys, crypto-shredding and subscriber key pairs.",
                   no_args_is_help=True)
@@ -40,16 +40,7 @@ def _open(data_dir: Path | None, master_key_file: Path | None) -> KeyStore:
 
 def shred_subject(store: KeyStore, token: str, data_dir: Path) -> dict[str, Any]:
     """Shred a child's data keys under every token it has carried; returns the fields the caller must audit."""
-    register = data_dir / "identities.sqlite"
-    if register.exists():
-        identities = IdentityRegister(register)
-        try:
-            tokens = identities.aliases(token)
-        finally:
-            identities.close()
-    else:
-        tokens = [token]
-    reports, summary = shred_child(store, tokens)
+    reports, summary = shred_child(store, aliases_in(data_dir, token))
     return {**reports[0].audit_fields(), **summary}
 
 

@@ -40,7 +40,7 @@ from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
-from broker.stores.identities import IdentityRegister
+from broker.stores.identities import REGISTER_FILE, IdentityRegister
 from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
@@ -120,7 +120,7 @@ class Runtime:
         self.first_served = FirstServed(s.data_dir / "first-served.sqlite")
         self.consent = ConsentRegister(s.data_dir / "consent.sqlite")
         self.cases = CaseRegister(s.data_dir / "cases.sqlite")
-        self.identities = IdentityRegister(s.data_dir / "identities.sqlite")
+        self.identities = IdentityRegister(s.data_dir / REGISTER_FILE)
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
         await self._record_protocol_in_force()

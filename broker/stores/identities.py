@@ -13,6 +13,7 @@ from broker.stores.sqlite import open_register
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
            " child TEXT NOT NULL, linked_at TEXT NOT NULL) WITHOUT ROWID")
+REGISTER_FILE = "identities.sqlite"
 _LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
 
 
@@ -68,3 +69,15 @@ class IdentityRegister:
 
     def close(self) -> None:
         self.db.close()
+
+
+def aliases_in(data_dir: Path, token: str) -> list[str]:
+    """`IdentityRegister.aliases` for the register of a data directory (the CLI's way in); [token] without one."""
+    path = data_dir / REGISTER_FILE
+    if not path.exists():
+        return [token]
+    register = IdentityRegister(path)
+    try:
+        return register.aliases(token)
+    finally:
+        register.close()

@@ -40,9 +40,12 @@ def _no_store(response: Response) -> None:
 
 
 def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable[..., Any],
-                   reprocess: Callable[[str], Awaitable[dict[str, Any]]]) -> APIRouter:
+                   reprocess: Callable[[str], Awaitable[dict[str, Any]]],
+                   aliases: Callable[[str], list[str]] = lambda token: [token]) -> APIRouter:
     """The IG router. `store_factory()` returns the (long-lived) audit store, `require_ig` is the FastAPI
-    dependency that admits only IG auditors, `reprocess(deadletter_id)` re-runs a dead-lettered input."""
+    dependency that admits only IG auditors, `reprocess(deadletter_id)` re-runs a dead-lettered input, and
+    `aliases(token)` lists every token the identity register ties to that child, so a child's timeline and subject
+    access report cover the records kept under a token later folded into another."""
     api = APIRouter(prefix="/v1/ig", tags=["information governance"],
                     dependencies=[Depends(require_ig), Depends(_no_store)])
 
@@ -78,15 +81,17 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
 
     @api.get("/children/{subject}/timeline", summary="Everything recorded about one child, oldest first")
     def timeline(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> dict[str, Any]:
-        return {"subject": subject, "entries": audit.timeline(subject),
-                "disclosures": [d.to_dict() for d in audit.disclosures(subject=subject)]}
+        tokens = aliases(subject)
+        return {"subject": subject, "tokens": tokens, "entries": audit.timeline(subject, aliases=tokens),
+                "disclosures": [d.to_dict() for d in audit.disclosures(subject=subject, aliases=tokens)]}
 
     @api.get("/children/{subject}/report", response_class=HTMLResponse,
              summary="Subject access report: every disclosure about one child (HTML)")
     def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> HTMLResponse:
         verification = audit.verify() if audit.public_key is not None else None
-        body = subject_access_report(subject, audit.disclosures(subject=subject), audit.timeline(subject),
-                                     now_iso(), verification)
+        tokens = aliases(subject)
+        body = subject_access_report(subject, audit.disclosures(subject=subject, aliases=tokens),
+                                     audit.timeline(subject, aliases=tokens), now_iso(), verification)
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     @api.get("/subscribers/{name}/disclosures", summary="What one subscriber was sent, under which rule, and read")

@@ -109,6 +109,16 @@ def test_disclosure_log_per_subscriber_and_per_child(store: AuditStore) -> None:
     assert [d.decision_id for d in store.disclosures(subject=CHILD_B)] == ["dec-0003"]
 
 
+def test_a_childs_timeline_and_disclosures_reach_the_tokens_folded_into_it(store: AuditStore) -> None:
+    """After the identity register joined two streams, a subject access request must see both (UK GDPR Art 15)."""
+    seeded(store)
+    timeline = store.timeline(CHILD_A, aliases=[CHILD_A, CHILD_B])
+    both = sorted(e["seq"] for child in (CHILD_A, CHILD_B) for e in store.timeline(child))
+    assert [e["seq"] for e in timeline] == both and len(both) > len(store.timeline(CHILD_A))
+    assert [d.decision_id for d in store.disclosures(subject=CHILD_A, aliases=[CHILD_B])] == ["dec-0001", "dec-0003"]
+    assert [d.decision_id for d in store.disclosures(subject=CHILD_A)] == ["dec-0001"]
+
+
 def test_protocol_history_and_dead_letters(store: AuditStore) -> None:
     seeded(store)
     assert [e["record"]["protocol_version"] for e in store.protocol_history()] == ["1", "2"]

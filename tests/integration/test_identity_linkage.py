@@ -80,6 +80,13 @@ async def test_records_keyed_by_different_identifiers_join_one_stream(kafka_boot
         joined = [e["record"] for e in logged if e["record"].get("superseded") == care_token]
         assert joined and joined[0]["event_id"] == census[1]["event_id"] and joined[0]["agency"] == "social_care"
 
+        # the child's IG timeline (what a subject access request reads) covers the records under the old token
+        r = await http.get(f"{svc.base_url}/v1/ig/children/{school_token}/timeline",
+                           headers=svc.headers("ig_auditor"))
+        assert r.status_code == 200 and set(r.json()["tokens"]) == {school_token, care_token}
+        published = {e["record"]["event_id"] for e in r.json()["entries"] if e["record"]["kind"] == "event_published"}
+        assert care[0]["event_id"] in published and school[0]["event_id"] in published
+
         # the hub, which takes person.* events, is told; erasure reaches both tokens' data keys
         delivered = await svc.pull_until(http, "test_hub", 1)
         assert any(d["event_type"] == "person.linked" and d["payload"]["superseded_token"] == care_token
