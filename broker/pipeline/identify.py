@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stdnum.exceptions import ValidationError
 from stdnum.gb import nhs, upn
 
 
@@ -36,19 +37,29 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed.casefold() if c.isalnum())
 
 
+def _valid(scheme: Any, value: str | None) -> str | None:
+    """The compact form of a valid identifier, else None (one pass: stdnum's is_valid and compact each clean it)."""
+    if not value:
+        return None
+    try:
+        return scheme.validate(value)
+    except ValidationError:
+        return None
+
+
 def identifiers(child: Mapping[str, Any], source: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """Every deterministic identifier the child carries, strongest first: (basis, confidence, normalised identifier).
 
     Only these link records in the identity register; a probable match or a source's local id never does.
     """
     found = []
-    number = child.get("nhs_number")
-    if number and nhs.is_valid(number):
+    number = _valid(nhs, child.get("nhs_number"))
+    if number:
         confidence = "verified" if child.get("nhs_number_verification") == "verified" else "high"
-        found.append(("nhs_number", confidence, f"nhs:{nhs.compact(number)}"))
-    pupil = child.get("upn")
-    if pupil and upn.is_valid(pupil):
-        found.append(("upn", "high", f"upn:{upn.compact(pupil)}"))
+        found.append(("nhs_number", confidence, f"nhs:{number}"))
+    pupil = _valid(upn, child.get("upn"))
+    if pupil:
+        found.append(("upn", "high", f"upn:{pupil}"))
     if child.get("la_child_id"):
         found.append(("la_child_id", "high", f"la:{_fold(source['system'])}:{_fold(child['la_child_id'])}"))
     return found
@@ -59,13 +70,8 @@ def identifier_kind(identifier: str) -> str:
     return identifier.rpartition(":")[0]
 
 
-def linkage_basis(event: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(basis, confidence, normalised identifier) for the event's child."""
-    child = event["subject"]["child"]
-    source = event["source"]
-    found = identifiers(child, source)
-    if found:
-        return found[0]
+def _fallback_basis(child: Mapping[str, Any], source: Mapping[str, Any]) -> tuple[str, str, str]:
+    """For a child with no deterministic identifier: a probable match, else the source's own local id."""
     postcode = next((a.get("postcode") for a in child.get("addresses", []) if a.get("postcode")), None)
     given = (child.get("given_names") or [None])[0]
     if child.get("family_name") and given and child.get("date_of_birth") and postcode:
@@ -82,14 +88,37 @@ def token_for(identifier: str, key: LinkageKey) -> str:
     return f"lt{key.version}_" + base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One deterministic identifier of a child, as the identity register sees it: no identifier, only its token."""
+
+    kind: str  # what a child has one of: 'nhs', 'upn', 'la:<local authority>'
+    token: str  # the identifier's own token
+
+
+def link_identified(event: dict[str, Any], key: LinkageKey) -> tuple[dict[str, Any], list[Identity]]:
+    """The event with `subject.linkage` set (a new dict; the input is not changed), and its child's deterministic
+    identities, strongest first, for the identity register."""
+    child, source = event["subject"]["child"], event["source"]
+    found = identifiers(child, source)
+    ids = [Identity(identifier_kind(identifier), token_for(identifier, key)) for _, _, identifier in found]
+    basis, confidence, identifier = found[0] if found else _fallback_basis(child, source)
+    linkage = {"token": ids[0].token if ids else token_for(identifier, key), "key_version": key.version,
+               "basis": basis, "confidence": confidence}
+    return {**event, "subject": {**event["subject"], "linkage": linkage}}, ids
+
+
 def link(event: dict[str, Any], key: LinkageKey) -> dict[str, Any]:
-    """The event with `subject.linkage` set (a new dict; the input is not changed)."""
-    basis, confidence, identifier = linkage_basis(event)
-    linkage = {"token": token_for(identifier, key), "key_version": key.version, "basis": basis,
-               "confidence": confidence}
-    return {**event, "subject": {**event["subject"], "linkage": linkage}}
+    return link_identified(event, key)[0]
+
+
+def complete_identified(event: dict[str, Any], key: LinkageKey,
+                        recorded_at: str) -> tuple[dict[str, Any], list[Identity]]:
+    """Adapter output -> a full canonical event (linkage token and receipt time added), and its child's identities."""
+    linked, ids = link_identified(event, key)
+    return {**linked, "recorded_at": recorded_at}, ids
 
 
 def complete(event: dict[str, Any], key: LinkageKey, recorded_at: str) -> dict[str, Any]:
     """Adapter output -> a full canonical event: linkage token and receipt time added."""
-    return {**link(event, key), "recorded_at": recorded_at}
+    return complete_identified(event, key, recorded_at)[0]

@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
 from adapters.kit.registry import select
-from broker.pipeline.identify import LinkageKey, complete
+from broker.pipeline.identify import Identity, LinkageKey, complete_identified
 from broker.schema.validate import validate_event
 
 
@@ -18,6 +18,7 @@ from broker.schema.validate import validate_event
 class Prepared:
     adapter: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[list[Identity]] = field(default_factory=list)  # each event's child's, for the register
     rejections: list[Rejection] = field(default_factory=list)
 
 
@@ -41,7 +42,7 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
         return out
     out.rejections.extend(adapted.rejections)
     for i, draft in enumerate(adapted.events):
-        event = complete(draft, key, ctx.received_at)
+        event, ids = complete_identified(draft, key, ctx.received_at)
         problems = validate_event(event)
         if problems:  # an adapter bug or an unmappable value: fail closed, name every field
             out.rejections.extend(
@@ -49,4 +50,5 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
                 for p in problems)
         else:
             out.events.append(event)
+            out.identities.append(ids)
     return out

@@ -17,8 +17,9 @@ Rules, chosen to fail safe for children:
   folded into it, and a `person.linked` event on the surviving token tells subscribers that the old token is the
   same child.
 
-Pure: the intake shell reads what the register knows (`Known`), resolves, publishes, and only once Kafka has the
-events writes the links back (`IdentityRegister.apply`).
+Pure: the intake shell takes each event's identities from linkage (`complete_identified`), reads what the register
+knows of them (`Known`), resolves, publishes, and only once Kafka has the events writes the links back
+(`IdentityRegister.apply`).
 """
 
 from __future__ import annotations
@@ -28,16 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.kit.events import event_id, warning
-from broker.pipeline.identify import LinkageKey, identifier_kind, identifiers, token_for
+from broker.pipeline.identify import Identity
 
 CONFLICT = warning("identity.conflict", "subject.child",
                    "the identity register ties these identifiers to different children: not linked, to be reviewed")
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    kind: str  # what a child has one of: 'nhs', 'upn', 'la:<local authority>'
-    token: str  # the identifier's own token
 
 
 @dataclass(slots=True)
@@ -54,12 +49,6 @@ class Resolution:
     links: tuple[Identity, ...] = ()  # identities to record under `token`
     merged: tuple[str, ...] = ()  # children's tokens folded into `token`
     conflict: bool = False
-
-
-def identities_of(event: Mapping[str, Any], key: LinkageKey) -> list[Identity]:
-    """The event child's deterministic identities, strongest first."""
-    return [Identity(identifier_kind(identifier), token_for(identifier, key))
-            for _, _, identifier in identifiers(event["subject"]["child"], event["source"])]
 
 
 def resolve(ids: Sequence[Identity], known: Known) -> Resolution | None:
@@ -90,8 +79,8 @@ def learn(known: Known, resolution: Resolution) -> None:
 
 def relinked(event: dict[str, Any], resolution: Resolution | None) -> dict[str, Any]:
     """The event under its resolved token (a new dict). `via_register` marks a token another record gave the child."""
-    if resolution is None:
-        return event
+    if resolution is None or (resolution.token == event["subject"]["linkage"]["token"] and not resolution.conflict):
+        return event  # the common case: the child's own token, already set
     linkage = dict(event["subject"]["linkage"])
     if resolution.token != linkage["token"]:
         linkage["token"] = resolution.token

@@ -14,8 +14,9 @@ from broker.clock import now_iso
 from broker.crypto import CryptoError
 from broker.logging import get_logger
 from broker.pipeline.deadletter import deadletter_record
+from broker.pipeline.identify import Identity
 from broker.pipeline.intake import prepare
-from broker.pipeline.resolve import Resolution, audit_fields, identities_of, resolve_events
+from broker.pipeline.resolve import Resolution, audit_fields, resolve_events
 from broker.service.messages import encode, event_headers
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     if prepared.events:
         audits.append(rt.audit_record("record_adapted", **common, adapter=prepared.adapter,
                                       count=len(prepared.events), content_sha256=content_hash))
-    events, resolutions = _resolve(rt, prepared.events)
+    events, resolutions = _resolve(rt, prepared.events, prepared.identities)
     try:
         with rt.metrics.time("protect"):
             protected = [(event, rt.protect(event)) for event in events]
@@ -103,12 +104,12 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     return result
 
 
-def _resolve(rt: Runtime, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, Resolution]]]:
+def _resolve(rt: Runtime, events: list[dict[str, Any]],
+             ids: list[list[Identity]]) -> tuple[list[dict[str, Any]], list[tuple[str, Resolution]]]:
     """The events under the tokens the identity register gives their children (see broker/pipeline/resolve.py)."""
     if not events:
         return events, []
     with rt.metrics.time("resolve"):
-        ids = [identities_of(event, rt.linkage) for event in events]
         known = rt.identities.known(identity.token for event_ids in ids for identity in event_ids)
         return resolve_events(events, ids, known)
 

@@ -26,18 +26,12 @@ class IdentityRegister:
     def known(self, tokens: Iterable[str]) -> Known:
         """What the register holds about these identifier tokens and every identity of the children they name."""
         wanted = list(dict.fromkeys(tokens))
-        children: set[str] = set()
+        known = Known()
         for i in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[i:i + _LOOKUP_CHUNK]
-            children.update(row[0] for row in self.db.execute(
-                f"SELECT DISTINCT child FROM identity WHERE identifier IN ({','.join('?' * len(chunk))})", chunk))
-        known = Known()
-        listed = sorted(children)
-        for i in range(0, len(listed), _LOOKUP_CHUNK):
-            chunk = listed[i:i + _LOOKUP_CHUNK]
             for identifier, kind, child in self.db.execute(
-                    f"SELECT identifier, kind, child FROM identity WHERE child IN ({','.join('?' * len(chunk))})",
-                    chunk):
+                    "SELECT identifier, kind, child FROM identity WHERE child IN (SELECT child FROM identity"
+                    f" WHERE identifier IN ({','.join('?' * len(chunk))}))", chunk):
                 known.child_of[identifier] = child
                 known.members.setdefault(child, {})[kind] = identifier
         return known

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from broker.pipeline.resolve import Identity, Resolution
+from broker.pipeline.identify import Identity
+from broker.pipeline.resolve import Resolution
 from broker.policy import ConsentState
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from adapters.kit.events import new_event
-from broker.pipeline.identify import LinkageKey, complete
-from broker.pipeline.resolve import JOINED, REFUSED, TIED, Known, audit_fields, identities_of, resolve_events
+from broker.pipeline.identify import LinkageKey, complete, link_identified
+from broker.pipeline.resolve import JOINED, REFUSED, TIED, Known, audit_fields, resolve_events
 from broker.schema.validate import validate_event
 
 KEY = LinkageKey(1, b"k" * 32)
@@ -20,9 +20,13 @@ def _event(child: dict, agency: str = "social_care", system: str = "LA201", reco
     return complete(draft, KEY, "2026-11-23T10:00:00Z")
 
 
+def _identities(event: dict) -> list:
+    return link_identified(event, KEY)[1]
+
+
 def _through(known: Known, *events: dict) -> tuple[list[dict], list]:
-    out, resolved = resolve_events(list(events), [identities_of(e, KEY) for e in events], known)
-    assert [event_id for event_id, _ in resolved] == [e["event_id"] for e in events if identities_of(e, KEY)]
+    out, resolved = resolve_events(list(events), [_identities(e) for e in events], known)
+    assert [event_id for event_id, _ in resolved] == [e["event_id"] for e in events if _identities(e)]
     return out, [resolution for _, resolution in resolved]
 
 
