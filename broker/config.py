@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     audit_url: str | None = Field(
         None, description="Audit store: postgresql://... or sqlite:///PATH; unset: <data_dir>/audit.sqlite.")
     share_group: str = Field("mash-broker.share", description="Consumer group of the share workers.")
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer whose access tokens (JWT) are accepted beside API keys, e.g. "
+        "https://login.microsoftonline.com/<tenant>/v2.0; unset: API keys only.")
+    oidc_audience: str | None = Field(None, description="Audience (`aud`) the tokens must carry: the broker's "
+                                      "client id or application id URI. Required with MASH_OIDC_ISSUER.")
+    oidc_jwks_url: str | None = Field(None, description="The issuer's signing keys (JWKS); unset: found through "
+                                      "<issuer>/.well-known/openid-configuration.")
+    oidc_roles_claim: str = Field("roles", description="Claim listing the caller's roles as mash.<role>[.<scope>], "
+                                  "e.g. mash.intake.health, mash.subscriber.mash_hub, mash.ig_auditor, mash.admin.")
 
     @property
     def topics(self) -> Topics:

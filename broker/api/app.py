@@ -11,6 +11,7 @@ from fastapi import FastAPI, HTTPException, status
 from broker import __version__
 from broker.api import admin, health, ig_policy, intake, subscribers
 from broker.api.auth import require
+from broker.api.oidc import OidcVerifier
 from broker.config import Settings
 from broker.service.reprocess import DeadLetterNotFound, reprocess
 from broker.service.runtime import Runtime
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
             await rt.start()
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
+        s = rt.settings
+        app.state.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience or "", jwks_url=s.oidc_jwks_url,
+                                      roles_claim=s.oidc_roles_claim) if s.oidc_issuer else None
         rt.start_workers(share_workers, audit_indexer)
         try:
             yield

@@ -45,12 +45,12 @@ from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
 AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
-# What a misconfigured start raises: missing or unsafe keys, an invalid protocol, an unusable KMS.
-STARTUP_ERRORS = (SecretError, ProtocolError, PolicyError, CryptoError, OSError)
-
-
 class StartupFailed(RuntimeError):
     """The service could not start (keys, protocol, Kafka): reported in one plain line, exit status 2."""
+
+
+# What a misconfigured start raises: missing or unsafe keys, an invalid protocol, an unusable KMS, bad settings.
+STARTUP_ERRORS = (SecretError, ProtocolError, PolicyError, CryptoError, OSError, StartupFailed)
 
 
 class Runtime:
@@ -93,6 +93,9 @@ class Runtime:
         if self.protocol is not None:
             return self
         s = self.settings
+        if s.oidc_issuer and not s.oidc_audience:
+            raise StartupFailed("MASH_OIDC_ISSUER is set without MASH_OIDC_AUDIENCE: tokens issued for any other "
+                                "application would be accepted")
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.linkage = linkage_key(s.data_dir, s.linkage_key_version, create=s.dev_mode)
         self.mask_key = mask_key(s.data_dir, create=s.dev_mode)
