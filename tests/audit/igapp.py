@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ class IgApp:
     reprocessed: list[str]
 
 
-def build_ig_app(store: AuditStore, key_dir: Path) -> IgApp:
+def build_ig_app(store: AuditStore, key_dir: Path,
+                 aliases: Callable[[str], list[str]] = lambda token: [token]) -> IgApp:
     keys = ApiKeyStore(key_dir / "api-keys.json")
     ig_key, _ = keys.create("ig_auditor")
     subscriber_key, _ = keys.create("subscriber", "csc-front-door")
@@ -35,5 +37,5 @@ def build_ig_app(store: AuditStore, key_dir: Path) -> IgApp:
 
     app = FastAPI()
     app.state.api_keys = keys
-    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), reprocess))
+    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), reprocess, aliases))
     return IgApp(app, ig_key, subscriber_key, reprocessed)

@@ -7,12 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from broker.audit import audit_record
 from broker.audit.store import AuditStore
-from tests.audit.conftest import CHILD_A, seed_records
+from tests.audit.conftest import CHILD_A, CHILD_B, _eid, seed_records
 from tests.audit.igapp import IgApp, build_ig_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,12 +29,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def served(sqlite_store: AuditStore, tmp_path: Path) -> Iterator[tuple[str, IgApp]]:
+@contextmanager
+def _serving(ig: IgApp) -> Iterator[str]:
     import uvicorn
 
-    sqlite_store.append(seed_records())
-    ig = build_ig_app(sqlite_store, tmp_path)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -44,11 +44,19 @@ def served(sqlite_store: AuditStore, tmp_path: Path) -> Iterator[tuple[str, IgAp
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", ig
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture
+def served(sqlite_store: AuditStore, tmp_path: Path) -> Iterator[tuple[str, IgApp]]:
+    sqlite_store.append(seed_records())
+    ig = build_ig_app(sqlite_store, tmp_path)
+    with _serving(ig) as base:
+        yield base, ig
 
 
 def test_ig_page_in_chromium(served: tuple[str, IgApp]) -> None:
@@ -112,5 +120,36 @@ def test_ig_page_in_chromium(served: tuple[str, IgApp]) -> None:
             page.click("#signout")
             assert page.locator("#app").is_hidden() and page.locator("#timeline-results tr").count() == 0
             assert failed == []
+        finally:
+            browser.close()
+
+
+def test_a_childs_timeline_shows_the_tokens_the_identity_register_folded_into_it(sqlite_store: AuditStore,
+                                                                                 tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    sqlite_store.append([*seed_records(), audit_record(
+        "identity_linked", time="2026-03-04T09:00:00Z", actor="intake:social_care", agency="social_care",
+        subject=CHILD_A, event_id=_eid(3), superseded=CHILD_B,
+        reason="two children's streams joined: the superseded token is the same child")])
+    ig = build_ig_app(sqlite_store, tmp_path, lambda token: [CHILD_A, CHILD_B] if token in (CHILD_A, CHILD_B)
+                      else [token])
+    with _serving(ig) as base, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{base}/ig")
+            page.fill("#apikey", ig.ig_key)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#verify-badge.ok")
+            page.select_option("#kind-select", "identity_linked")
+            page.click("#search-form button[type=submit]")
+            sync_api.expect(page.locator("#search-results tbody tr")).to_have_count(1)
+            assert f"token folded in: {CHILD_B}" in page.inner_text("#search-results")
+            page.locator(f"#search-results a.token[data-token='{CHILD_A}']").first.click()
+            page.wait_for_selector("#timeline-results table")
+            title = page.inner_text("#timeline-title")
+            assert f"also recorded under {CHILD_B}" in title
+            assert page.locator("#timeline-disclosures tbody tr").count() == 2  # one under each token
+            page.screenshot(path=str(ARTIFACTS / "ig-timeline-linked.png"), full_page=True)
         finally:
             browser.close()

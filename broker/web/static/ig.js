@@ -4,7 +4,8 @@
 
 (function () {
   const KINDS = ["record_received", "record_adapted", "record_rejected", "deadlettered", "event_published",
-    "decision", "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action"];
+    "decision", "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action",
+    "identity_linked"];
   let apiKey = null;
   let searchParams = null;
   let nextBefore = null;
@@ -130,6 +131,8 @@
     }
     if (r.fields_withheld) parts.push("withheld: " + list(r.fields_withheld));
     if (r.reason) parts.push(r.reason);
+    if (r.superseded) parts.push("token folded in: " + r.superseded);
+    if (r.kind === "identity_linked" && r.count) parts.push(r.count + " identifier(s) newly tied");
     if (r.action) parts.push(r.action + (r.target ? " " + r.target : ""));
     if (r.protocol_version) parts.push("protocol " + (r.protocol_id || "") + " v" + r.protocol_version);
     return parts.join(" · ");
@@ -178,8 +181,10 @@
     selectTab("timeline");
     $("timeline-form").elements.subject.value = token;
     const data = await api("/v1/ig/children/" + encodeURIComponent(token) + "/timeline");
+    const others = (data.tokens || []).filter((t) => t !== data.subject);
     $("timeline-title").textContent = "Child " + data.subject + ": " + data.entries.length + " record(s), " +
-      data.disclosures.length + " disclosure(s)";
+      data.disclosures.length + " disclosure(s)" +
+      (others.length ? "; also recorded under " + others.join(", ") + " (the identity register ties them)" : "");
     $("timeline-disclosures").replaceChildren(el("h3", {}, ["Disclosures"]),
       table(DISCLOSURE_COLUMNS, data.disclosures, "Nothing about this child has been shared."));
     $("timeline-results").replaceChildren(el("h3", {}, ["Timeline (oldest first)"]),
