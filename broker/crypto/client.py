@@ -3,10 +3,15 @@
     client = SubscriberClient.from_file("hub.key")          # base64 text, as `mash-broker keys generate-subscriber-key`
     event = client.open(delivery_bytes)                      # -> dict
     event = client.open_new(delivery_bytes)                  # -> dict, or None for an event id already opened
+    token = client.current_token(event["subject"]["linkage"]["token"])  # after person.linked notices
 
 Delivery is at-least-once: a share worker killed between Kafka's acknowledgement and its own bookkeeping sends those
 deliveries again. Event ids are deterministic, so `open_new` drops the repeat (it remembers recent ids; repeats
 only ever follow closely).
+
+When the broker's identity register finds that two tokens are one child, it says so with a `person.linked` event
+(`payload.superseded_token` -> the subject's token). The client remembers the links it has opened, and
+`current_token` follows them; it holds them in memory, so an application keeps them with its own case records.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class SubscriberClient:
         self.content_keys_opened = 0  # HPKE opens so far: once per content key, not per message
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.duplicates_dropped = 0
+        self.superseded: dict[str, str] = {}  # token -> the token it was folded into, from person.linked
 
     @classmethod
     def from_file(cls, path: str | Path, subscriber: str | None = None) -> SubscriberClient:
@@ -70,7 +76,23 @@ class SubscriberClient:
             plain = aead.decrypt(raw[:12], raw[12:], delivery_aad(subscriber, event_id, ck_id))
         except (binascii.Error, ValueError, InvalidTag):
             raise SealError(f"delivery of event {event_id} failed authentication") from None
-        return orjson.loads(plain)
+        event = orjson.loads(plain)
+        if event.get("event_type") == "person.linked":
+            old = (event.get("payload") or {}).get("superseded_token")
+            new = ((event.get("subject") or {}).get("linkage") or {}).get("token")
+            if isinstance(old, str) and isinstance(new, str) and old != new:
+                self.superseded[old] = new
+        return event
+
+    def current_token(self, token: str) -> str:
+        """The token the child of `token` carries now, following the person.linked notices opened so far."""
+        seen = {token}
+        while token in self.superseded:
+            token = self.superseded[token]
+            if token in seen:  # a cycle cannot come from the broker; never loop on one
+                break
+            seen.add(token)
+        return token
 
     def open_new(self, delivery: bytes) -> dict[str, Any] | None:
         """Like `open`, but None when this event id was already opened (a redelivery): exactly-once for the reader."""

@@ -133,3 +133,21 @@ def test_open_new_drops_a_redelivered_event() -> None:
     assert client.open_new(again) is None  # the same event id, sealed anew by a restarted worker
     assert client.open_new(other) == _released(2)
     assert client.duplicates_dropped == 1
+
+
+def test_the_client_follows_person_linked_notices_to_a_childs_current_token() -> None:
+    private, public = generate_subscriber_keypair(X25519)
+    sealer, client = DeliverySealer("hub", public, X25519), SubscriberClient(private, "hub")
+    old, middle, new = ("lt1_" + c * 32 for c in "abc")
+
+    def linked(n: int, superseded: str, token: str) -> bytes:
+        return sealer.seal({"event_id": f"8d1f1c52-0a55-5b8e-9c7e-{n:012d}", "event_type": "person.linked",
+                            "subject": {"linkage": {"token": token}, "child": {}},
+                            "payload": {"superseded_token": superseded}})
+
+    assert client.current_token(old) == old
+    client.open(linked(1, old, middle))
+    client.open(linked(2, middle, new))  # a second join later: the chain is followed
+    assert client.current_token(old) == client.current_token(middle) == client.current_token(new) == new
+    client.open(sealer.seal(_released(3)))  # other events change nothing
+    assert client.superseded == {old: middle, middle: new}
