@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from adapters.kit.events import new_event
 from broker.pipeline.identify import LinkageKey, complete, link_identified
 from broker.pipeline.resolve import JOINED, REFUSED, TIED, Known, audit_fields, resolve_events
@@ -134,3 +137,41 @@ def test_the_audit_log_records_every_join_and_refusal_but_not_every_event() -> N
     assert audit_fields(again) == []  # a link the register already held
     _, [clash] = _through(known, _event({"nhs_number": NHS_B, "upn": UPN_A}, record="x"))
     assert audit_fields(clash) == [{"subject": clash.token, "reason": REFUSED}]
+
+
+def _truthful_children() -> list[dict]:
+    from stdnum.gb import nhs, upn
+
+    children = []
+    for n in range(5):
+        number = next(f"99900{n:02d}{k:02d}{d}" for k in range(100) for d in range(10)
+                      if nhs.is_valid(f"99900{n:02d}{k:02d}{d}"))
+        body = f"2010000{n:03d}1"
+        children.append({"nhs_number": number, "upn": upn.calc_check_digit(body[:11] + "0") + body[:11] + "0",
+                         "la_child_id": f"C{n}"})
+    assert all(upn.is_valid(c["upn"]) for c in children)
+    return children
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.sets(st.sampled_from(["nhs_number", "upn", "la_child_id"]),
+                                                     min_size=1)), min_size=1, max_size=25))
+def test_truthful_records_never_join_two_children_and_a_full_record_joins_one(records: list) -> None:
+    """Whatever order agencies send them in, records that tell the truth never put two children under one token, and
+    once a record has shown all of a child's identifiers, every later record of that child has one token."""
+    children = _truthful_children()
+    known = Known()
+    owner: dict[str, int] = {}
+    settled: dict[int, str] = {}
+    for i, (child, fields) in enumerate(records):
+        event = _event({f: children[child][f] for f in fields}, record=f"r{i}")
+        out, resolutions = _through(known, event)
+        token = _token(out[-1])
+        assert owner.setdefault(token, child) == child  # never another child's token
+        assert not any(r.conflict for r in resolutions)
+        if child in settled:
+            assert token == settled[child]
+        elif len(fields) == 3:
+            settled[child] = token
+        for notice in out[:-1]:  # a person.linked: the superseded token belonged to this same child
+            assert owner.get(notice["payload"]["superseded_token"], child) == child
