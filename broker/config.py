@@ -60,7 +60,11 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(False, description="Generate missing development keys and API keys at start (make run).")
     audit_url: str | None = Field(
         None, description="Audit store: postgresql://... or sqlite:///PATH; unset: <data_dir>/audit.sqlite.")
-    share_group: str = Field("mash-broker.share", description="Consumer group of the share workers.")
+    store_url: str | None = Field(
+        None, description="Registers (delivery log, cursors, consent, case state, identity register): "
+        "postgresql://... shared by every API and worker pod; unset: SQLite files in the data directory (one host).")
+    share_group: str = Field("", description="Consumer group of the share workers; unset: mash-broker.share with the "
+                             "default topic prefix, else mash-broker.<prefix>.share.")
     oidc_issuer: str | None = Field(
         None, description="OpenID Connect issuer whose access tokens (JWT) are accepted beside API keys, e.g. "
         "https://login.microsoftonline.com/<tenant>/v2.0; unset: API keys only.")
@@ -74,6 +78,14 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def group(self, role: str) -> str:
+        """The consumer group of a broker role (share, audit-indexer). One per topic prefix: two deployments on one
+        cluster must never share a group, or each one's restarts stall the other's consumption while the group
+        rebalances. The default prefix keeps the names mash-broker.<role>."""
+        if role == "share" and self.share_group:
+            return self.share_group
+        return f"mash-broker.{role}" if self.topic_prefix == "sg" else f"mash-broker.{self.topic_prefix}.{role}"
 
 
 class Topics:

@@ -1,7 +1,18 @@
-"""Shared fixtures. Real third-party inputs are read from ../shared/external-cases, never copied here."""
+"""Shared fixtures. Real third-party inputs are read from ../shared/external-cases, never copied here; PostgreSQL is a
+throwaway cluster of our own (Debian's postgresql server binaries)."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +40,68 @@ def assert_canonical(events: list[dict]) -> list[dict]:
     problems = {d["event_id"]: [str(p) for p in validate_event(d)] for d in done}
     assert not any(problems.values()), problems
     return done
+
+
+# --- a throwaway PostgreSQL cluster ---------------------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(candidate, "initdb").is_file() and Path(candidate, "postgres").is_file():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found and shutil.which("pg_ctl") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL server of our own on 127.0.0.1 and a free port, removed afterwards."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'psycopg[binary]'")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="mash-audit-pg-"))
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user (or nobody)
+        user = "postgres"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            user = "nobody"
+        prefix = ["runuser", "-u", user, "--"]
+        shutil.chown(root, user)
+    data, port = root / "data", _free_port()
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "mash", "--auth=trust", "-E", "UTF8"],
+                   **run)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w",
+                    "start"], **run)
+    try:
+        yield f"postgresql://mash@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], **run)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> str:
+    """The URL of a fresh, empty database on the session's cluster."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the registers live: None for SQLite files in the test's folder, else a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_database")

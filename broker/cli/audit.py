@@ -150,7 +150,7 @@ def export(
                 count = write_jsonl(f, store.entries(), store.checkpoints(), store.public_key, now)
             else:
                 # a child's records under every token the identity register ties to it
-                tokens = aliases_in(_data_dir(data_dir), subject) if subject else []
+                tokens = aliases_in(_data_dir(data_dir), subject, os.environ.get("MASH_STORE_URL")) if subject else []
                 entries = store.timeline(subject, aliases=tokens) if subject else list(store.entries())
                 if format == "csv":
                     count = write_csv(f, entries)

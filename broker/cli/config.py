@@ -83,7 +83,7 @@ def kafka_access(
     names = _subscribers(subscriber, protocol_file)
     plan = topic_plan(settings.topic_prefix, settings.event_partitions, names, AGENCIES)
     docs = kafka_topics(plan, cluster, replicas) + kafka_users(settings.topic_prefix, names, AGENCIES, cluster,
-                                                               settings.share_group)
+                                                               settings.group("share"))
     typer.echo(render_access(docs, names), nl=False)
 
 

@@ -38,9 +38,9 @@ def _open(data_dir: Path | None, master_key_file: Path | None) -> KeyStore:
         raise typer.Exit(2) from None
 
 
-def shred_subject(store: KeyStore, token: str, data_dir: Path) -> dict[str, Any]:
+def shred_subject(store: KeyStore, token: str, data_dir: Path, store_url: str | None = None) -> dict[str, Any]:
     """Shred a child's data keys under every token it has carried; returns the fields the caller must audit."""
-    reports, summary = shred_child(store, aliases_in(data_dir, token))
+    reports, summary = shred_child(store, aliases_in(data_dir, token, store_url))
     return {**reports[0].audit_fields(), **summary}
 
 
@@ -55,10 +55,11 @@ def shred(subject: Annotated[str, typer.Option(help="The child's linkage token (
     """
     if not yes:
         typer.confirm("Shredding cannot be undone. Destroy this subject's data keys?", abort=True)
-    data_dir = data_dir or Settings().data_dir
+    settings = Settings()
+    data_dir = data_dir or settings.data_dir
     store = _open(data_dir, master_key_file)
     try:
-        fields = shred_subject(store, subject, data_dir)
+        fields = shred_subject(store, subject, data_dir, settings.store_url)
     finally:
         store.close()
     if fields["data_keys_shredded"] == 0:

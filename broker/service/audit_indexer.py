@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.audit")
-GROUP = "mash-broker.audit-indexer"
 # The audit store may trail the audit topic by a fraction of a second; no delivery waits on it. A short wait made the
 # embedded broker spend a large share of a core answering the indexer's empty fetches.
 INDEXER_FETCH_WAIT_MS = 200
@@ -51,8 +50,8 @@ async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
-    consumer = group_consumer(rt.bootstrap, GROUP, rt.settings.topics.audit, fetch_wait_ms=INDEXER_FETCH_WAIT_MS,
-                              **rt.kafka_security)
+    consumer = group_consumer(rt.bootstrap, rt.settings.group("audit-indexer"), rt.settings.topics.audit,
+                              fetch_wait_ms=INDEXER_FETCH_WAIT_MS, **rt.kafka_security)
     await consumer.start()
     try:
         while not stop.is_set():

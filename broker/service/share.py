@@ -43,7 +43,8 @@ async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-
 
 
 async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
-    consumer = group_consumer(rt.bootstrap, rt.settings.share_group, rt.settings.topics.events, **rt.kafka_security)
+    group = rt.settings.group("share")
+    consumer = group_consumer(rt.bootstrap, group, rt.settings.topics.events, **rt.kafka_security)
     await consumer.start()
     log.info("share_worker_started", worker=name)
     try:
@@ -55,7 +56,7 @@ async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
                     await process_batch(rt, messages)
                 await consumer.commit()
                 for tp in batch:  # lag from the fetch's high-water mark (not ListOffsets: see delivery.py)
-                    rt.metrics.consumer_lag.labels(rt.settings.share_group, tp.topic, str(tp.partition)).set(
+                    rt.metrics.consumer_lag.labels(group, tp.topic, str(tp.partition)).set(
                         max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp)))
     finally:
         await consumer.stop()

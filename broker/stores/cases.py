@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.stores.sqlite import open_register
+from broker.stores.db import open_register
 
 
 class CaseRegister:
-    def __init__(self, path: Path) -> None:
-        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS cases ("
-                                "subject TEXT PRIMARY KEY, open INTEGER NOT NULL, event_id TEXT NOT NULL)")
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS cases (subject TEXT PRIMARY KEY,"
+                                       " open INTEGER NOT NULL, event_id TEXT NOT NULL)"], url=url)
 
     def is_open(self, subject: str) -> bool | None:
         """None when the broker has seen no social care event about the child."""
-        row = self.db.execute("SELECT open FROM cases WHERE subject = ?", (subject,)).fetchone()
-        return bool(row[0]) if row else None
+        rows = self.db.query("SELECT open FROM cases WHERE subject = ?", (subject,))
+        return bool(rows[0][0]) if rows else None
 
     def set(self, subject: str, is_open: bool, event_id: str) -> None:
-        self.db.execute("INSERT INTO cases VALUES (?, ?, ?) ON CONFLICT(subject) DO UPDATE SET open = excluded.open,"
+        self.db.execute("INSERT INTO cases VALUES (?, ?, ?) ON CONFLICT (subject) DO UPDATE SET open = excluded.open,"
                         " event_id = excluded.event_id", (subject, int(is_open), event_id))
 
     def fold(self, absorbed: str, into: str, event_id: str) -> None:

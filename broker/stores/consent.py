@@ -6,19 +6,18 @@ from pathlib import Path
 
 from broker.policy import ConsentState
 from broker.policy.consent import stricter
-from broker.stores.sqlite import open_register
+from broker.stores.db import open_register
 
 
 class ConsentRegister:
-    def __init__(self, path: Path) -> None:
-        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS consent ("
-                                "subject TEXT PRIMARY KEY, status TEXT NOT NULL, objection INTEGER NOT NULL,"
-                                " recorded_on TEXT)", durable=True)
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS consent (subject TEXT PRIMARY KEY,"
+                                       " status TEXT NOT NULL, objection INTEGER NOT NULL, recorded_on TEXT)"],
+                                url=url, durable=True)
 
     def get(self, subject: str) -> ConsentState | None:
-        row = self.db.execute("SELECT status, objection, recorded_on FROM consent WHERE subject = ?",
-                              (subject,)).fetchone()
-        return ConsentState(row[0], bool(row[1]), row[2]) if row else None
+        rows = self.db.query("SELECT status, objection, recorded_on FROM consent WHERE subject = ?", (subject,))
+        return ConsentState(rows[0][0], bool(rows[0][1]), rows[0][2]) if rows else None
 
     def put(self, subject: str, state: ConsentState) -> None:
         self.db.execute("INSERT INTO consent VALUES (?, ?, ?, ?) ON CONFLICT(subject) DO UPDATE SET"

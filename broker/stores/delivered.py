@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from broker.stores.sqlite import open_register
+from broker.stores.db import open_register
 
 
 class DeliveredLog:
-    def __init__(self, path: Path) -> None:
-        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS delivered ("
-                                "subscriber TEXT NOT NULL, event_id TEXT NOT NULL, decision_id TEXT NOT NULL,"
-                                " PRIMARY KEY (subscriber, event_id))")
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS delivered (subscriber TEXT NOT NULL,"
+                                       " event_id TEXT NOT NULL, decision_id TEXT NOT NULL,"
+                                       " PRIMARY KEY (subscriber, event_id))"], url=url)
 
     def sent(self, subscribers: Iterable[str], event_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(subscriber, event id) pairs already sent: one query for a whole batch. Naming the subscribers lets it use
@@ -22,16 +22,15 @@ class DeliveredLog:
         found: set[tuple[str, str]] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            found.update(self.db.execute(
+            found.update(self.db.query(
                 f"SELECT subscriber, event_id FROM delivered WHERE subscriber IN ({','.join('?' * len(subs))})"
                 f" AND event_id IN ({','.join('?' * len(chunk))})", [*subs, *chunk]))
         return found
 
     def mark(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """(subscriber, event_id, decision_id) rows, after Kafka acknowledged the deliveries."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO delivered VALUES (?, ?, ?)", list(rows))
+        with self.db.transaction():
+            self.db.executemany("INSERT INTO delivered VALUES (?, ?, ?) ON CONFLICT DO NOTHING", list(rows))
 
     def close(self) -> None:
         self.db.close()

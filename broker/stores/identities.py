@@ -9,19 +9,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from broker.pipeline.resolve import Known, Resolution
-from broker.stores.sqlite import open_register
+from broker.stores.db import open_register
 
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-           " child TEXT NOT NULL, linked_at TEXT NOT NULL) WITHOUT ROWID")
+_SCHEMA = ["CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+           " child TEXT NOT NULL, linked_at TEXT NOT NULL)",
+           "CREATE INDEX IF NOT EXISTS identity_child ON identity (child)"]
 REGISTER_FILE = "identities.sqlite"
 _LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
 
 
 class IdentityRegister:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str | None = None) -> None:
         # durable: a link forgotten on power loss would split a child's stream again
-        self.db = open_register(path, _SCHEMA, durable=True)
-        self.db.execute("CREATE INDEX IF NOT EXISTS identity_child ON identity (child)")
+        self.db = open_register(path, _SCHEMA, url=url, durable=True)
 
     def known(self, tokens: Iterable[str]) -> Known:
         """What the register holds about these identifier tokens and every identity of the children they name."""
@@ -29,7 +29,7 @@ class IdentityRegister:
         known = Known()
         for i in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[i:i + _LOOKUP_CHUNK]
-            for identifier, kind, child in self.db.execute(
+            for identifier, kind, child in self.db.query(
                     "SELECT identifier, kind, child FROM identity WHERE child IN (SELECT child FROM identity"
                     f" WHERE identifier IN ({','.join('?' * len(chunk))}))", chunk):
                 known.child_of[identifier] = child
@@ -38,14 +38,14 @@ class IdentityRegister:
 
     def current(self, token: str) -> str:
         """The token a child's events carry now: `token` itself unless it was folded into another child's."""
-        row = self.db.execute("SELECT child FROM identity WHERE identifier = ?", (token,)).fetchone()
-        return row[0] if row else token
+        rows = self.db.query("SELECT child FROM identity WHERE identifier = ?", (token,))
+        return rows[0][0] if rows else token
 
     def aliases(self, token: str) -> list[str]:
         """Every token the child of `token` has carried or could carry: its current token first, then the tokens of
         its other identifiers (some were its token before a merge). What erasure must reach."""
         current = self.current(token)
-        others = [row[0] for row in self.db.execute(
+        others = [row[0] for row in self.db.query(
             "SELECT identifier FROM identity WHERE child = ? AND identifier != ? ORDER BY identifier",
             (current, current))]
         return [current, *others, *([token] if token != current and token not in others else [])]
@@ -53,24 +53,24 @@ class IdentityRegister:
     def apply(self, resolutions: Iterable[Resolution], at: str) -> None:
         """Record links and merges, in order, in one transaction. An identifier already held keeps its child: two
         requests racing to link the same identifier leave the later link for the next record that carries both."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.db.transaction():
             for resolution in resolutions:
                 for absorbed in resolution.merged:
                     self.db.execute("UPDATE identity SET child = ? WHERE child = ?", (resolution.token, absorbed))
-                self.db.executemany("INSERT OR IGNORE INTO identity VALUES (?, ?, ?, ?)",
+                self.db.executemany("INSERT INTO identity VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                     [(i.token, i.kind, resolution.token, at) for i in resolution.links])
 
     def close(self) -> None:
         self.db.close()
 
 
-def aliases_in(data_dir: Path, token: str) -> list[str]:
-    """`IdentityRegister.aliases` for the register of a data directory (the CLI's way in); [token] without one."""
+def aliases_in(data_dir: Path, token: str, url: str | None = None) -> list[str]:
+    """`IdentityRegister.aliases` for the register at `url` or in a data directory (the CLI's way in); [token]
+    without one."""
     path = data_dir / REGISTER_FILE
-    if not path.exists():
+    if not url and not path.exists():
         return [token]
-    register = IdentityRegister(path)
+    register = IdentityRegister(path, url)
     try:
         return register.aliases(token)
     finally:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from broker.stores.sqlite import open_register
+from broker.stores.db import open_register
 
 
 class FirstServed:
-    def __init__(self, path: Path) -> None:
-        self.db = open_register(path, "CREATE TABLE IF NOT EXISTS first_served (subscriber TEXT NOT NULL,"
-                                " event_id TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL,"
-                                " PRIMARY KEY (subscriber, event_id))")
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS first_served (subscriber TEXT NOT NULL,"
+                                       " event_id TEXT NOT NULL, partition INTEGER NOT NULL, position BIGINT NOT NULL,"
+                                       " PRIMARY KEY (subscriber, event_id))"], url=url)
 
     def keep(self, subscriber: str, copies: Sequence[tuple[str | None, int, int]]) -> list[bool]:
         """For each (event id, partition, offset), in topic order: serve it (True) unless another copy of the same
@@ -25,11 +25,10 @@ class FirstServed:
         rows = [(subscriber, e, p, o) for e, p, o in copies if e]
         if not rows:
             return [True] * len(copies)
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO first_served VALUES (?, ?, ?, ?)", rows)
-            ids = sorted({r[1] for r in rows})
-            first = {e: (p, o) for e, p, o in self.db.execute(
+        ids = sorted({r[1] for r in rows})
+        with self.db.transaction():
+            self.db.executemany("INSERT INTO first_served VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            first = {e: (p, o) for e, p, o in self.db.query(
                 f"SELECT event_id, partition, position FROM first_served WHERE subscriber = ? AND event_id IN "
                 f"({','.join('?' * len(ids))})", [subscriber, *ids])}
         return [not e or first.get(e) == (p, o) for e, p, o in copies]

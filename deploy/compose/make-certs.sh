@@ -61,7 +61,8 @@ PROPS
 if [ ! -f postgres.env ]; then
   pg=$(password)
   printf 'POSTGRES_USER=mash\nPOSTGRES_DB=mash\nPOSTGRES_PASSWORD=%s\n' "$pg" > postgres.env
-  printf 'MASH_AUDIT_URL=postgresql://mash:%s@postgres:5432/mash\n' "$pg" > database.env
+  printf 'MASH_AUDIT_URL=postgresql://mash:%s@postgres:5432/mash\nMASH_STORE_URL=postgresql://mash:%s@postgres:5432/mash\n' \
+    "$pg" "$pg" > database.env
 fi
 if [ ! -f mash-broker.env ]; then
   {

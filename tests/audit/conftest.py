@@ -1,16 +1,8 @@
-"""Fixtures for the audit tests: synthetic audit records (fictitious tokens and ids), stores on SQLite and on a
-throwaway PostgreSQL cluster this file starts itself."""
+"""Fixtures for the audit tests: synthetic audit records (fictitious tokens and ids), stores on SQLite and on the
+throwaway PostgreSQL cluster of tests/conftest.py."""
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,62 +87,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[AuditStore]:
     store.close()
 
 
-# --- a throwaway PostgreSQL cluster ---------------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if Path(candidate, "initdb").is_file() and Path(candidate, "postgres").is_file():
-            return Path(candidate)
-    found = shutil.which("initdb")
-    return Path(found).resolve().parent if found and shutil.which("pg_ctl") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL server of our own on 127.0.0.1 and a free port, removed afterwards."""
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'psycopg[binary]'")
-    prefix: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="mash-audit-pg-"))
-    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user (or nobody)
-        user = "postgres"
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            user = "nobody"
-        prefix = ["runuser", "-u", user, "--"]
-        shutil.chown(root, user)
-    data, port = root / "data", _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "mash", "--auth=trust", "-E", "UTF8"],
-                   **run)
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w",
-                    "start"], **run)
-    try:
-        yield f"postgresql://mash@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], **run)
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture
-def pg_store(pg_url: str, tmp_path: Path) -> Iterator[AuditStore]:
+def pg_store(pg_database: str, tmp_path: Path) -> Iterator[AuditStore]:
     """A fresh database per test on the session's cluster."""
-    import psycopg
-
-    name = "audit_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    store = open_audit_store(tmp_path, pg_url.rsplit("/", 1)[0] + "/" + name, create_key=True, checkpoint_every=5)
+    store = open_audit_store(tmp_path, pg_database, create_key=True, checkpoint_every=5)
     yield store
     store.close()
 

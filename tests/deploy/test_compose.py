@@ -132,6 +132,9 @@ def test_make_certs_issues_verifiable_certificates_with_private_keys_0600(tmp_pa
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     env = dict(line.split("=", 1) for line in (out / "mash-broker.env").read_text().splitlines())
     assert set(env) == {"MASH_KAFKA_SASL_PASSWORD", "MASH_LINKAGE_KEY", "MASH_MASK_KEY", "MASH_MASTER_KEY"}
+    database = dict(line.split("=", 1) for line in (out / "database.env").read_text().splitlines())
+    assert database["MASH_STORE_URL"] == database["MASH_AUDIT_URL"]  # audit store and registers in PostgreSQL
+    assert database["MASH_STORE_URL"].startswith("postgresql://mash:")
     before = (out / "mash-broker.env").read_bytes(), (out / "ca.crt").read_bytes()
     again = subprocess.run(["bash", str(script), str(out)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and ((out / "mash-broker.env").read_bytes(), (out / "ca.crt").read_bytes()) == before

@@ -67,7 +67,7 @@ def test_scaling_follows_the_share_group_lag(k8s_documents: list[tuple[Path, dic
         "metadata"]["name"]
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "kafka"
-    assert trigger["metadata"]["consumerGroup"] == settings.share_group == "mash-broker.share"
+    assert trigger["metadata"]["consumerGroup"] == settings.group("share") == "mash-broker.share"
     assert trigger["metadata"]["topic"] == settings.topics.events
     assert trigger["metadata"]["sasl"] == "scram_sha512" and trigger["metadata"]["tls"] == "enable"
     auth = named(k8s_documents, "TriggerAuthentication", trigger["authenticationRef"]["name"])
@@ -221,7 +221,7 @@ def test_broker_principal_owns_its_prefix_and_the_share_group() -> None:
     acls = users()["mash-broker"]
     assert topic_grants(acls, "Read") == topic_grants(acls, "Write") == {("sg.", "prefix")}
     groups = {(a["resource"]["name"], a["resource"]["patternType"]) for a in acls if a["resource"]["type"] == "group"}
-    assert ("mash-broker.", "prefix") in groups and Settings().share_group.startswith("mash-broker.")
+    assert ("mash-broker.", "prefix") in groups and Settings().group("share").startswith("mash-broker.")
 
 
 def test_access_manifests_match_a_fresh_render() -> None:
@@ -241,3 +241,12 @@ def test_subscribers_match_the_sample_protocol() -> None:
     finding = checks.check_protocol(SAMPLE_PROTOCOL)
     assert finding.subscribers is not None, finding.result.detail
     assert sorted(subscribers_in_access()) == sorted(finding.subscribers)
+
+
+def test_consumer_groups_are_named_per_topic_prefix() -> None:
+    """Two deployments on one cluster never share a group: one restarting would stall the other while it rebalances."""
+    assert Settings().group("audit-indexer") == "mash-broker.audit-indexer"  # the default prefix keeps its names
+    staging = Settings(topic_prefix="staging")
+    assert staging.group("share") == "mash-broker.staging.share"
+    assert staging.group("audit-indexer") == "mash-broker.staging.audit-indexer"
+    assert Settings(topic_prefix="staging", share_group="mash-broker.custom").group("share") == "mash-broker.custom"

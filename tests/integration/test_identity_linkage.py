@@ -33,8 +33,10 @@ async def _post(svc, http: httpx.AsyncClient, agency: str, body: bytes, content_
     return r.json()["events"]
 
 
-async def test_records_keyed_by_different_identifiers_join_one_stream(kafka_bootstrap, tmp_path):
-    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+async def test_records_keyed_by_different_identifiers_join_one_stream(kafka_bootstrap, tmp_path, store_url):
+    """Run with the registers on SQLite and on PostgreSQL (MASH_STORE_URL, as pods sharing them would)."""
+    async with running_service(tmp_path, kafka_bootstrap, store_url=store_url) as svc, \
+            httpx.AsyncClient(timeout=30) as http:
         care = await _post(svc, http, "social_care", EPISODES.format(child=CHILD, day="01").encode(), "text/csv",
                            system="999")
         school = await _post(svc, http, "education", BY_NAME["education.ctf"].make(CHILD), "application/xml")

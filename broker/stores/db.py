@@ -1,0 +1,101 @@
+"""One way to open the broker's registers: a SQLite file in the data directory, or one PostgreSQL database.
+
+SQLite suits one host. API and worker pods sharing registers (the delivered log, cursors, consent, case state, the
+identity register) need PostgreSQL (`MASH_STORE_URL`): SQLite's locking is not safe on the network file systems a
+ReadWriteMany volume uses. The registers write SQL both accept (`INSERT ... ON CONFLICT`, `?` placeholders that
+`Db` turns into psycopg's `%s`), so each register is written once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_DDL_LOCK_KEY = 0x6D617368  # pg_advisory_xact_lock: pods starting together create each table once
+
+
+class StoreUrlError(ValueError):
+    pass
+
+
+class Db:
+    """A register's connection: execute, executemany and transactions with the same SQL on either database."""
+
+    def __init__(self, conn: Any, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+        self._lock = threading.RLock()  # sqlite3 connections are shared across threads; keep transactions whole
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._lock:
+            self.conn.execute(self._q(sql), tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row, fetched while the connection is held."""
+        with self._lock:
+            return [tuple(row) for row in self.conn.execute(self._q(sql), tuple(params)).fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            if self.dialect == "postgresql":
+                with self.conn.cursor() as cur:
+                    cur.executemany(self._q(sql), rows)
+            else:
+                self.conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; on SQLite the write lock is taken at the start (no upgrade deadlock between processes)."""
+        with self._lock:
+            if self.dialect == "postgresql":
+                with self.conn.transaction():
+                    yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def open_register(path: Path, schema: Sequence[str], *, url: str | None = None, durable: bool = False) -> Db:
+    """The register at `url` (postgresql://...), else the SQLite file at `path` (created with its folder), with
+    `schema` (CREATE ... IF NOT EXISTS statements) applied.
+
+    `durable`, for SQLite: every commit is synced before it returns (what an acknowledged admin action needs);
+    otherwise WAL's NORMAL mode, which survives a process crash and may lose the last commits on power loss (fine for
+    state the event stream rebuilds). PostgreSQL commits are durable either way.
+    """
+    if url:
+        if not url.startswith(POSTGRES_SCHEMES):
+            raise StoreUrlError("MASH_STORE_URL must start with postgresql://")
+        import psycopg
+
+        db = Db(psycopg.connect(url, autocommit=True), "postgresql")
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_DDL_LOCK_KEY,))
+            for statement in schema:
+                db.execute(statement)
+        return db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    for statement in schema:
+        conn.execute(statement)
+    return Db(conn, "sqlite")
