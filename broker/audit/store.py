@@ -26,6 +26,7 @@ from broker.audit.record import AuditRecordError, audit_record, normalise_time, 
 from broker.audit.retention import cutoffs, expired
 from broker.audit.verify import VerifyResult, verify
 from broker.clock import now_iso
+from broker.stores.db import Db
 
 # Record fields copied into indexed columns.
 COLUMNS = ("kind", "time", "subject", "agency", "subscriber", "event_id", "event_type", "rule_id", "decision_id",
@@ -60,40 +61,16 @@ class PruneResult:
     by_kind: dict[str, int]
 
 
-class _Sql:
-    """The little that differs between sqlite3 and psycopg: placeholders, transactions, the head lock."""
-
-    def __init__(self, conn: Any, dialect: str) -> None:
-        self.conn, self.dialect = conn, dialect
-
-    def q(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self.q(sql), tuple(params))
-
-    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        if self.dialect == "postgresql":
-            with self.conn.cursor() as cur:
-                cur.executemany(self.q(sql), rows)
-        else:
-            self.conn.executemany(sql, rows)
+class _Sql(Db):
+    """The register connection (either database), plus the audit store's writer lock on the head row."""
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        """A transaction holding the writer lock on the head row."""
-        if self.dialect == "postgresql":
-            with self.conn.transaction():
+        """A transaction holding the writer lock: the head row's on PostgreSQL, the database's on SQLite."""
+        with self.transaction():
+            if self.dialect == "postgresql":
                 self.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-                yield
-        else:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+            yield
 
 
 def _entry(row: Sequence[Any]) -> dict[str, Any]:

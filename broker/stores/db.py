@@ -33,9 +33,10 @@ class Db:
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The cursor; read it under a lock of the caller's when other threads share the connection (or use query)."""
         with self._lock:
-            self.conn.execute(self._q(sql), tuple(params))
+            return self.conn.execute(self._q(sql), tuple(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row, fetched while the connection is held."""
