@@ -41,6 +41,7 @@ from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
 from broker.stores.identities import REGISTER_FILE, IdentityRegister
+from broker.stores.migrate import sqlite_registers
 from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
@@ -93,6 +94,9 @@ class Runtime:
         if self.protocol is not None:
             return self
         s = self.settings
+        if s.store_url and (left := sqlite_registers(s.data_dir)):
+            raise StartupFailed(f"MASH_STORE_URL is set but {', '.join(left)} in {s.data_dir} still hold registers "
+                                "(consent, delivered log...): run `mash-broker stores migrate` first")
         if s.oidc_issuer and not s.oidc_audience:
             raise StartupFailed("MASH_OIDC_ISSUER is set without MASH_OIDC_AUDIENCE: tokens issued for any other "
                                 "application would be accepted")

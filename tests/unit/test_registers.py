@@ -3,6 +3,8 @@ wins; an open case), the delivered log, cursors and first-served copies."""
 
 from __future__ import annotations
 
+import pytest
+
 from broker.pipeline.identify import Identity
 from broker.pipeline.resolve import Resolution
 from broker.policy import ConsentState
@@ -96,3 +98,32 @@ def test_the_first_served_copy_of_an_event_wins(tmp_path, store_url) -> None:
     assert served.keep("hub", [("e1", 0, big), ("e2", 0, big + 1), (None, 0, big + 2)]) == [True, True, True]
     assert served.keep("hub", [("e1", 0, big), ("e1", 0, big + 9)]) == [True, False]  # the same copy again; a repeat
     assert served.keep("gp", [("e1", 0, big + 9)]) == [True]  # per subscriber
+
+
+def test_sqlite_registers_move_into_postgresql_and_a_broker_will_not_start_beside_them(tmp_path, pg_database) -> None:
+    from typer.testing import CliRunner
+
+    from broker.cli.main import app
+    from broker.config import Settings
+    from broker.service.runtime import Runtime, StartupFailed
+
+    data = tmp_path / "data"
+    consent = ConsentRegister(data / "consent.sqlite")
+    consent.put(LA, ConsentState("withdrawn", True, "2026-10-01"))
+    consent.close()
+    identities = IdentityRegister(data / "identities.sqlite")
+    identities.apply([Resolution(UPN, links=(Identity("upn", UPN), Identity("la:la201", LA)))], "t")
+    identities.close()
+
+    settings = Settings(data_dir=data, store_url=pg_database, dev_mode=True)
+    with pytest.raises(StartupFailed, match="stores migrate"):  # IG's consent records must not be left behind
+        Runtime(settings).load_local()
+
+    result = CliRunner().invoke(app, ["stores", "migrate", "--data-dir", str(data), "--url", pg_database])
+    assert result.exit_code == 0, result.output
+    assert "consent.sqlite: 1 rows" in result.output and "identities.sqlite: 2 rows" in result.output
+    assert ConsentRegister(data / "consent.sqlite", pg_database).get(LA) == ConsentState("withdrawn", True,
+                                                                                          "2026-10-01")
+    assert IdentityRegister(data / "identities.sqlite", pg_database).current(LA) == UPN
+    assert (data / "consent.sqlite.migrated").is_file() and not (data / "consent.sqlite").exists()
+    Runtime(settings).load_local()  # now it starts

@@ -1,0 +1,57 @@
+"""Moving a host's SQLite registers into PostgreSQL (`mash-broker stores migrate`), and the guard that makes a
+broker pointed at PostgreSQL refuse to start while registers still sit in SQLite files beside it: the consent
+register holds what IG recorded, and a deployment switched to MASH_STORE_URL must not start without it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from broker.stores.cases import CaseRegister
+from broker.stores.consent import ConsentRegister
+from broker.stores.cursors import CursorStore
+from broker.stores.delivered import DeliveredLog
+from broker.stores.identities import REGISTER_FILE, IdentityRegister
+from broker.stores.served import FirstServed
+
+# file in the data directory -> (register class, its table)
+REGISTERS: dict[str, tuple[Any, str]] = {
+    "delivered.sqlite": (DeliveredLog, "delivered"), "cursors.sqlite": (CursorStore, "acked"),
+    "first-served.sqlite": (FirstServed, "first_served"), "consent.sqlite": (ConsentRegister, "consent"),
+    "cases.sqlite": (CaseRegister, "cases"), REGISTER_FILE: (IdentityRegister, "identity"),
+}
+MIGRATED = ".migrated"
+_CHUNK = 5000
+
+
+def sqlite_registers(data_dir: Path) -> list[str]:
+    """The register files still in the data directory."""
+    return [name for name in REGISTERS if (data_dir / name).is_file()]
+
+
+def migrate(data_dir: Path, url: str) -> dict[str, int]:
+    """Copy every SQLite register into the PostgreSQL database at `url` (rows already there are kept), then rename
+    each file to <name>.migrated so the broker starts on PostgreSQL. Returns rows copied per register."""
+    copied: dict[str, int] = {}
+    for name in sqlite_registers(data_dir):
+        cls, table = REGISTERS[name]
+        source = sqlite3.connect(data_dir / name)
+        target = cls(data_dir / name, url)  # creates the table in PostgreSQL
+        try:
+            rows = source.execute(f"SELECT * FROM {table}")  # a fixed table name, from REGISTERS
+            marks = ",".join("?" * len(rows.description))
+            count = 0
+            while chunk := rows.fetchmany(_CHUNK):
+                with target.db.transaction():
+                    target.db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", chunk)
+                count += len(chunk)
+            copied[name] = count
+        finally:
+            source.close()
+            target.close()
+        for suffix in ("", "-wal", "-shm"):
+            path = data_dir / (name + suffix)
+            if path.exists():
+                path.rename(path.with_name(path.name + MIGRATED))
+    return copied
