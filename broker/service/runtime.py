@@ -212,9 +212,9 @@ class Runtime:
 
     def stores_status(self) -> str:
         try:
-            assert self.delivered is not None and self.cursors is not None
-            self.delivered.db.execute("SELECT 1").fetchone()
-            self.cursors.db.execute("SELECT 1").fetchone()
+            for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.identities):
+                assert store is not None
+                store.db.query("SELECT 1")
         except Exception as exc:
             return f"unavailable ({type(exc).__name__})"
         return "ok"
