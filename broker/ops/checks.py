@@ -183,6 +183,28 @@ def check_named_key(data_dir: Path, name: str, version: int, purpose: str, *, de
     return CheckResult(label, "ok", f"{name} key v{version} present ({source})")
 
 
+def check_registers(settings: Settings) -> CheckResult:
+    """Where the registers live, and whether they can be used there (the URL is never printed: it holds a password)."""
+    from broker.stores.migrate import sqlite_registers
+
+    if not settings.store_url:
+        return CheckResult("registers", "info", f"SQLite files in {settings.data_dir}: one host only; pods that "
+                           "share registers need MASH_STORE_URL (PostgreSQL)")
+    left = sqlite_registers(settings.data_dir)
+    if left:
+        return CheckResult("registers", "problem", f"MASH_STORE_URL is set but {', '.join(left)} still hold "
+                           "registers: stop the broker and run `mash-broker stores migrate`")
+    try:
+        import psycopg
+
+        with psycopg.connect(settings.store_url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # the driver's message may carry the URL
+        return CheckResult("registers", "problem", f"PostgreSQL at MASH_STORE_URL cannot be used "
+                           f"({type(exc).__name__}): check the host, credentials and that psycopg is installed")
+    return CheckResult("registers", "ok", "PostgreSQL at MASH_STORE_URL answers")
+
+
 async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] | None = None) -> list[CheckResult]:
     """Every check, in the order a person would fix them."""
     protocol = check_protocol(settings.protocol_file, protocol_loader)
@@ -196,6 +218,7 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
         protocol.result,
         kafka.result,
         check_topics(settings, kafka.topics, protocol.subscribers),
+        check_registers(settings),
     ]
 
 

@@ -176,3 +176,18 @@ async def test_topic_init_creates_the_plan_once(kafka: str) -> None:
     assert await create_topics(settings, plan, replication=1) == []
     found = await checks.check_kafka(settings)
     assert {"init.events", "init.deliver.mash_hub", "init.intake.police"} <= found.topics
+
+
+def test_registers_are_checked_where_they_live(installation: Path, pg_database: str, tmp_path: Path) -> None:
+    base = settings_for(installation, tmp_path / "protocol.yaml", None, "sg")
+    assert checks.check_registers(base).status == "info"  # SQLite: fine for one host, said so
+    assert checks.check_registers(base.model_copy(update={"store_url": pg_database})).status == "ok"
+
+    password = "doctor-secret-fictitious"
+    nowhere = base.model_copy(update={"store_url": f"postgresql://mash:{password}@127.0.0.1:{free_port()}/none"})
+    found = checks.check_registers(nowhere)
+    assert found.status == "problem" and password not in found.detail and "127.0.0.1" not in found.detail
+
+    (installation / "consent.sqlite").write_bytes(b"")  # a register left behind by a move to PostgreSQL
+    found = checks.check_registers(base.model_copy(update={"store_url": pg_database}))
+    assert found.status == "problem" and "stores migrate" in found.detail
