@@ -40,12 +40,14 @@ from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
-from broker.stores.identities import REGISTER_FILE, IdentityRegister
-from broker.stores.migrate import sqlite_registers
+from broker.stores.identities import IdentityRegister
+from broker.stores.migrate import REGISTERS, sqlite_registers
 from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
 AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
+
+
 class StartupFailed(RuntimeError):
     """The service could not start (keys, protocol, Kafka): reported in one plain line, exit status 2."""
 
@@ -123,12 +125,12 @@ class Runtime:
         self.producer = producer(self.bootstrap, **self.kafka_security)
         await self.producer.start()
         url = s.store_url  # PostgreSQL shared by every pod, else SQLite files in the data directory
-        self.delivered = DeliveredLog(s.data_dir / "delivered.sqlite", url)
-        self.cursors = CursorStore(s.data_dir / "cursors.sqlite", url)
-        self.first_served = FirstServed(s.data_dir / "first-served.sqlite", url)
-        self.consent = ConsentRegister(s.data_dir / "consent.sqlite", url)
-        self.cases = CaseRegister(s.data_dir / "cases.sqlite", url)
-        self.identities = IdentityRegister(s.data_dir / REGISTER_FILE, url)
+        self.delivered = DeliveredLog(s.data_dir / DeliveredLog.FILE, url)
+        self.cursors = CursorStore(s.data_dir / CursorStore.FILE, url)
+        self.first_served = FirstServed(s.data_dir / FirstServed.FILE, url)
+        self.consent = ConsentRegister(s.data_dir / ConsentRegister.FILE, url)
+        self.cases = CaseRegister(s.data_dir / CaseRegister.FILE, url)
+        self.identities = IdentityRegister(s.data_dir / IdentityRegister.FILE, url)
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
         await self._record_protocol_in_force()
@@ -210,11 +212,17 @@ class Runtime:
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)
 
+    def _registers(self) -> list[Any]:
+        """The registers that are open (every one of REGISTERS once `start` has run)."""
+        return [r for r in (self.delivered, self.cursors, self.first_served, self.consent, self.cases,
+                            self.identities) if r is not None]
+
     def stores_status(self) -> str:
         try:
-            for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.identities):
-                assert store is not None
-                store.db.query("SELECT 1")
+            registers = self._registers()
+            assert len(registers) == len(REGISTERS), "registers not open"
+            for register in registers:
+                register.db.query("SELECT 1")
         except Exception as exc:
             return f"unavailable ({type(exc).__name__})"
         return "ok"
@@ -234,8 +242,7 @@ class Runtime:
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
-        for store in (self.delivered, self.cursors, self.first_served, self.consent, self.cases, self.identities,
-                      self.audit_store):
+        for store in (*self._registers(), self.audit_store):
             if store is not None:
                 store.close()
         if self.embedded is not None:

@@ -8,6 +8,8 @@ from broker.stores.db import open_register
 
 
 class CaseRegister:
+    FILE, TABLE = "cases.sqlite", "cases"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS cases (subject TEXT PRIMARY KEY,"
                                        " open INTEGER NOT NULL, event_id TEXT NOT NULL)"], url=url)

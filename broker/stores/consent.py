@@ -10,6 +10,8 @@ from broker.stores.db import open_register
 
 
 class ConsentRegister:
+    FILE, TABLE = "consent.sqlite", "consent"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS consent (subject TEXT PRIMARY KEY,"
                                        " status TEXT NOT NULL, objection INTEGER NOT NULL, recorded_on TEXT)"],

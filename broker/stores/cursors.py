@@ -8,6 +8,8 @@ from broker.stores.db import open_register
 
 
 class CursorStore:
+    FILE, TABLE = "cursors.sqlite", "acked"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS acked (subscriber TEXT PRIMARY KEY,"
                                        " cursor TEXT NOT NULL, acked_at TEXT NOT NULL)"], url=url, durable=True)

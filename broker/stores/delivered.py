@@ -10,6 +10,8 @@ from broker.stores.db import open_register
 
 
 class DeliveredLog:
+    FILE, TABLE = "delivered.sqlite", "delivered"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS delivered (subscriber TEXT NOT NULL,"
                                        " event_id TEXT NOT NULL, decision_id TEXT NOT NULL,"

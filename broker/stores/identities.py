@@ -14,11 +14,12 @@ from broker.stores.db import open_register
 _SCHEMA = ["CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
            " child TEXT NOT NULL, linked_at TEXT NOT NULL)",
            "CREATE INDEX IF NOT EXISTS identity_child ON identity (child)"]
-REGISTER_FILE = "identities.sqlite"
 _LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
 
 
 class IdentityRegister:
+    FILE, TABLE = "identities.sqlite", "identity"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         # durable: a link forgotten on power loss would split a child's stream again
         self.db = open_register(path, _SCHEMA, url=url, durable=True)
@@ -48,7 +49,7 @@ class IdentityRegister:
         others = [row[0] for row in self.db.query(
             "SELECT identifier FROM identity WHERE child = ? AND identifier != ? ORDER BY identifier",
             (current, current))]
-        return [current, *others, *([token] if token != current and token not in others else [])]
+        return [current, *others]  # a folded token is an identifier of the child, so among `others`
 
     def apply(self, resolutions: Iterable[Resolution], at: str) -> None:
         """Record links and merges, in order, in one transaction. An identifier already held keeps its child: two
@@ -67,7 +68,7 @@ class IdentityRegister:
 def aliases_in(data_dir: Path, token: str, url: str | None = None) -> list[str]:
     """`IdentityRegister.aliases` for the register at `url` or in a data directory (the CLI's way in); [token]
     without one."""
-    path = data_dir / REGISTER_FILE
+    path = data_dir / IdentityRegister.FILE
     if not url and not path.exists():
         return [token]
     register = IdentityRegister(path, url)

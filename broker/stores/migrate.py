@@ -6,36 +6,32 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
-from broker.stores.identities import REGISTER_FILE, IdentityRegister
+from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
-# file in the data directory -> (register class, its table)
-REGISTERS: dict[str, tuple[Any, str]] = {
-    "delivered.sqlite": (DeliveredLog, "delivered"), "cursors.sqlite": (CursorStore, "acked"),
-    "first-served.sqlite": (FirstServed, "first_served"), "consent.sqlite": (ConsentRegister, "consent"),
-    "cases.sqlite": (CaseRegister, "cases"), REGISTER_FILE: (IdentityRegister, "identity"),
-}
+REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister)
 MIGRATED = ".migrated"
 _CHUNK = 5000
 
 
 def sqlite_registers(data_dir: Path) -> list[str]:
     """The register files still in the data directory."""
-    return [name for name in REGISTERS if (data_dir / name).is_file()]
+    return [cls.FILE for cls in REGISTERS if (data_dir / cls.FILE).is_file()]
 
 
 def migrate(data_dir: Path, url: str) -> dict[str, int]:
     """Copy every SQLite register into the PostgreSQL database at `url` (rows already there are kept), then rename
     each file to <name>.migrated so the broker starts on PostgreSQL. Returns rows copied per register."""
     copied: dict[str, int] = {}
-    for name in sqlite_registers(data_dir):
-        cls, table = REGISTERS[name]
+    for cls in REGISTERS:
+        name, table = cls.FILE, cls.TABLE
+        if not (data_dir / name).is_file():
+            continue
         source = sqlite3.connect(data_dir / name)
         target = cls(data_dir / name, url)  # creates the table in PostgreSQL
         try:

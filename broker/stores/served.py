@@ -14,6 +14,8 @@ from broker.stores.db import open_register
 
 
 class FirstServed:
+    FILE, TABLE = "first-served.sqlite", "first_served"  # its SQLite file in the data directory, and its table
+
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS first_served (subscriber TEXT NOT NULL,"
                                        " event_id TEXT NOT NULL, partition INTEGER NOT NULL, position BIGINT NOT NULL,"
