@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         None, description="Folder of DfE CIN_schema_<year>.xsd files: CIN census files of those years are "
         "validated against them (read by the CIN adapter at start).")
     max_body_bytes: int = Field(20 * 1024 * 1024, description="Largest record body accepted at intake.")
+    max_control_body_bytes: int = Field(
+        64 * 1024, description="Largest body accepted by every endpoint other than intake (acknowledgements, IG "
+        "explain, admin actions); checked before the body is parsed or the caller authenticated.")
+    intake_rate_per_second: float = Field(
+        2000.0, description="Intake requests per second allowed per credential (token bucket, 429 with "
+        "Retry-After beyond it); 0 turns the limit off. The default leaves `mash-broker bench` room at ~1000 req/s.")
+    intake_rate_burst: float = Field(4000.0, description="Intake requests one credential may send at once before "
+                                     "MASH_INTAKE_RATE_PER_SECOND applies.")
+    auth_failures_per_minute: float = Field(
+        30.0, description="Failed authentications (401 to a presented credential) allowed per client address and "
+        "minute once the burst is spent; beyond it every request from that address gets 429 until the bucket "
+        "refills. 0 turns the limit off.")
+    auth_failure_burst: float = Field(60.0, description="Failed authentications one client address may make at "
+                                      "once before MASH_AUTH_FAILURES_PER_MINUTE applies.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: str = Field("json", description="json (for log shippers) or console (for people).")
     dev_mode: bool = Field(False, description="Generate missing development keys and API keys at start (make run).")

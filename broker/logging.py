@@ -16,25 +16,37 @@ from typing import Any
 
 import structlog
 
-from broker.schema.classification import field_classes
+from broker.schema.classification import field_classes, leaf_markers
 from broker.schema.loader import load_schema
 
 # Generic words the broker's own log calls use as keys, with value-free content (their values are still scrubbed).
 _LOG_VOCABULARY = {"reason", "kind", "name", "category", "categories", "setting", "role", "year", "start", "end"}
+# Keys the logging pipeline itself puts on every line (log level, time, message, logger): never redacted, though the
+# schema has a leaf of the same name (risk.level, sensitive_operational since 1.2.0), or no line would say its level.
+_LOG_STRUCTURE = {"level", "timestamp", "event", "logger"}
 _NHS_LIKE = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")
 _POSTCODE_LIKE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE)
 
 
 @cache
 def personal_keys() -> frozenset[str]:
-    """Property names that are non-operational in every event type where they occur."""
+    """Property names that are non-operational in every event type where they occur. sensitive_operational counts
+    as personal: a log line must not say a child's risk level, consent or objection, or the clinic's system.
+    Names of fields the schema marks as able to hold special category or criminal offence data (risk `categories`,
+    a related person's `role`, `factors`) are personal whatever the log vocabulary says."""
     labels: dict[str, set[str]] = {}
+    marked: set[str] = set()
     for event_type in load_schema()["$defs"]["event_type"]["enum"]:
         for path, label in field_classes(event_type).items():
-            name = path.replace("[]", "").rsplit(".", 1)[-1]
-            labels.setdefault(name, set()).add(label)
+            labels.setdefault(_name(path), set()).add(label)
+        marked |= {_name(path) for path in leaf_markers(event_type)}
     containers = {"child", "person", "related_people", "addresses", "superseded", "local_ids"}
-    return frozenset({k for k, ls in labels.items() if "operational" not in ls} - _LOG_VOCABULARY | containers)
+    return frozenset({k for k, ls in labels.items() if "operational" not in ls} - _LOG_VOCABULARY - _LOG_STRUCTURE
+                     | containers | marked)
+
+
+def _name(path: str) -> str:
+    return path.replace("[]", "").rsplit(".", 1)[-1]
 
 
 def _scrub(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -23,6 +25,39 @@ def _field_path(base: str, loc: tuple[Any, ...]) -> str:
     return out
 
 
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+
+
+def _known_type(resource_type: Any) -> str | None:
+    """The resource type when it is a FHIR R4 type name (FHIR's vocabulary, safe to quote), else None: any other
+    text is the sender's (it may be anything, a name included) and is never quoted; positions then say "resource"."""
+    if not isinstance(resource_type, str):
+        return None
+    if resource_type in MAPPERS or resource_type in SUPPORTING:
+        return resource_type
+    if not _TYPE_NAME.fullmatch(resource_type):
+        return None
+    try:
+        get_fhir_model_class(resource_type)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return None
+    return resource_type
+
+
+def _handled(resource_type: str) -> bool:
+    return resource_type in MAPPERS or resource_type in SUPPORTING
+
+
+def _problem(base: str, err: Mapping[str, Any]) -> FieldProblem:
+    """A pydantic error as a field path and reason. An unknown key's name is the sender's: the path stops at the
+    element that holds it ("unknown field at Patient.extension[3]"), never naming it."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden" and loc:
+        where = _field_path(base, loc[:-1])
+        return FieldProblem(where, f"unknown field at {where} (not in FHIR R4)")
+    return FieldProblem(_field_path(base, loc), err.get("msg", "invalid"))
+
+
 def _model(resource_type: str, obj: Any, base: str) -> Any:
     """Validate one resource with its fhir.resources model; errors name the element, never its value."""
     try:
@@ -32,8 +67,7 @@ def _model(resource_type: str, obj: Any, base: str) -> Any:
     try:
         return cls.model_validate(obj) if isinstance(obj, dict) else cls.model_validate_xml(obj)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise FieldProblem(_field_path(base, tuple(err.get("loc", ()))), err.get("msg", "invalid")) from None
+        raise _problem(base, exc.errors()[0]) from None
     except (ValueError, TypeError, AttributeError, LookupError, RecursionError):
         # fhir_core's XML reader raises KeyError/IndexError on unknown or misplaced elements
         raise FieldProblem(base, f"not a valid {resource_type} resource") from None
@@ -53,8 +87,11 @@ def _load(data: bytes, source: str) -> tuple[str, Any]:
     if head == b"<":
         root = parse_xml(data, source)
         if root.nsmap.get(None) != "http://hl7.org/fhir":
-            raise AdapterInputError(Rejection(source, "", local(root.tag), "root element is not in the FHIR namespace"))
+            raise AdapterInputError(Rejection(source, "", "", "root element is not in the FHIR namespace"))
         return "xml", root
+    if head == b"[":
+        raise AdapterInputError(Rejection(source, "", "", "a JSON array is not a record this adapter reads: send one "
+                                          "FHIR resource or a Bundle"))
     raise AdapterInputError(Rejection(source, "", "", "neither FHIR JSON nor FHIR XML"))
 
 
@@ -62,7 +99,7 @@ def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str 
     """(position, resource type, raw resource, fullUrl) for a single resource or each Bundle entry."""
     if kind == "json":
         if doc["resourceType"] != "Bundle":
-            return [(doc["resourceType"], doc["resourceType"], doc, None)]
+            return [(_known_type(doc["resourceType"]) or "resource", doc["resourceType"], doc, None)]
         entries = doc.get("entry") or []
         if not isinstance(entries, list):
             raise AdapterInputError(Rejection(source, "", "Bundle.entry", "not a list of entries"))
@@ -77,7 +114,7 @@ def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str 
     from lxml import etree
 
     if local(doc.tag) != "Bundle":
-        return [(local(doc.tag), local(doc.tag), etree.tostring(doc), None)]
+        return [(_known_type(local(doc.tag)) or "resource", local(doc.tag), etree.tostring(doc), None)]
     out = []
     entries = [e for e in doc if local(e.tag) == "entry"]
     for i, entry in enumerate(entries):
@@ -110,12 +147,12 @@ class FhirAdapter:
         models: list[tuple[str, str, Any]] = []
         resolved: dict[str, Any] = {}
         for position, rtype, raw, full_url in entries:
-            base = rtype or "resource"
+            base = _known_type(rtype) or "resource"
             try:
                 if raw is None or not rtype:
                     raise FieldProblem("resource", "entry has no resource")
-                if rtype not in MAPPERS and rtype not in SUPPORTING:
-                    raise FieldProblem(f"{rtype}.resourceType", "resource type not handled by the health adapter")
+                if not _handled(rtype):
+                    raise FieldProblem(f"{base}.resourceType", "resource type not handled by the health adapter")
                 model = _model(rtype, raw, base)
                 models.append((position, base, model))
                 # References resolve by "Type/id" and by the entry's fullUrl (urn:uuid:... in transaction Bundles).

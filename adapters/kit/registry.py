@@ -40,6 +40,34 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+class NoAdapter(AdapterInputError):
+    """No adapter reads this input. `kind` says why, so HTTP can answer truthfully: "media_type" when no adapter of
+    the agency lists the content type (415), "body" when one does but the bytes are not what it reads (422)."""
+
+    def __init__(self, rejection: Rejection, kind: str) -> None:
+        super().__init__(rejection)
+        self.kind = kind
+
+
+_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BOM"), (b"\xff\xfe\x00\x00", "UTF-32 BOM"), (b"\xfe\xff", "UTF-16 BOM"),
+         (b"\xff\xfe", "UTF-16 BOM"))
+
+
+def body_problem(data: bytes) -> str | None:
+    """What is plainly wrong with a body no adapter sniffed, named without quoting it; None when nothing obvious."""
+    if data[:2] == b"\x1f\x8b":
+        return "body is gzip-compressed: send it uncompressed"
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return f"body is not UTF-8 ({name} found): send it encoded as UTF-8"
+    head = data[:64]
+    if len(head) >= 4 and head.count(0) * 4 >= len(head):
+        return "body is not UTF-8 (UTF-16 or UTF-32 without a BOM?): send it encoded as UTF-8"
+    if data.lstrip()[:1] == b"[":
+        return "a JSON array is not a record this adapter reads: send one record, a FHIR Bundle or a records object"
+    return None
+
+
 def select(agency: str, data: bytes, *, source: str, content_type: str | None = None,
            filename: str | None = None) -> Adapter:
     """The adapter for this agency whose content type (or file ending) matches and whose sniff accepts the bytes."""
@@ -58,4 +86,8 @@ def select(agency: str, data: bytes, *, source: str, content_type: str | None = 
     for adapter in mine:
         if adapter.sniff(data):
             return adapter
-    raise AdapterInputError(Rejection(source, "", "", f"no {agency} adapter accepts this {what}"))
+    if not mine:
+        raise NoAdapter(Rejection(source, "", "", f"no {agency} adapter accepts this {what}"), "media_type")
+    names = ", ".join(a.name for a in mine)
+    reason = body_problem(data) or f"the body is not in a format the {what}'s adapter ({names}) reads"
+    raise NoAdapter(Rejection(source, "", "", reason), "body")

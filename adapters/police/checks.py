@@ -39,6 +39,10 @@ def _validators() -> tuple[jsonschema_rs.Draft202012Validator, jsonschema_rs.Dra
 def _reason_for(kind: Any) -> str:
     if kind.name == "falseSchema":  # the only false schemas forbid incident fields on a public protection notice
         return "not allowed for this event_type"
+    if kind.name in ("additionalProperties", "unevaluatedProperties"):
+        # the names are the sender's, and may be anything (a name, an NHS number): counted, never quoted
+        count = len(kind.as_dict().get("unexpected", []) or [])
+        return f"{count or 'an'} unknown field(s) here (not in the POLE input schema)"
     return _reason(kind)
 
 

@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, status
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from broker import __version__
 from broker.api import admin, health, ig_policy, intake, subscribers
 from broker.api.auth import require
+from broker.api.limits import Limits, LimitsMiddleware
 from broker.api.oidc import OidcVerifier
+from broker.audit.keys import actor_hash_key
 from broker.config import Settings
-from broker.service.reprocess import DeadLetterNotFound, reprocess
 from broker.service.runtime import Runtime
 from broker.web.ig import make_ig_router
 
@@ -23,7 +26,20 @@ Agencies submit native records (FHIR, HL7 v2, CTF, CIN census, SSDA903, police P
 `POST /v1/records/{agency}`; subscribers read what the information sharing protocol releases to them from
 `/v1/subscribers/{name}/...`, sealed to their public key. Every call needs an API key (`Authorization: Bearer`)
 whose role fits the endpoint: intake (per agency), subscriber (per subscriber), ig_auditor, admin.
+
+Limits, checked before a body is parsed or a key checked: intake bodies up to `MASH_MAX_BODY_BYTES`, every other
+body up to `MASH_MAX_CONTROL_BODY_BYTES` (64 KiB) (413); repeated failed authentication from one address, and intake
+beyond `MASH_INTAKE_RATE_PER_SECOND` for one key, get 429 with Retry-After.
 """
+
+
+async def value_free_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming where and why, never what: FastAPI's default answer echoes the offending input (`input`, `ctx`),
+    which may be a name or an NHS number sent in the wrong field."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": [str(part)[:64] for part in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
+              for e in errors[:50]]
+    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def create_app(settings: Settings | None = None, *, share_workers: int = 1, audit_indexer: bool = True,
@@ -39,29 +55,29 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
         app.state.api_keys = rt.api_keys
         s = rt.settings
         app.state.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience or "", jwks_url=s.oidc_jwks_url,
-                                      roles_claim=s.oidc_roles_claim) if s.oidc_issuer else None
+                                      roles_claim=s.oidc_roles_claim,
+                                      actor_key=actor_hash_key(rt.audit_store.signing_key)) if s.oidc_issuer else None
         rt.start_workers(share_workers, audit_indexer)
         try:
             yield
         finally:
             await rt.stop()
 
-    app = FastAPI(title="mash-broker", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # redirect_slashes off: Starlette builds a trailing-slash redirect's Location from the Host header, which the
+    # caller controls; a wrong path is a plain 404 instead.
+    app = FastAPI(title="mash-broker", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
+    # Body and rate limits before any parsing or authentication, for every route (broker/api/limits.py).
+    app.add_middleware(LimitsMiddleware, limits=Limits.from_settings(runtime.settings if runtime else settings))
+    app.add_exception_handler(RequestValidationError, value_free_validation_error)
     app.include_router(intake.router)
     app.include_router(subscribers.router)
     app.include_router(admin.router)
     app.include_router(ig_policy.router)
 
-    async def reprocess_for_ig(deadletter_id: str) -> dict[str, Any]:
-        try:
-            result = await reprocess(app.state.runtime, deadletter_id, "ig_auditor")
-        except DeadLetterNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reprocessable dead letter {exc}") from None
-        return {"deadletter_id": deadletter_id, "event_ids": result.event_ids,
-                "rejections": [r.to_dict() for r in result.rejections]}
-
+    # IG sees dead letters but may not reprocess them (that republishes data): admins only, /v1/admin/deadletters
     app.include_router(make_ig_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
-                                      reprocess_for_ig, lambda token: app.state.runtime.identities.aliases(token)))
+                                      lambda token: app.state.runtime.identities.aliases(token)))
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

@@ -19,8 +19,31 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Kafka answers, topics exist, stores open, workers running")
+# Checks whose failure stops the service (503: take it out of the load balancer) and checks that only degrade it.
+HARD_CHECKS = ("kafka", "stores", "workers")
+
+
+def subscriber_health(rt: Any) -> str:
+    """"ok", or each subscriber that cannot be served now, by name (no paths or key details: /readyz is public)."""
+    faults = dict(rt.subscriber_faults)
+    held = rt.held.counts() if rt.held is not None else {}
+    names = sorted(set(faults) | set(held))
+    if not names:
+        return "ok"
+    parts = []
+    for name in names:
+        why = "public key unusable" if name in faults and "key" in faults[name] else faults.get(name, "recovering")
+        parts.append(f"{name} ({why}; {held.get(name, 0)} deliveries held)")
+    return "degraded: " + ", ".join(parts)
+
+
+@router.get("/readyz", summary="Readiness: Kafka answers, topics exist, stores open, workers running",
+            responses={503: {"description": "Kafka, a store or a worker is down: take this instance out of service"}})
 async def readyz(request: Request) -> JSONResponse:
+    """200 "ready"; 200 "degraded" when the service works for all but some subscribers (their deliveries are held,
+    nothing is lost) or when this start found Kafka had lost its topics and reconciled; 503 "not ready" when Kafka,
+    the stores or a worker is down. Degraded is not 503 on purpose: a load balancer that drops the instance would stop
+    intake, and every healthy subscriber's deliveries with it, for one subscriber's missing key."""
     rt = request.app.state.runtime
     checks: dict[str, Any] = {}
     try:
@@ -33,8 +56,15 @@ async def readyz(request: Request) -> JSONResponse:
         checks["kafka"] = "embedded broker has exited: restart mash-broker (its topics were in memory)"
     checks["stores"] = rt.stores_status()
     checks["workers"] = "ok" if rt.workers_alive() else "a worker has stopped"
+    try:
+        checks["subscribers"] = subscriber_health(rt)
+    except Exception as exc:  # the held register unreadable: the stores check says so too
+        checks["subscribers"] = f"unknown ({type(exc).__name__})"
+    checks["kafka_epoch"] = rt.epoch_state.readiness() if rt.epoch_state is not None else "not checked"
+    if any(checks[c] != "ok" for c in HARD_CHECKS):
+        return JSONResponse({"status": "not ready", "checks": checks}, 503)
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+    return JSONResponse({"status": "ready" if ok else "degraded", "checks": checks}, 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -4,27 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
+from broker.schema.validate import validate_event
 
 router = APIRouter(prefix="/v1/ig/policy", tags=["information governance"])
 Ig = Annotated[Principal, Depends(require("ig_auditor"))]
 
 
 class ExplainBody(BaseModel):
-    subscriber: str
+    subscriber: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,48}$")  # a subscriber name's shape: never free text echoed
     event: dict[str, Any]
     format: Literal["json", "text"] = "json"
 
 
-@router.post("/explain", summary="Why a subscriber would (not) receive this canonical event, field by field")
+@router.post("/explain", summary="Why a subscriber would (not) receive this canonical event, field by field",
+             responses={422: {"description": "The event is not a canonical event (each field named, no value)"}})
 async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -> Any:
+    """Only canonical events are explained: the engine decides over events the schema admitted, and an arbitrary
+    object (a `subject` that is a string, a `child` that is a list) made it fail with a 500. The schema's findings
+    are paths and reasons, never values."""
+    try:
+        problems = validate_event(body.event)
+    except ValueError:  # jsonschema-rs: "Recursion limit reached" for an event nested hundreds deep
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"reason": "not a canonical event", "fields": [
+            {"field": "", "reason": "nested too deeply"}]}) from None
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"reason": "not a canonical event", "fields": [
+                                {"field": p.field, "reason": p.reason} for p in problems[:50]]})
     rt = request.app.state.runtime
-    token = body.event.get("subject", {}).get("linkage", {}).get("token", "")
+    token = body.event["subject"]["linkage"]["token"]
     result = explain(rt.protocol, body.event, body.subscriber, rt.consent_for(token) if token else None,
                      case_open=rt.cases.is_open(token) if token else None)
     if body.format == "text":

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.kit.registry import AGENCIES, all_adapters, media_type
 from broker.api.auth import Principal, require
-from broker.service.intake import KafkaUnavailable, KeysUnavailable, ingest
+from broker.service.intake import InputRefused, IntakeBusy, KafkaUnavailable, KeysUnavailable, ingest
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 
@@ -38,10 +38,14 @@ def _accepted_types() -> dict[str, Any]:
     summary="Submit a native agency record",
     description="The body is the record as the agency system emits it; Content-Type picks the format. Answers 202 "
     "with the event ids once Kafka has acknowledged them. Each rejected record is named precisely (position, field, "
-    "reason) and dead-lettered; a partly bad input still publishes its good records.",
+    "reason) and dead-lettered; a partly bad input still publishes its good records. All or nothing per request: "
+    "202 only when Kafka acknowledged every event, dead letter and audit record; an input that cannot be kept "
+    "within a limit is refused whole (413) with nothing published.",
     openapi_extra={"requestBody": _accepted_types()},
-    responses={413: {"description": "Body too large"}, 415: {"description": "No adapter for this content type"},
-               422: {"description": "Every record was rejected (dead-lettered)"},
+    responses={413: {"description": "Body too large, too large to keep as a dead letter, or too slow to read"},
+               415: {"description": "No adapter for this content type, or a Content-Encoding (gzip...)"},
+               422: {"description": "Every record was rejected (dead-lettered), or the body is not what the content "
+                                    "type's adapter reads (not UTF-8, a JSON array...)"},
                503: {"description": "Kafka or the encryption keys unavailable: nothing was accepted, resend"}},
 )
 async def submit_record(
@@ -54,13 +58,22 @@ async def submit_record(
 ) -> JSONResponse:
     if agency not in AGENCIES:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown agency (expected one of {', '.join(AGENCIES)})")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):  # adapters read the record's own bytes; a compressed body is not one
+        label = encoding if encoding in ("gzip", "deflate", "br", "compress", "zstd") else "this"
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            f"{label} Content-Encoding is not accepted: send the body uncompressed")
     rt = request.app.state.runtime
     body = await read_body(request, rt.settings.max_body_bytes)
     try:
         result = await ingest(rt, agency, body, content_type=content_type, system=x_source_system,
                               actor=principal.actor)
-    except (KafkaUnavailable, KeysUnavailable) as exc:
+    except (KafkaUnavailable, KeysUnavailable, IntakeBusy) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
+    except InputRefused as exc:  # nothing published: a resend of the same bytes would be refused the same way
+        return JSONResponse({"adapter": exc.result.adapter, "accepted": 0, "events": [],
+                             "rejections": [r.to_dict() for r in exc.result.rejections], "deadletter_ids": [],
+                             "detail": exc.reason}, status.HTTP_413_CONTENT_TOO_LARGE)
     content = {
         "adapter": result.adapter,
         "accepted": len(result.event_ids),
@@ -71,8 +84,11 @@ async def submit_record(
     }
     if result.event_ids:
         return JSONResponse(content, status.HTTP_202_ACCEPTED)
-    if result.adapter is None:
+    if result.adapter is None and result.refused == "media_type":
         content["detail"] = f"no {agency} adapter accepts content type '{media_type(content_type)}'"
         return JSONResponse(content, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+    if result.adapter is None and result.refused == "body" and result.rejections:
+        content["detail"] = result.rejections[0].reason  # what is wrong with the body (not UTF-8, gzip, an array)
+        return JSONResponse(content, status.HTTP_422_UNPROCESSABLE_CONTENT)
     content["detail"] = "every record was rejected; see rejections (each is dead-lettered)"
     return JSONResponse(content, status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import jwt
 
-from broker.api.principal import ROLES, SCOPED, Principal
+from broker.api.principal import ROLES, SCOPED, Principal, actor_safe_subject
 from broker.logging import get_logger
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -46,26 +46,40 @@ class ProviderUnavailable(Exception):
     """The identity provider's keys could not be fetched and none are cached: 503, the token may well be good."""
 
 
-def grants_from_claims(claims: Mapping[str, Any], roles_claim: str = "roles") -> tuple[Principal, ...]:
-    """The broker roles a verified token's claims grant, each a Principal named after the token's subject."""
+def grants_from_claims(claims: Mapping[str, Any], roles_claim: str = "roles",
+                       actor_key: bytes = b"") -> tuple[Principal, ...]:
+    """The broker roles a verified token's claims grant, each a Principal named after the token's `sub` (who
+    acted, for the audit log: the subject itself when it is an opaque id, else a hash keyed with `actor_key`)."""
     raw = claims.get(roles_claim)
     values = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    subject = str(claims.get("azp") or claims.get("client_id") or claims.get("sub"))[:80]
+    credential = actor_safe_subject(str(claims.get("sub")), actor_key)
     grants = []
     for value in values:
         if not isinstance(value, str) or not value.startswith(ROLE_PREFIX):
             continue
         role, _, scope = value[len(ROLE_PREFIX):].partition(".")
         if role in ROLES and bool(scope) == (role in SCOPED):
-            grants.append(Principal(f"oidc:{subject}", role, scope or None))
+            grants.append(Principal(credential, role, scope or None))
     return tuple(dict.fromkeys(grants))
+
+
+# The key type each accepted algorithm needs: a header naming ES256 over an RSA key made PyJWT raise TypeError (500).
+KEY_TYPE = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+def key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
+    """The token's algorithm is one this key can verify: same family and, when the key names one, that algorithm."""
+    named = getattr(key, "_jwk_data", {}).get("alg")
+    return KEY_TYPE.get(algorithm[:2]) == key.key_type and named in (None, algorithm)
 
 
 class OidcVerifier:
     """Verifies access tokens from one issuer for one audience; holds the issuer's keys."""
 
-    def __init__(self, issuer: str, audience: str, *, jwks_url: str | None = None, roles_claim: str = "roles") -> None:
+    def __init__(self, issuer: str, audience: str, *, jwks_url: str | None = None, roles_claim: str = "roles",
+                 actor_key: bytes = b"") -> None:
         self.issuer = issuer
+        self.actor_key = actor_key  # keys the hash of a subject that cannot go into the audit actor as it is
         self.audience = audience
         self.roles_claim = roles_claim
         self._jwks_url = jwks_url
@@ -82,14 +96,16 @@ class OidcVerifier:
         if algorithm not in ALGORITHMS:
             raise TokenRejected("token algorithm not accepted")
         key = await self._key(kid if isinstance(kid, str) else "")
+        if not key_fits(key, algorithm):
+            raise TokenRejected("token algorithm does not match the issuer's key")
         try:
             claims = jwt.decode(token, key.key, algorithms=[algorithm], audience=self.audience, issuer=self.issuer,
                                 leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
             raise TokenRejected("token expired") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT raises TypeError for a key of another family
             raise TokenRejected("token signature, issuer, audience or claims not valid") from None
-        return grants_from_claims(claims, self.roles_claim)
+        return grants_from_claims(claims, self.roles_claim, self.actor_key)
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         age = time.monotonic() - self._fetched_at

@@ -11,21 +11,53 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
 from broker.clock import now_iso
-from broker.service.delivery import BadCursor, decode_cursor, encode_cursor
+from broker.logging import get_logger
+from broker.service.delivery import CURSOR_PREFIX, BadCursor, StaleCursor, behind, decode_legacy_cursor
+from broker.service.erasure import unerased
 from broker.service.share import delivery_view
 
+log = get_logger("mash.delivery")
 router = APIRouter(prefix="/v1/subscribers", tags=["delivery"])
 Subscriber = Annotated[Principal, Depends(require("subscriber", scope_param="name"))]
 
 
 class Ack(BaseModel):
-    cursor: str
+    cursor: str = Field(min_length=1, max_length=2000, description="A cursor a pull or the stream issued.")
+
+
+def _acknowledged(rt: Any, name: str) -> dict[int, int]:
+    """Where a read without `after` resumes. A cursor acknowledged before cursors were signed is honoured if its
+    numbers are in range; one that is not (an old hostile ack) is ignored, so the read starts from the beginning:
+    duplicates a subscriber can drop by event id, never a skipped delivery, never a 500."""
+    stored = rt.cursors.get(name)
+    if not stored:
+        return {}
+    try:
+        return rt.cursor_codec.open(name, stored) if stored.startswith(CURSOR_PREFIX) else \
+            decode_legacy_cursor(stored)
+    except BadCursor:
+        log.warning("acknowledged_cursor_ignored", subscriber=name, reason="not a usable cursor; reading from the "
+                    "start of the delivery topic")
+        return {}
+
+
+def _positions(rt: Any, name: str, cursor: str | None) -> dict[int, int]:
+    """A cursor the caller presents (None: the acknowledged one): 400 if this API never issued it to this
+    subscriber, 410 if it points at positions Kafka no longer holds."""
+    if cursor is None:
+        return _acknowledged(rt, name)
+    try:
+        return rt.cursor_codec.open(name, cursor)
+    except StaleCursor as exc:
+        raise HTTPException(status.HTTP_410_GONE, str(exc)) from None
+    except BadCursor as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 
 
 def _topic(request: Request, name: str) -> str:
@@ -38,18 +70,16 @@ def _topic(request: Request, name: str) -> str:
 async def _read(request: Request, name: str, after: str | None, limit: int) -> dict[str, Any]:
     rt = request.app.state.runtime
     topic = _topic(request, name)
-    try:
-        cursor = decode_cursor(after if after is not None else rt.cursors.get(name))
-    except BadCursor as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    cursor = _positions(rt, name, after)
     records, position = await rt.delivery_reader.read(topic, cursor, limit)
+    records = unerased(rt, records)  # an erased child's deliveries: never served again; the cursor moves past them
     views = [delivery_view(record) for record in records]
     keep = rt.first_served.keep(name, [(v["event_id"], v["partition"], v["offset"]) for v in views])
     deliveries, running = [], dict(cursor)
     for view, kept in zip(views, keep, strict=True):
         running[view["partition"]] = view["offset"] + 1
         if kept:
-            deliveries.append({**view, "cursor": encode_cursor(running)})
+            deliveries.append({**view, "cursor": rt.cursor_codec.issue(name, running)})
         else:  # a redelivered copy of an event this subscriber was already served: skipped, the cursor moves on
             rt.metrics.duplicates.labels(name).inc()
     if deliveries:
@@ -57,10 +87,13 @@ async def _read(request: Request, name: str, after: str | None, limit: int) -> d
         await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=f"subscriber:{name}", subscriber=name,
                                              event_id=d["event_id"], decision_id=d["decision_id"])
                              for d in deliveries])
-    return {"deliveries": deliveries, "next_cursor": encode_cursor(position)}
+    return {"deliveries": deliveries, "next_cursor": rt.cursor_codec.issue(name, position)}
 
 
-@router.get("/{name}/events", summary="Pull sealed deliveries after a cursor")
+@router.get("/{name}/events", summary="Pull sealed deliveries after a cursor",
+            responses={400: {"description": "`after` is not a cursor this API issued to this subscriber"},
+                       410: {"description": "`after` is from before Kafka lost its topics (or from an earlier, "
+                             "unsigned version): pull without `after` to resume from the acknowledged cursor"}})
 async def pull(request: Request, name: str, principal: Subscriber,
                after: Annotated[str | None, Query(max_length=2000, description="Cursor from a previous pull; "
                                                   "omitted: resume from the last acknowledged cursor.")] = None,
@@ -68,15 +101,28 @@ async def pull(request: Request, name: str, principal: Subscriber,
     return await _read(request, name, after, limit)
 
 
-@router.post("/{name}/ack", summary="Acknowledge everything up to a cursor")
+@router.post("/{name}/ack", summary="Acknowledge everything up to a cursor",
+             responses={400: {"description": "Not a cursor this API issued to this subscriber"},
+                        409: {"description": "Behind the acknowledged cursor: acknowledgements only move forward"},
+                        410: {"description": "From before Kafka lost its topics: resume without `after`"}})
 async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> dict[str, str]:
+    """Only a cursor this API issued to this subscriber, in this Kafka epoch, and not behind the acknowledged one:
+    an acknowledgement is where every later read without `after` resumes, so it can never skip a delivery."""
     _topic(request, name)
-    try:
-        decode_cursor(body.cursor)
-    except BadCursor as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     rt = request.app.state.runtime
-    rt.cursors.put(name, body.cursor, now_iso())
+    positions = _positions(rt, name, body.cursor)
+
+    def not_behind(current: str | None) -> None:
+        # Only a signed acknowledged cursor is a bar: an unsigned one from before signing existed cannot be trusted
+        # to be a position that was ever served, so the first signed acknowledgement replaces it.
+        if not current or not current.startswith(CURSOR_PREFIX):
+            return
+        if partitions := behind(positions, _acknowledged(rt, name)):
+            raise HTTPException(status.HTTP_409_CONFLICT, "cursor is behind the acknowledged one (partition "
+                                f"{', '.join(map(str, partitions))}): acknowledgements only move forward; read "
+                                "again with `after` instead")
+
+    rt.cursors.put_if(name, body.cursor, now_iso(), not_behind)
     return {"acknowledged": body.cursor}
 
 
@@ -84,11 +130,17 @@ async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> 
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(request: Request, name: str, principal: Subscriber,
-                 after: Annotated[str | None, Query(max_length=2000)] = None) -> StreamingResponse:
+                 after: Annotated[str | None, Query(max_length=2000)] = None,
+                 last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=2000,
+                                                             description="A reconnecting EventSource sends the id of "
+                                                             "the last event it saw (the cursor); used when `after` "
+                                                             "is absent.")] = None) -> StreamingResponse:
     _topic(request, name)
+    start = after if after is not None else last_event_id
+    _positions(request.app.state.runtime, name, start)  # a bad cursor is a 400/410 now, not a stream that dies
 
     async def events() -> AsyncIterator[bytes]:
-        cursor = after
+        cursor = start
         while not await request.is_disconnected():
             page = await _read(request, name, cursor, 100)
             cursor = page["next_cursor"]

@@ -80,3 +80,15 @@ def tombstone(entry: Mapping[str, Any], pruned_at: str) -> dict[str, Any]:
     return {"seq": entry["seq"], "prev_hash": entry["prev_hash"], "record_sha256": entry["record_sha256"],
             "hash": entry["hash"], "pruned": {"at": pruned_at, "kind": record.get("kind", entry.get("kind")),
                                               "time": record.get("time", entry.get("time"))}}
+
+
+# The query columns a store copies out of each record to index it. They are a copy of the chained body, not part of
+# the chain, so a verifier compares them with the body (broker/audit/verify.py): an edited column is tampering.
+INDEX_COLUMNS = ("kind", "time", "subject", "agency", "subscriber", "event_id", "event_type", "rule_id", "decision_id",
+                 "outcome", "deadletter_id")
+TOMBSTONE_COLUMNS = ("kind", "time")  # what a tombstone keeps of its index (for reporting and retention only)
+
+
+def index_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The index columns a store derives from a record (with its record_id, the store's repeat filter)."""
+    return {"record_id": record.get("record_id"), **{c: record.get(c) for c in INDEX_COLUMNS}}

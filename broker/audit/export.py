@@ -2,10 +2,12 @@
 subject access report (HTML) listing every disclosure about one child.
 
 JSON Lines layout (one JSON object per line):
-  1. header      {"type": "mash-broker-audit-export", "version": 1, "exported_at", "public_key", "key_id", ...}
+  1. header      {"type": "mash-broker-audit-export", "version": 2, "exported_at", "public_key", "key_id",
+                  "checkpoint_every", "head": {"seq", "hash"}, "hash_rule"}
   2. entries     {"type": "entry", "seq", "prev_hash", "record_sha256", "hash", "record" | "pruned"}
   3. checkpoints {"type": "checkpoint", "seq", "hash", "time", "purpose", "key_id", "signature"}
-`mash-broker audit verify EXPORT` (or broker.audit.verify.verify on the parsed lines) checks it standalone.
+`mash-broker audit verify EXPORT` (or broker.audit.verify.verify on the parsed lines, with the header's
+checkpoint_every and head) checks it standalone. Version 1 files (no checkpoint_every, no head) still read.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from broker.audit.disclosures import Disclosure
 from broker.audit.verify import VerifyResult
 
 EXPORT_TYPE = "mash-broker-audit-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HASH_RULE = ("entry.hash = SHA-256(canonical({seq, prev_hash, record_sha256})); record_sha256 = "
              "SHA-256(canonical(record)); canonical = JSON, sorted keys, no whitespace, UTF-8 (RFC 8785 for these "
              "records); the first entry's prev_hash is 64 zeros, or the hash in a signed prune checkpoint")
@@ -35,9 +38,15 @@ class ExportFormatError(ValueError):
 
 # --- JSON Lines --------------------------------------------------------------------------------------------------
 def write_jsonl(out: TextIO, entries: Iterable[Mapping[str, Any]], checkpoints: Sequence[Mapping[str, Any]],
-                public_key: Ed25519PublicKey, exported_at: str) -> int:
+                public_key: Ed25519PublicKey, exported_at: str, *, checkpoint_every: int = 0,
+                head: tuple[int, str] | None = None) -> int:
+    """`head`: the last entry written (the export ends there); `checkpoint_every`: the store's periodic interval,
+    so the verifier expects a checkpoint at each of its multiples."""
     header = {"type": EXPORT_TYPE, "version": EXPORT_VERSION, "exported_at": exported_at,
-              "public_key": public_key_b64(public_key), "key_id": key_id(public_key), "hash_rule": HASH_RULE}
+              "public_key": public_key_b64(public_key), "key_id": key_id(public_key), "hash_rule": HASH_RULE,
+              "checkpoint_every": checkpoint_every}
+    if head is not None:
+        header["head"] = {"seq": head[0], "hash": head[1]}
     out.write(json.dumps(header, sort_keys=True) + "\n")
     count = 0
     for entry in entries:
@@ -64,8 +73,9 @@ def read_jsonl(lines: Iterable[str]) -> tuple[dict[str, Any], list[dict[str, Any
             raise ExportFormatError(f"line {number}: not a JSON object")
         kind = item.pop("type", None)
         if header is None:
-            if kind != EXPORT_TYPE or item.get("version") != EXPORT_VERSION:
-                raise ExportFormatError(f"line {number}: not a {EXPORT_TYPE} version {EXPORT_VERSION} header")
+            if kind != EXPORT_TYPE or item.get("version") not in READABLE_VERSIONS:
+                raise ExportFormatError(f"line {number}: not a {EXPORT_TYPE} version "
+                                        f"{' or '.join(map(str, READABLE_VERSIONS))} header")
             header = item
         elif kind == "entry":
             entries.append(item)
@@ -80,6 +90,20 @@ def read_jsonl(lines: Iterable[str]) -> tuple[dict[str, Any], list[dict[str, Any
 
 def embedded_public_key(header: Mapping[str, Any]) -> Ed25519PublicKey:
     return parse_public_key(str(header.get("public_key", "")))
+
+
+def header_checks(header: Mapping[str, Any]) -> dict[str, Any]:
+    """verify()'s keyword arguments from an export header: checkpoint_every and head (absent in version 1).
+    Raises ExportFormatError for values of the wrong type (never echoing them)."""
+    every = header.get("checkpoint_every", 0)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise ExportFormatError("header: checkpoint_every is not a whole number")
+    head = header.get("head")
+    if head is None:
+        return {"checkpoint_every": every}
+    if not (isinstance(head, Mapping) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str)):
+        raise ExportFormatError("header: head is not {seq, hash}")
+    return {"checkpoint_every": every, "head": (head["seq"], head["hash"])}
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ to check an export's checkpoints; its key id is printed by `mash-broker audit ch
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -44,3 +45,14 @@ def _create(data_dir: Path) -> Ed25519PrivateKey:
         f.write(pem)
     (data_dir / PUBLIC_KEY_FILE).write_text(public_key_b64(key.public_key()) + "\n")
     return key
+
+
+def actor_hash_key(signing_key: Ed25519PrivateKey | None) -> bytes:
+    """The key of the short hash that stands in the audit actor for an identity provider subject that cannot go there
+    as it is (broker/api/principal.py): derived from the audit signing key, so it needs no file of its own, stays
+    the same across restarts and is unknown to whoever reads the log."""
+    if signing_key is None:
+        return b""
+    raw = signing_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+    return hashlib.sha256(b"mash-broker audit actor v1\0" + raw).digest()

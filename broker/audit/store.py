@@ -3,7 +3,9 @@
 One writer at a time appends (the head row is locked: BEGIN IMMEDIATE in SQLite, SELECT ... FOR UPDATE in
 PostgreSQL), so seq and prev_hash never fork. Records are validated before they are chained; a repeated record id
 (Kafka redelivery) is dropped. Query columns are copied out of each record for indexing; the hashed truth is the
-canonical JSON body.
+canonical JSON body, and verify() checks every column against it, so an edited index is tampering like an edited
+body. Searches read the indexed columns (fast); the answer is only as good as the last verify, which is why the
+subject access report and `mash-broker audit verify` run it.
 """
 
 from __future__ import annotations
@@ -18,19 +20,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from broker.audit.chain import GENESIS, extend_canonical
+from broker.audit.chain import GENESIS, INDEX_COLUMNS, TOMBSTONE_COLUMNS, extend_canonical
 from broker.audit.checkpoint import parse_public_key, sign_checkpoint
 from broker.audit.disclosures import Disclosure, disclosures
 from broker.audit.keys import PUBLIC_KEY_FILE, SigningKeyMissing, load_signing_key
 from broker.audit.record import AuditRecordError, audit_record, normalise_time, validate_record
 from broker.audit.retention import cutoffs, expired
-from broker.audit.verify import VerifyResult, verify
+from broker.audit.verify import PRUNE_ACTION, VerifyResult, verify
 from broker.clock import now_iso
-from broker.stores.db import Db
+from broker.stores.db import Db, private_sqlite_file
 
-# Record fields copied into indexed columns.
-COLUMNS = ("kind", "time", "subject", "agency", "subscriber", "event_id", "event_type", "rule_id", "decision_id",
-           "outcome", "deadletter_id")
+COLUMNS = INDEX_COLUMNS  # record fields copied into indexed columns (checked against the body on verify)
+COMPACT_ACTION = "audit.compact"
 AUDIT_CACHE_KIB = 32 * 1024  # SQLite page cache of the audit store
 REPROCESS_ACTION = "deadletter.reprocess"  # the admin_action the reprocess path records (broker/service/reprocess.py)
 FILTERS = ("subject", "agency", "subscriber", "event_type", "rule_id", "kind", "decision_id", "event_id")
@@ -84,6 +85,17 @@ def _entry(row: Sequence[Any]) -> dict[str, Any]:
 
 
 _ENTRY_COLS = "seq, prev_hash, record_sha256, hash, body, kind, time, pruned_at"
+_VERIFY_COLS = f"{_ENTRY_COLS}, record_id, {', '.join(c for c in COLUMNS if c not in TOMBSTONE_COLUMNS)}"
+
+
+def _verify_entry(row: Sequence[Any]) -> dict[str, Any]:
+    """An entry with the store's index columns beside it, for verify() to compare with the body."""
+    entry = _entry(row[:8])
+    names = ("record_id", *(c for c in COLUMNS if c not in TOMBSTONE_COLUMNS))
+    entry["index"] = {"kind": row[5], "time": row[6], "pruned_at": row[7], **dict(zip(names, row[8:], strict=True))}
+    return entry
+
+
 _CP_COLS = "seq, hash, time, purpose, key_id, signature"
 
 
@@ -130,29 +142,43 @@ class AuditStore:
         if not batch:
             return []
         with self._lock, self._sql.write():
-            ids = list(batch)
-            known: set[str] = set()
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = self._sql.execute(f"SELECT record_id FROM audit_entry WHERE record_id IN "
-                                         f"({','.join('?' * len(chunk))})", chunk).fetchall()
-                known.update(r[0] for r in rows)
-            fresh = [r for rid, r in batch.items() if rid not in known]
-            seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-            chained = extend_canonical(int(seq), head, fresh)
-            entries = [e for e, _ in chained]
-            self._sql.executemany(
-                f"INSERT INTO audit_entry (seq, record_id, {', '.join(COLUMNS)}, prev_hash, record_sha256, hash, body)"
-                f" VALUES ({','.join('?' * (len(COLUMNS) + 6))})",
-                [(e["seq"], e["record"]["record_id"], *(e["record"].get(c) for c in COLUMNS), e["prev_hash"],
-                  e["record_sha256"], e["hash"], body.decode()) for e, body in chained])
-            if entries:
-                self._sql.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
-                                  (entries[-1]["seq"], entries[-1]["hash"]))
-        if entries and self.signing_key is not None and self.checkpoint_every > 0 \
-                and entries[-1]["seq"] // self.checkpoint_every > int(seq) // self.checkpoint_every:
-            self.checkpoint("periodic")
+            return self._chain(batch)
+
+    def _chain(self, batch: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Inside the writer's transaction: drop known ids, chain, store, move the head, and sign a periodic
+        checkpoint at every multiple of `checkpoint_every` the head passes, in the same transaction, so a verifier
+        can expect one at each multiple (a missing one was deleted)."""
+        ids = list(batch)
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._sql.execute(f"SELECT record_id FROM audit_entry WHERE record_id IN "
+                                     f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            known.update(r[0] for r in rows)
+        fresh = [r for rid, r in batch.items() if rid not in known]
+        seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        chained = extend_canonical(int(seq), head, fresh)
+        entries = [e for e, _ in chained]
+        self._sql.executemany(
+            f"INSERT INTO audit_entry (seq, record_id, {', '.join(COLUMNS)}, prev_hash, record_sha256, hash, body)"
+            f" VALUES ({','.join('?' * (len(COLUMNS) + 6))})",
+            [(e["seq"], e["record"]["record_id"], *(e["record"].get(c) for c in COLUMNS), e["prev_hash"],
+              e["record_sha256"], e["hash"], body.decode()) for e, body in chained])
+        if not entries:
+            return entries
+        self._sql.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+                          (entries[-1]["seq"], entries[-1]["hash"]))
+        every = self.checkpoint_every
+        if self.signing_key is not None and every > 0:
+            first = int(seq) + 1
+            for at in range(-(-first // every) * every, entries[-1]["seq"] + 1, every):
+                self._store_checkpoint(sign_checkpoint(self.signing_key, at, entries[at - first]["hash"],
+                                                       self.clock(), "periodic"))
         return entries
+
+    def _store_checkpoint(self, cp: Mapping[str, Any]) -> None:
+        self._sql.execute(f"INSERT INTO audit_checkpoint ({_CP_COLS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                          (cp["seq"], cp["hash"], cp["time"], cp["purpose"], cp["key_id"], cp["signature"]))
 
     def log(self, kind: str, *, actor: str, time: str | None = None, **fields: Any) -> dict[str, Any]:
         """Build one record now and append it (for actions taken at the store: prune, reprocess, admin)."""
@@ -171,9 +197,7 @@ class AuditStore:
                     raise AuditStoreError(f"no entry with seq {at_seq}")
                 seq, head = at_seq, row[0]
             cp = sign_checkpoint(self.signing_key, seq, head, self.clock(), purpose)
-            self._sql.execute(f"INSERT INTO audit_checkpoint ({_CP_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
-                              " ON CONFLICT DO NOTHING",
-                              (cp["seq"], cp["hash"], cp["time"], cp["purpose"], cp["key_id"], cp["signature"]))
+            self._store_checkpoint(cp)
             return cp
 
     # --- reading ---------------------------------------------------------------------------------------------
@@ -182,16 +206,20 @@ class AuditStore:
             seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
             return int(seq), head
 
-    def entries(self, after_seq: int = 0, page: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every entry in seq order, read a page at a time."""
+    def entries(self, after_seq: int = 0, page: int = 1000, through_seq: int | None = None,
+                *, with_index: bool = False) -> Iterator[dict[str, Any]]:
+        """Every entry in seq order (up to `through_seq`), read a page at a time; `with_index` adds the store's
+        index columns of each (what verify compares with the body)."""
+        cols, build = (_VERIFY_COLS, _verify_entry) if with_index else (_ENTRY_COLS, _entry)
+        last = 2**63 - 1 if through_seq is None else through_seq
         while True:
             with self._lock:
-                rows = self._sql.execute(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE seq > ? ORDER BY seq LIMIT ?",
-                                         (after_seq, page)).fetchall()
+                rows = self._sql.execute(f"SELECT {cols} FROM audit_entry WHERE seq > ? AND seq <= ? ORDER BY seq"
+                                         " LIMIT ?", (after_seq, last, page)).fetchall()
             if not rows:
                 return
             for row in rows:
-                yield _entry(row)
+                yield build(row)
             after_seq = int(rows[-1][0])
 
     def checkpoints(self) -> list[dict[str, Any]]:
@@ -200,10 +228,33 @@ class AuditStore:
         return [_checkpoint(r) for r in rows]
 
     def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
+        """Chain, checkpoints (one expected at every multiple of checkpoint_every), index columns, tombstones, and
+        the head row against the last entry; rows beyond the head are tampering too.
+
+        The walk reads the chain up to the head read at its start, with the checkpoints signed by then, so records
+        appended meanwhile cannot look like tampering; a failure seen while the head moved (a prune or compaction
+        running beside) is checked once more before it is reported."""
         key = public_key or self.public_key
         if key is None:
             raise SigningKeyMissing("no audit public key: give one, or open the store with the data directory")
-        return verify(self.entries(), self.checkpoints(), key)
+        for _ in range(3):
+            head = self.head()
+            checkpoints = [c for c in self.checkpoints() if c["seq"] <= head[0]]
+            result = verify(self.entries(through_seq=head[0], with_index=True), checkpoints, key,
+                            checkpoint_every=self.checkpoint_every, head=head)
+            if result.ok:
+                with self._lock:
+                    beyond = self._sql.execute("SELECT MAX(seq) FROM audit_entry").fetchone()[0]
+                now = self.head()
+                if beyond is not None and int(beyond) > now[0]:
+                    return VerifyResult(False, result.checked, now[0] + 1,
+                                        f"entries after the store's head (seq {now[0]}) were added outside the writer",
+                                        result.head_seq, result.head_hash, result.checkpoints,
+                                        result.last_checkpoint_seq, fault="head")
+                return result
+            if self.head() == head:
+                return result
+        return result
 
     def search(self, *, since: str | None = None, until: str | None = None, limit: int = 100,
                before_seq: int | None = None, newest_first: bool = True, **filters: str | None) -> list[dict]:
@@ -296,30 +347,38 @@ class AuditStore:
     # --- retention -------------------------------------------------------------------------------------------
     def prune(self, retention_days: Mapping[str, int], *, now: str | None = None, actor: str = "retention",
               compact: bool = False) -> PruneResult:
-        """Turn records past their kind's retention into tombstones (chain intact), log the prune as an
-        admin_action, and, with `compact`, drop the leading run of tombstones behind a signed prune checkpoint."""
+        """Turn records past their kind's retention into tombstones (chain intact) and, in the same transaction,
+        log one admin_action `audit.prune` per kind pruned, naming the kind (target), the cut-off (before), the
+        head it could reach (through_seq) and the count: the record a verifier needs to accept those tombstones
+        (a tombstone no logged prune covers is tampering). Prune records are never pruned themselves, for that
+        reason. With `compact`, the leading run of tombstones is then dropped behind a signed prune checkpoint."""
         now = normalise_time(now or self.clock())
         cut = cutoffs(now, retention_days)
         by_kind: dict[str, int] = {}
         with self._lock, self._sql.write():
+            through = int(self._sql.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()[0])
+            logged: dict[str, Mapping[str, Any]] = {}
             for kind, before in cut.items():
-                rows = self._sql.execute("SELECT seq, time FROM audit_entry WHERE kind = ? AND time < ?"
-                                         " AND body IS NOT NULL", (kind, before)).fetchall()
-                seqs = [int(s) for s, t in rows if expired(kind, t, cut)]
+                rows = self._sql.execute("SELECT seq, time, body FROM audit_entry WHERE kind = ? AND time < ?"
+                                         " AND body IS NOT NULL AND seq <= ?", (kind, before, through)).fetchall()
+                seqs = [int(s) for s, t, body in rows if expired(kind, t, cut) and not _is_prune_record(kind, body)]
                 if seqs:
-                    blank = ", ".join(f"{c} = NULL" for c in COLUMNS if c not in ("kind", "time"))
+                    blank = ", ".join(f"{c} = NULL" for c in COLUMNS if c not in TOMBSTONE_COLUMNS)
                     self._sql.executemany(f"UPDATE audit_entry SET body = NULL, pruned_at = ?, {blank} WHERE seq = ?",
                                           [(now, s) for s in seqs])
                     by_kind[kind] = len(seqs)
+                    record = audit_record("admin_action", time=now, actor=actor, action=PRUNE_ACTION, target=kind,
+                                          before=before, through_seq=through, count=len(seqs))
+                    logged[record["record_id"]] = record
+            self._chain(logged)
         total = sum(by_kind.values())
-        if total:
-            self.log("admin_action", actor=actor, time=now, action="audit.prune", count=total)
-        compacted = self.compact() if compact else 0
+        compacted = self.compact(actor=actor) if compact else 0
         return PruneResult(total, compacted, by_kind)
 
-    def compact(self) -> int:
+    def compact(self, *, actor: str = "retention") -> int:
         """Drop the leading run of tombstones. The entry before the new start is signed first (purpose prune):
-        that checkpoint is what lets a verifier trust a chain that no longer starts at seq 1."""
+        that checkpoint is what lets a verifier trust a chain that no longer starts at seq 1. Logged as an
+        admin_action `audit.compact` (count, through_seq: the last seq dropped)."""
         with self._lock:
             row = self._sql.execute("SELECT MIN(seq) FROM audit_entry WHERE body IS NOT NULL").fetchone()
             first_kept = row[0]
@@ -333,11 +392,17 @@ class AuditStore:
             with self._sql.write():
                 count = self._sql.execute("SELECT COUNT(*) FROM audit_entry WHERE seq <= ?", (last_drop,)).fetchone()[0]
                 self._sql.execute("DELETE FROM audit_entry WHERE seq <= ?", (last_drop,))
+            self.log("admin_action", actor=actor, action=COMPACT_ACTION, through_seq=last_drop, count=int(count))
             return int(count)
 
     def close(self) -> None:
         with self._lock:
             self._sql.conn.close()
+
+
+def _is_prune_record(kind: str, body: str) -> bool:
+    """A prune's own record: what makes its tombstones legitimate, so it is kept whatever admin_action's period."""
+    return kind == "admin_action" and json.loads(body).get("action") == PRUNE_ACTION
 
 
 def open_audit_store(data_dir: Path, url: str | None = None, *, create_key: bool = False,
@@ -363,7 +428,7 @@ def open_audit_store(data_dir: Path, url: str | None = None, *, create_key: bool
         path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "audit.sqlite"
         if url and not url.startswith("sqlite:///"):
             raise AuditStoreError("audit URL must start with postgresql:// or sqlite:///")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(path)  # 0600 in a 0700 folder
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # Record ids, decision ids and subjects are random keys, so each append walks their indexes at random and

@@ -14,11 +14,13 @@ from typing import Annotated
 
 import typer
 
+from broker.api.principal import cli_actor
 from broker.audit.checkpoint import PublicKeyError, key_id, parse_public_key
 from broker.audit.export import (
     ExportFormatError,
     embedded_public_key,
     fhir_bundle,
+    header_checks,
     read_jsonl,
     subject_access_report,
     write_csv,
@@ -78,10 +80,15 @@ def verify(
     public_key: Annotated[Path | None, typer.Option(
         help="The published audit public key (base64 raw or PEM). Without it an export is checked against the key "
              "it embeds: compare the printed key id with the published one.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        min=0, help="The interval of periodic checkpoints to expect (a checkpoint must stand at each multiple the "
+                    "chain passed). Default: the export header's (compare it with the published one), or the "
+                    "store's (1000).")] = None,
     data_dir: DataDir = None, audit_url: AuditUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Check the hash chain and the signed checkpoints; exit 0 ok, 1 tampered, 2 unusable."""
+    """Check the hash chain, the signed checkpoints (one at every multiple of the interval), the index columns
+    against the records, tombstones against the logged prunes and the head; exit 0 ok, 1 tampered, 2 unusable."""
     key = None
     if public_key is not None:
         try:
@@ -109,13 +116,24 @@ def verify(
             typer.echo("note: the export names a different key than the one given", err=True)
         if not checkpoints:
             typer.echo("warning: the export holds no signed checkpoint: truncation cannot be detected", err=True)
-        result = verify_chain(entries, checkpoints, key)
+        try:
+            checks = header_checks(header)
+        except ExportFormatError as exc:
+            raise _fail(f"{export}: {exc}") from None
+        if checkpoint_every is not None:
+            checks["checkpoint_every"] = checkpoint_every
+        elif checks["checkpoint_every"]:
+            typer.echo(f"expecting a signed checkpoint every {checks['checkpoint_every']} records, as the export "
+                       "header says: compare it with the published interval", err=True)
+        result = verify_chain(entries, checkpoints, key, **checks)
     else:
         store = _open(data_dir, audit_url)
         try:
             key = key or store.public_key
             if key is None:
                 raise _fail("no audit public key in the data directory (give --public-key)")
+            if checkpoint_every is not None:
+                store.checkpoint_every = checkpoint_every
             result = store.verify(key)
         finally:
             store.close()
@@ -131,7 +149,8 @@ def export(
     subject: Annotated[str | None, typer.Option(help="Only this child (linkage token): csv, fhir, sar.")] = None,
     data_dir: DataDir = None, audit_url: AuditUrl = None,
 ) -> None:
-    """Export the audit log. A jsonl export is signed at the head first and carries every checkpoint."""
+    """Export the audit log. A jsonl export is signed at the head first, ends at that checkpoint and carries every
+    checkpoint up to it, the store's checkpoint interval and its head."""
     if format not in FORMATS:
         raise _fail(f"unknown format (expected one of {', '.join(FORMATS)})")
     if format == "sar" and not subject:
@@ -143,11 +162,18 @@ def export(
         now = now_iso()
         with out.open("w", encoding="utf-8", newline="") as f:
             if format == "jsonl":
-                if store.signing_key is not None:
-                    store.checkpoint("on_demand")
                 if store.public_key is None:
                     raise _fail("no audit key in the data directory: a verifiable export needs the public key")
-                count = write_jsonl(f, store.entries(), store.checkpoints(), store.public_key, now)
+                if store.signing_key is not None:
+                    cp = store.checkpoint("on_demand")
+                    head = (cp["seq"], cp["hash"])
+                else:
+                    head = store.head()
+                # the chain up to that head, and the checkpoints signed by then: records appended while the file is
+                # written belong to the next export
+                checkpoints = [c for c in store.checkpoints() if c["seq"] <= head[0]]
+                count = write_jsonl(f, store.entries(through_seq=head[0]), checkpoints, store.public_key, now,
+                                    checkpoint_every=store.checkpoint_every, head=head)
             else:
                 # a child's records under every token the identity register ties to it
                 tokens = aliases_in(_data_dir(data_dir), subject, os.environ.get("MASH_STORE_URL")) if subject else []
@@ -164,7 +190,8 @@ def export(
                     status = store.verify() if store.public_key is not None else None
                     f.write(subject_access_report(subject, found, entries, now, status))
                     count = len(found)
-        store.log("admin_action", actor="cli", action="audit.export", target=format, subject=subject, count=count)
+        store.log("admin_action", actor=cli_actor(), action="audit.export", target=format, subject=subject,
+                  count=count)
     finally:
         store.close()
     typer.echo(f"wrote {count} {'disclosures' if format == 'sar' else 'records'} to {out}")
@@ -175,6 +202,10 @@ def checkpoint(data_dir: DataDir = None, audit_url: AuditUrl = None) -> None:
     """Sign the chain head now (also done every N records and before each jsonl export)."""
     store = _open(data_dir, audit_url)
     try:
+        if store.signing_key is None:
+            raise SigningKeyMissing("no signing key")
+        # logged first, so the checkpoint covers the record of who asked for it
+        store.log("admin_action", actor=cli_actor(), action="audit.checkpoint")
         cp = store.checkpoint("on_demand")
     except SigningKeyMissing:
         raise _fail("the audit signing key is not in the data directory") from None
@@ -204,7 +235,7 @@ def prune(
         return
     store = _open(data_dir, audit_url)
     try:
-        result = store.prune(retention, now=now, actor="cli", compact=compact)
+        result = store.prune(retention, now=now, actor=cli_actor(), compact=compact)
     except SigningKeyMissing:
         raise _fail("compaction needs the audit signing key") from None
     finally:

@@ -16,12 +16,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from broker.api.principal import cli_actor
+from broker.audit.store import open_audit_store
 from broker.config import Settings
 from broker.crypto.errors import CryptoError
 from broker.crypto.factory import open_key_provider
 from broker.crypto.hpke_keys import SUITES, X25519, generate_subscriber_keypair
-from broker.crypto.keystore import KeyStore, shred_child
-from broker.stores.identities import aliases_in
+from broker.crypto.keystore import KeyStore
+from broker.service.erasure import erase_child, key_shred_records, known_child
+from broker.stores.erasures import ErasureRegister
+from broker.stores.identities import IdentityRegister
 
 app = typer.Typer(help="Data keys, key-encryption keys, crypto-shredding and subscriber key pairs.",
                   no_args_is_help=True)
@@ -38,10 +42,31 @@ def _open(data_dir: Path | None, master_key_file: Path | None) -> KeyStore:
         raise typer.Exit(2) from None
 
 
-def shred_subject(store: KeyStore, token: str, data_dir: Path, store_url: str | None = None) -> dict[str, Any]:
-    """Shred a child's data keys under every token it has carried; returns the fields the caller must audit."""
-    reports, summary = shred_child(store, aliases_in(data_dir, token, store_url))
-    return {**reports[0].audit_fields(), **summary}
+class UnknownChild(LookupError):
+    """The token names no child the broker has records about: nothing is erased or recorded."""
+
+
+def shred_subject(store: KeyStore, token: str, data_dir: Path, store_url: str | None = None,
+                  audit_url: str | None = None, actor: str | None = None) -> dict[str, Any]:
+    """Erase a child under every token it has carried: the erasure register, its data keys, and `key_shred`
+    records appended to the audit store (under its writer lock: safe beside a running indexer). The `person.erased`
+    notice is owed in the erasure register; the running service publishes it (this command has no Kafka producer).
+    Returns the audit fields."""
+    actor = actor or cli_actor()
+    erasures = ErasureRegister(data_dir / ErasureRegister.FILE, store_url)
+    audit = open_audit_store(data_dir, audit_url)
+    identities = IdentityRegister(data_dir / IdentityRegister.FILE, store_url)
+    try:
+        if not known_child(identities, audit, token, store):
+            raise UnknownChild("no record of this child: erasure is recorded only for a token the broker has "
+                               "received records about (check the token)")
+        reports, summary = erase_child(store, erasures, audit, identities.aliases(token), actor)
+        audit.append(key_shred_records(reports, summary, actor))
+    finally:
+        audit.close()
+        erasures.close()
+        identities.close()
+    return {**reports[0].audit_fields(), **summary, "actor": actor}
 
 
 @app.command()
@@ -50,8 +75,10 @@ def shred(subject: Annotated[str, typer.Option(help="The child's linkage token (
           data_dir: DataDir = None, master_key_file: MasterKeyFile = None) -> None:
     """Crypto-shred one child: destroy its data keys, so every copy of its protected fields is unreadable for good.
 
-    Reaches every token the identity register ties to the child (tokens folded in by `person.linked`). Prints the
-    audit record fields (JSON) on stdout.
+    Reaches every token the identity register ties to the child (tokens folded in by `person.linked`), records the
+    erasure in the erasure register and `key_shred` records in the audit store (actor `cli:<user>`); the running
+    service tells the subscribers that received the child's data (`person.erased`). Prints the audit record fields
+    (JSON) on stdout.
     """
     if not yes:
         typer.confirm("Shredding cannot be undone. Destroy this subject's data keys?", abort=True)
@@ -59,7 +86,10 @@ def shred(subject: Annotated[str, typer.Option(help="The child's linkage token (
     data_dir = data_dir or settings.data_dir
     store = _open(data_dir, master_key_file)
     try:
-        fields = shred_subject(store, subject, data_dir, settings.store_url)
+        fields = shred_subject(store, subject, data_dir, settings.store_url, settings.audit_url)
+    except UnknownChild as exc:
+        typer.echo(f"keys: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     if fields["data_keys_shredded"] == 0:

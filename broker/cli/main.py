@@ -18,7 +18,7 @@ app.command()(files.convert)
 app.command()(files.validate)
 
 # Sub-apps live beside this file, one per concern.
-for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores"):
+for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka"):
     try:
         app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
     except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build
@@ -55,6 +55,7 @@ def run(
 
     from broker import aio
     from broker.api.app import create_app
+    from broker.api.limits import bounded_http_protocol
     from broker.config import Settings
     from broker.kafka.embedded import NOTICE as EMBEDDED_NOTICE
     from broker.kafka.embedded import EmbeddedBrokerError
@@ -90,7 +91,7 @@ def run(
         if runtime.embedded is not None:
             typer.echo(EMBEDDED_NOTICE, err=True)
         config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
-                                access_log=False)
+                                access_log=False, http=bounded_http_protocol())  # request heads bounded
         await uvicorn.Server(config).serve()
 
     try:

@@ -18,6 +18,7 @@ from broker.crypto.envelope import (
 from broker.crypto.errors import (
     CryptoError,
     DecryptionFailed,
+    ErasedData,
     KeyShredded,
     KeyUnavailable,
     KmsError,
@@ -35,6 +36,7 @@ __all__ = [
     "CryptoError",
     "DataKey",
     "DecryptionFailed",
+    "ErasedData",
     "KeyProvider",
     "KeyShredded",
     "KeyStore",

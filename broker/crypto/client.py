@@ -12,6 +12,12 @@ only ever follow closely).
 When the broker's identity register finds that two tokens are one child, it says so with a `person.linked` event
 (`payload.superseded_token` -> the subject's token). The client remembers the links it has opened, and
 `current_token` follows them; it holds them in memory, so an application keeps them with its own case records.
+
+When the broker erases a child (crypto-shredding), every subscriber that was sent anything about it gets a
+`person.erased` notice: `payload.erased_tokens` (every token the child carried) and `payload.erased_at`. It opens
+like any delivery; the client also remembers it, so `erased_tokens()` lists what to delete and `is_erased(token)`
+answers for a token (following person.linked). Sealed copies of earlier deliveries on the Kafka delivery topic can
+no longer be opened by anyone without this subscriber's key, but the subscriber's own copies are its to delete.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class SubscriberClient:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.duplicates_dropped = 0
         self.superseded: dict[str, str] = {}  # token -> the token it was folded into, from person.linked
+        self.erased: dict[str, str] = {}  # token -> when the broker erased its child, from person.erased
 
     @classmethod
     def from_file(cls, path: str | Path, subscriber: str | None = None) -> SubscriberClient:
@@ -82,7 +89,22 @@ class SubscriberClient:
             new = ((event.get("subject") or {}).get("linkage") or {}).get("token")
             if isinstance(old, str) and isinstance(new, str) and old != new:
                 self.superseded[old] = new
+        elif event.get("event_type") == "person.erased":
+            payload = event.get("payload") or {}
+            at, tokens = payload.get("erased_at"), payload.get("erased_tokens")
+            if isinstance(at, str) and isinstance(tokens, list):
+                for token in tokens:
+                    if isinstance(token, str):
+                        self.erased.setdefault(token, at)
         return event
+
+    def erased_tokens(self) -> set[str]:
+        """Every token named by the person.erased notices opened so far: delete what you hold under them."""
+        return set(self.erased)
+
+    def is_erased(self, token: str) -> bool:
+        """Whether the child of `token` was erased, as far as the notices opened so far tell."""
+        return token in self.erased or self.current_token(token) in self.erased
 
     def current_token(self, token: str) -> str:
         """The token the child of `token` carries now, following the person.linked notices opened so far."""

@@ -173,10 +173,12 @@ def _classifications(value: Any, schema: _Node, found: set[str]) -> set[str]:
     return found
 
 
-def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]:
+def protect_event(event: Mapping[str, Any], keys: KeyProvider, *, scope: str | None = None) -> dict[str, Any]:
     """A copy of the event with every non-operational leaf encrypted under its child's key for its classification.
 
-    Unknown leaf paths count as narrative (fail closed). The input is not changed.
+    Unknown leaf paths count as narrative (fail closed). The input is not changed. `scope` replaces the child's
+    token as the key scope: the broker's own notices about a child (person.erased) must not live or die with the
+    child's keys. The event id goes to the key provider, which refuses an erased child's old events (ErasedData).
     """
     token, aad_head, tree = _envelope_header(event)
     nonces = _nonce_stream()
@@ -185,7 +187,8 @@ def protect_event(event: Mapping[str, Any], keys: KeyProvider) -> dict[str, Any]
     # made in one transaction; and the key's cipher, ciphertext prefix and associated-data tail, so that each leaf
     # only formats its path
     sealers = {c: (dk.aead.encrypt, f"{PREFIX}{dk.key_id}:", f"\x1f{dk.key_id}")
-               for c, dk in keys.encryption_keys(token, sorted(_classifications(event, tree, set()))).items()}
+               for c, dk in keys.encryption_keys(scope or token, sorted(_classifications(event, tree, set())),
+                                                 event_id=event["event_id"]).items()}
 
     def encrypt(value: Any, path: str, classification: str) -> Any:
         seal, head, tail = sealers[classification]

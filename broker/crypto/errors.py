@@ -38,3 +38,12 @@ class SealError(CryptoError):
 
 class NotForThisSubscriber(SealError):
     """The delivery was sealed to another subscriber's key."""
+
+
+class ErasedData(CryptoError):
+    """Data about a crypto-shredded child that was received before its erasure: the keystore mints no new data key
+    for it (see broker/pipeline/erasure.py), so a resend cannot bring the child's old records back."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id} is about an erased child and was received before the erasure")
+        self.event_id = event_id

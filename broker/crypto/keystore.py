@@ -9,6 +9,11 @@ classification (all that event's fields of the classification), protect_blob one
 Use counts are reserved in blocks (one UPDATE per block, not per encryption), so the stored count is an upper bound
 of real use across every process; unused reservations are given back on rotation and close.
 
+A shred also records the ids of the events the scope's keys protected (given by the caller: the audit log's
+publications), and `encryption_keys` refuses (ErasedData) to protect any of them again: a resend of a record received
+before the erasure never gets fresh keys. Events with new ids (records received after the erasure) get new keys: new
+processing, which a second shred erases in turn.
+
 Unwrapped DEKs are cached in a bounded LRU. A shred in this process evicts them at once; a shred by another process
 (e.g. `mash-broker keys shred` beside a running service) is seen within `revalidate_after` seconds through SQLite's
 data_version and a key epoch bumped by every shred and forced rotation.
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.crypto.errors import KeyShredded, KeyUnavailable, KmsError
+from broker.crypto.errors import ErasedData, KeyShredded, KeyUnavailable, KmsError
 from broker.crypto.kms import Kms, blob_version, kek_name_for
 from broker.crypto.provider import DataKey
 from broker.crypto.sqlite import open_key_db
@@ -58,6 +63,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS data_keys_by_scope ON data_keys (scope, classification, created_at)",
     "CREATE TABLE IF NOT EXISTS keystore_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT INTO keystore_meta (name, value) VALUES ('key_epoch', 0) ON CONFLICT (name) DO NOTHING",
+    # events received before their scope was shredded: never protected again (see `encryption_keys`)
+    "CREATE TABLE IF NOT EXISTS shredded_events (event_id TEXT PRIMARY KEY, scope TEXT NOT NULL)",
 )
 
 
@@ -85,10 +92,15 @@ class ShredReport:
                 "shredded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.shredded_at))}
 
 
-def shred_child(keys: Any, tokens: list[str]) -> tuple[list[ShredReport], dict[str, Any]]:
+def shred_child(keys: Any, tokens: list[str],
+                event_ids: Iterable[tuple[str, str]] = ()) -> tuple[list[ShredReport], dict[str, Any]]:
     """Shred every token one child has carried (the identity register's aliases, current first): the reports, one
-    per token, and their summary for the caller (API response or CLI output)."""
-    reports = [keys.shred_with_report(token) for token in tokens]
+    per token, and their summary for the caller (API response or CLI output). `event_ids`, (event id, token) pairs,
+    are the child's events received before now: the keystore will not protect them again."""
+    by_token: dict[str, list[str]] = {}
+    for event_id, token in event_ids:
+        by_token.setdefault(token, []).append(event_id)
+    reports = [keys.shred_with_report(token, by_token.get(token, ())) for token in tokens]
     return reports, {"subject": tokens[0], "tokens": tokens, "data_keys_shredded": sum(r.data_keys for r in reports),
                      "classifications": sorted({c for r in reports for c in r.classifications})}
 
@@ -121,18 +133,25 @@ class KeyStore:
         self._epoch = self._read_epoch()
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         self._next_check = time.monotonic() + revalidate_after
+        self._erased_scopes: set[str] | None = None  # scopes with shredded events; reloaded when the epoch moves
 
     # --- KeyProvider ---------------------------------------------------------------------------------------
     def encryption_key(self, scope: str, classification: str) -> DataKey:
         return self.encryption_keys(scope, [classification])[classification]
 
-    def encryption_keys(self, scope: str, classifications: Iterable[str]) -> dict[str, DataKey]:
+    def encryption_keys(self, scope: str, classifications: Iterable[str], *,
+                        event_id: str | None = None) -> dict[str, DataKey]:
         """`encryption_key` for each classification (one use each). The keys that must be made or reserved anew are
         handled in one synced transaction: a new child's first event needs several, and a commit apiece cost ~5 ms
-        of fsync each (about 30 ms per new child, on the intake's event loop)."""
+        of fsync each (about 30 ms per new child, on the intake's event loop).
+
+        ErasedData if `event_id` is an event of this scope received before the scope was shredded."""
         if time.monotonic() >= self._next_check:
             self._revalidate()
         with self._lock:
+            if event_id is not None and scope in self._erased() and self._db.execute(
+                    "SELECT 1 FROM shredded_events WHERE event_id = ? AND scope = ?", (event_id, scope)).fetchone():
+                raise ErasedData(event_id)
             keys, missing = {}, []
             for classification in dict.fromkeys(classifications):
                 cur = self._current.get((scope, classification))
@@ -180,13 +199,16 @@ class KeyStore:
         """Destroy every wrapped DEK of the scope (a child: its linkage token). Returns how many were destroyed."""
         return self.shred_with_report(scope).data_keys
 
-    def shred_with_report(self, scope: str) -> ShredReport:
+    def shred_with_report(self, scope: str, event_ids: Iterable[str] = ()) -> ShredReport:
+        """Destroy the scope's DEKs; `event_ids` (its events received until now) are never protected again."""
         if not scope:
             raise ValueError("empty scope")
         now = self._clock()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.executemany("INSERT INTO shredded_events (event_id, scope) VALUES (?, ?) ON CONFLICT "
+                                     "(event_id) DO NOTHING", [(e, scope) for e in dict.fromkeys(event_ids)])
                 classes = sorted({c for (c,) in self._db.execute(
                     "SELECT classification FROM data_keys WHERE scope = ? AND wrapped IS NOT NULL", (scope,))})
                 count = self._db.execute(
@@ -199,11 +221,17 @@ class KeyStore:
                 raise
             # Old page images live on in the write-ahead log until a checkpoint; truncate it now.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._erased_scopes = None
             for key in [k for k in self._current if k[0] == scope]:
                 del self._current[key]
             for key_id in [k for k, (s, _) in self._cache.items() if s == scope]:
                 self._cache[key_id] = (scope, None)
         return ShredReport(scope, count, classes, now)
+
+    def holds(self, scope: str) -> bool:
+        """Whether any data key (live or shredded) was ever made for `scope`: the keystore's word that it knows it."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM data_keys WHERE scope = ? LIMIT 1", (scope,)).fetchone() is not None
 
     def rotate_data_keys(self, scope: str | None = None) -> int:
         """Retire the active DEKs (of one scope, or all): the next encryption of each gets a new one."""
@@ -298,6 +326,12 @@ class KeyStore:
             self._db.close()
 
     # --- internals -----------------------------------------------------------------------------------------
+    def _erased(self) -> set[str]:
+        """Scopes with shredded events (small: erased children), so that only their events pay a lookup."""
+        if self._erased_scopes is None:
+            self._erased_scopes = {s for (s,) in self._db.execute("SELECT DISTINCT scope FROM shredded_events")}
+        return self._erased_scopes
+
     def _next_encryption_key(self, scope: str, classification: str, cur: _Current | None) -> DataKey:
         if classification not in ENCRYPTING:
             raise ValueError(f"no data keys for classification {classification!r}")
@@ -419,3 +453,4 @@ class KeyStore:
                 self._give_back_reservations()
                 self._current.clear()
                 self._cache.clear()
+                self._erased_scopes = None

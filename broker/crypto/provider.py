@@ -32,9 +32,11 @@ class KeyProvider(Protocol):
         once per protected event (or blob) and classification, and use the key for all its fields in that event."""
         ...
 
-    def encryption_keys(self, scope: str, classifications: Iterable[str]) -> dict[str, DataKey]:
+    def encryption_keys(self, scope: str, classifications: Iterable[str], *,
+                        event_id: str | None = None) -> dict[str, DataKey]:
         """`encryption_key` for several classifications at once (one use each), so that keys to be made are made
-        together."""
+        together. `event_id` names the event to be protected: a provider refuses (ErasedData) an event of a shredded
+        scope that was received before the shred."""
         ...
 
     def decryption_key(self, key_id: str, reason: str = "") -> bytes:

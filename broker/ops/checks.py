@@ -124,6 +124,23 @@ def check_secret_permissions(data_dir: Path) -> CheckResult:
     return CheckResult("key file permissions", "ok", f"{len(files)} key files, all 0600 or stricter")
 
 
+def check_data_permissions(data_dir: Path) -> CheckResult:
+    """The data directory (0700) and its SQLite stores (0600: tokens, consent, case state, the audit trail) must not
+    be readable by group or others. A warning, not a problem: the service runs, but another local user could copy the
+    registers; fix with chmod."""
+    if not data_dir.is_dir():
+        return CheckResult("data permissions", "info", f"{data_dir} does not exist yet: it will be created 0700")
+    loose = [data_dir] if data_dir.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO) else []
+    stores = sorted(p for pattern in ("*.sqlite", "*.sqlite-wal", "*.sqlite-shm") for p in data_dir.glob(pattern))
+    loose += [p for p in stores if p.is_file() and p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+    if loose:
+        named = ", ".join(f"{p} (mode {stat.S_IMODE(p.stat().st_mode):04o})" for p in loose)
+        return CheckResult("data permissions", "warning", f"open to group or others: {named}; fix with "
+                           f"chmod 700 {data_dir} and chmod 600 on the store files")
+    return CheckResult("data permissions", "ok", f"{data_dir} is 0700 or stricter and its {len(stores)} store "
+                       "files 0600 or stricter")
+
+
 def _protocol_loader() -> Callable[[Path], Any] | None:
     """broker.policy.load_protocol if this build has it (imported lazily: doctor must work without it)."""
     try:
@@ -212,6 +229,7 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
     return [
         check_data_dir(settings.data_dir),
         check_secret_permissions(settings.data_dir),
+        check_data_permissions(settings.data_dir),
         check_named_key(settings.data_dir, "linkage", settings.linkage_key_version, "pseudonymous linkage tokens",
                         dev_mode=settings.dev_mode),
         check_named_key(settings.data_dir, "mask", 1, "the protocol's keyed-hash masks", dev_mode=settings.dev_mode),
@@ -219,7 +237,18 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
         kafka.result,
         check_topics(settings, kafka.topics, protocol.subscribers),
         check_registers(settings),
+        *await _delivery_checks(settings, kafka.topics is not None),
     ]
+
+
+async def _delivery_checks(settings: Settings, kafka_reached: bool) -> list[CheckResult]:
+    """Subscriber keys, held deliveries, the Kafka epoch (broker/ops/delivery_checks.py, imported late: it imports
+    this module)."""
+    from broker.ops import delivery_checks as d
+
+    protocol = d.load_protocol_quietly(settings.protocol_file) if settings.protocol_file.is_file() else None
+    return [d.check_subscriber_keys(settings, protocol), d.check_held_deliveries(settings),
+            await d.check_kafka_epoch(settings, kafka_reached)]
 
 
 def healthy(results: Iterable[CheckResult]) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
-from adapters.kit.registry import select
+from adapters.kit.registry import NoAdapter, select
 from broker.pipeline.identify import Identity, LinkageKey, complete_identified
 from broker.schema.validate import validate_event
 
@@ -20,6 +20,11 @@ class Prepared:
     events: list[dict[str, Any]] = field(default_factory=list)
     identities: list[list[Identity]] = field(default_factory=list)  # each event's child's, for the register
     rejections: list[Rejection] = field(default_factory=list)
+    # why no adapter read the input: "media_type" (no adapter lists the content type) or "body" (one does, but the
+    # bytes are not its format); None when an adapter was chosen
+    refused: str | None = None
+    # linkage tokens of the children named by events the canonical schema refused (their dead letter names them)
+    rejected_tokens: list[str] = field(default_factory=list)
 
 
 def _event_position(event: dict[str, Any], index: int) -> str:
@@ -34,6 +39,10 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
         adapter = select(agency, data, source=ctx.source, content_type=content_type, filename=filename)
         out.adapter = adapter.name
         adapted = adapter.adapt(data, ctx)
+    except NoAdapter as exc:
+        out.rejections.append(exc.rejection)
+        out.refused = exc.kind
+        return out
     except AdapterInputError as exc:
         out.rejections.append(exc.rejection)
         return out
@@ -48,6 +57,9 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
             out.rejections.extend(
                 Rejection(ctx.source, _event_position(event, i), p.field, f"canonical schema: {p.reason}")
                 for p in problems)
+            token = ((event.get("subject") or {}).get("linkage") or {}).get("token")
+            if isinstance(token, str):
+                out.rejected_tokens.append(token)
         else:
             out.events.append(event)
             out.identities.append(ids)

@@ -14,21 +14,21 @@ from typing import Any
 
 import yaml
 
-from broker.policy.codes import (
-    ARTICLE_6,
-    ARTICLE_9,
-    CRIMINAL,
-    KEY_SUITES,
-    RISK_ORDER,
-    SPECIAL_CATEGORY,
-    STATUTORY_GATEWAYS,
-)
+from broker.policy.codes import ALIASES, CONSENT, KEY_SUITES, RISK_ORDER
 from broker.policy.errors import ProtocolError
 from broker.policy.fields import covers, field_table
+from broker.policy.lawful import (
+    Recipient,
+    RuleFacts,
+    overriding_duty,
+    possible_sources,
+    relies_on_para18_alone,
+    rule_problems,
+)
 from broker.policy.model import Conditions, FieldRule, Partner, Protocol, Rule, Subscriber
 from broker.policy.schema_check import check_schema
 from broker.policy.source import line_of, parse_yaml, yaml_path
-from broker.schema.classification import field_classes
+from broker.schema.classification import CRIMINAL, SPECIAL, field_classes, leaf_markers
 from broker.schema.loader import load_schema
 
 
@@ -70,10 +70,14 @@ def _duplicates(items: list[Mapping[str, Any]], key: str, section: str, problems
 
 def _subscribers(data: Mapping[str, Any], base_dir: Path | None, problems: _Problems) -> dict[str, Subscriber]:
     out = {}
-    partner_ids = {p["id"] for p in data["partners"]}
+    agency_of = {p["id"]: p["agency"] for p in data["partners"]}
     for i, raw in enumerate(data["subscribers"]):
-        if raw["partner"] not in partner_ids:
+        if raw["partner"] not in agency_of:
             problems.add(["subscribers", i, "partner"], "not the id of a partner in partners")
+        elif agency_of[raw["partner"]] == "police" and "regime" not in raw:
+            problems.add(["subscribers", i], "a police subscriber processes either for the law enforcement purposes "
+                                             "(DPA 2018 Part 3, s31) or for another purpose (UK GDPR): say which "
+                                             "with regime: dpa2018_part3 or uk_gdpr")
         for j, purpose in enumerate(raw["purposes"]):
             if purpose not in data["purposes"]:
                 problems.add(["subscribers", i, "purposes", j], "not a purpose defined under purposes")
@@ -93,28 +97,37 @@ def _subscribers(data: Mapping[str, Any], base_dir: Path | None, problems: _Prob
         out[raw["name"]] = Subscriber(
             name=raw["name"], partner=raw["partner"], role=raw["role"], purposes=tuple(raw["purposes"]),
             key_suite=raw["key_suite"], delivery=raw["delivery"], public_key_b64=key_b64, key_file=key_file,
-            organisation=dict(raw.get("organisation", {})), description=raw.get("description", ""))
+            organisation=dict(raw.get("organisation", {})), description=raw.get("description", ""),
+            agency=agency_of.get(raw["partner"], ""), regime=raw.get("regime", "uk_gdpr"),
+            confidentiality=raw.get("confidentiality"))
     return out
 
 
-def _check_lawful_basis(rule: Rule, i: int, problems: _Problems) -> None:
-    basis = set(rule.lawful_basis)
-    where = ["rules", i, "lawful_basis"]
-    if len(basis & ARTICLE_6) != 1:
-        problems.add(where, "cite exactly one Article 6 basis: uk_gdpr_art6_1_c, uk_gdpr_art6_1_e or consent")
-    if "consent" in basis and basis & set(STATUTORY_GATEWAYS):
-        problems.add(where, "a rule relying on consent must not cite a statutory gateway: where the gateway "
-                            "applies consent is not the basis; write two rules")
-    if "uk_gdpr_art9_2_g" in basis and "dpa2018_sch1_para18" not in basis:
-        problems.add(where, "uk_gdpr_art9_2_g needs a DPA 2018 Schedule 1 Part 2 condition: cite dpa2018_sch1_para18")
-    shared = {label for t, table in rule.tables.items() for leaf, label in field_classes(t).items()
-              if table[leaf].action != "withhold"}
-    special = sorted(shared & SPECIAL_CATEGORY)
-    if special and not (basis & ARTICLE_9 or "consent" in basis):
-        problems.add(where, f"releases special category data ({', '.join(special)}): cite uk_gdpr_art9_2_g or "
-                            "uk_gdpr_art9_2_h, or rely on consent")
-    if shared & CRIMINAL and not ({"dpa2018_sch1_para18", "consent"} & basis):
-        problems.add(where, "releases criminal offence data: cite dpa2018_sch1_para18 (or rely on consent)")
+def expand_codes(codes: list[str] | None) -> tuple[str, ...] | None:
+    """Aliases (`consent`) replaced by the codes they stand for, order kept, duplicates dropped."""
+    if codes is None:
+        return None
+    out: list[str] = []
+    for code in codes:
+        out += [c for c in ALIASES.get(code, (code,)) if c not in out]
+    return tuple(out)
+
+
+def _check_lawful_basis(rule: Rule, i: int, selected: list[Subscriber], problems: _Problems) -> None:
+    shared = frozenset(label for t, table in rule.tables.items() for leaf, label in field_classes(t).items()
+                       if table[leaf].action != "withhold")
+    marked = [(leaf, markers) for t, table in rule.tables.items() for leaf, markers in leaf_markers(t).items()
+              if table[leaf].action != "withhold"]
+    facts = RuleFacts(
+        discloser_basis=rule.lawful_basis, recipient_basis=rule.recipient_basis,
+        sources=possible_sources(rule.source_agencies, rule.event_types),
+        recipients=tuple(Recipient(s.name, s.agency, s.regime, s.confidentiality) for s in selected),
+        shared_labels=shared, under_18_only=rule.conditions.subject_under_18, para18_reason=rule.para18_reason,
+        special_leaves=frozenset(leaf for leaf, m in marked if SPECIAL in m),
+        criminal_leaves=frozenset(leaf for leaf, m in marked if CRIMINAL in m),
+        narrative_reviewed=rule.narrative_review is not None)
+    for key, reason in rule_problems(facts):
+        problems.add(["rules", i, key], reason)
 
 
 def _check_overlaps(fields: list[Mapping[str, Any]], i: int, problems: _Problems) -> None:
@@ -174,15 +187,17 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         for k, path in enumerate(fr.paths):
             if not any(covers(path, leaf) for leaf in leaves):
                 problems.add(["rules", i, "fields", j, "paths", k], "matches no field of the rule's event types")
-    basis = tuple(raw["lawful_basis"])
+    basis = expand_codes(raw["lawful_basis"]) or ()
     rule = Rule(
         id=raw["id"], where=f"rules[{i}]", description=raw["description"], subscribers=tuple(raw["subscribers"]),
         event_type_patterns=tuple(raw["event_types"]), event_types=frozenset(types),
         source_agencies=frozenset(raw["source_agencies"]) if "source_agencies" in raw else None,
         purpose=purpose, lawful_basis=basis, conditions=conditions, field_rules=field_rules,
-        consent_based="consent" in basis, gateway=next((b for b in basis if b in STATUTORY_GATEWAYS), None),
-        tables={t: field_table(t, field_rules) for t in sorted(types)})
-    _check_lawful_basis(rule, i, problems)
+        consent_based=CONSENT in basis, overriding_duty=overriding_duty(basis),
+        recipient_basis=expand_codes(raw.get("recipient_basis")), para18_reason=raw.get("para18_reason"),
+        narrative_review=dict(raw["narrative_review"]) if "narrative_review" in raw else None,
+        para18_alone=relies_on_para18_alone(basis), tables={t: field_table(t, field_rules) for t in sorted(types)})
+    _check_lawful_basis(rule, i, selected, problems)
     return rule
 
 

@@ -1,9 +1,12 @@
-"""Consent and objections for one child, and how they meet a rule's lawful basis.
+"""Consent and objections for one child, and how they meet a rule's lawful basis (engine.check_rule).
 
-Where a rule relies on consent, a refusal, withdrawal or objection is honoured: the rule does not apply. Where a
-rule cites a statutory gateway the sharing goes ahead and the decision records the override and the gateway.
-A rule citing neither (e.g. public task alone) does not apply while consent is withheld or an objection stands:
-fail closed, and let the protocol say which gateway applies.
+Where a rule relies on consent (Art 6(1)(a)), a refusal, withdrawal or objection is honoured: the rule does not
+apply. Where a rule cites a duty to disclose with Art 6(1)(c) (Children Act 1989 s47(9), Domestic Abuse Act 2021
+s49A), the sharing goes ahead and the decision records the override and the duty: the Art 21 right to object does
+not reach a legal obligation. Any other rule (public task under a duty to co-operate or a power: s17, s47, s10,
+s11, s115, s175) does not share while a refusal, withdrawal or objection stands: under Art 21(1) it may go on only
+on compelling grounds the controller shows, case by case, so the decision is withheld and marked for a recorded
+human decision (Decision.human_decision), never overridden by the engine.
 """
 
 from __future__ import annotations

@@ -34,14 +34,26 @@ def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_versi
 
 @dataclass(frozen=True, slots=True)
 class ConsentOverride:
-    """A statutory gateway set aside the family's refusal, withdrawal or objection."""
+    """A duty to disclose (Art 6(1)(c)) required the sharing despite a refusal, withdrawal or objection."""
 
     restriction: str  # objection | withdrawn | refused
     recorded_on: str | None
-    gateway: str  # the statutory gateway code the rule cites
+    gateway: str  # the duty to disclose the rule cites (the audit record's field keeps its historical name)
 
     def to_record(self) -> dict[str, Any]:
         return {"restriction": self.restriction, "recorded_on": self.recorded_on, "gateway": self.gateway}
+
+
+@dataclass(frozen=True, slots=True)
+class HumanDecisionNeeded:
+    """A rule would share but for a refusal, withdrawal or objection, and cites no duty to disclose: whether to share
+    anyway (all, part or none, with reasons) is for a person to decide and record, never the engine. The queue
+    that takes these to the hub or the owning agency's DPO is not built yet; until then the event is withheld."""
+
+    rule_id: str
+    restriction: str  # objection | withdrawn | refused
+    recorded_on: str | None
+    basis: tuple[str, ...]  # what the rule cites, none of it a duty to disclose
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,8 @@ class Decision:
     protocol_version: str
     reason: str
     consent_override: ConsentOverride | None = None
+    # Not in to_record() yet: the audit record gains it with the human-decision queue (the reason says it already).
+    human_decision: HumanDecisionNeeded | None = None
 
     @property
     def delivered(self) -> bool:

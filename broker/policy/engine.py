@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from broker.policy.codes import PARA18_REASONS
 from broker.policy.conditions import unmet
 from broker.policy.consent import ConsentState, effective_consent
-from broker.policy.decision import ConsentOverride, Decision, decision_id
+from broker.policy.decision import ConsentOverride, Decision, HumanDecisionNeeded, decision_id
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import FieldOutcome, Partition, Protocol, Rule, Subscriber
 from broker.policy.paths import present_paths
@@ -27,6 +28,8 @@ class RuleCheck:
     applies: bool
     reason: str
     override: ConsentOverride | None = None
+    referral: HumanDecisionNeeded | None = None  # would apply but for the family's wishes: a person decides
+    para18_applied: bool = False  # shared under Sch 1 para 18 without consent: the decision names the 18(2) reason
 
 
 def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
@@ -45,18 +48,26 @@ def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: C
             return RuleCheck(rule, False, f"the rule relies on consent and consent status is {consent.status}")
         return RuleCheck(rule, True, "consent given")
     if restriction:
-        if rule.gateway is None:
-            return RuleCheck(rule, False, f"consent {restriction} and the rule cites no statutory gateway to "
-                                          "override it")
-        override = ConsentOverride(restriction, consent.recorded_on, rule.gateway)
-        return RuleCheck(rule, True, f"consent {restriction} overridden by statutory gateway {rule.gateway}",
-                         override)
-    return RuleCheck(rule, True, "all conditions met")
+        if rule.overriding_duty is None:
+            referral = HumanDecisionNeeded(rule.id, restriction, consent.recorded_on, rule.lawful_basis)
+            return RuleCheck(rule, False, f"{restriction} recorded and the rule cites no duty to disclose: whether to "
+                                          "share despite it is a recorded human decision (UK GDPR Art 21(1))",
+                             referral=referral)
+        override = ConsentOverride(restriction, consent.recorded_on, rule.overriding_duty)
+        return RuleCheck(rule, True, f"{restriction} set aside: {rule.overriding_duty} is a duty to disclose "
+                                     "(Art 6(1)(c), to which Art 21 does not apply)", override)
+    if rule.para18_alone and consent.status == "given":
+        return RuleCheck(rule, False, "consent is given and the rule's only Schedule 1 condition is "
+                                      "dpa2018_sch1_para18, which covers processing without consent (para 18(1)(c))")
+    return RuleCheck(rule, True, "all conditions met",
+                     para18_applied=rule.para18_reason is not None and consent.status != "given")
 
 
-def _withhold(protocol: Protocol, event_id: str, event_type: str, name: str, reason: str) -> Decision:
+def _withhold(protocol: Protocol, event_id: str, event_type: str, name: str, reason: str,
+              referral: HumanDecisionNeeded | None = None) -> Decision:
     return Decision(decision_id(event_id, name, protocol.id, protocol.version), event_id, event_type, name,
-                    "withhold", None, (), None, (), (), (), protocol.id, protocol.version, reason)
+                    "withhold", None, (), None, (), (), (), protocol.id, protocol.version, reason,
+                    human_decision=referral)
 
 
 PARTITION_MEMO_SIZE = 512
@@ -88,8 +99,10 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
         rule.partitions[key] = split
     released, masked, withheld = split
     reason = f"delivered under rule {rule.id} for purpose {rule.purpose}"
+    if check.para18_applied and rule.para18_reason:  # para 18 holds only without consent, for a reason shown
+        reason += f"; without consent, {PARA18_REASONS[rule.para18_reason]}"
     if check.override:
-        reason += f"; consent {check.override.restriction} overridden by {check.override.gateway}"
+        reason += f"; {check.override.restriction} set aside under the duty to disclose {check.override.gateway}"
     return Decision(decision_id(event_id, sub.name, protocol.id, protocol.version), event_id, event_type,
                     sub.name, "deliver", rule.id, rule.lawful_basis, rule.purpose, released, masked, withheld,
                     protocol.id, protocol.version, reason, check.override)
@@ -107,13 +120,17 @@ def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Co
     if not rules:
         return _withhold(protocol, event_id, event_type, name,
                          f"withheld: no rule shares {event_type} with {name} (default deny)")
-    misses = []
+    misses, referral = [], None
     for rule in rules:
         check = check_rule(rule, event, sub, consent, case_open)
         if check.applies:
             return _deliver(protocol, event_id, event_type, sub, check, paths())
         misses.append(f"{rule.id}: {check.reason}")
-    return _withhold(protocol, event_id, event_type, name, "withheld: no rule applied (" + "; ".join(misses) + ")")
+        referral = referral or check.referral
+    head = (f"withheld pending a recorded human decision under rule {referral.rule_id}; " if referral
+            else "withheld: ")
+    return _withhold(protocol, event_id, event_type, name, head + "no rule applied (" + "; ".join(misses) + ")",
+                     referral)
 
 
 def decide(protocol: Protocol, event: Mapping[str, Any], subscriber: str, *, consent: ConsentState | None = None,

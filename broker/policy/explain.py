@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from broker.policy.codes import LAWFUL_BASIS
+from broker.policy.codes import BY_CODE, LAWFUL_BASIS
 from broker.policy.compile import event_types
 from broker.policy.consent import ConsentState, effective_consent
 from broker.policy.engine import check_rule, decide
@@ -29,13 +29,17 @@ def _rules(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Con
         if name not in rule.subscribers and sub.role not in rule.subscribers:
             continue
         entry: dict[str, Any] = {"rule_id": rule.id, "where": rule.where, "purpose": rule.purpose,
-                                 "lawful_basis": list(rule.lawful_basis)}
+                                 "lawful_basis": list(rule.lawful_basis),
+                                 "recipient_basis": list(rule.recipient_basis or rule.lawful_basis),
+                                 "para18_reason": rule.para18_reason,
+                                 "narrative_review": dict(rule.narrative_review) if rule.narrative_review else None}
         if event_type not in rule.event_types:
             entry.update(covers_event_type=False, applies=False,
                          reason=f"covers {', '.join(rule.event_type_patterns)}, not {event_type}")
         else:
             check = check_rule(rule, event, sub, consent, case_open)
-            entry.update(covers_event_type=True, applies=check.applies, reason=check.reason)
+            entry.update(covers_event_type=True, applies=check.applies, reason=check.reason,
+                         human_decision=check.referral is not None)
         entry["chosen"] = rule.id == chosen
         out.append(entry)
     return out
@@ -59,6 +63,11 @@ def _fields(protocol: Protocol, event: Mapping[str, Any], rule_id: str | None) -
     return out
 
 
+def _recipient_basis(protocol: Protocol, rule_id: str | None) -> tuple[str, ...]:
+    rule = protocol.rule(rule_id) if rule_id else None
+    return () if rule is None else rule.recipient_basis or rule.lawful_basis
+
+
 def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, consent: ConsentState | None = None, *,
             case_open: bool | None = None) -> dict[str, Any]:
     """The decision with its reasons: subscriber, consent as used, every rule naming the subscriber, every field."""
@@ -76,6 +85,13 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
         "case_open": case_open,
         "decision": decision.to_record(),
         "lawful_basis_text": {code: LAWFUL_BASIS[code] for code in decision.lawful_basis},
+        "recipient_basis": list(_recipient_basis(protocol, decision.rule_id)),
+        "citations": {code: BY_CODE[code].citation for code in
+                      dict.fromkeys((*decision.lawful_basis, *_recipient_basis(protocol, decision.rule_id)))},
+        "human_decision": (None if decision.human_decision is None else
+                           {"rule_id": decision.human_decision.rule_id,
+                            "restriction": decision.human_decision.restriction,
+                            "recorded_on": decision.human_decision.recorded_on}),
         "rules": _rules(protocol, event, subscriber, used, case_open, decision.rule_id),
         "fields": _fields(protocol, event, decision.rule_id),
     }
@@ -95,10 +111,14 @@ def format_explanation(expl: Mapping[str, Any]) -> str:
              f"decision id {d['decision_id']}"]
     if d["rule_id"]:
         lines.append(f"rule {d['rule_id']}, purpose {d['purpose']}")
-        lines += [f"  lawful basis: {text}" for text in expl["lawful_basis_text"].values()]
+        lines += [f"  discloser's basis: {text}" for text in expl["lawful_basis_text"].values()]
+        lines += [f"  recipient's basis: {LAWFUL_BASIS[code]}" for code in expl["recipient_basis"]]
     if d["consent_override"]:
         o = d["consent_override"]
         lines.append(f"  consent override: {o['restriction']} set aside under {o['gateway']}")
+    if expl["human_decision"]:
+        h = expl["human_decision"]
+        lines.append(f"  awaiting a recorded human decision: {h['restriction']} under rule {h['rule_id']}")
     lines += ["", "rules naming this subscriber:"]
     for r in expl["rules"] or [{"rule_id": "(none)", "applies": False, "reason": "no rule names this subscriber",
                                 "chosen": False}]:

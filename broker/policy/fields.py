@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from broker.policy.model import FieldOutcome, FieldRule
 from broker.schema.classification import field_classes
 
-DEFAULT_OPERATIONAL = FieldOutcome("release", None, "default: operational fields carry no personal data")
+# Operational fields (event id and type, times, the linkage token) are what any recipient of the event needs to use
+# it; what reveals something about the child is sensitive_operational (schema 1.2.0) and withheld like the rest.
+DEFAULT_OPERATIONAL = FieldOutcome("release", None, "default: operational fields travel with the event")
 NOT_IN_SCHEMA = FieldOutcome("withhold", None, "default: not a field of this event type in the schema")
 
 

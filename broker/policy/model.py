@@ -50,12 +50,21 @@ class Rule:
     event_types: frozenset[str]  # expanded
     source_agencies: frozenset[str] | None
     purpose: str
-    lawful_basis: tuple[str, ...]
+    lawful_basis: tuple[str, ...]  # the discloser's (the source agency's) bases, aliases expanded
     conditions: Conditions
     field_rules: tuple[FieldRule, ...]
-    consent_based: bool  # cites `consent`: honour a withdrawal or objection
-    gateway: str | None  # first statutory gateway cited: overrides a withdrawal or objection
-    tables: Mapping[str, Mapping[str, FieldOutcome]] = field(repr=False)  # event type -> leaf path -> outcome
+    consent_based: bool  # cites Art 6(1)(a) consent: honour a refusal, withdrawal or objection
+    # The duty to disclose (with Art 6(1)(c)) that lets the sharing go ahead despite an objection or refusal; None
+    # for every other rule, whose sharing then waits for a recorded human decision (lawful.overriding_duty).
+    overriding_duty: str | None
+    recipient_basis: tuple[str, ...] | None = None  # the recipient's own bases; None: the discloser's (UK GDPR)
+    para18_reason: str | None = None  # DPA 2018 Sch 1 para 18(2): why consent is not the basis
+    para18_alone: bool = False  # para 18 is the only Schedule 1 condition: the rule cannot apply with consent given
+    # {statement, reviewed_by, reviewed_on}: a recorded review that the narrative this rule releases holds no special
+    # category or criminal offence data; without one, released narrative needs both kinds of condition.
+    narrative_review: Mapping[str, str] | None = None
+    # event type -> leaf path -> outcome
+    tables: Mapping[str, Mapping[str, FieldOutcome]] = field(default_factory=dict, repr=False)
     # Memo of (event type, present paths) -> (released, masked, withheld): events of one shape repeat, so most
     # decisions skip the per-leaf lookups. Bounded; a pure cache of the tables above.
     partitions: dict[tuple[str, tuple[str, ...]], Partition] = field(default_factory=dict, repr=False)
@@ -81,6 +90,9 @@ class Subscriber:
     key_file: Path | None = None  # resolved against the protocol file's folder; read only when sealing
     organisation: Mapping[str, str] = field(default_factory=dict)  # ods_code / urn, for `registered_with`
     description: str = ""
+    agency: str = ""  # the partner's agency
+    regime: str = "uk_gdpr"  # uk_gdpr | dpa2018_part3 (law enforcement processing)
+    confidentiality: str | None = None  # DPA 2018 s11(1): why the recipient owes a duty of confidence
 
     def public_key(self) -> bytes:
         """The raw public key for sealing (lazy for key files). Raises SubscriberKeyError when unusable."""

@@ -39,10 +39,58 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dic
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+# Anchors and aliases stay allowed (the sample protocol's tests reuse a child with `*child`), but what they expand to
+# is bounded: an alias bomb (nine aliases of nine aliases of ...) is a few hundred bytes of YAML that expands to
+# billions of nodes, which the compiler and the schema check then walk: the start hung. A real protocol expands to a
+# few thousand nodes.
+MAX_EXPANDED_NODES = 100_000
+
+
+class _AliasBomb(Exception):
+    def __init__(self, reason: str, node: yaml.Node) -> None:
+        super().__init__(reason)
+        self.reason, self.node = reason, node
+
+
+def expanded_size(root: yaml.Node | None, limit: int = MAX_EXPANDED_NODES) -> int:
+    """How many nodes the document has once every alias is expanded, counting each shared node once per use
+    (memoised, so it costs one pass over the distinct nodes). Raises _AliasBomb past `limit` or on a cycle."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _AliasBomb("a YAML alias refers to its own anchor (a recursive structure)", node)
+        open_nodes.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise _AliasBomb(f"YAML aliases expand to more than {limit} nodes (refused: an alias bomb?)", node)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root) if root is not None else 0
+
+
 def parse_yaml(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
-    """(data, node tree) of one YAML document; a syntax error names the line, never the text."""
+    """(data, node tree) of one YAML document; a syntax error names the line, never the text. Anchors and aliases
+    are allowed within MAX_EXPANDED_NODES."""
     try:
         node = yaml.compose(text, Loader=_Loader)
+        try:
+            expanded_size(node)
+        except _AliasBomb as exc:
+            raise ProtocolError(origin, "", exc.reason, exc.node.start_mark.line + 1) from None
         data = yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -51,6 +99,8 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
         raise ProtocolError(origin, "", f"not valid YAML ({problem})", line) from None
     except yaml.YAMLError:
         raise ProtocolError(origin, "", "not valid YAML") from None
+    except RecursionError:  # PyYAML composes recursively: thousands of nested brackets exhaust the stack
+        raise ProtocolError(origin, "", "not valid YAML (nested too deeply)") from None
     return data, node
 
 

@@ -51,6 +51,9 @@ def _check(test: Mapping[str, Any], event: Mapping[str, Any], decision: Decision
         got = decision.consent_override.gateway if decision.consent_override else None
         if got != expect["consent_override"]:
             failures.append(f"expected consent override {expect['consent_override']}, got {got}")
+    if "human_decision" in expect and (decision.human_decision is not None) != expect["human_decision"]:
+        failures.append(f"expected human_decision {str(expect['human_decision']).lower()}, got "
+                        f"{str(decision.human_decision is not None).lower()}: {decision.reason}")
     if "reason_contains" in expect and expect["reason_contains"] not in decision.reason:
         failures.append(f"reason does not mention '{expect['reason_contains']}': {decision.reason}")
     present = set(present_paths(event))

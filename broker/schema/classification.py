@@ -3,6 +3,13 @@
 A leaf's label is the `classification` on its own property schema, else on the schema its `$ref` points to, else
 the nearest classified ancestor's. The label picks the encryption key, the protocol's field rules and log redaction.
 Paths are dotted with `[]` for array items: `subject.child.given_names[]`.
+
+A leaf may also carry markers, independent of its label: `x-special-category` (the UK GDPR Art 9(1) kinds of data
+it can hold, e.g. `["health", "sex_life"]`) and `x-criminal: true` (it can hold criminal offence data, Art 10).
+Markers accumulate: a leaf has every marker on itself, on its `$ref` targets and on its ancestors. They exist because
+one label cannot say everything: CIN assessment factors are social care data *and* health data *and* criminal
+offence data. The protocol compiler reads them (`leaf_markers`) so a rule releasing such a leaf needs the Art 9 and
+the Schedule 1 conditions its contents need, whatever its label.
 """
 
 from __future__ import annotations
@@ -14,17 +21,32 @@ from typing import Any
 from broker.schema.loader import load_schema
 
 CLASSIFICATIONS: dict[str, str] = {
-    "operational": "Ids, types, times, codes and the linkage token: no personal data; stays readable on Kafka.",
+    "operational": "Ids, types, times, codes and the linkage token: what the broker needs readable on Kafka to route "
+                   "and bind ciphertexts; released to a subscriber whose rule shares the event.",
+    "sensitive_operational": "Codes the share stage reads to decide (risk level, consent and objection, the source "
+                             "system, the source's lawful basis) that reveal a sensitive fact about the child: "
+                             "encrypted on Kafka, read only after the event is revealed, withheld from subscribers "
+                             "unless a field rule releases them.",
     "identity": "Who the person is: names, date of birth, NHS number, UPN, local authority child id.",
     "contact": "Phone numbers and e-mail addresses.",
     "location": "Addresses, postcodes, placement and incident locations.",
     "demographic": "Sex, ethnicity, language (ethnicity is special category data).",
     "health": "Clinical facts: encounters, conditions, flags, GP practice (special category data).",
-    "criminal": "Police data: offences, incidents, PNC and CRO ids (DPA 2018 Part 3 / Art 10).",
+    "criminal": "Recorded offences and incidents, the child's role in them, PNC and CRO ids (Art 10; DPA 2018 Part 3).",
+    "intelligence": "Police intelligence and assessments: DASH risk grading, a PPN's concerns and the officer's "
+                    "assessment. What the police believe or assess, not a recorded offence; criminal offence data "
+                    "(Art 10) all the same where it relates to alleged offences.",
     "education": "School, attendance, exclusions, SEN, free school meals.",
     "social_care": "Referrals, assessments, plans, abuse categories, looked-after status, relationships.",
     "narrative": "Free text written by a professional: the most likely to hold anything.",
 }
+
+# UK GDPR Art 9(1): the kinds of special category data an `x-special-category` marker may name.
+SPECIAL_CATEGORY_KINDS = frozenset({
+    "racial_or_ethnic_origin", "political_opinions", "religious_or_philosophical_beliefs", "trade_union_membership",
+    "genetic", "biometric", "health", "sex_life", "sexual_orientation"})
+SPECIAL = "special_category"  # a leaf marker: x-special-category
+CRIMINAL = "criminal_offence"  # a leaf marker: x-criminal
 
 SCALAR_TYPES = {"string", "integer", "number", "boolean", "null"}
 
@@ -109,3 +131,67 @@ def iter_leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def classify(event: Mapping[str, Any], path: str) -> str:
     """Label of one leaf path in this event; unknown paths count as narrative (fail closed)."""
     return field_classes(str(event.get("event_type", ""))).get(path, "narrative")
+
+
+def _own_markers(schema: Mapping[str, Any]) -> frozenset[str]:
+    out = set()
+    if schema.get("x-special-category"):
+        out.add(SPECIAL)
+    if schema.get("x-criminal") is True:
+        out.add(CRIMINAL)
+    return frozenset(out)
+
+
+def _walk_markers(schema: Mapping[str, Any], root: Mapping[str, Any], path: str,
+                  inherited: frozenset[str]) -> Iterator[tuple[str, frozenset[str]]]:
+    target = _resolve(schema, root)
+    markers = inherited | _own_markers(schema) | _own_markers(target)
+    props = target.get("properties")
+    items = target.get("items")
+    if props:
+        for name, sub in props.items():
+            if path == "" and name == "payload":
+                continue
+            yield from _walk_markers(sub, root, f"{path}.{name}" if path else name, markers)
+    elif items is not None:
+        yield from _walk_markers(items, root, f"{path}[]", markers)
+    else:
+        yield path, markers
+
+
+def markers_of(root: Mapping[str, Any], event_type: str) -> dict[str, frozenset[str]]:
+    """Leaf path -> its markers (SPECIAL, CRIMINAL) for one event type of this schema; unmarked leaves left out."""
+    out = {p: m for p, m in _walk_markers(root, root, "", frozenset()) if m}
+    payload = payload_schemas(root).get(event_type)
+    if payload is not None:
+        out.update({p: m for p, m in _walk_markers(payload, root, "payload", frozenset()) if m})
+    return out
+
+
+@cache
+def leaf_markers(event_type: str) -> dict[str, frozenset[str]]:
+    """markers_of for the installed schema."""
+    return markers_of(load_schema(), event_type)
+
+
+def bad_markers(root: Mapping[str, Any]) -> list[str]:
+    """Markers with a value the checks cannot read (x-special-category not a list of Art 9(1) kinds, x-criminal
+    not true): must be empty."""
+    bad: list[str] = []
+
+    def visit(node: Any, where: str) -> None:
+        if isinstance(node, Mapping):
+            kinds = node.get("x-special-category")
+            if kinds is not None and (not isinstance(kinds, list) or not kinds
+                                      or not set(kinds) <= SPECIAL_CATEGORY_KINDS):
+                bad.append(f"{where}: x-special-category")
+            if "x-criminal" in node and node["x-criminal"] is not True:
+                bad.append(f"{where}: x-criminal")
+            for key, sub in node.items():
+                visit(sub, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, sub in enumerate(node):
+                visit(sub, f"{where}/{i}")
+
+    visit(root, "#")
+    return bad

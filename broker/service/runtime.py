@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,15 +32,19 @@ from broker.kafka.embedded import EmbeddedKafka
 from broker.kafka.security import kafka_client_options
 from broker.logging import get_logger
 from broker.pipeline.identify import LinkageKey
-from broker.policy import ConsentState, PolicyError, Protocol, ProtocolError, load_protocol
+from broker.policy import ConsentState, PolicyError, Protocol, ProtocolError, key_problems, load_protocol
+from broker.policy.keys import decode_key
 from broker.secrets import SecretError, linkage_key, mask_key, write_secret_file
-from broker.service.delivery import DeliveryReader
+from broker.service.delivery import CursorCodec, DeliveryReader, cursor_key
+from broker.service.epoch import EpochState, epoch_topic, reconcile_kafka_epoch
 from broker.service.messages import encode
 from broker.service.metrics import Metrics
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
+from broker.stores.erasures import ErasureRegister
+from broker.stores.held import HeldDeliveries
 from broker.stores.identities import IdentityRegister
 from broker.stores.migrate import REGISTERS, sqlite_registers
 from broker.stores.served import FirstServed
@@ -74,6 +79,12 @@ class Runtime:
         self.consent: ConsentRegister | None = None
         self.cases: CaseRegister | None = None
         self.identities: IdentityRegister | None = None
+        self.erasures: ErasureRegister | None = None
+        self.held: HeldDeliveries | None = None
+        self.epoch_state: EpochState | None = None  # what the start found of Kafka (broker/service/epoch.py)
+        self.cursor_codec: CursorCodec | None = None
+        self.subscriber_faults: dict[str, str] = {}  # subscriber -> why it cannot be sealed to now
+        self.held_recheck_seconds = 2.0  # how often held deliveries' subscriber keys are tried again
         self._sealers: dict[str, DeliverySealer] = {}
         self.delivery_reader: DeliveryReader | None = None
         self.mask_key = b""
@@ -102,7 +113,7 @@ class Runtime:
         if s.oidc_issuer and not s.oidc_audience:
             raise StartupFailed("MASH_OIDC_ISSUER is set without MASH_OIDC_AUDIENCE: tokens issued for any other "
                                 "application would be accepted")
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys, registers, audit: the owner's only
         self.linkage = linkage_key(s.data_dir, s.linkage_key_version, create=s.dev_mode)
         self.mask_key = mask_key(s.data_dir, create=s.dev_mode)
         self.keys = open_key_provider(s.data_dir, create=s.dev_mode, on_unwrap=self._on_unwrap)
@@ -131,8 +142,14 @@ class Runtime:
         self.consent = ConsentRegister(s.data_dir / ConsentRegister.FILE, url)
         self.cases = CaseRegister(s.data_dir / CaseRegister.FILE, url)
         self.identities = IdentityRegister(s.data_dir / IdentityRegister.FILE, url)
+        self.erasures = ErasureRegister(s.data_dir / ErasureRegister.FILE, url)
+        self.held = HeldDeliveries(s.data_dir / HeldDeliveries.FILE, url)
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
+        # Does Kafka still hold what the registers point at? If not, say so and clear those positions.
+        self.epoch_state = await reconcile_kafka_epoch(self, created)
+        self.cursor_codec = CursorCodec(cursor_key(self.mask_key), self.epoch_state.epoch)
         self.delivery_reader = DeliveryReader(self.bootstrap, self.kafka_security)
+        self.check_subscriber_keys(warn=True)
         await self._record_protocol_in_force()
         return self
 
@@ -161,25 +178,36 @@ class Runtime:
         creds = {}
         for role, scope in wanted:
             key, principal = self.api_keys.create(role, scope)
-            creds[principal.actor] = key
+            creds[principal.grant] = key
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(creds, f, indent=1)
         log.info("dev_credentials_written", path=str(path))
 
     def _dev_subscriber_keys(self) -> None:
-        """make run: a key pair for each subscriber whose public key file is missing; private keys stay in the
-        data directory (<data_dir>/subscriber-keys/<name>.key) for the development subscriber client."""
+        """make run: every subscriber that reads its public key from a file gets a development key pair in the data
+        directory (<data_dir>/subscriber-keys/<name>.key for the development subscriber client, <name>.pub), made
+        once, and the protocol in force points at that .pub. The protocol file and the key files beside it are never
+        written: two data directories started from one protocol (two developers, parallel tests) each keep their own
+        keys instead of overwriting each other's, and a real key beside the protocol is never replaced."""
+        keys_dir = self.settings.data_dir / "subscriber-keys"
+        redirected = {}
         for sub in self.protocol.subscribers.values():
-            private_file = self.settings.data_dir / "subscriber-keys" / f"{sub.name}.key"
-            if sub.key_file is None or (sub.key_file.exists() and private_file.exists()):
+            if sub.key_file is None:  # an inline public key: the protocol's own
                 continue
-            private, public_b64 = generate_subscriber_keypair(sub.key_suite)
-            private_file.unlink(missing_ok=True)
-            write_secret_file(private_file, private)
-            sub.key_file.parent.mkdir(parents=True, exist_ok=True)
-            sub.key_file.write_text(public_b64 + "\n")
-            log.info("dev_subscriber_key_generated", subscriber=sub.name)
+            private_file, public_file = keys_dir / f"{sub.name}.key", keys_dir / f"{sub.name}.pub"
+            usable = private_file.exists() and public_file.exists() and \
+                decode_key(public_file.read_bytes(), sub.key_suite) is not None
+            if not usable:
+                private, public_b64 = generate_subscriber_keypair(sub.key_suite)
+                private_file.unlink(missing_ok=True)
+                write_secret_file(private_file, private)
+                public_file.write_text(public_b64 + "\n")
+                log.info("dev_subscriber_key_generated", subscriber=sub.name)
+            redirected[sub.name] = dataclasses.replace(sub, key_file=public_file)
+        if redirected:
+            self.protocol = dataclasses.replace(self.protocol,
+                                                subscribers={**self.protocol.subscribers, **redirected})
 
     def seal_for(self, subscriber: str, released: dict[str, Any]) -> bytes:
         """The released view sealed to the subscriber's public key (fails, never plaintext, without one)."""
@@ -188,6 +216,19 @@ class Runtime:
             sub = self.protocol.subscribers[subscriber]
             sealer = self._sealers[subscriber] = DeliverySealer(subscriber, sub.public_key(), sub.key_suite)
         return sealer.seal(released)
+
+    def check_subscriber_keys(self, *, warn: bool = False) -> dict[str, str]:
+        """Which subscribers cannot be sealed to now, and why (one plain warning line each with `warn`): their
+        deliveries are held (broker/service/held.py) and /readyz names them as degraded."""
+        faults: dict[str, str] = {}
+        for sub in self.protocol.subscribers.values():
+            if problems := key_problems([sub]):
+                faults[sub.name] = problems[0]
+                if warn:
+                    log.warning("subscriber_key_unusable", subscriber=sub.name, detail=problems[0] +
+                                ": its deliveries are held until the key loads; the other subscribers are unaffected")
+        self.subscriber_faults = faults
+        return faults
 
     def consent_for(self, subject: str) -> ConsentState | None:
         return self.consent.get(subject) if self.consent is not None else None
@@ -198,16 +239,23 @@ class Runtime:
         return plan + [(topics.deliver(name), 1) for name in self.protocol.subscribers]
 
     def required_topics(self) -> list[str]:
-        return [name for name, _ in self._topic_plan()]
+        return [name for name, _ in self._topic_plan()] + [epoch_topic(self.settings.topic_prefix)]
 
     def start_workers(self, share_workers: int = 1, audit_indexer: bool = True) -> None:
         from broker.service.audit_indexer import run_audit_indexer
+        from broker.service.held import run_held_release
         from broker.service.share import run_share_worker
 
         for i in range(share_workers):
             self.tasks.append(asyncio.create_task(run_share_worker(self, self.stop_event, f"share-{i}")))
+        if share_workers:  # one per process: releases what a subscriber's unusable key held back
+            self.tasks.append(asyncio.create_task(run_held_release(self, self.stop_event)))
         if audit_indexer:  # a consumer-group member: of all the processes that run one, one indexes at a time
             self.tasks.append(asyncio.create_task(run_audit_indexer(self, self.stop_event)))
+        if share_workers:  # publishes the person.erased notices a CLI shred left owed (it has no Kafka producer)
+            from broker.service.erasure import run_erasure_notices
+
+            self.tasks.append(asyncio.create_task(run_erasure_notices(self, self.stop_event)))
 
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)
@@ -215,7 +263,7 @@ class Runtime:
     def _registers(self) -> list[Any]:
         """The registers that are open (every one of REGISTERS once `start` has run)."""
         return [r for r in (self.delivered, self.cursors, self.first_served, self.consent, self.cases,
-                            self.identities) if r is not None]
+                            self.identities, self.erasures, self.held) if r is not None]
 
     def stores_status(self) -> str:
         try:

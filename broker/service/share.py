@@ -14,12 +14,17 @@ from typing import TYPE_CHECKING, Any
 from adapters.kit.interface import Rejection
 from broker.clock import now_iso
 from broker.crypto import CryptoError, KeyUnavailable, KmsError
+from broker.crypto.errors import SealError
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
 from broker.pipeline.deadletter import deadletter_record
+from broker.pipeline.erasure import NOTICE_TYPE
 from broker.pipeline.share import share
+from broker.policy import SubscriberKeyError
+from broker.service.erasure import deliver_notice
 from broker.service.messages import decode, encode, header
+from broker.stores.held import Held
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -27,6 +32,9 @@ if TYPE_CHECKING:
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.share")
+# A subscriber that cannot be sealed to: its deliveries are held (broker/service/held.py), the others go on.
+SEAL_FAULTS = (SubscriberKeyError, SealError)
+HELD_REASON = "subscriber public key unusable: delivery held until it loads"
 
 
 async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-0") -> None:
@@ -87,16 +95,25 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
     events = []
     for msg in messages:
         try:
-            event = rt.reveal(decode(msg.value)).event
-            events.append((event, event["subject"]["linkage"]["token"]))
+            revealed = rt.reveal(decode(msg.value))
+            if revealed.shredded:  # an erased child's data (broker/pipeline/erasure.py): never shared again
+                continue
+            event = revealed.event
+            events.append((event, event["subject"]["linkage"]["token"], msg))
         except (KeyUnavailable, KmsError):
             raise  # an outage, not a bad message: nothing is committed, the batch is retried after a pause
         except Exception as exc:  # poison: never stall the stream on one bad message
             sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})"))
     # one delivered-log query for the batch; what this batch sends joins the set, so an event that appears twice in
     # one batch is still sent once
-    sent = rt.delivered.sent(rt.protocol.subscribers, (event["event_id"] for event, _ in events))
-    for event, token in events:
+    sent = rt.delivered.sent(rt.protocol.subscribers, (event["event_id"] for event, _, _ in events))
+    # A subscriber with held deliveries gets its new ones held behind them, so its events stay in order.
+    holding, held = set(rt.held.counts()) if rt.held is not None else set(), []
+    for event, token, msg in events:
+        if event["event_type"] == NOTICE_TYPE:  # to every past recipient of the child, whatever the rules
+            notice_sends, notice_marks, notice_audits = await deliver_notice(rt, event, token, sent, now)
+            sends, marks, audits = sends + notice_sends, marks + notice_marks, audits + notice_audits
+            continue
         if event["event_type"] == "person.linked":  # before this child's next decision: its case state carries over
             rt.cases.fold(event["payload"]["superseded_token"], into=token, event_id=event["event_id"])
         transition = case_transition(event)
@@ -118,7 +135,21 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
                 rt.metrics.duplicates.labels(decision.subscriber).inc()
                 continue
             sent.add(key)
-            sealed = rt.seal_for(decision.subscriber, released)
+            try:
+                if decision.subscriber in holding:
+                    raise SubscriberKeyError("earlier deliveries are held")
+                sealed = rt.seal_for(decision.subscriber, released)
+            except SEAL_FAULTS as exc:  # this subscriber's fault: held, never lost, and the batch goes on
+                if decision.subscriber not in holding:
+                    holding.add(decision.subscriber)
+                    rt.subscriber_faults[decision.subscriber] = str(exc)
+                    log.warning("deliveries_held", subscriber=decision.subscriber, detail=str(exc))
+                held.append(Held(decision.subscriber, decision.event_id, msg.partition, msg.offset))
+                audits.append(rt.audit_record("admin_action", time=now, actor="share", action="delivery.held",
+                                              subject=token, subscriber=decision.subscriber,
+                                              event_id=decision.event_id, decision_id=decision.decision_id,
+                                              reason=HELD_REASON))
+                continue
             headers = [("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
                        ("protocol_version", str(rt.protocol.version).encode())]
             sends.append(await rt.producer.send(rt.settings.topics.deliver(decision.subscriber), sealed,
@@ -128,7 +159,10 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord]) -> None:
                                           subscriber=decision.subscriber, event_id=decision.event_id,
                                           decision_id=decision.decision_id))
     await asyncio.gather(*sends)
-    rt.delivered.mark(marks)
+    about = {event["event_id"]: token for event, token, *_ in events}  # who received what: for erasure notices
+    rt.delivered.mark(marks, {(about[event_id], subscriber) for subscriber, event_id, _ in marks})
+    if held:  # before the batch's offsets are committed
+        rt.held.hold(held, now)
     await rt.emit_audit(audits)
 
 

@@ -8,6 +8,7 @@ ReadWriteMany volume uses. The registers write SQL both accept (`INSERT ... ON C
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,15 @@ _DDL_LOCK_KEY = 0x6D617368  # pg_advisory_xact_lock: pods starting together crea
 
 class StoreUrlError(ValueError):
     pass
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make `path`'s folder (0700) and the file (0600) before SQLite opens it: the stores hold pseudonymous tokens,
+    consent, case state and the audit trail, readable by no other local user. SQLite gives its -wal and -shm files
+    the database file's mode. An existing file or folder keeps its mode (`mash-broker doctor` warns when loose)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 class Db:
@@ -93,7 +103,7 @@ def open_register(path: Path, schema: Sequence[str], *, url: str | None = None, 
             for statement in schema:
                 db.execute(statement)
         return db
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")

@@ -11,10 +11,13 @@ from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.delivered import DeliveredLog
+from broker.stores.erasures import ErasureRegister
+from broker.stores.held import HeldDeliveries
 from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
-REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister)
+REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister,
+             ErasureRegister, HeldDeliveries)
 MIGRATED = ".migrated"
 _CHUNK = 5000
 
@@ -29,19 +32,23 @@ def migrate(data_dir: Path, url: str) -> dict[str, int]:
     each file to <name>.migrated so the broker starts on PostgreSQL. Returns rows copied per register."""
     copied: dict[str, int] = {}
     for cls in REGISTERS:
-        name, table = cls.FILE, cls.TABLE
+        name = cls.FILE
         if not (data_dir / name).is_file():
             continue
         source = sqlite3.connect(data_dir / name)
-        target = cls(data_dir / name, url)  # creates the table in PostgreSQL
+        target = cls(data_dir / name, url)  # creates the tables in PostgreSQL
         try:
-            rows = source.execute(f"SELECT * FROM {table}")  # a fixed table name, from REGISTERS
-            marks = ",".join("?" * len(rows.description))
             count = 0
-            while chunk := rows.fetchmany(_CHUNK):
-                with target.db.transaction():
-                    target.db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", chunk)
-                count += len(chunk)
+            held = {t for (t,) in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in getattr(cls, "TABLES", (cls.TABLE,)):  # fixed table names, from REGISTERS
+                if table not in held:  # a file from before the register gained this table
+                    continue
+                rows = source.execute(f"SELECT * FROM {table}")
+                marks = ",".join("?" * len(rows.description))
+                while chunk := rows.fetchmany(_CHUNK):
+                    with target.db.transaction():
+                        target.db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", chunk)
+                    count += len(chunk)
             copied[name] = count
         finally:
             source.close()

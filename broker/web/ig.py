@@ -7,13 +7,12 @@ its script and style are served from this package (no CDN, no build step) under 
 
 # No `from __future__ import annotations` here: FastAPI must resolve the router-local `Store` alias when each
 # endpoint is defined, which string annotations would defer past its scope.
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
 from broker.audit.export import subject_access_report
@@ -30,9 +29,9 @@ _PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-TOKEN = r"^lt[0-9]+_[A-Za-z0-9_-]{20,64}$"
+TOKEN = r"^lt[0-9]{1,9}_[A-Za-z0-9_-]{20,64}$"  # key version: 9 digits at most (a 64-bit int is 19)
 SUBSCRIBER = r"^[a-z][a-z0-9_-]{1,48}$"
-UUID = r"^[0-9a-fA-F-]{36}$"
+MAX_SEQ = 2**63 - 1  # the largest audit sequence number either store can hold
 
 
 def _no_store(response: Response) -> None:
@@ -40,12 +39,11 @@ def _no_store(response: Response) -> None:
 
 
 def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable[..., Any],
-                   reprocess: Callable[[str], Awaitable[dict[str, Any]]],
                    aliases: Callable[[str], list[str]] = lambda token: [token]) -> APIRouter:
     """The IG router. `store_factory()` returns the (long-lived) audit store, `require_ig` is the FastAPI
-    dependency that admits only IG auditors, `reprocess(deadletter_id)` re-runs a dead-lettered input, and
-    `aliases(token)` lists every token the identity register ties to that child, so a child's timeline and subject
-    access report cover the records kept under a token later folded into another."""
+    dependency that admits only IG auditors, and `aliases(token)` lists every token the identity register ties to
+    that child, so a child's timeline and subject access report cover the records kept under a token later folded
+    into another."""
     api = APIRouter(prefix="/v1/ig", tags=["information governance"],
                     dependencies=[Depends(require_ig), Depends(_no_store)])
 
@@ -65,7 +63,9 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
         kind: Annotated[str | None, Query(max_length=40)] = None,
         since: Annotated[str | None, Query(max_length=40, description="ISO 8601, inclusive")] = None,
         until: Annotated[str | None, Query(max_length=40, description="ISO 8601, exclusive")] = None,
-        before_seq: Annotated[int | None, Query(ge=1, description="Page: records older than this seq")] = None,
+        # le: SQLite integers are 64-bit; a larger one raised OverflowError in the driver (500), now 422
+        before_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ,
+                                                description="Page: records older than this seq")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         if kind is not None and kind not in KINDS:
@@ -87,11 +87,15 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
 
     @api.get("/children/{subject}/report", response_class=HTMLResponse,
              summary="Subject access report: every disclosure about one child (HTML)")
-    def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> HTMLResponse:
+    def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)],
+               caller: Annotated[Any, Depends(require_ig)]) -> HTMLResponse:
         verification = audit.verify() if audit.public_key is not None else None
         tokens = aliases(subject)
-        body = subject_access_report(subject, audit.disclosures(subject=subject, aliases=tokens),
-                                     audit.timeline(subject, aliases=tokens), now_iso(), verification)
+        found = audit.disclosures(subject=subject, aliases=tokens)
+        body = subject_access_report(subject, found, audit.timeline(subject, aliases=tokens), now_iso(), verification)
+        # an export of what was shared about a child: recorded with who took it, as `mash-broker audit export` is
+        audit.log("admin_action", actor=caller.actor, action="audit.export", target="sar", subject=subject,
+                  count=len(found))
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     @api.get("/subscribers/{name}/disclosures", summary="What one subscriber was sent, under which rule, and read")
@@ -107,16 +111,11 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
         return {"subscriber": name, "disclosures": [d.to_dict() for d in found]}
 
+    # IG sees dead letters but does not reprocess them: reprocessing republishes data, an admin's act
+    # (POST /v1/admin/deadletters/{deadletter_id}/reprocess), which the list shows as `reprocessed_at`.
     @api.get("/deadletters", summary="Dead-lettered inputs with their value-free reasons, newest first")
     def deadletters(audit: Store, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
         return {"deadletters": audit.dead_letters(limit)}
-
-    @api.post("/deadletters/{deadletter_id}/reprocess", summary="Run a dead-lettered input through intake again")
-    async def reprocess_deadletter(audit: Store,
-                                   deadletter_id: Annotated[str, PathParam(pattern=UUID)]) -> dict[str, Any]:
-        if await run_in_threadpool(audit.deadletter, deadletter_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such dead letter in the audit log")
-        return {"deadletter_id": deadletter_id, "result": await reprocess(deadletter_id)}
 
     @api.get("/verification", summary="Verify the hash chain and signed checkpoints now")
     def verification(audit: Store) -> dict[str, Any]:

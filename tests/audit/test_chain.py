@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.audit import audit_record
 from broker.audit.chain import GENESIS, canonical, chain_entry, extend, link_hash, record_digest, tombstone
 from broker.audit.checkpoint import checkpoint_signature_ok, key_id, parse_public_key, public_key_b64, sign_checkpoint
 from broker.audit.verify import verify
@@ -67,11 +68,13 @@ def test_checkpoint_signature_and_key_round_trip(signing_key: Ed25519PrivateKey)
 
 
 # --- tampering -------------------------------------------------------------------------------------------------------
-def check(entries: list[dict], cps: list[dict], key: Ed25519PrivateKey, bad_seq: int, words: str) -> None:
-    result = verify(entries, cps, key.public_key())
+def check(entries: list[dict], cps: list[dict], key: Ed25519PrivateKey, bad_seq: int, words: str,
+          **options: Any) -> Any:
+    result = verify(entries, cps, key.public_key(), **options)
     assert not result.ok
     assert result.first_bad_seq == bad_seq, result.reason
     assert words in result.reason
+    return result
 
 
 def test_edited_record_is_named(signing_key: Ed25519PrivateKey) -> None:
@@ -148,12 +151,79 @@ def test_forged_checkpoint_is_caught(signing_key: Ed25519PrivateKey) -> None:
     check(entries, by_other, signing_key, 12, "not made by this key")
 
 
-def test_tombstones_keep_the_chain_verifiable(signing_key: Ed25519PrivateKey) -> None:
+def pruned_chain(seqs: tuple[int, ...] = (2, 3, 7), before: str = "2026-04-01T00:00:00.000Z",
+                 logged: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """chain() with `seqs` made tombstones at T and, after them, one audit.prune record per kind naming the
+    cut-off, the range and how many (of `logged`, default `seqs`) it pruned: what AuditStore.prune writes."""
     entries = chain()
-    cps = signed(signing_key, entries, [6, 12])
-    pruned = [tombstone(e, T) if e["seq"] in (2, 3, 7) else e for e in entries]
-    assert "record" not in pruned[1] and pruned[1]["pruned"]["kind"] == entries[1]["record"]["kind"]
+    counted = [e["record"]["kind"] for e in entries if e["seq"] in (seqs if logged is None else logged)]
+    prunes = [audit_record("admin_action", time=T, actor="cli:uid1000", action="audit.prune", target=kind,
+                           before=before, through_seq=len(entries), count=counted.count(kind))
+              for kind in dict.fromkeys(counted)]
+    entries += extend(len(entries), entries[-1]["hash"], prunes)
+    return [tombstone(e, T) if e["seq"] in seqs else e for e in entries]
+
+
+def test_tombstones_keep_the_chain_verifiable(signing_key: Ed25519PrivateKey) -> None:
+    pruned = pruned_chain()
+    cps = signed(signing_key, pruned, [6, 12])
+    assert "record" not in pruned[1] and pruned[1]["pruned"]["kind"] == chain()[1]["record"]["kind"]
     assert verify(pruned, cps, signing_key.public_key()).ok
+
+
+def test_a_tombstone_no_logged_prune_covers_is_caught(signing_key: Ed25519PrivateKey) -> None:
+    """Removing a body (a disclosure, a read) and calling it pruned is tampering unless a chained prune says so."""
+    entries = chain()
+    forged = [tombstone(e, T) if e["seq"] == 4 else e for e in entries]
+    check(forged, signed(signing_key, entries, [12]), signing_key, 4, "no logged prune covers")
+    # beside a real prune: a forged tombstone of a kind the prune did not name, or one more than it recorded
+    check(pruned_chain(seqs=(2, 3, 4, 7), logged=(2, 3, 7)), [], signing_key, 4, "no logged prune covers")
+    check(pruned_chain(seqs=(2, 3, 7, 8), logged=(2, 3, 7)), [], signing_key, 13, "which recorded 1")
+
+
+def test_a_tombstone_inside_its_prunes_retention_period_is_caught(signing_key: Ed25519PrivateKey) -> None:
+    """A forged tombstone dressed as one of a real prune's kind, but younger than that prune's cut-off."""
+    check(pruned_chain(before="2026-03-02T08:00:00.000Z"), [], signing_key, 2, "inside the retention period")
+
+
+def test_index_columns_are_checked_against_the_body(signing_key: Ed25519PrivateKey) -> None:
+    """The store's query columns are a copy of the body: a copy that differs (a subject moved, a kind renamed)
+    is named by seq and column, never by value."""
+    from broker.audit.chain import index_of
+
+    entries = [{**e, "index": {**index_of(e["record"]), "pruned_at": None}} for e in chain()]
+    assert verify(entries, [], signing_key.public_key()).ok
+    entries[3]["index"]["subject"] = None
+    result = check(entries, [], signing_key, 4, "its subject column does not match")
+    assert str(chain()[3]["record"]["subject"]) not in result.reason
+
+
+def test_the_head_must_name_the_last_entry(signing_key: Ed25519PrivateKey) -> None:
+    entries = chain()
+    assert verify(entries, [], signing_key.public_key(), head=(12, entries[-1]["hash"])).ok
+    result = verify(entries[:-1], [], signing_key.public_key(), head=(12, entries[-1]["hash"]))
+    assert not result.ok and result.first_bad_seq == 12 and "truncated" in result.reason
+
+
+def test_a_missing_periodic_checkpoint_is_an_error(signing_key: Ed25519PrivateKey) -> None:
+    entries = chain()
+    assert verify(entries, signed(signing_key, entries, [5, 10]), signing_key.public_key(), checkpoint_every=5).ok
+    check(entries, [], signing_key, 5, "no signed checkpoint at seq 5", checkpoint_every=5)
+    check(entries, signed(signing_key, entries, [5]), signing_key, 10, "no signed checkpoint at seq 10",
+          checkpoint_every=5)
+    # a compacted chain is expected to hold them from its start only
+    anchor = signed(signing_key, entries, [7], "prune")
+    assert verify(entries[7:], [*anchor, *signed(signing_key, entries, [10])], signing_key.public_key(),
+                  checkpoint_every=5).ok
+
+
+def test_a_store_from_before_exact_multiples_still_verifies(signing_key: Ed25519PrivateKey) -> None:
+    """Stores written before checkpoints were signed at the multiples themselves signed at the head of the batch that
+    crossed one (seq 7 for 5, 12 for 10): they verify; a multiple with no checkpoint before the next is still caught."""
+    entries = chain()
+    assert verify(entries, signed(signing_key, entries, [7, 12]), signing_key.public_key(), checkpoint_every=5).ok
+    check(entries, signed(signing_key, entries, [12]), signing_key, 5, "no signed checkpoint at seq 5",
+          checkpoint_every=5)
 
 
 def test_compacted_chain_needs_a_signed_prune_anchor(signing_key: Ed25519PrivateKey) -> None:

@@ -125,7 +125,7 @@ def test_export_csv_fhir_and_sar(data_dir: Path, tmp_path: Path) -> None:
 
 def test_checkpoint_and_prune(data_dir: Path) -> None:
     code, out, _ = cli("checkpoint", "--data-dir", str(data_dir))
-    assert code == 0 and out.startswith("checkpoint at seq 14")
+    assert code == 0 and out.startswith("checkpoint at seq 15")  # it covers its own admin_action (seq 15)
     code, out, _ = cli("prune", "--data-dir", str(data_dir))
     assert code == 0 and "nothing pruned" in out
     code, out, _ = cli("prune", "--data-dir", str(data_dir), "--keep", "protocol_change=1,record_received=1",
@@ -133,3 +133,53 @@ def test_checkpoint_and_prune(data_dir: Path) -> None:
     assert code == 0 and "pruned 5 records" in out and "compacted 2" in out
     assert cli("verify", "--data-dir", str(data_dir))[0] == 0
     assert cli("prune", "--data-dir", str(data_dir), "--keep", "names=3")[0] == 2
+
+
+def test_cli_actions_name_the_account_that_ran_them(data_dir: Path, tmp_path: Path) -> None:
+    """checkpoint, export and prune are admin actions: each audit record names who acted, not just "cli"."""
+    from broker.api.principal import cli_actor
+
+    assert cli("checkpoint", "--data-dir", str(data_dir))[0] == 0
+    assert cli("export", "--format", "csv", "--out", str(tmp_path / "a.csv"), "--data-dir", str(data_dir))[0] == 0
+    assert cli("prune", "--data-dir", str(data_dir), "--keep", "delivery_read=1", "--now", "2027-01-01T00:00:00Z",
+               "--compact")[0] == 0
+    store = open_audit_store(data_dir)
+    actions = [(e["record"]["action"], e["record"]["actor"]) for e in store.search(kind="admin_action",
+                                                                                    newest_first=False)]
+    store.close()
+    assert actions == [("audit.checkpoint", cli_actor()), ("audit.export", cli_actor()),
+                       ("audit.prune", cli_actor())]
+    assert cli_actor().startswith("cli:uid")
+
+
+def test_export_carries_the_checkpoint_interval_and_head(data_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "audit.jsonl"
+    assert cli("export", "--format", "jsonl", "--out", str(export), "--data-dir", str(data_dir))[0] == 0
+    header = json.loads(export.read_text().splitlines()[0])
+    assert header["version"] == 2 and header["checkpoint_every"] == 1000
+    assert header["head"]["seq"] == 14
+
+
+def test_an_export_stripped_of_checkpoints_and_tail_fails_against_the_interval(data_dir: Path, tmp_path: Path) -> None:
+    """An export edited to drop its last records, its head line's claim and every checkpoint: with the published
+    interval (5 here) the verifier expects checkpoints at 5 and 10 and finds none."""
+    export = tmp_path / "audit.jsonl"
+    assert cli("export", "--format", "jsonl", "--out", str(export), "--data-dir", str(data_dir))[0] == 0
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    kept = [line for line in lines if line["type"] == "entry" and line["seq"] <= 11]
+    header = {k: v for k, v in lines[0].items() if k != "head"}
+    export.write_text("".join(json.dumps(line) + "\n" for line in [header, *kept]))
+    assert cli("verify", str(export))[0] == 0  # what the defect allowed: the header's interval was edited too
+    code, out, _ = cli("verify", str(export), "--checkpoint-every", "5", "--json")
+    assert code == 1 and json.loads(out)["first_bad_seq"] == 5 and json.loads(out)["fault"] == "checkpoint_missing"
+
+
+def test_an_export_whose_last_lines_were_cut_fails_against_its_head(data_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "audit.jsonl"
+    assert cli("export", "--format", "jsonl", "--out", str(export), "--data-dir", str(data_dir))[0] == 0
+    lines = export.read_text().splitlines()
+    cut = [line for line in lines if json.loads(line).get("seq") != 14 or json.loads(line)["type"] != "entry"]
+    cut = [line for line in cut if json.loads(line)["type"] != "checkpoint" or json.loads(line)["seq"] < 14]
+    export.write_text("\n".join(cut) + "\n")
+    code, out, _ = cli("verify", str(export), "--json")
+    assert code == 1 and json.loads(out)["first_bad_seq"] == 14 and json.loads(out)["fault"] == "head"

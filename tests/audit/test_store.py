@@ -25,11 +25,11 @@ def test_append_chains_and_signs_periodically(store: AuditStore) -> None:
     assert [e["seq"] for e in entries] == list(range(1, 15))
     assert store.head() == (14, entries[-1]["hash"])
     periodic = [c for c in store.checkpoints() if c["purpose"] == "periodic"]
-    assert [c["seq"] for c in periodic] == [14]  # one batch crossed 5 and 10: signed once, at its head
+    assert [c["seq"] for c in periodic] == [5, 10]  # one batch crossed 5 and 10: each multiple signed
     more = store.append([audit_record("key_unwrap", time="2026-03-05T00:00:00Z", actor="share", key_id=f"k{i}")
                          for i in range(3)])
     assert more[0]["prev_hash"] == entries[-1]["hash"]
-    assert [c["seq"] for c in store.checkpoints() if c["purpose"] == "periodic"] == [14, 17]
+    assert [c["seq"] for c in store.checkpoints() if c["purpose"] == "periodic"] == [5, 10, 15]
     assert store.verify().ok
 
 
@@ -188,3 +188,135 @@ def test_compaction_drops_a_pruned_prefix_behind_a_signed_anchor(store: AuditSto
     anchors = [c for c in store.checkpoints() if c["purpose"] == "prune"]
     assert [c["seq"] for c in anchors] == [3]
     assert store.verify().ok
+
+
+# --- defect 7: tampering with what IG reads, under the verifier (both databases) ------------------------------------
+@pytest.mark.parametrize("column", ["subject", "subscriber", "kind", "event_id", "decision_id"])
+def test_edited_index_columns_are_caught_naming_seq_and_column(store: AuditStore, column: str) -> None:
+    """Editing only an index column of a decision row (the body untouched) changes what a search finds: verify
+    must name the row and the column, never the value."""
+    seeded(store)
+    decision = store.search(kind="decision", subject=CHILD_A, newest_first=False)[0]
+    value = {"kind": "key_unwrap"}.get(column)
+    _tamper(store, f"UPDATE audit_entry SET {column} = ? WHERE seq = ?", (value, decision["seq"]))
+    if column in ("subject", "kind"):
+        assert store.disclosures(subject=CHILD_A) == []  # the tamper matters to IG: the disclosure is gone
+    if column == "subscriber":
+        assert "dec-0001" not in [d.decision_id for d in store.disclosures(subscriber="csc-front-door")]
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == decision["seq"] and result.fault == "index"
+    assert f"its {column} column" in result.reason
+    assert CHILD_A not in result.reason and "dec-0001" not in result.reason
+
+
+def test_disclosures_hidden_by_index_edits_fail_verification(store: AuditStore) -> None:
+    seeded(store)
+    assert len(store.disclosures(subject=CHILD_A)) == 1
+    rows = [e["seq"] for e in store.search(subject=CHILD_A) if e["record"]["kind"] in ("decision", "delivered")]
+    for seq in rows:
+        _tamper(store, "UPDATE audit_entry SET subject = NULL, subscriber = NULL WHERE seq = ?", (seq,))
+    assert store.disclosures(subject=CHILD_A) == []
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == min(rows) and "subject column" in result.reason
+
+
+def test_a_forged_tombstone_is_caught(store: AuditStore) -> None:
+    """body NULL and pruned_at set, as a prune would, but no prune was logged."""
+    seeded(store)
+    decision = store.search(kind="decision", subject=CHILD_A, newest_first=False)[0]["seq"]
+    blank = ", ".join(f"{c} = NULL" for c in ("subject", "agency", "subscriber", "event_id", "event_type", "rule_id",
+                                              "decision_id", "outcome", "deadletter_id"))
+    _tamper(store, f"UPDATE audit_entry SET body = NULL, pruned_at = ?, {blank} WHERE seq = ?",
+            ("2026-04-15T00:00:00.000Z", decision))
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == decision and "no logged prune covers" in result.reason
+
+
+def test_a_forged_tombstone_dressed_as_a_real_prunes_is_caught(store: AuditStore) -> None:
+    """After a real prune, a decision's body removed and its kind, time and pruned_at set to match that prune."""
+    seeded(store)
+    store.prune({"delivery_read": 30}, now="2026-04-15T00:00:00Z")
+    assert store.verify().ok
+    decision = store.search(kind="decision", subject=CHILD_B)[0]["seq"]
+    _tamper(store, "UPDATE audit_entry SET body = NULL, pruned_at = ?, kind = 'delivery_read', subject = NULL,"
+                   " subscriber = NULL, event_id = NULL, event_type = NULL, rule_id = NULL, decision_id = NULL,"
+                   " outcome = NULL WHERE seq = ?", ("2026-04-15T00:00:00.000Z", decision))
+    result = store.verify()
+    assert not result.ok and result.fault == "tombstone" and "which recorded 1" in result.reason
+
+
+def test_prune_records_survive_their_own_kinds_retention(store: AuditStore) -> None:
+    seeded(store)
+    store.prune({"delivery_read": 30}, now="2026-04-15T00:00:00Z")
+    store.prune({"admin_action": 1}, now="2027-04-15T00:00:00Z")
+    prunes = [e for e in store.search(kind="admin_action") if e["record"]["action"] == "audit.prune"]
+    assert [p["record"]["target"] for p in prunes] == ["delivery_read"]
+    assert prunes[0]["record"]["before"] == "2026-03-16T00:00:00.000Z" and prunes[0]["record"]["count"] == 1
+    assert store.verify().ok
+
+
+def test_deleting_every_checkpoint_and_the_tail_is_caught(store: AuditStore) -> None:
+    """The attacker removes the last records, moves the head back to match, and deletes every checkpoint."""
+    seeded(store)
+    _tamper(store, "DELETE FROM audit_checkpoint WHERE seq > ?", (-1,))
+    _tamper(store, "DELETE FROM audit_entry WHERE seq > ?", (11,))
+    row = store.search(limit=1)[0]
+    _tamper(store, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (row["seq"], row["hash"]))
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == 5 and result.fault == "checkpoint_missing"
+
+
+def test_deleting_the_last_row_while_the_head_names_it_is_caught(store: AuditStore) -> None:
+    seeded(store)
+    _tamper(store, "DELETE FROM audit_entry WHERE seq = ?", (14,))
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == 14 and result.fault == "head"
+
+
+def test_rows_beyond_the_head_are_caught(store: AuditStore) -> None:
+    seeded(store)
+    last = store.search(limit=1)[0]
+    _tamper(store, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (13, store.search(limit=2)[1]["hash"]))
+    result = store.verify()
+    assert not result.ok and result.first_bad_seq == 14 and last["seq"] == 14
+
+
+def test_a_store_without_checkpoints_configured_expects_none(tmp_path) -> None:
+    from broker.audit.store import open_audit_store
+
+    plain = open_audit_store(tmp_path, create_key=True, checkpoint_every=0)
+    plain.append(seed_records())
+    assert plain.checkpoints() == [] and plain.verify().ok
+    plain.close()
+
+
+def test_a_compacted_chain_still_verifies_with_periodic_checkpoints(store: AuditStore) -> None:
+    seeded(store)
+    store.prune({"protocol_change": 1, "record_received": 1, "event_published": 1}, now="2026-04-15T00:00:00Z",
+                compact=True)
+    result = store.verify()
+    assert result.ok, result.reason
+    assert [e["record"]["action"] for e in store.search(kind="admin_action", newest_first=False)] == \
+        ["audit.prune"] * 3 + ["audit.compact"]
+
+
+def test_verify_beside_a_busy_writer_never_cries_wolf(store: AuditStore) -> None:
+    """Records (and periodic checkpoints) appended while verification walks the chain are not tampering."""
+    seeded(store)
+    stop = threading.Event()
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            store.append([audit_record("key_unwrap", time="2026-03-05T00:00:00Z", actor="share", key_id=f"b{i}")])
+            i += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        results = [store.verify() for _ in range(20)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
+    assert store.verify().ok and store.head()[0] > 14

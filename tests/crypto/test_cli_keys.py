@@ -41,16 +41,17 @@ def test_shred_status_and_rotate(env: Path, patient_event: dict[str, Any]) -> No
     token = patient_event["subject"]["linkage"]["token"]
 
     status = _run("status", "--json")
-    assert status["data_keys"] == {"active": 5, "retired": 0, "shredded": 0}
+    assert status["data_keys"] == {"active": 6, "retired": 0, "shredded": 0}  # one per classification present
 
     rotated = _run("rotate", "--kek", "--data-keys", "--rewrap")
     assert rotated["kek_versions"]["mash-identity"] == 2
-    assert rotated["data_keys_retired"] == 5 and rotated["data_keys_rewrapped"] == 5
+    assert rotated["data_keys_retired"] == 6 and rotated["data_keys_rewrapped"] == 6
 
     audit = _run("shred", "--subject", token, "--yes")
     assert audit["action"] == "keys.shred" and audit["subject"] == token
-    assert audit["data_keys_shredded"] == 5
-    assert audit["classifications"] == ["contact", "demographic", "identity", "location", "social_care"]
+    assert audit["data_keys_shredded"] == 6
+    assert audit["classifications"] == ["contact", "demographic", "identity", "location",
+                                        "sensitive_operational", "social_care"]
     assert audit["shredded_at"].endswith("Z")
 
     store = open_key_provider(env)
@@ -94,3 +95,17 @@ def test_generate_subscriber_key(tmp_path: Path, suite: str) -> None:
     assert again.exit_code == 1 and "not overwritten" in again.output
     assert runner.invoke(app, ["generate-subscriber-key", "--out", str(tmp_path / "x"), "--suite", "rsa"]
                          ).exit_code == 2
+
+
+def test_shredding_a_token_nobody_knows_records_nothing(env: Path) -> None:
+    """A mistyped or invented token: exit 1, no erasure recorded, no notice owed."""
+    from broker.stores.erasures import ErasureRegister
+
+    invented = "lt1_" + "Q" * 43
+    result = runner.invoke(app, ["shred", "--subject", invented, "--yes"])
+    assert result.exit_code == 1 and "no record of this child" in result.output and invented not in result.output
+    erasures = ErasureRegister(env / ErasureRegister.FILE)
+    try:
+        assert not erasures.is_erased(invented)
+    finally:
+        erasures.close()

@@ -164,8 +164,9 @@ def test_shredding_one_child_leaves_the_other_readable(patient_event: dict[str, 
 
     report = store.shred_with_report(token)
 
-    assert report.data_keys == 5  # one data key per classification this child has
-    assert report.classifications == ["contact", "demographic", "identity", "location", "social_care"]
+    assert report.data_keys == 6  # one data key per classification this child has
+    assert report.classifications == ["contact", "demographic", "identity", "location",
+                                      "sensitive_operational", "social_care"]
     gone = reveal_event(first, store)
     personal = _personal(patient_event)
     assert sorted(gone.shredded) == sorted(p for p, _ in personal)
@@ -222,7 +223,7 @@ def test_unwraps_are_counted_and_reported_with_their_reason(tmp_path: Path, pati
         reveal_event(protected, reader, reason="decision d-1")
         reveal_event(protected, reader)  # cached: no further unwraps
         token = patient_event["subject"]["linkage"]["token"]
-        assert reader.unwrap_count() == len(seen) == 5
+        assert reader.unwrap_count() == len(seen) == 6
         assert {s for _, s, _ in seen} == {token} and {r for _, _, r in seen} == {"decision d-1"}
     finally:
         reader.close()

@@ -64,7 +64,7 @@ def test_rotation_by_age(store: KeyStore, clock: Clock) -> None:
 def test_forced_data_key_rotation(store: KeyStore, patient_event: dict[str, Any]) -> None:
     before = protect_event(patient_event, store)
     retired = store.rotate_data_keys()
-    assert retired == 5
+    assert retired == 6  # one per classification present
     after = protect_event(patient_event, store)
     path = ("subject", "child", "family_name")
     key_of = lambda e: e[path[0]][path[1]][path[2]].split(":")[2]  # noqa: E731
@@ -81,14 +81,14 @@ def test_kek_rotation_keeps_old_data_readable_and_rewrap_retires_old_versions(
     new = protect_event(other_child_event, store)
     status = store.status()
     assert status["kek_versions_in_use"]["mash-identity"] == {"latest": 2, "wrapping": {1: 1, 2: 1}}
-    assert status["needing_rewrap"] == 5
+    assert status["needing_rewrap"] == 6
 
     cold = KeyStore(tmp_path / "keys" / "datakeys.sqlite", kms)  # no cached keys: must unwrap under v1 and v2
     assert reveal_event(old, cold).event == patient_event
     assert reveal_event(new, cold).event == other_child_event
     cold.close()
 
-    assert store.rewrap() == 5
+    assert store.rewrap() == 6
     assert store.rewrap() == 0
     assert store.status()["needing_rewrap"] == 0
 
@@ -100,7 +100,7 @@ def test_after_rewrap_old_kek_versions_can_be_dropped(tmp_path: Path, master_key
     store = KeyStore(dk_path, kms)
     protected = protect_event(patient_event, store)
     store.rotate_keks()
-    assert store.rewrap() == 5
+    assert store.rewrap() == 6
     store.close()
     kms.close()
     with sqlite3.connect(kms_path) as db:

@@ -47,12 +47,12 @@ def test_keystore_over_vault_round_trip_rotation_and_rewrap(tmp_path: Path, vaul
                                                             patient_event: dict[str, Any]) -> None:
     store = KeyStore(tmp_path / "dk.sqlite", transit)
     protected = protect_event(patient_event, store)
-    assert vault.state.calls["POST encrypt"] == 5  # one wrap per new data key
+    assert vault.state.calls["POST encrypt"] == 6  # one wrap per new data key
     store.rotate_keks()
     cold = KeyStore(tmp_path / "dk.sqlite", transit)
     assert reveal_event(protected, cold).event == patient_event
-    assert cold.unwrap_count() == vault.state.calls["POST decrypt"] == 5
-    assert store.rewrap() == 5
+    assert cold.unwrap_count() == vault.state.calls["POST decrypt"] == 6
+    assert store.rewrap() == 6
     assert store.status()["needing_rewrap"] == 0
     cold.close()
     cold = KeyStore(tmp_path / "dk.sqlite", transit)

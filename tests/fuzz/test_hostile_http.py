@@ -5,6 +5,10 @@ still holds it and is told why."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
+
 import httpx
 import pytest
 
@@ -117,3 +121,46 @@ async def test_wrong_scope_is_403_and_unknown_agency_404(svc, http):
     r = await http.post(f"{svc.base_url}/v1/records/fire_service", content=b"{}",
                         headers=svc.headers("intake:health", **{"Content-Type": "application/json"}))
     assert r.status_code == 403  # no key may act for an agency that does not exist
+
+
+def _cursor(positions: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(positions).encode()).decode().rstrip("=")
+
+
+TOKEN = "lt1_" + "A" * 32
+# Issue 14's hostile list beyond intake's parsers: (method, path, actor or None, body). Each a 4xx, never a 5xx, and
+# the answer never repeats the fictitious child's name planted in it.
+ISSUE_14 = [
+    ("GET", f"/v1/ig/search?before_seq={2**64}", "ig_auditor", None),
+    ("GET", f"/v1/ig/search?before_seq={2**200}", "ig_auditor", None),
+    ("POST", "/v1/ig/policy/explain", "ig_auditor", {"subscriber": "test_hub", "event": {"subject": "Testchild"}}),
+    ("POST", "/v1/ig/policy/explain", "ig_auditor",
+     {"subscriber": "test_hub", "event": {"subject": {"child": ["Testchild"], "linkage": {"token": TOKEN}}}}),
+    ("POST", "/v1/ig/policy/explain", "ig_auditor", {"subscriber": "Testchild", "event": {}}),
+    ("POST", "/v1/subscribers/test_hub/ack", "subscriber:test_hub", {"cursor": _cursor({"0": 10**23})}),
+    ("GET", f"/v1/subscribers/test_hub/events?after={_cursor({'0': 10**23})}", "subscriber:test_hub", None),
+    ("PUT", f"/v1/admin/consent/{TOKEN}", "admin", {"status": "withdrawn", "objection": True}),  # never seen: 404
+    ("PUT", f"/v1/admin/consent/lt{'9' * 30}_{'A' * 32}", "admin", {"status": "given"}),
+    ("POST", f"/v1/admin/keys/shred/lt{'9' * 30}_{'A' * 32}", "admin", None),
+    ("POST", "/v1/admin/deadletters/Testchild/reprocess", "admin", None),
+    ("POST", "/v1/subscribers/test_hub/ack", None, b'{"cursor": "' + b"Testchild" * 8000 + b'"}'),  # 72 KB: 413
+    ("POST", "/v1/ig/policy/explain", None, b'{"event": "' + b"Testchild" * 8000 + b'"}'),
+    ("PUT", f"/v1/admin/consent/{TOKEN}", None, b"[" * 70_000),
+    ("GET", "/v1/ig/search/", "ig_auditor", None),  # trailing slash: a 404, never a redirect built from Host
+    ("POST", "/v1/records/health", "intake:health", gzip.compress(b'{"resourceType": "Patient", "id": "Testchild"}')),
+    ("POST", "/v1/records/health", "intake:health", [{"resourceType": "Patient", "id": "Testchild"}]),
+    ("POST", "/v1/records/health", "intake:health", '{"resourceType": "Testchild"}'.encode("utf-16")),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "actor", "body"), ISSUE_14,
+                         ids=[f"{i}-{m}-{p.split('?')[0][:40]}" for i, (m, p, _, _) in enumerate(ISSUE_14)])
+async def test_issue_14_hostile_requests_get_a_value_free_4xx(svc, http, method, path, actor, body):
+    headers = {"Host": "evil.example", "Content-Type": "application/fhir+json" if "/records/" in path
+               else "application/json", **(svc.headers(actor) if actor else {})}
+    content = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    r = await http.request(method, f"{svc.base_url}{path}", content=content, headers=headers)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert "Testchild" not in r.text and "evil.example" not in r.headers.get("location", "")
+    if actor is None:
+        assert r.status_code == 413  # refused on size before authentication

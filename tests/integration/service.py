@@ -65,7 +65,8 @@ async def running_service(tmp: Path, bootstrap: str, protocol: str = "e2e-protoc
     port = free_port()
     settings = Settings(kafka_bootstrap_servers=bootstrap, data_dir=tmp / "data", port=port,
                         protocol_file=proto_dir / source.name, dev_mode=True,
-                        topic_prefix=f"t{uuid.uuid4().hex[:8]}", event_partitions=3, **overrides)
+                        topic_prefix=overrides.pop("topic_prefix", f"t{uuid.uuid4().hex[:8]}"), event_partitions=3,
+                        **overrides)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -40,6 +41,8 @@ async def test_shredding_one_child_leaves_the_other_readable(kafka_bootstrap, tm
         for pid, nhs, family in (("a1", "9434765919", "Alphaexample2"), ("b2", "9434765870", "Betaexample2")):
             r = await http.post(f"{svc.base_url}/v1/records/health", content=_patient(pid, nhs, family), headers=fhir)
             assert r.status_code == 202
+        # served now: Beta's first, the person.erased notice, then both new versions (Alpha's first is never served
+        # again: tests/integration/test_erasure.py)
         latest = (await svc.pull_until(http, "test_hub", 4))[2:]
         by_token = {e["subject"]["linkage"]["token"]: e for e in latest}
         assert by_token[tokens["Betaexample"]]["subject"]["child"]["family_name"] == "Betaexample2"
@@ -52,6 +55,8 @@ async def test_shredding_one_child_leaves_the_other_readable(kafka_bootstrap, tm
         raw = await read_topic(kafka_bootstrap, svc.settings.topics.events, 4)
         for msg in raw:
             revealed = svc.runtime.reveal(decode(msg.value))
+            if revealed.event["event_type"] == "person.erased":  # the notice: tokens only, readable for good
+                continue
             child = revealed.event["subject"]["child"]
             if revealed.event["subject"]["linkage"]["token"] == tokens["Alphaexample"]:
                 assert child["family_name"] == SHREDDED and revealed.shredded
@@ -69,14 +74,23 @@ async def test_reprocessing_a_dead_letter_runs_intake_again(kafka_bootstrap, tmp
         r = await http.post(f"{svc.base_url}/v1/admin/deadletters/{dl}/reprocess", headers=svc.headers("admin"))
         assert r.status_code == 200, r.text
         assert r.json()["rejections"][0]["field"] == "Patient.birthDate"
-        r = await http.post(f"{svc.base_url}/v1/admin/deadletters/nope/reprocess", headers=svc.headers("admin"))
+        r = await http.post(f"{svc.base_url}/v1/admin/deadletters/{uuid.uuid4()}/reprocess",
+                            headers=svc.headers("admin"))
         assert r.status_code == 404
+        r = await http.post(f"{svc.base_url}/v1/admin/deadletters/nope/reprocess", headers=svc.headers("admin"))
+        assert r.status_code == 422 and "nope" not in r.text  # not a dead-letter id: refused, never echoed
 
 
 async def test_consent_register_is_admin_only_and_recorded(kafka_bootstrap, tmp_path):
     async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
-        token = "lt1_" + "A" * 32
         body = {"status": "withdrawn", "objection": True, "recorded_on": "2026-11-01"}
+        never_seen = "lt1_" + "A" * 32  # consent attaches to a known child only: a mistyped token is a 404
+        r = await http.put(f"{svc.base_url}/v1/admin/consent/{never_seen}", json=body, headers=svc.headers("admin"))
+        assert r.status_code == 404 and svc.runtime.consent_for(never_seen) is None
+        r = await http.post(f"{svc.base_url}/v1/records/health", content=_patient("c3", "9434765919", "Gammaexample"),
+                            headers=svc.headers("intake:health", **{"Content-Type": "application/fhir+json"}))
+        assert r.status_code == 202, r.text
+        [(token,)] = svc.runtime.identities.db.query("SELECT DISTINCT child FROM identity")  # the child just sent
         r = await http.put(f"{svc.base_url}/v1/admin/consent/{token}", json=body, headers=svc.headers("admin"))
         assert r.status_code == 200
         assert svc.runtime.consent_for(token).restriction == "objection"

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from broker.crypto.split_seal import open_split
 from broker.service.messages import decode, header
 from tests.integration.service import running_service
 from tests.integration.topics import read_topic
@@ -63,12 +64,13 @@ async def test_malformed_record_gets_a_precise_4xx_and_is_dead_lettered(kafka_bo
         assert "31/02/2015" not in r.text
         [dl_id] = r.json()["deadletter_ids"]
 
-        [msg] = await read_topic(kafka_bootstrap, svc.settings.topics.deadletter, 1)
-        record = decode(msg.value)
+        kept, msg = await read_topic(kafka_bootstrap, svc.settings.topics.deadletter, 2)
+        record, sealed = decode(msg.value), decode(kept.value)
         assert record["deadletter_id"] == dl_id
         assert record["rejection"]["field"] == "Patient.birthDate"
-        assert b"31/02/2015" not in msg.value  # the input is sealed, not in the clear
-        assert svc.runtime.open_deadletter_input(record["input"], record["content_sha256"]) == bad
+        assert record["input_ref"] == sealed["content_sha256"] == kept.key.decode()  # one sealed copy, referenced
+        assert b"31/02/2015" not in msg.value + kept.value  # the input is sealed, not in the clear
+        assert open_split(sealed["sealed"], f"deadletter:{sealed['content_sha256']}", svc.runtime.keys) == bad
 
         r = await http.post(f"{svc.base_url}/v1/records/health", content=b"<not-fhir/>",
                             headers=svc.headers("intake:health", **{"Content-Type": "text/csv"}))

@@ -118,7 +118,7 @@ async def test_provider_tokens_grant_the_roles_they_name_and_nothing_else(kafka_
             if r.status_code != 200 or r.json()["entries"]:
                 break
             await asyncio.sleep(0.1)
-        assert r.status_code == 200 and r.json()["entries"][0]["record"]["actor"] == "intake:health"
+        assert r.status_code == 200 and r.json()["entries"][0]["record"]["actor"] == "intake:health:oidc:client-123"
 
         nothing = idp.token(["offline_access", "mash.superuser", "mash.intake"])  # no usable mash role
         r = await http.post(f"{svc.base_url}/v1/records/health", content=PATIENT,

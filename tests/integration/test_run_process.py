@@ -52,7 +52,8 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
                 pass
             time.sleep(0.1)
         assert ready is not None and ready.status_code == 200, ready and ready.text
-        assert ready.json()["checks"] == {"kafka": "ok", "stores": "ok", "workers": "ok"}
+        assert ready.json()["checks"] == {"kafka": "ok", "stores": "ok", "workers": "ok", "subscribers": "ok",
+                                          "kafka_epoch": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
         assert "mash_records_received_total" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         brokers = [c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()]

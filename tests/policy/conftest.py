@@ -63,14 +63,18 @@ def base_protocol() -> dict[str, Any]:
             {"name": "hub", "partner": "la", "role": "mash_hub", "purposes": ["triage"], "public_key": key,
              "key_suite": "x25519", "delivery": "kafka"},
             {"name": "gp_one", "partner": "gp", "role": "gp_practice", "purposes": ["care"], "public_key": key,
-             "key_suite": "x25519", "delivery": "http-pull", "organisation": {"ods_code": "Y99901"}},
+             "key_suite": "x25519", "delivery": "http-pull", "organisation": {"ods_code": "Y99901"},
+             "confidentiality": "health_professional"},
             {"name": "helper", "partner": "la", "role": "early_help", "purposes": ["support"], "public_key": key,
              "key_suite": "x25519", "delivery": "sse"},
         ],
         "rules": [
             {"id": "hub-identity", "description": "Hub gets identity and social care", "subscribers": ["hub"],
              "event_types": ["social_care.*", "police.*"], "purpose": "triage",
-             "lawful_basis": ["uk_gdpr_art6_1_e", "dpa2018_sch1_para18", "children_act_1989_s47"],
+             # Art 9(2)(g) with para 6 for the special category and criminal offence data social care fields can
+             # hold (risk categories, assessment factors: schema markers), s36(4) for police records reused by the LA
+             "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para6", "dpa2018_s36_4",
+                              "children_act_1989_s47"],
              "fields": [{"classifications": ["identity", "social_care", "criminal"], "action": "release"}]},
         ],
     })

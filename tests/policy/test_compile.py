@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from broker.policy import ProtocolError, SubscriberKeyError, key_problems, load_protocol, parse_protocol
-from broker.policy.codes import LAWFUL_BASIS, MASK_KINDS
+from broker.policy.codes import ALIASES, LAWFUL_BASIS, MASK_KINDS
 from broker.schema.loader import load_schema
 from tests.policy.conftest import SAMPLE, base_protocol, compile_data
 
@@ -32,7 +32,7 @@ rules:
     purpose: triage
     lawful_basis: [uk_gdpr_art6_1_e]
     fields:
-      - {classifications: [social_care], action: release}
+      - {classifications: [identity], action: release}
       - paths: [payload.referral_date]
         action: mask
         mask: Testchild-secret-mask
@@ -46,7 +46,7 @@ def problems_of(data) -> list[tuple[str, str]]:
 
 
 def test_sample_protocol_compiles_with_every_subscriber_indexed(sample) -> None:
-    assert sample.revision == "exampleshire-mash-isp@1.0.0"
+    assert sample.revision == "exampleshire-mash-isp@1.1.0"
     assert list(sample.subscribers) == ["mash_hub", "early_help", "police_ppu", "oakfield_dsl", "riverside_gp"]
     assert {name for name, _ in sample.index} == set(sample.subscribers)
     assert sample.subscribers["riverside_gp"].key_file == SAMPLE.parent / "keys" / "riverside_gp.pub"
@@ -73,7 +73,7 @@ def test_schema_error_names_yaml_path_and_line_never_the_value() -> None:
     (lambda d: d["rules"][0].update(colour="red"), "rules[0]", "unknown key(s) 'colour'"),
     (lambda d: d["rules"][0].pop("purpose"), "rules[0]", "required key 'purpose' is missing"),
     (lambda d: d["rules"][0].update(lawful_basis=["gdpr_whatever"]), "rules[0].lawful_basis[0]",
-     "must be one of: uk_gdpr_art6_1_c"),
+     "must be one of: uk_gdpr_art6_1_a"),
     (lambda d: d["protocol"].update(effective_from="2026-13-45"), "protocol.effective_from", "not a valid date"),
     (lambda d: d["subscribers"][0].update(name="Hub Team"), "subscribers[0].name", "must be 2-49 lower-case"),
     (lambda d: d["rules"][0].update(event_types=["Social Care"]), "rules[0].event_types[0]", "must be an event type"),
@@ -105,15 +105,16 @@ def _rule(**changes):
 
 @pytest.mark.parametrize(("data", "path", "reason"), [
     (_rule(lawful_basis=["uk_gdpr_art6_1_e", "consent", "dpa2018_sch1_para18"]), "rules[0].lawful_basis",
-     "cite exactly one Article 6 basis"),
+     "discloser: cite exactly one UK GDPR Art 6 basis"),
     (_rule(lawful_basis=["consent", "children_act_1989_s47"]), "rules[0].lawful_basis",
-     "a rule relying on consent must not cite a statutory gateway"),
+     "discloser: a rule relying on consent (Art 6(1)(a)) must not cite a statutory duty or power"),
     (_rule(lawful_basis=["uk_gdpr_art6_1_e", "children_act_1989_s47"]), "rules[0].lawful_basis",
-     "releases criminal offence data: cite dpa2018_sch1_para18"),
+     "discloser: releases criminal offence data (UK GDPR Art 10): cite a DPA 2018 Schedule 1 condition"),
     (_rule(lawful_basis=["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "children_act_1989_s47"]),
-     "rules[0].lawful_basis", "uk_gdpr_art9_2_g needs a DPA 2018 Schedule 1 Part 2 condition"),
-    (_rule(fields=[{"classifications": ["health"], "action": "mask", "mask": "redact"}]), "rules[0].lawful_basis",
-     "releases special category data (health)"),
+     "rules[0].lawful_basis", "discloser: uk_gdpr_art9_2_g needs a DPA 2018 Schedule 1 Part 2 condition"),
+    (_rule(fields=[{"classifications": ["health"], "action": "mask", "mask": "redact"}],
+           lawful_basis=["uk_gdpr_art6_1_e", "dpa2018_sch1_para6", "dpa2018_s36_4", "children_act_1989_s47"]),
+     "rules[0].lawful_basis", "discloser: releases special category data (health)"),
     (_rule(purpose="care"), "rules[0].purpose", "subscriber hub is not registered for this purpose"),
     (_rule(purpose="unheard_of"), "rules[0].purpose", "not a purpose defined under purposes"),
     (_rule(fields=[{"paths": ["payload.no_such_field"], "action": "release"}]), "rules[0].fields[0].paths[0]",
@@ -201,7 +202,7 @@ def test_key_files_are_read_lazily(tmp_path) -> None:
 def test_vocabulary_matches_the_protocol_schema() -> None:
     schema = json.loads((SAMPLE.parents[2] / "schemas" / "protocol.schema.json").read_text())
     defs = schema["$defs"]
-    assert set(defs["lawful_basis_code"]["enum"]) == set(LAWFUL_BASIS)
+    assert set(defs["lawful_basis_code"]["enum"]) == set(LAWFUL_BASIS) | set(ALIASES)
     assert set(defs["mask_kind"]["enum"]) == set(MASK_KINDS)
     event_schema = load_schema()
     from broker.schema.classification import CLASSIFICATIONS

@@ -47,7 +47,9 @@ def test_event_no_rule_covers_is_withheld(protocol) -> None:
 def test_fields_no_rule_covers_are_withheld_operational_released(protocol) -> None:
     d = decide(protocol, referral(), "hub")
     assert d.outcome == "deliver" and d.rule_id == "hub-identity"
-    assert {"event_id", "event_type", "source.agency", "subject.linkage.token", "risk.level"} <= set(d.released)
+    assert {"event_id", "event_type", "source.agency", "subject.linkage.token"} <= set(d.released)
+    # sensitive_operational (1.2.0): the risk level and the source system reveal something; no rule releases them
+    assert {"risk.level", "source.system"} <= set(d.withheld)
     assert {"subject.child.given_names[]", "payload.referral_date", "subject.related_people[].role",
             "subject.related_people[].person.pnc_id"} <= set(d.released)
     assert {"subject.child.phones[]", "subject.child.addresses[].postcode", "subject.child.ethnicity",
@@ -65,9 +67,9 @@ def test_a_leaf_outside_the_schema_is_withheld(protocol) -> None:
 def test_operational_default_can_be_overridden_by_a_path_rule() -> None:
     p = with_rule(fields=[{"classifications": ["identity"], "action": "release"},
                           {"paths": ["source.record_id"], "action": "withhold"}],
-                  lawful_basis=["uk_gdpr_art6_1_e", "children_act_1989_s47"])
+                  lawful_basis=["uk_gdpr_art6_1_e", "dpa2018_s36_4", "children_act_1989_s47"])
     d = decide(p, referral(), "hub")
-    assert "source.record_id" in d.withheld and "source.system" in d.released
+    assert "source.record_id" in d.withheld and "source.record_version" in d.released
 
 
 def test_longest_path_rule_wins_over_broader_path_and_classification() -> None:
@@ -119,7 +121,8 @@ def _gp_protocol():
     data = base_protocol()
     data["rules"] = [{"id": "gp-notices", "description": "GP", "subscribers": ["gp_practice"],
                       "event_types": ["health.child_protection_plan_notice"], "purpose": "care",
-                      "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_h", "children_act_2004_s11"],
+                      "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_h", "dpa2018_sch1_para2",
+                                       "children_act_2004_s11"],
                       "conditions": {"registered_with": "gp_practice"},
                       "fields": [{"classifications": ["identity", "social_care", "health"], "action": "release"}]}]
     return compile_data(data)
@@ -148,6 +151,10 @@ def _consent_protocol():
         {"id": "hub-s47", "description": "Hub s47", "subscribers": ["hub"], "event_types": ["social_care.referral"],
          "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_e", "children_act_1989_s47"],
          "fields": [{"classifications": ["identity"], "action": "release"}]},
+        {"id": "hub-s47-9-on-request", "description": "Duty to disclose", "subscribers": ["hub"],
+         "event_types": ["social_care.section47_enquiry"], "purpose": "triage",
+         "lawful_basis": ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"],
+         "fields": [{"classifications": ["identity"], "action": "release"}]},
         {"id": "hub-public-task-only", "description": "No gateway", "subscribers": ["hub"],
          "event_types": ["social_care.assessment"], "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_e"],
          "fields": [{"classifications": ["identity"], "action": "release"}]},
@@ -166,23 +173,37 @@ def test_consent_based_rule_needs_consent_given_and_honours_withdrawal() -> None
     assert objected.outcome == "withhold" and "consent objection: honoured" in objected.reason
 
 
-def test_statutory_gateway_overrides_withdrawal_and_records_it() -> None:
+def test_a_power_or_duty_to_cooperate_never_overrides_a_withdrawal_it_goes_to_a_human_decision() -> None:
+    """Children Act 1989 s47 is the LA's function, not a duty on anyone to disclose: a withdrawal or objection under
+    public task (Art 6(1)(e)) is weighed by a person (Art 21(1)), never set aside by the engine."""
     p = _consent_protocol()
     d = decide(p, referral(), "hub", consent=ConsentState("withdrawn", recorded_on="2026-04-20"))
-    assert d.outcome == "deliver" and d.rule_id == "hub-s47"
-    assert d.consent_override is not None and d.consent_override.gateway == "children_act_1989_s47"
-    record = d.to_record()
-    assert record["consent_override"] == {"restriction": "withdrawn", "recorded_on": "2026-04-20",
-                                          "gateway": "children_act_1989_s47"}
-    assert "overridden by children_act_1989_s47" in d.reason
+    assert d.outcome == "withhold" and d.rule_id is None and d.consent_override is None
+    assert d.human_decision is not None and d.human_decision.rule_id == "hub-s47"
+    assert (d.human_decision.restriction, d.human_decision.recorded_on) == ("withdrawn", "2026-04-20")
+    assert d.human_decision.basis == ("uk_gdpr_art6_1_e", "children_act_1989_s47")
+    assert "pending a recorded human decision under rule hub-s47" in d.reason
+    assert d.to_record()["consent_override"] is None
 
 
-def test_objection_without_a_gateway_withholds() -> None:
+def test_a_duty_to_disclose_overrides_a_withdrawal_and_records_it() -> None:
+    """s47(9) with Art 6(1)(c): a legal obligation, to which the Art 21 right to object does not apply."""
+    p = _consent_protocol()
+    enquiry = make_event("social_care.section47_enquiry", "social_care", {"actual_start_date": "2026-05-01"})
+    d = decide(p, enquiry, "hub", consent=ConsentState("withdrawn", recorded_on="2026-04-20"))
+    assert d.outcome == "deliver" and d.rule_id == "hub-s47-9-on-request" and d.human_decision is None
+    assert d.to_record()["consent_override"] == {"restriction": "withdrawn", "recorded_on": "2026-04-20",
+                                                 "gateway": "children_act_1989_s47_9"}
+    assert "set aside under the duty to disclose children_act_1989_s47_9" in d.reason
+
+
+def test_objection_without_a_duty_to_disclose_goes_to_a_human_decision() -> None:
     p = _consent_protocol()
     event = make_event("social_care.assessment", "social_care", {"actual_start_date": "2026-05-01"})
     assert decide(p, event, "hub").outcome == "deliver"
     d = decide(p, event, "hub", consent=ConsentState(objection=True))
-    assert d.outcome == "withhold" and "cites no statutory gateway" in d.reason
+    assert d.outcome == "withhold" and "cites no duty to disclose" in d.reason
+    assert d.human_decision is not None and d.human_decision.restriction == "objection"
 
 
 def test_the_more_restrictive_of_register_and_event_consent_wins() -> None:
@@ -191,7 +212,7 @@ def test_the_more_restrictive_of_register_and_event_consent_wins() -> None:
     d = decide(p, withdrawn_in_event, "helper", consent=ConsentState("given"))
     assert d.outcome == "withhold" and "honoured" in d.reason
     d = decide(p, withdrawn_in_event, "hub", consent=ConsentState("given"))
-    assert d.consent_override is not None and d.consent_override.recorded_on == "2026-03-01"
+    assert d.human_decision is not None and d.human_decision.recorded_on == "2026-03-01"
 
 
 def test_a_later_statutory_rule_applies_when_a_consent_rule_is_honoured() -> None:
@@ -202,7 +223,7 @@ def test_a_later_statutory_rule_applies_when_a_consent_rule_is_honoured() -> Non
          "purpose": "support", "lawful_basis": ["consent"],
          "fields": [{"classifications": ["identity", "contact"], "action": "release"}]},
         {"id": "hub-s47", "description": "s", "subscribers": ["hub"], "event_types": ["social_care.referral"],
-         "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_e", "children_act_1989_s47"],
+         "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"],
          "conditions": {"risk_at_least": "high"},
          "fields": [{"classifications": ["identity"], "action": "release"}]},
     ]
@@ -268,7 +289,8 @@ def test_real_fhir_admission_released_to_a_health_subscriber(external_cases) -> 
     data = base_protocol()
     data["rules"] = [{"id": "gp-admissions", "description": "admissions", "subscribers": ["gp_one"],
                       "event_types": ["health.*"], "source_agencies": ["health"], "purpose": "care",
-                      "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_h", "children_act_2004_s11"],
+                      "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_h", "dpa2018_sch1_para2",
+                                       "children_act_2004_s11"],
                       "fields": [{"classifications": ["health"], "action": "release"},
                                  {"paths": ["payload.reasons[].display"], "action": "mask", "mask": "redact"}]}]
     p = compile_data(data)

@@ -17,11 +17,16 @@ def test_explain_json_gives_rules_and_fields_with_reasons(sample) -> None:
     event = make_event("police.incident_child_present", "police",
                        {"incident_reference": "TEST/0001", "child_role": "present",
                         "summary": "Fictitious narrative."}, risk="medium", categories=("domestic_abuse",))
-    result = explain(sample, event, "mash_hub", ConsentState("withdrawn", recorded_on="2026-04-01"))
+    withdrawn = explain(sample, event, "mash_hub", ConsentState("withdrawn", recorded_on="2026-04-01"))
+    assert withdrawn["decision"]["outcome"] == "withhold" and withdrawn["decision"]["consent_override"] is None
+    assert withdrawn["human_decision"] == {"rule_id": "mash-s17-child-in-need", "restriction": "withdrawn",
+                                           "recorded_on": "2026-04-01"}
+    assert withdrawn["consent"] == {"status": "withdrawn", "objection": False, "recorded_on": "2026-04-01"}
+    assert withdrawn["rules"][1]["human_decision"] is True
+    result = explain(sample, event, "mash_hub", ConsentState("not_sought"))
     decision = result["decision"]
     assert decision["outcome"] == "deliver" and decision["rule_id"] == "mash-s17-child-in-need"
-    assert decision["consent_override"]["gateway"] == "children_act_1989_s17"
-    assert result["consent"] == {"status": "withdrawn", "objection": False, "recorded_on": "2026-04-01"}
+    assert result["citations"]["dpa2018_s36_4"] == "https://www.legislation.gov.uk/ukpga/2018/12/section/36"
     assert [(r["rule_id"], r["applies"], r["chosen"]) for r in result["rules"]] == [
         ("mash-s47-significant-harm", False, False), ("mash-s17-child-in-need", True, True)]
     assert result["rules"][0]["reason"] == "risk level medium is below high"
@@ -48,7 +53,8 @@ def test_explain_text_is_readable_and_value_free(sample) -> None:
     event = _referral(risk="low")
     text = format_explanation(explain(sample, event, "early_help", ConsentState("given"), case_open=True))
     assert "DECISION: DELIVER" in text and "rule early-help-consented-support" in text
-    assert "lawful basis: Consent" in text
+    assert "discloser's basis: UK GDPR Art 6(1)(a): consent" in text
+    assert "recipient's basis: UK GDPR Art 9(2)(a): explicit consent" in text
     assert "=> early-help-consented-support: consent given" in text
     assert "subject.child.nhs_number" in text and "masked (partial)" in text
     assert not [s for s in SECRETS if s in text]

@@ -61,7 +61,8 @@ def _masking_protocol():
     data = base_protocol()
     data["rules"][0].update(
         event_types=["police.incident_child_present"],
-        lawful_basis=["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para18", "children_act_1989_s47"],
+        lawful_basis=["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para6", "dpa2018_s36_4",
+                      "children_act_1989_s47"],
         fields=[
             {"paths": ["subject.child.nhs_number"], "action": "mask", "mask": "partial"},
             {"paths": ["subject.child.la_child_id"], "action": "mask", "mask": "keyed_hash"},
@@ -99,7 +100,8 @@ def test_release_projects_the_event_under_the_decision() -> None:
     assert view["event_id"] == event["event_id"] and view["subject"]["linkage"] == event["subject"]["linkage"]
     assert view["delivery"] == {
         "protocol_id": "test-isp", "protocol_version": "1", "rule_id": "hub-identity",
-        "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para18", "children_act_1989_s47"],
+        "lawful_basis": ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para6", "dpa2018_s36_4",
+                         "children_act_1989_s47"],
         "purpose": "triage", "decision_id": decision.decision_id, "consent_override": None}
     assert event["subject"]["child"]["nhs_number"] == "9990000018"  # the input is not changed
 
@@ -132,7 +134,7 @@ def test_release_refuses_a_withhold_decision_another_event_or_a_missing_mask_key
 def test_a_mask_that_does_not_fit_redacts() -> None:
     data = base_protocol()
     data["rules"][0]["fields"] = [{"classifications": ["identity"], "action": "mask", "mask": "year_only"}]
-    data["rules"][0]["lawful_basis"] = ["uk_gdpr_art6_1_e", "children_act_1989_s47"]
+    data["rules"][0]["lawful_basis"] = ["uk_gdpr_art6_1_e", "dpa2018_s36_4", "children_act_1989_s47"]
     p = compile_data(data)
     event = _incident()
     view = release(event, decide(p, event, "hub"), mask_key=MASK_KEY)

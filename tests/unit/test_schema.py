@@ -7,7 +7,16 @@ import copy
 import jsonschema_rs
 import pytest
 
-from broker.schema.classification import CLASSIFICATIONS, field_classes, payload_schemas, unclassified_leaves
+from broker.schema.classification import (
+    CLASSIFICATIONS,
+    CRIMINAL,
+    SPECIAL,
+    bad_markers,
+    field_classes,
+    markers_of,
+    payload_schemas,
+    unclassified_leaves,
+)
 from broker.schema.loader import load_schema
 from broker.schema.validate import validate_event
 from tests.conftest import assert_canonical
@@ -62,6 +71,33 @@ def test_labels_follow_inheritance_and_overrides() -> None:
     assert fc["payload.incident_reference"] == "operational"
     assert fc["subject.linkage.token"] == "operational"
     assert set(fc.values()) <= set(CLASSIFICATIONS)
+
+
+def test_fields_that_reveal_sensitive_facts_are_sensitive_operational() -> None:
+    """1.2.0: the risk level, consent and objection, the source system and the source's asserted lawful basis are
+    personal data that reveal something about the child: encrypted and released only by rule, not operational."""
+    fc = field_classes("police.domestic_abuse_notification")
+    for path in ("risk.level", "consent.status", "consent.objection", "source.system", "lawful_basis.article_6",
+                 "subject.child.local_ids[].system"):
+        assert fc[path] == "sensitive_operational", path
+    assert fc["payload.dash_risk"] == "intelligence" and fc["payload.offences[].code"] == "criminal"
+    assert field_classes("health.admission")["payload.visit_number"] == "identity"  # the hospital's id of a visit
+
+
+def test_markers_are_well_formed_and_inherited() -> None:
+    schema = load_schema()
+    assert bad_markers(schema) == []
+    marks = markers_of(schema, "social_care.assessment")
+    assert marks["payload.factors[]"] == {SPECIAL, CRIMINAL}  # from the array onto its items
+    assert marks["subject.related_people[].role"] == {CRIMINAL}
+    assert "subject.child.family_name" not in marks
+
+
+def test_the_marker_check_catches_a_malformed_marker() -> None:
+    broken = copy.deepcopy(load_schema())
+    broken["$defs"]["payload_education_pupil"]["properties"]["sen_needs"]["x-special-category"] = ["gossip"]
+    broken["$defs"]["related_person"]["properties"]["role"]["x-criminal"] = "yes"
+    assert len(bad_markers(broken)) == 2
 
 
 @pytest.fixture

@@ -203,22 +203,10 @@
     const columns = [
       ["Seq", (e) => e.seq], ["Time", when], ["Agency", (e) => rec(e).agency], ["System", (e) => rec(e).system],
       ["Where", (e) => [rec(e).position, rec(e).field].filter(Boolean).join(" ")], ["Reason", (e) => rec(e).reason],
+      ["Dead letter", (e) => rec(e).deadletter_id || ""],
       ["Reprocessed", (e) => e.reprocessed_at || ""],
-      ["", (e) => {
-        if (!rec(e).deadletter_id) return "";
-        const b = el("button", { type: "button" }, ["Reprocess"]);
-        b.addEventListener("click", () => run(() => reprocess(rec(e).deadletter_id, b)));
-        return b;
-      }],
     ];
     $("deadletters-results").replaceChildren(table(columns, data.deadletters, "No dead letters."));
-  }
-
-  async function reprocess(id, button) {
-    button.disabled = true;
-    await api("/v1/ig/deadletters/" + encodeURIComponent(id) + "/reprocess", { method: "POST" });
-    await deadLetters();
-    $("deadletters-message").textContent = "Dead letter " + id + " sent for reprocessing.";
   }
 
   async function protocols() {

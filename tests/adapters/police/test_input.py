@@ -42,7 +42,8 @@ def nested(depth: int) -> bytes:
     (b'{"force_code": "99", "records": {}}', ("", "records", "wrong type, expected array")),
     (b'{"records": []}', ("", "", "required property 'force_code' is missing")),
     (b'{"force_code": "9", "records": []}', ("", "force_code", "value does not match the required pattern")),
-    (b'{"force_code": "99", "records": [], "extra": 1}', ("", "", "unknown field(s) 'extra' (not in the schema)")),
+    (b'{"force_code": "99", "records": [], "extra": 1}',
+     ("", "", "1 unknown field(s) here (not in the POLE input schema)")),
     (b"\xff\xfe{", ("", "", "not valid JSON (at byte 0)")),
 ])
 def test_unusable_inputs(data: bytes, expected: tuple[str, str, str]) -> None:

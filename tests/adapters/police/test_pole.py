@@ -317,7 +317,7 @@ def test_one_bad_record_among_good_ones() -> None:
     ({"offences": [{"home_office_code": "assault"}]}, "offences[0].home_office_code",
      "value does not match the required pattern"),
     ({"summary": 7}, "summary", "wrong type, expected string"),
-    ({"nickname": "x"}, "", "unknown field(s) 'nickname' (not in the schema)"),
+    ({"nickname": "x"}, "", "1 unknown field(s) here (not in the POLE input schema)"),
 ])
 def test_record_errors_are_precise(change: dict, field: str, reason: str) -> None:
     out = adapt(as_json(submission(record(**change))))
