@@ -148,13 +148,8 @@ class AuditStore:
         """Inside the writer's transaction: drop known ids, chain, store, move the head, and sign a periodic
         checkpoint at every multiple of `checkpoint_every` the head passes, in the same transaction, so a verifier
         can expect one at each multiple (a missing one was deleted)."""
-        ids = list(batch)
-        known: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            rows = self._sql.execute(f"SELECT record_id FROM audit_entry WHERE record_id IN "
-                                     f"({','.join('?' * len(chunk))})", chunk).fetchall()
-            known.update(r[0] for r in rows)
+        known = {r[0] for r in self._sql.query_in("SELECT record_id FROM audit_entry WHERE record_id IN ({marks})",
+                                                  batch)}
         fresh = [r for rid, r in batch.items() if rid not in known]
         seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         chained = extend_canonical(int(seq), head, fresh)
@@ -307,14 +302,10 @@ class AuditStore:
                                                  until=until, limit=limit, newest_first=False)),
                            key=lambda e: e["seq"])[:limit]
         ids = [e["record"]["decision_id"] for e in decisions if e.get("record")]
-        related: list[dict[str, Any]] = []
         with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = self._sql.execute(
-                    f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered', 'delivery_read')"
-                    f" AND decision_id IN ({','.join('?' * len(chunk))}) ORDER BY seq", chunk).fetchall()
-                related.extend(_entry(r) for r in rows)
+            rows = self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered',"
+                                      " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
+        related = [_entry(r) for r in sorted(rows, key=lambda r: int(r[0]))]
         return disclosures([*decisions, *related])
 
     def protocol_history(self) -> list[dict[str, Any]]:

@@ -130,14 +130,11 @@ def _positions_registers(rt: Runtime) -> dict[str, Any]:
 
 
 def _count(register: Any) -> int:
-    return int(register.db.query(f"SELECT COUNT(*) FROM {type(register).TABLE}")[0][0])  # a fixed table name
+    return int(register.db.count(type(register).TABLE))
 
 
 def _clear(register: Any) -> int:
-    with register.db.transaction():
-        count = _count(register)
-        register.db.execute(f"DELETE FROM {type(register).TABLE}")  # a fixed table name
-    return count
+    return int(register.db.clear(type(register).TABLE))
 
 
 async def reconcile_kafka_epoch(rt: Runtime, created_topics: list[str]) -> EpochState:

@@ -49,16 +49,6 @@ class CursorStore:
             check(self.get(subscriber))
             self.put(subscriber, cursor, acked_at)
 
-    def count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM acked")[0][0])
-
-    def clear(self) -> int:
-        """Forget every acknowledged cursor (their positions are gone with Kafka's topics); returns how many."""
-        with self.db.transaction():
-            count = self.count()
-            self.db.execute("DELETE FROM acked")
-        return count
-
     # --- the Kafka epoch ---------------------------------------------------------------------------------------
     def epoch(self) -> EpochRecord | None:
         rows = self.db.query("SELECT epoch, recorded_at, lost_at FROM kafka_epoch WHERE slot = ?", (_EPOCH_SLOT,))

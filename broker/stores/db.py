@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+IN_CHUNK = 500  # values per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters
 _DDL_LOCK_KEY = 0x6D617368  # pg_advisory_xact_lock: pods starting together create each table once
 
 
@@ -52,6 +53,28 @@ class Db:
         """Every row, fetched while the connection is held."""
         with self._lock:
             return [tuple(row) for row in self.conn.execute(self._q(sql), tuple(params)).fetchall()]
+
+    def query_in(self, sql: str, values: Iterable[Any], params: Sequence[Any] = (),
+                 chunk: int = IN_CHUNK) -> list[tuple[Any, ...]]:
+        """Every row of `sql` for all of `values`, whose `{marks}` stands for the placeholders of one IN list: one
+        query per `chunk` distinct values (databases bound the parameters of one statement). `params` come first."""
+        wanted = list(dict.fromkeys(values))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start:start + chunk]
+            rows += self.query(sql.format(marks=",".join("?" * len(part))), [*params, *part])
+        return rows
+
+    def count(self, table: str) -> int:
+        """Rows in `table` (a register's fixed table name, never input)."""
+        return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+    def clear(self, table: str) -> int:
+        """Delete every row of `table` (a register's fixed table name) in one transaction; returns how many."""
+        with self.transaction():
+            count = self.count(table)
+            self.execute(f"DELETE FROM {table}")
+        return count
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:

@@ -25,14 +25,9 @@ class DeliveredLog:
     def sent(self, subscribers: Iterable[str], event_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(subscriber, event id) pairs already sent: one query for a whole batch. Naming the subscribers lets it use
         the primary key (subscriber, event_id); by event id alone it would scan the whole log."""
-        subs, ids = sorted(set(subscribers)), sorted(set(event_ids))
-        found: set[tuple[str, str]] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            found.update(self.db.query(
-                f"SELECT subscriber, event_id FROM delivered WHERE subscriber IN ({','.join('?' * len(subs))})"
-                f" AND event_id IN ({','.join('?' * len(chunk))})", [*subs, *chunk]))
-        return found
+        subs = sorted(set(subscribers))
+        return set(self.db.query_in(f"SELECT subscriber, event_id FROM delivered WHERE subscriber IN"
+                                    f" ({','.join('?' * len(subs))}) AND event_id IN ({{marks}})", event_ids, subs))
 
     def mark(self, rows: Iterable[tuple[str, str, str]], recipients: Iterable[tuple[str, str]] = ()) -> None:
         """(subscriber, event_id, decision_id) rows, after Kafka acknowledged the deliveries, and the (token,
@@ -44,13 +39,8 @@ class DeliveredLog:
 
     def recipients(self, tokens: Iterable[str]) -> set[str]:
         """The subscribers ever sent a delivery about any of these tokens."""
-        wanted = sorted(set(tokens))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            found.update(r[0] for r in self.db.query(
-                f"SELECT DISTINCT subscriber FROM recipients WHERE token IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return {r[0] for r in self.db.query_in("SELECT DISTINCT subscriber FROM recipients WHERE token IN ({marks})",
+                                               tokens)}
 
     def close(self) -> None:
         self.db.close()

@@ -38,14 +38,8 @@ class ErasureRegister:
                                 [(t, erased_at, actor) for t in dict.fromkeys(tokens)])
 
     def erased_at(self, tokens: Iterable[str]) -> dict[str, str]:
-        """token -> when it was erased, for those of `tokens` that were (one query per 500 tokens)."""
-        wanted = sorted(set(tokens))
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            found.update(self.db.query(f"SELECT token, erased_at FROM erased WHERE token IN "
-                                       f"({','.join('?' * len(chunk))})", chunk))
-        return found
+        """token -> when it was erased, for those of `tokens` that were."""
+        return dict(self.db.query_in("SELECT token, erased_at FROM erased WHERE token IN ({marks})", tokens))
 
     def is_erased(self, token: str) -> bool:
         return bool(self.erased_at([token]))
@@ -58,13 +52,8 @@ class ErasureRegister:
 
     def erased_events(self, event_ids: Iterable[str]) -> set[str]:
         """Those of `event_ids` that were received before their child's erasure."""
-        wanted = sorted(set(event_ids))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            found.update(r[0] for r in self.db.query(
-                f"SELECT event_id FROM erased_events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return {r[0] for r in self.db.query_in("SELECT event_id FROM erased_events WHERE event_id IN ({marks})",
+                                               event_ids)}
 
     def owe_notice(self, tokens: list[str], erased_at: str) -> None:
         """A person.erased notice is owed for this erasure of a child (`tokens`, current first)."""

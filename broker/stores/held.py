@@ -55,15 +55,5 @@ class HeldDeliveries:
             self.db.executemany("DELETE FROM held WHERE subscriber = ? AND event_id = ?",
                                 [(subscriber, e) for e in event_ids])
 
-    def count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM held")[0][0])
-
-    def clear(self) -> int:
-        """Forget every held delivery (their events-topic positions are gone with Kafka's topics)."""
-        with self.db.transaction():
-            count = self.count()
-            self.db.execute("DELETE FROM held")
-        return count
-
     def close(self) -> None:
         self.db.close()

@@ -26,15 +26,12 @@ class IdentityRegister:
 
     def known(self, tokens: Iterable[str]) -> Known:
         """What the register holds about these identifier tokens and every identity of the children they name."""
-        wanted = list(dict.fromkeys(tokens))
         known = Known()
-        for i in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[i:i + _LOOKUP_CHUNK]
-            for identifier, kind, child in self.db.query(
-                    "SELECT identifier, kind, child FROM identity WHERE child IN (SELECT child FROM identity"
-                    f" WHERE identifier IN ({','.join('?' * len(chunk))}))", chunk):
-                known.child_of[identifier] = child
-                known.members.setdefault(child, {})[kind] = identifier
+        for identifier, kind, child in self.db.query_in(
+                "SELECT identifier, kind, child FROM identity WHERE child IN (SELECT child FROM identity"
+                " WHERE identifier IN ({marks}))", tokens, chunk=_LOOKUP_CHUNK):
+            known.child_of[identifier] = child
+            known.members.setdefault(child, {})[kind] = identifier
         return known
 
     def current(self, token: str) -> str:

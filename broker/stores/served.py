@@ -35,15 +35,5 @@ class FirstServed:
                 f"({','.join('?' * len(ids))})", [subscriber, *ids])}
         return [not e or first.get(e) == (p, o) for e, p, o in copies]
 
-    def count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM first_served")[0][0])
-
-    def clear(self) -> int:
-        """Forget every first-served position (they point at copies Kafka no longer holds); returns how many."""
-        with self.db.transaction():
-            count = self.count()
-            self.db.execute("DELETE FROM first_served")
-        return count
-
     def close(self) -> None:
         self.db.close()
