@@ -67,7 +67,7 @@ def _topic(request: Request, name: str) -> str:
     return rt.settings.topics.deliver(name)
 
 
-async def _read(request: Request, name: str, after: str | None, limit: int) -> dict[str, Any]:
+async def _read(request: Request, name: str, after: str | None, limit: int, actor: str) -> dict[str, Any]:
     rt = request.app.state.runtime
     topic = _topic(request, name)
     cursor = _positions(rt, name, after)
@@ -84,7 +84,7 @@ async def _read(request: Request, name: str, after: str | None, limit: int) -> d
             rt.metrics.duplicates.labels(name).inc()
     if deliveries:
         now = now_iso()
-        await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=f"subscriber:{name}", subscriber=name,
+        await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=actor, subscriber=name,
                                              event_id=d["event_id"], decision_id=d["decision_id"])
                              for d in deliveries])
     return {"deliveries": deliveries, "next_cursor": rt.cursor_codec.issue(name, position)}
@@ -98,7 +98,7 @@ async def pull(request: Request, name: str, principal: Subscriber,
                after: Annotated[str | None, Query(max_length=2000, description="Cursor from a previous pull; "
                                                   "omitted: resume from the last acknowledged cursor.")] = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return await _read(request, name, after, limit)
+    return await _read(request, name, after, limit, principal.actor)
 
 
 @router.post("/{name}/ack", summary="Acknowledge everything up to a cursor",
@@ -142,7 +142,7 @@ async def stream(request: Request, name: str, principal: Subscriber,
     async def events() -> AsyncIterator[bytes]:
         cursor = start
         while not await request.is_disconnected():
-            page = await _read(request, name, cursor, 100)
+            page = await _read(request, name, cursor, 100, principal.actor)
             cursor = page["next_cursor"]
             for delivery in page["deliveries"]:
                 yield (b"event: delivery\nid: " + delivery["cursor"].encode() + b"\ndata: " + orjson.dumps(delivery)

@@ -33,6 +33,15 @@ async def test_uk_core_patient_reaches_the_subscriber_through_kafka(kafka_bootst
         assert "phones" not in child  # contact withheld
         assert event["delivery"]["rule_id"] == "hub-person-and-health"
 
+        # the read is audited under the credential that read it, not only the role
+        hub_key = svc.runtime.api_keys.authenticate(svc.credentials["subscriber:test_hub"])
+        for _ in range(50):
+            reads = svc.runtime.audit_store.search(kind="delivery_read", subscriber="test_hub")
+            if reads:
+                break
+            await asyncio.sleep(0.1)
+        assert reads and {r["record"]["actor"] for r in reads} == {f"subscriber:test_hub:{hub_key.key_id}"}
+
         # default deny: the other subscriber has no rule for this event and receives nothing
         r = await http.get(f"{svc.base_url}/v1/subscribers/test_other/events",
                            headers=svc.headers("subscriber:test_other"))
