@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         "postgresql://... shared by every API and worker pod; unset: SQLite files in the data directory (one host).")
     share_group: str = Field("", description="Consumer group of the share workers; unset: mash-broker.share with the "
                              "default topic prefix, else mash-broker.<prefix>.share.")
+    worker_instance: str = Field(
+        "", description="This process's stable name among the share workers, in each worker's Kafka transactional "
+        "id <share group>.<worker>.<instance>: the same after a restart (so the restarted process fences its "
+        "predecessor at once), different for every process running at one time (e.g. a StatefulSet pod name); "
+        "unset: <host name>.<n>, n the lowest worker slot free on this host (a lock in the data directory).")
     oidc_issuer: str | None = Field(
         None, description="OpenID Connect issuer whose access tokens (JWT) are accepted beside API keys, e.g. "
         "https://login.microsoftonline.com/<tenant>/v2.0; unset: API keys only.")

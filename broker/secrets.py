@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import secrets
 import stat
@@ -15,11 +16,27 @@ class SecretError(RuntimeError):
     pass
 
 
+class InvalidSecret(SecretError):
+    """A secret is configured but unreadable (not base64): never replaced by another key, since tokens made with a
+    different key would silently fail to link. The message names where the secret came from, never its text."""
+
+
+def decode_secret(text: bytes | str, where: str) -> bytes:
+    """Strict base64 (RFC 4648 alphabet, padding checked); InvalidSecret naming `where` otherwise."""
+    try:
+        secret = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSecret(f"{where} is not valid base64") from None
+    if not secret:
+        raise InvalidSecret(f"{where} is empty")
+    return secret
+
+
 def read_secret_file(path: Path) -> bytes:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SecretError(f"{path} is readable by group or others (chmod 600 it)")
-    return base64.b64decode(path.read_bytes().strip())
+    return decode_secret(path.read_bytes().strip(), str(path))
 
 
 def write_secret_file(path: Path, secret: bytes) -> None:
@@ -33,7 +50,7 @@ def named_secret(data_dir: Path, name: str, version: int, *, create: bool) -> by
     """A 32-byte secret from MASH_<NAME>_KEY (base64) or <data_dir>/keys/<name>-v<N>.key; created if asked."""
     env = os.environ.get(f"MASH_{name.upper()}_KEY")
     if env:
-        return base64.b64decode(env)
+        return decode_secret(env.strip(), f"MASH_{name.upper()}_KEY")
     path = data_dir / "keys" / f"{name}-v{version}.key"
     if not path.exists():
         if not create:

@@ -1,4 +1,13 @@
-"""FHIR R4 (UK Core) adapter: one resource or a Bundle, JSON or XML, parsed with fhir.resources R4B models."""
+"""FHIR R4 (UK Core) adapter: one resource or a Bundle, JSON or XML, parsed with fhir.resources R4B models.
+
+One rule for resources that carry no safeguarding fact: skipped, never rejected, and counted by resource type in
+AdapterOutput.skipped (so `convert` prints them and the HTTP answer lists them). That covers a FHIR R4 type the
+adapter does not map (AllergyIntolerance, List, Consent, CareTeam, Medication...), a type read only to resolve
+references (Organization, Practitioner...; SUPPORTING), and a mapped type whose content is not the hub's business
+(an ordinary Condition, Observation or CarePlan: its mapper returns no event). Rejected: an entry without a resource,
+a type name that is not FHIR R4's (never quoted: it is the sender's text), and a mapped or supporting resource that
+is not valid FHIR. Skipped types are not validated: nothing is read from them.
+"""
 
 from __future__ import annotations
 
@@ -152,7 +161,10 @@ class FhirAdapter:
                 if raw is None or not rtype:
                     raise FieldProblem("resource", "entry has no resource")
                 if not _handled(rtype):
-                    raise FieldProblem(f"{base}.resourceType", "resource type not handled by the health adapter")
+                    if base == "resource":  # not a FHIR R4 type name: the sender's text, never quoted
+                        raise FieldProblem("resource.resourceType", "not a FHIR R4 resource type")
+                    out.skip(rtype)  # a FHIR type that carries no safeguarding fact the adapter maps
+                    continue
                 model = _model(rtype, raw, base)
                 models.append((position, base, model))
                 # References resolve by "Type/id" and by the entry's fullUrl (urn:uuid:... in transaction Bundles).
@@ -165,10 +177,14 @@ class FhirAdapter:
         fctx = Context(system=ctx.system or "fhir", received_at=ctx.received_at, resources=resolved)
         for position, base, model in models:
             mapper = MAPPERS.get(model.get_resource_type())
-            if mapper is None:
+            if mapper is None:  # read only to resolve references
+                out.skip(base)
                 continue
             try:
-                out.events.extend(mapper(model, fctx, base))
+                events = mapper(model, fctx, base)
+                if not events:  # valid, but not the hub's business (an ordinary Condition)
+                    out.skip(base)
+                out.events.extend(events)
             except FieldProblem as p:
                 out.rejections.append(Rejection(ctx.source, position, p.field, p.reason))
         return out

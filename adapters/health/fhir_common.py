@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.kit.events import new_event
-from adapters.kit.identifiers import check_nhs_number, normalise_postcode
+from adapters.kit.events import new_event, prune
+from adapters.kit.identifiers import check_nhs_number, check_upn, normalise_postcode
 
 FORMAT = "fhir-r4"
 
@@ -17,6 +17,12 @@ NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 VERIFICATION_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 ETHNIC_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+NHS_COMMUNICATION_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSCommunication"
+INTERPRETER_EXT = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"  # FHIR core extension
+# The DfE publishes no FHIR identifier system for the Unique Pupil Number. Accepted: the DfE's UPN guidance page, the
+# namespace FHIR recommends for an identifier without a registered URI (a URL that describes it). Add a partnership's
+# own system here, and to adapters/health/README.md.
+UPN_SYSTEMS = frozenset({"https://www.gov.uk/government/publications/unique-pupil-numbers"})
 
 # UKCore-NHSNumberVerificationStatusEngland codes.
 VERIFICATION = {
@@ -35,11 +41,28 @@ RELATIONSHIP_ROLE = {
     # v2-0063 (HL7 v2 NK1-3) relationship codes
     "PAR": "parent", "CGV": "carer", "EMC": "emergency_contact", "DOM": "household_member",
     "FCH": "other", "SPO": "other", "GRP": "other", "OTH": "other",
+    # UK Core additional related-person role codes, case-sensitive words (code systems
+    # https://fhir.hl7.org.uk/CodeSystem/UKCore-AdditionalPersonRelationshipRole and, in PDS's older examples,
+    # https://fhir.nhs.uk/R4/CodeSystem/UKCore-AdditionalRelatedPersonRole)
+    "Guardian": "guardian", "Personal": "other", "Agent": "other",
 }
 # Codes whose holder has parental responsibility in law (Children Act 1989 s2-s4A): mothers, married/registered
 # fathers as the source asserts them (MTH/FTH), adopters and guardians. Natural fathers, step-parents and foster
 # carers do not have it by the relationship alone, so theirs stays unknown (None).
-PARENTAL = {"MTH", "FTH", "PRN", "NPRN", "ADOPTP", "GUARD", "GRD", "NMTH", "GESTM", "ADOPTM", "ADOPTF"}
+# A UK Core "Guardian" is a guardian appointed by a court or a parent (Children Act 1989 s5), who has it (s5(6)).
+PARENTAL = {"MTH", "FTH", "PRN", "NPRN", "ADOPTP", "GUARD", "GRD", "NMTH", "GESTM", "ADOPTM", "ADOPTF", "Guardian"}
+
+# Security labels (Resource.meta.security) that mark a record restricted: the NHS Personal Demographics Service labels
+# a restricted ("S-flagged") patient R, and a record whose details it has withheld REDACTED. V (very restricted) is
+# stricter than R. Both the current terminology.hl7.org URIs and the pre-R4 hl7.org/fhir/v3 ones.
+RESTRICTING_LABELS = frozenset({
+    ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"),
+    ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "V"),
+    ("http://hl7.org/fhir/v3/Confidentiality", "R"),
+    ("http://hl7.org/fhir/v3/Confidentiality", "V"),
+    ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "REDACTED"),
+    ("http://hl7.org/fhir/v3/ObservationValue", "REDACTED"),
+})
 
 
 Warning = dict[str, str]
@@ -162,29 +185,87 @@ def telecom(points: Any, system: str) -> list[str]:
     return [t.value for t in points or [] if t.system == system and t.value]
 
 
-def person_from_patient(patient: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
-    """The canonical person for a FHIR Patient; an NHS number failing Modulus 11 is kept and flagged."""
+def is_restricted(resource: Any) -> bool:
+    """True when the resource's security labels mark it restricted or redacted (RESTRICTING_LABELS)."""
+    meta = resource.meta
+    return meta is not None and any((label.system, label.code) in RESTRICTING_LABELS for label in meta.security or [])
+
+
+def identifiers(idents: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
+    """NHS number (with its verification status), UPN and local ids from FHIR identifiers. An NHS number failing
+    Modulus 11 or a UPN failing its check letter is kept and flagged."""
     person: dict[str, Any] = {}
-    for i, ident in enumerate(patient.identifier or []):
-        if ident.system == NHS_NUMBER_SYSTEM and ident.value:
+    for i, ident in enumerate(idents or []):
+        if not ident.value:
+            continue
+        if ident.system == NHS_NUMBER_SYSTEM:
             person["nhs_number"], w = check_nhs_number(ident.value, f"{base}.identifier[{i}].value")
             warnings.extend(w)
             ext = extension(ident, VERIFICATION_EXT)
             if ext and ext.valueCodeableConcept:
                 person["nhs_number_verification"] = VERIFICATION.get(first_code(ext.valueCodeableConcept), "unknown")
-        elif ident.value:
+        elif ident.system in UPN_SYSTEMS:
+            person["upn"], w = check_upn(ident.value, f"{base}.identifier[{i}].value")
+            warnings.extend(w)
+        else:
             person.setdefault("local_ids", []).append({"system": ident.system or ctx.system, "value": ident.value})
-    if not person.get("nhs_number") and not person.get("local_ids") and patient.id:
+    return person
+
+
+def _deceased(resource: Any, base: str, warnings: list[Warning]) -> dict[str, Any]:
+    """deceasedDateTime -> date_of_death (the date: the schema holds a date); deceasedBoolean true, or a partial
+    date ("2019"), -> `deceased: true` without a date, the partial date flagged. false or absent -> nothing."""
+    if resource.deceasedDateTime is not None:
+        full = when(resource.deceasedDateTime)
+        if full:
+            return {"date_of_death": full[:10]}
+        warnings.append({"code": "person.death_date_partial", "field": f"{base}.deceasedDateTime",
+                         "message": "date of death is not a full date; recorded as deceased without a date"})
+        return {"deceased": True}
+    return {"deceased": True} if resource.deceasedBoolean else {}
+
+
+def _communication(patient: Any) -> dict[str, Any]:
+    """Language and interpreter need: the UK Core NHSCommunication extension (preferred entry first), else
+    Patient.communication (preferred first); interpreter need also from FHIR's patient-interpreterRequired."""
+    out: dict[str, Any] = {}
+    entries = []
+    for ext in patient.extension or []:
+        if ext.url == NHS_COMMUNICATION_EXT:
+            parts = {sub.url: sub for sub in ext.extension or []}
+            lang = parts.get("language")
+            entries.append((bool(parts["preferred"].valueBoolean) if "preferred" in parts else False,
+                            first_code(lang.valueCodeableConcept) if lang is not None else None,
+                            parts["interpreterRequired"].valueBoolean if "interpreterRequired" in parts else None))
+    for comm in patient.communication or []:
+        entries.append((bool(comm.preferred), first_code(comm.language), None))
+    languages = [lang for _, lang, _ in sorted(entries, key=lambda e: not e[0]) if lang]
+    if languages:
+        out["language"] = languages[0]
+    core = extension(patient, INTERPRETER_EXT)
+    needs = [need for _, _, need in entries if need is not None]
+    if core is not None and core.valueBoolean is not None:
+        needs.append(core.valueBoolean)
+    if needs:
+        out["interpreter_required"] = any(needs)
+    return out
+
+
+def person_from_patient(patient: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
+    """The canonical person for a FHIR Patient; an NHS number failing Modulus 11 is kept and flagged."""
+    person = identifiers(patient.identifier, ctx, base, warnings)
+    if not person.get("nhs_number") and not person.get("upn") and not person.get("local_ids") and patient.id:
         person["local_ids"] = [{"system": f"{ctx.system}/Patient", "value": patient.id}]
     person["given_names"], person["family_name"] = _names(patient.name)
     person["date_of_birth"] = iso(patient.birthDate)
+    person.update(_deceased(patient, base, warnings))
     person["sex"] = patient.gender
     ethnic = extension(patient, ETHNIC_EXT)
     if ethnic and ethnic.valueCodeableConcept:
         person["ethnicity"] = first_code(ethnic.valueCodeableConcept)
-    comm = next(iter(patient.communication or []), None)
-    if comm is not None:
-        person["language"] = first_code(comm.language)
+    person.update(_communication(patient))
+    if is_restricted(patient):
+        person["restricted"] = True
     person["addresses"] = [address(a, f"{base}.address[{i}]", warnings) for i, a in enumerate(patient.address or [])]
     person["phones"] = telecom(patient.telecom, "phone")
     person["emails"] = telecom(patient.telecom, "email")
@@ -195,6 +276,8 @@ def person_from_patient(patient: Any, ctx: Context, base: str, warnings: list[Wa
 
 
 def related_from_contacts(patient: Any, base: str, warnings: list[Warning]) -> list[dict[str, Any]]:
+    """Patient.contact entries as related people. A contact with nothing but a relationship (no name, telecom or
+    address; a contact has no identifier) cannot be told apart from anyone: left out, with a warning."""
     out = []
     for i, contact in enumerate(patient.contact or []):
         code = next((first_code(r) for r in contact.relationship or [] if first_code(r)), None)
@@ -205,6 +288,10 @@ def related_from_contacts(patient: Any, base: str, warnings: list[Warning]) -> l
             "addresses": [address(contact.address, f"{base}.contact[{i}].address", warnings)]
             if contact.address else [],
         }
+        if not prune(person):
+            warnings.append({"code": "related_person.unidentified", "field": f"{base}.contact[{i}]",
+                             "message": "contact carries no name, telecom or address; left out"})
+            continue
         out.append({"role": RELATIONSHIP_ROLE.get(code or "", "other"), "relationship": code,
                     "parental_responsibility": True if code in PARENTAL else None, "person": person})
     return out

@@ -28,10 +28,30 @@ _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,
 LONDON = ZoneInfo("Europe/London")  # a TS without an offset is the sender's local time: England
 
 
+# Batch envelopes (HL7 v2 chapter 2.10): file header/trailer (FHS/FTS) around batches (BHS/BTS) around messages.
+# They carry no patient data, so they are dropped and the messages inside are read one by one.
+BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def starts_like_hl7(data: bytes) -> bool:
+    """True when the bytes begin (after a BOM, MLLP start block or blank space) with MSH, FHS or BHS and a field
+    separator: HL7 v2 announces itself, so this is recognised whatever the file is named or labelled."""
+    head = data[:64].removeprefix(UTF8_BOM).lstrip(b"\x0b\r\n\t ")
+    return head[:3] in (b"MSH", b"FHS", b"BHS") and len(head) > 3 and head[3:4] not in b"\r\n\t 0123456789"
+
+
+def _without_batch_segments(raw: bytes) -> bytes:
+    if not any(name in raw for name in BATCH_SEGMENTS):
+        return raw
+    return b"\r".join(seg for seg in raw.split(b"\r") if seg.lstrip(b"\t ")[:3] not in BATCH_SEGMENTS)
+
+
 def split_messages(data: bytes) -> list[bytes]:
-    """Each message's bytes with CR segment ends; MLLP framing and LF/CRLF line ends tolerated. Each message names
-    its own character set (MSH-18), so it is decoded on its own (`decode_message`)."""
-    raw = data.replace(MLLP_START, b"").replace(MLLP_END, b"\r").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    """Each message's bytes with CR segment ends; MLLP framing, LF/CRLF line ends and batch envelopes tolerated. Each
+    message names its own character set (MSH-18), so it is decoded on its own (`decode_message`)."""
+    raw = data.removeprefix(UTF8_BOM).replace(MLLP_START, b"").replace(MLLP_END, b"\r")
+    raw = _without_batch_segments(raw.replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
     parts = _SEGMENT_START.split(raw)
     return [p.strip(b"\r") for p in parts if p.strip(b"\r\t ")]
 
@@ -86,6 +106,10 @@ def decode_message(data: bytes) -> tuple[str, str | None, bool]:
 
 
 _HEADER_SEGMENTS = ("MSH", "BHS", "FHS")  # python-hl7 reads the separators out of these wherever they appear
+
+# `""` is HL7's explicit null ("no value, and the receiver should delete any it holds"): read as no value, never as
+# a malformed date or a name of two quote marks. The canonical schema has no nulls, so nothing more can be carried.
+EXPLICIT_NULL = '""'
 
 Segment = list[str]  # a segment's fields as raw text: [name, field 1, field 2, ...] (MSH: [MSH, "|", "^~\\&", ...])
 
@@ -251,8 +275,8 @@ class Message:
         rep_sep, comp_sep, sub_sep = sep[2], sep[3], sep[4]
         unescape = self._unescape
         try:
-            return [[[unescape(sub) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
-                    for rep in raw.split(rep_sep)]
+            return [[["" if sub == EXPLICIT_NULL else unescape(sub) for sub in comp.split(sub_sep)]
+                     for comp in rep.split(comp_sep)] for rep in raw.split(rep_sep)]
         except EscapeError as exc:
             raise FieldProblem(f"{segment[0]}-{field}", str(exc)) from None
         except Exception:  # python-hl7 raises bare ValueError/IndexError/KeyError on a malformed escape sequence
@@ -268,7 +292,8 @@ class Message:
                 # every subcomponent unescaped, as python-hl7 would (a broken escape anywhere in the field raises)
                 return self.repetitions(segment, field)[repetition - 1][component - 1][sub - 1].strip()
             sep = self.separators  # nothing to unescape: split only down the path asked for
-            return raw.split(sep[2])[repetition - 1].split(sep[3])[component - 1].split(sep[4])[sub - 1].strip()
+            found = raw.split(sep[2])[repetition - 1].split(sep[3])[component - 1].split(sep[4])[sub - 1].strip()
+            return "" if found == EXPLICIT_NULL else found
         except IndexError:
             return ""
 

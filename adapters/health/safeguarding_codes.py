@@ -1,7 +1,9 @@
 """Code lists that decide whether a health record bears on safeguarding, and with which risk categories.
 
-Data, not logic: every list is documented (source and meaning) in adapters/health/README.md. Only exact codes
-match; there is no terminology server here, so subsumption (is-a descendants) is not computed. Lists want review by
+Data, not logic: every list is documented (source and meaning) in adapters/health/README.md. SNOMED CT findings
+match by concept: a listed concept, or one of its descendants in the curated SNOMED_DESCENDANTS table below (senders
+code the specific kind, "cannabis abuse", not the listed parent "drug abuse"). There is no terminology server here and
+the whole SNOMED hierarchy is not shipped, so a descendant matches only when the table names it. Lists want review by
 the clinical safety officer before production use (DCB0129).
 """
 
@@ -46,6 +48,29 @@ SAFEGUARDING_SNOMED: dict[str, Concern] = {
     "7200002": Concern(("substance_misuse",), "medium", "Alcoholism"),
 }
 
+# Descendants (is-a, transitively) of listed concepts that senders use instead of the listed concept, each mapped to
+# the listed ancestor whose concern it carries. Source: SNOMED CT UK edition (browse it in the NHS England SNOMED CT
+# browser, termbrowser.nhs.uk: a concept's "children" tab). To extend: find the concept's id there, check that the
+# listed ancestor appears among its parents (directly or further up), add "id": "ancestor id" with its term in the
+# comment, add a test, and list it in adapters/health/README.md. Only descendants that matter for safeguarding.
+SNOMED_DESCENDANTS: dict[str, str] = {
+    "37344009": "26416006",  # Cannabis abuse -> Drug abuse
+    "78267003": "26416006",  # Cocaine abuse -> Drug abuse
+    "5602001": "26416006",  # Opioid abuse -> Drug abuse
+    "85005007": "191816009",  # Cannabis dependence -> Drug dependence
+    "75544000": "191816009",  # Opioid dependence -> Drug dependence
+}
+
+
+def snomed_concern(code: str) -> Concern | None:
+    """The concern of a SNOMED CT concept: listed itself, or a listed concept's descendant in SNOMED_DESCENDANTS."""
+    listed = SAFEGUARDING_SNOMED.get(code)
+    if listed is not None:
+        return listed
+    ancestor = SNOMED_DESCENDANTS.get(code)
+    return SAFEGUARDING_SNOMED[ancestor] if ancestor is not None else None
+
+
 # WHO ICD-10 (as used for NHS secondary care coding): code prefixes, dot removed. F17 (tobacco) is excluded.
 SAFEGUARDING_ICD10: dict[str, Concern] = {
     "T740": Concern(("neglect",), "high", "Neglect or abandonment"),
@@ -83,8 +108,10 @@ def concern_for(codes: Iterable[tuple[str | None, str]]) -> Concern | None:
     """The merged concern for a set of (system, code) pairs, or None when none is on a list."""
     found: list[Concern] = []
     for system, code in codes:
-        if system == SNOMED and code in SAFEGUARDING_SNOMED:
-            found.append(SAFEGUARDING_SNOMED[code])
+        if system == SNOMED:
+            concern = snomed_concern(code)
+            if concern is not None:
+                found.append(concern)
         elif _is_icd10(system):
             key = _icd10_key(code)
             found.extend(c for prefix, c in SAFEGUARDING_ICD10.items() if key.startswith(prefix))

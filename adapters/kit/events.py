@@ -82,6 +82,17 @@ def prune(value: Any) -> Any:
     return value
 
 
+def _related(people: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Related people, pruned. One known only by relationship (an HL7 NK1 with just NK1-3, a FHIR RelatedPerson with
+    just an identifier the schema has no place for) keeps an empty `person`: the relationship is the fact, and
+    pruning the empty person away would make the event invalid and sink the record."""
+    out = prune(list(people))
+    for p in out:
+        if "person" not in p:
+            p["person"] = {}
+    return out
+
+
 def new_event(
     *,
     event_type: str,
@@ -109,7 +120,7 @@ def new_event(
         "occurred_at": occurred_at,
         "source": {"agency": agency, "system": system, "record_id": record_id,
                    "record_version": record_version, "format": fmt},
-        "subject": {"child": prune(dict(child)), "related_people": prune(list(related_people))},
+        "subject": {"child": prune(dict(child)), "related_people": _related(related_people)},
         "risk": {"level": risk_level, "categories": sorted(set(risk_categories))},
         "lawful_basis": dict(lawful_basis or DEFAULT_LAWFUL_BASIS[agency]),
         "consent": dict(consent or {"status": "not_sought"}),

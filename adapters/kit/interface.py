@@ -43,10 +43,19 @@ class FieldProblem(Exception):
 class AdapterOutput:
     events: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    # Records read and deliberately left out because they carry no safeguarding fact (an ordinary Condition, an
+    # AllergyIntolerance, a lone Organization), counted by record kind. The kind is the format's own vocabulary (a
+    # FHIR resource type name), never a string the sender chose. Not rejections: nothing is wrong with them.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, kind: str) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
 
     def extend(self, other: AdapterOutput) -> None:
         self.events.extend(other.events)
         self.rejections.extend(other.rejections)
+        for kind, count in other.skipped.items():
+            self.skipped[kind] = self.skipped.get(kind, 0) + count
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,12 @@ def select(agency: str, data: bytes, *, source: str, content_type: str | None = 
     for adapter in mine:
         if adapter.sniff(data):
             return adapter
+    # A format that announces itself in its first bytes (HL7 v2: MSH, FHS or BHS) is chosen by content whatever the
+    # name or label: ADT extracts are stored as .txt and sent as text/plain. Only adapters that say so
+    # (`recognised_by_content`): a JSON or XML body under the wrong label stays refused, as the label is then wrong.
+    for adapter in all_adapters():
+        if adapter.agency == agency and getattr(adapter, "recognised_by_content", False) and adapter.sniff(data):
+            return adapter
     if not mine:
         raise NoAdapter(Rejection(source, "", "", f"no {agency} adapter accepts this {what}"), "media_type")
     names = ", ".join(a.name for a in mine)

@@ -8,10 +8,13 @@ refused with a Rejection naming the element; any other bad value is left out and
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
+
+from lxml import etree
 
 from adapters.kit.events import warning
 from adapters.kit.interface import FieldProblem, Rejection
@@ -22,6 +25,30 @@ from adapters.social_care.common import Warning, code, optional_date, required_d
 
 FORMAT = "cin-census-xml"
 YES_NO = {"TRUE": True, "1": True, "FALSE": False, "0": False}
+# The CINdetails children this adapter maps (CIN census 2022-23 to 2025-26). Any other, such as the 2025-26
+# pre-proceedings and family group decision making block, has no place in the canonical schema yet: it is not
+# dropped silently but reported on each event of the CINdetails (`cin.element_not_mapped`, README "Ignored").
+MAPPED_DETAILS = frozenset({"CINreferralDate", "ReferralSource", "PrimaryNeedCode", "ReferralNFA", "CINPlanDates",
+                            "DateOfInitialCPC", "Assessments", "Section47", "ChildProtectionPlans", "CINclosureDate",
+                            "ReasonForClosure"})
+_ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,60}")
+
+
+def not_mapped(details: Element, where: str) -> list[Warning]:
+    """One warning per unmapped child element name of a CINdetails (named: a schema name, not a record value; an odd
+    name, which could be anything, is only counted as "an element")."""
+    out, seen = [], set()
+    for el in details:
+        if not isinstance(el.tag, str):
+            continue  # comments, processing instructions
+        name = etree.QName(el).localname
+        if name in MAPPED_DETAILS or name in seen:
+            continue
+        seen.add(name)
+        shown = name if _ELEMENT_NAME.fullmatch(name) else "element"
+        out.append(warning("cin.element_not_mapped", f"{where}/{shown}",
+                           "not mapped: the canonical schema has no place for it (see the adapter README)"))
+    return out
 
 
 @dataclass(slots=True)
@@ -100,6 +127,7 @@ def details_events(details: Element, scope: ChildScope) -> None:
         return
     record_id = f"{scope.child['la_child_id']}:{referral_date}"
     parts: Counter[str] = Counter()
+    ignored = not_mapped(details, where)
 
     def emit(event_type: str, part: str, occurred_at: str, payload: dict[str, Any], warnings: list[Warning],
              level: str, categories: Collection[str] = ()) -> None:
@@ -107,7 +135,8 @@ def details_events(details: Element, scope: ChildScope) -> None:
         unique = part if parts[part] == 1 else f"{part}#{parts[part]}"
         scope.events.append(sc_event(
             event_type=event_type, system=scope.system, record_id=record_id, part=unique, fmt=FORMAT,
-            occurred_at=occurred_at, child=scope.child, payload=payload, warnings=[*scope.child_warnings, *warnings],
+            occurred_at=occurred_at, child=scope.child, payload=payload,
+            warnings=[*scope.child_warnings, *warnings, *ignored],
             risk_level=level, risk_categories=categories))
 
     scope.attempt(details, lambda: _referral(details, where, referral_date, scope.today, emit))

@@ -2,8 +2,9 @@
 
 One input is one of the return's files, recognised from its header row: the header file (child details ->
 `person.identified`), the episodes file (`looked_after_episode_started`/`_ended`) or the missing file
-(`missing_from_care`). One row is one record; a bad row is rejected as "line N" with the column as the field, and the
-other rows still flow. The files do not name the local authority, so the transport must (ctx.system): without it,
+(`missing_from_care`); the return's other files are refused naming their kind (ssda903_reading.NOT_MAPPED).
+One row is one record; a bad row is rejected as "line N" with the column as the field, and the other rows still
+flow. The files do not name the local authority, so the transport must (ctx.system): without it,
 ids and linkage tokens of different authorities' children could collide, and the input is refused.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.kit.events import warning
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput, FieldProblem, Rejection
 from adapters.social_care.common import receipt_day
 from adapters.social_care.ssda903_reading import EPISODES, HEADER, MISSING, header_columns, kind_of, read_table
@@ -22,10 +24,18 @@ MAPPERS: dict[str, Callable[..., RowResult]] = {
 }
 
 
+def _unknown_columns(positions: tuple[int, ...], kind: str) -> dict[str, str]:
+    """One warning for the columns outside the layout (by position, at most 20 listed: the schema's field is short)."""
+    listed = ", ".join(str(n) for n in positions[:20]) + (", ..." if len(positions) > 20 else "")
+    field = f"column {listed}" if len(positions) == 1 else f"columns {listed}"
+    return warning("column.unknown", field, f"not a column of the SSDA903 {kind} file; ignored")
+
+
 class Ssda903Adapter:
     name = "social_care.ssda903"
     agency = "social_care"
-    formats = ("SSDA903 children looked after return, CSV: header, episodes and missing files",)
+    formats = ("SSDA903 children looked after return, CSV: header, episodes and missing files (the others refused "
+               "by name)",)
     content_types = ("text/csv",)
     extensions = (".csv",)
 
@@ -43,6 +53,7 @@ class Ssda903Adapter:
         mapper = MAPPERS[table.kind.name]
         out = AdapterOutput()
         width = len(table.columns)
+        ignored = [_unknown_columns(table.unknown, table.kind.name)] if table.unknown else []
         for row in table.rows:
             if not any(c.strip() for c in row.cells):
                 continue  # blank lines carry nothing
@@ -57,6 +68,8 @@ class Ssda903Adapter:
             except FieldProblem as p:
                 out.rejections.append(Rejection(ctx.source, where, p.field, p.reason))
                 continue
+            for event in result.events:
+                event["data_quality"].extend(dict(w) for w in ignored)
             out.events.extend(result.events)
             out.rejections.extend(Rejection(ctx.source, where, p.field, p.reason) for p in result.problems)
         return out

@@ -144,7 +144,9 @@ def missing_row(row: Mapping[str, str], rc: RowContext) -> RowResult:
         warnings.append(warning("date.order", "MIS_END", "before the start of the episode (MIS_START); left out"))
         end = None
     payload = {"kind": kind, "start_date": start, "end_date": end}
+    # DOB, in the DfE layout of the missing file: the child's age on the day decides what may be shared
+    child = {"la_child_id": child_id, "date_of_birth": optional_date(row.get("DOB"), "DOB", "dmy", rc.today, warnings)}
     return RowResult([sc_event(
         event_type="social_care.missing_from_care", system=rc.system, record_id=f"{child_id}:missing:{start}",
-        part=f"missing:{kind}", fmt=FORMAT, occurred_at=start, child={"la_child_id": child_id}, payload=payload,
+        part=f"missing:{kind}", fmt=FORMAT, occurred_at=start, child=child, payload=payload,
         warnings=warnings, risk_level="high" if kind == "missing" else "medium", risk_categories=["missing"])])

@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from broker.api.auth import Principal, require
 from broker.clock import now_iso
 from broker.crypto import CryptoError
 from broker.policy import ConsentState
+from broker.policy.consent import DATA_PROTECTION, OBJECTION, ConsentRecord
 from broker.service.erasure import announce_owed, erase_child, key_shred_records, known_child
 from broker.service.reprocess import DeadLetterErased, DeadLetterNotFound, reprocess
 
@@ -23,17 +24,77 @@ TOKEN = r"^lt[0-9]{1,9}_[A-Za-z0-9_-]{20,64}$"  # key version: 9 digits at most 
 DEADLETTER_ID = r"^[0-9a-fA-F-]{36}$"  # a UUID: anything else is a 422 and never echoed in the 404
 
 
+class ConsentRecordBody(BaseModel):
+    """One record: its kind, state, whose it is (the child, or a related person by role, optionally narrowed by
+    `ref`, one of that person's local ids in the events) and who recorded it, as a role code (never a name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["data_protection", "service_agreement", "confidentiality", "objection"]
+    state: Literal["given", "refused", "withdrawn", "not_sought", "not_applicable", "unknown", "raised", "lifted"]
+    subject: Literal["child", "parent", "carer", "guardian", "sibling", "household_member", "victim", "witness",
+                     "suspect", "offender", "professional", "emergency_contact", "other"] = "child"
+    ref: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_./:-]+$")
+    recorded_on: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    recorded_by: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,40}$")
+
+    @model_validator(mode="after")
+    def _fits(self) -> ConsentRecordBody:
+        try:  # value-free messages: the kinds and states allowed, never what was sent
+            self.record()
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def record(self) -> ConsentRecord:
+        return ConsentRecord(self.kind, self.state, self.subject, self.ref, self.recorded_on, self.recorded_by)
+
+
 class ConsentBody(BaseModel):
-    status: Literal["given", "refused", "withdrawn", "not_sought", "not_applicable", "unknown"]
-    objection: bool = False
+    """Either `records` (the current form) or the first version's per-child form, `status` (the child's data
+    protection consent), `objection` (the child's Art 21 objection) and `recorded_on`: kept as a compatibility path
+    and read as exactly those two records of the child's, as the register's old rows are."""
+
+    records: list[ConsentRecordBody] | None = Field(None, min_length=1, max_length=50)
+    status: Literal["given", "refused", "withdrawn", "not_sought", "not_applicable", "unknown"] | None = None
+    objection: bool | None = None
     recorded_on: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
+    @model_validator(mode="after")
+    def _one_form(self) -> ConsentBody:
+        old = self.status is not None or self.objection is not None
+        if self.records is not None and (old or self.recorded_on is not None):
+            raise ValueError("give either records, or the per-child status/objection/recorded_on, not both")
+        if self.records is None and self.status is None:
+            raise ValueError("give records, or the per-child status (with objection and recorded_on)")
+        keys = [r.record().key for r in self.records or ()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two records for the same kind and data subject: say one thing of each")
+        return self
 
-@router.put("/consent/{subject}", summary="Record consent, its withdrawal, or an objection, for one child")
+    def state(self) -> ConsentState:
+        if self.records is not None:
+            return ConsentState(records=[r.record() for r in self.records])
+        # the old form replaced the child's state: both records are written, the objection lifted when not raised
+        return ConsentState(records=[ConsentRecord(DATA_PROTECTION, self.status or "unknown",
+                                                   recorded_on=self.recorded_on),
+                                     ConsentRecord(OBJECTION, "raised" if self.objection else "lifted",
+                                                   recorded_on=self.recorded_on)])
+
+
+def _consent_reason(body: ConsentBody) -> str:
+    """For the audit: kinds and states, the child or 'a related person' (a role such as suspect says too much)."""
+    if body.records is None:
+        return f"consent {body.status}" + (", objection recorded" if body.objection else "")
+    return "consent records: " + "; ".join(
+        f"{r.kind} {r.state} for {'the child' if r.subject == 'child' else 'a related person'}" for r in body.records)
+
+
+@router.put("/consent/{subject}", summary="Record consent, agreement or an objection, of each kind, per data subject")
 async def put_consent(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], body: ConsentBody,
                       principal: Admin) -> dict[str, Any]:
     """Recorded under the child's current token: a token the identity register has since folded into another
-    child's (see `person.linked`) names the same child.
+    child's (see `person.linked`) names the same child. Each record replaces the one of its kind and data subject;
+    the others stay. The kinds and what the engine does with each: broker/policy/README.md (Consent and objections).
 
     Only for a child the broker knows (the identity register or the audit log holds the token), else 404: a token
     is an opaque pseudonym no one can proofread, and a mistyped one would record an objection against nobody while
@@ -44,11 +105,14 @@ async def put_consent(request: Request, subject: Annotated[str, Path(pattern=TOK
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: consent is recorded only for a "
                             "token the broker has received records about (check the token)")
     current = rt.identities.current(subject)
-    rt.consent.put(current, ConsentState(body.status, body.objection, body.recorded_on))
+    state = body.state()  # who entered it is the audit record's actor; recorded_by, the role the body names
+    rt.consent.put(current, state)
     await rt.emit_audit([rt.audit_record("admin_action", time=now_iso(), actor=principal.actor, subject=current,
-                                         action="consent.record", reason=f"consent {body.status}"
-                                         + (", objection recorded" if body.objection else ""))])
-    return {"subject": current, **body.model_dump()}
+                                         action="consent.record", reason=_consent_reason(body))])
+    if body.records is None:  # the old answer, for the old form
+        return {"subject": current, "status": body.status, "objection": bool(body.objection),
+                "recorded_on": body.recorded_on}
+    return {"subject": current, "records": [r.to_summary() for r in state.records]}  # never a ref: a local id
 
 
 @router.post("/keys/shred/{subject}", summary="Crypto-shred one child's data keys (erasure, retention expiry)")

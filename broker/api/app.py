@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from broker import __version__
-from broker.api import admin, health, ig_policy, intake, subscribers
+from broker.api import admin, decisions, health, ig_policy, intake, subscribers
 from broker.api.auth import require
 from broker.api.limits import Limits, LimitsMiddleware
 from broker.api.oidc import OidcVerifier
@@ -25,7 +25,8 @@ DESCRIPTION = """Interoperability broker for multi-agency child safeguarding.
 Agencies submit native records (FHIR, HL7 v2, CTF, CIN census, SSDA903, police POLE JSON) to
 `POST /v1/records/{agency}`; subscribers read what the information sharing protocol releases to them from
 `/v1/subscribers/{name}/...`, sealed to their public key. Every call needs an API key (`Authorization: Bearer`)
-whose role fits the endpoint: intake (per agency), subscriber (per subscriber), ig_auditor, admin.
+whose role fits the endpoint: intake (per agency), subscriber (per subscriber), ig_auditor, admin, decision_maker
+(per partner: decides the shares the law routes to a person, `/v1/decisions/referrals`).
 
 Limits, checked before a body is parsed or a key checked: intake bodies up to `MASH_MAX_BODY_BYTES`, every other
 body up to `MASH_MAX_CONTROL_BODY_BYTES` (64 KiB) (413); repeated failed authentication from one address, and intake
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
     app.include_router(intake.router)
     app.include_router(subscribers.router)
     app.include_router(admin.router)
+    app.include_router(decisions.router)
     app.include_router(ig_policy.router)
 
     # IG sees dead letters but may not reprocess them (that republishes data): admins only, /v1/admin/deadletters

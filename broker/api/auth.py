@@ -38,16 +38,18 @@ def _digest(key: str) -> str:
 
 
 def scope_problem(role: str, scope: str | None, agencies: Collection[str] | None = None,
-                  subscribers: Collection[str] | None = None) -> str | None:
+                  subscribers: Collection[str] | None = None, partners: Collection[str] | None = None) -> str | None:
     """Why this role and scope cannot make a key, or None. Pure: the caller gives the agencies and the protocol's
-    subscribers (None: not checked). The message names the role and the choices, never the scope given."""
+    subscribers and partners (None: not checked). The message names the role and the choices, never the scope
+    given."""
     if role not in ROLES:
         return f"unknown role (expected one of {', '.join(ROLES)})"
     if (role in SCOPED) != (scope is not None):
         return f"role {role} {'needs' if role in SCOPED else 'takes no'} scope"
-    known = agencies if role == "intake" else subscribers if role == "subscriber" else None
+    known = {"intake": agencies, "subscriber": subscribers, "decision_maker": partners}.get(role)
     if known is not None and scope not in known:
-        what = "agency" if role == "intake" else "subscriber in the protocol"
+        what = {"intake": "agency", "subscriber": "subscriber in the protocol",
+                "decision_maker": "partner in the protocol"}[role]
         return f"no such {what} for an {role} key (expected one of {', '.join(sorted(known)) or 'none'})"
     return None
 
@@ -122,10 +124,11 @@ class ApiKeyStore:
         self._seen = self._identity()
 
     def create(self, role: str, scope: str | None = None, *, agencies: Collection[str] | None = None,
-               subscribers: Collection[str] | None = None) -> tuple[str, Principal]:
-        """A new key (returned once, never stored) and its principal. With `agencies` / `subscribers` given, an
-        intake or subscriber scope must be one of them."""
-        problem = scope_problem(role, scope, agencies, subscribers)
+               subscribers: Collection[str] | None = None,
+               partners: Collection[str] | None = None) -> tuple[str, Principal]:
+        """A new key (returned once, never stored) and its principal. With `agencies` / `subscribers` / `partners`
+        given, an intake, subscriber or decision_maker scope must be one of them."""
+        problem = scope_problem(role, scope, agencies, subscribers, partners)
         if problem:
             raise ValueError(problem)
         key = "mbk_" + secrets.token_urlsafe(32)

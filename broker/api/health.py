@@ -54,6 +54,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["kafka"] = f"unreachable ({type(exc).__name__})"
     if rt.embedded is not None and not rt.embedded.alive():
         checks["kafka"] = "embedded broker has exited: restart mash-broker (its topics were in memory)"
+    local = getattr(rt, "local_kafka", None)
+    if local is not None and not local.alive():
+        checks["kafka"] = "the local Apache Kafka has exited: restart mash-broker (its data is kept on disk)"
     checks["stores"] = rt.stores_status()
     checks["workers"] = "ok" if rt.workers_alive() else "a worker has stopped"
     try:
@@ -61,10 +64,12 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # the held register unreadable: the stores check says so too
         checks["subscribers"] = f"unknown ({type(exc).__name__})"
     checks["kafka_epoch"] = rt.epoch_state.readiness() if rt.epoch_state is not None else "not checked"
+    kafka_in_use = getattr(rt, "kafka_in_use", None)  # which Kafka, in words: Apache, the embedded Tansu, external
     if any(checks[c] != "ok" for c in HARD_CHECKS):
-        return JSONResponse({"status": "not ready", "checks": checks}, 503)
+        return JSONResponse({"status": "not ready", "checks": checks, "kafka_in_use": kafka_in_use}, 503)
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "degraded", "checks": checks}, 200)
+    return JSONResponse({"status": "ready" if ok else "degraded", "checks": checks, "kafka_in_use": kafka_in_use},
+                        200)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

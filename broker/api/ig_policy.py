@@ -46,11 +46,21 @@ async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -
     return result
 
 
-@router.get("/protocol", summary="The protocol in force: id, version, subscribers and rules")
+@router.get("/protocol", summary="The protocol in force: the agreement's furniture, partners, subscribers and rules")
 async def protocol(request: Request, principal: Ig) -> dict[str, Any]:
+    """What IG staff check the sharing against: controllers and the joint-controller arrangement, the DPIA, the
+    appropriate policy documents, retention per class, DPO / SIRO / Caldicott guardian mailboxes, review, breach and
+    subject-rights routing (`governance`, null when the protocol has none), then the partners, subscribers and rules
+    with both controllers' bases. Protocol data only, never a record's value."""
     p = request.app.state.runtime.protocol
     return {"id": p.id, "version": p.version, "title": p.title, "effective_from": p.effective_from,
+            "review_by": p.review_by, "owner": p.owner,
+            "governance": p.governance.as_dict() if p.governance else None,
+            "partners": [{"id": x.id, "name": x.name, "agency": x.agency, "role": x.role} for x in p.partners.values()],
             "subscribers": [{"name": s.name, "role": s.role, "partner": s.partner, "purposes": list(s.purposes),
-                             "delivery": s.delivery} for s in p.subscribers.values()],
+                             "delivery": s.delivery, "regime": s.regime} for s in p.subscribers.values()],
             "rules": [{"id": r.id, "description": r.description, "purpose": r.purpose,
-                       "lawful_basis": list(r.lawful_basis)} for r in p.rules]}
+                       "subscribers": list(r.subscribers), "event_types": list(r.event_type_patterns),
+                       "lawful_basis": list(r.lawful_basis),
+                       "recipient_basis": list(r.recipient_basis or r.lawful_basis),
+                       "requires_human_decision": r.requires_human_decision} for r in p.rules]}

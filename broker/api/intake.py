@@ -12,6 +12,7 @@ from broker.api.auth import Principal, require
 from broker.service.intake import InputRefused, IntakeBusy, KafkaUnavailable, KeysUnavailable, ingest
 
 router = APIRouter(prefix="/v1", tags=["intake"])
+NO_CHILD = "no child in this input: nothing to publish"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -81,8 +82,15 @@ async def submit_record(
                                                                    strict=True)],
         "rejections": [r.to_dict() for r in result.rejections],
         "deadletter_ids": result.deadletter_ids,
+        # records read and left out as carrying no safeguarding fact, counted by kind (a FHIR resource type name)
+        "skipped": dict(sorted(result.skipped.items())),
     }
     if result.event_ids:
+        return JSONResponse(content, status.HTTP_202_ACCEPTED)
+    if result.adapter is not None and not result.rejections:
+        # Read, and nothing in it is about a child (an Organization, a Practitioner, an empty batch): not an error to
+        # dead-letter or to make the sender resend, so 202, with a note saying plainly that nothing was published.
+        content["note"] = NO_CHILD
         return JSONResponse(content, status.HTTP_202_ACCEPTED)
     if result.adapter is None and result.refused == "media_type":
         content["detail"] = f"no {agency} adapter accepts content type '{media_type(content_type)}'"

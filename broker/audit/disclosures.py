@@ -43,7 +43,8 @@ def disclosures(entries: Iterable[Mapping[str, Any]]) -> list[Disclosure]:
         if not record:
             continue
         kind, did = record["kind"], record.get("decision_id")
-        if kind == "decision" and record.get("outcome") == "deliver":
+        # a person's share (in part) after a referral discloses like the protocol's own deliver decision
+        if kind in ("decision", "human_decision") and record.get("outcome") == "deliver":
             decisions.append((entry["seq"], record))
         elif kind == "delivered" and did:
             delivered.setdefault(did, record["time"])

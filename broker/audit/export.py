@@ -152,6 +152,7 @@ _TYPE = {  # kind -> DICOM audit event type (code, display)
     "delivery_read": ("110106", "Export"), "key_unwrap": ("110100", "Application Activity"),
     "key_shred": ("110100", "Application Activity"), "protocol_change": ("110100", "Application Activity"),
     "admin_action": ("110100", "Application Activity"), "identity_linked": ("110100", "Application Activity"),
+    "human_decision": ("110106", "Export"),
 }
 _ACTION = {"record_received": "C", "record_adapted": "C", "event_published": "C", "delivery_read": "R",
            "key_shred": "D", "identity_linked": "U"}

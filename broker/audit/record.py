@@ -23,6 +23,7 @@ AUDIT_SCHEMA = "audit-record.schema.json"
 KINDS: tuple[str, ...] = (
     "record_received", "record_adapted", "record_rejected", "deadlettered", "event_published", "decision",
     "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action", "identity_linked",
+    "human_decision",
 )
 
 

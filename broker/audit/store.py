@@ -297,8 +297,9 @@ class AuditStore:
                     until: str | None = None, limit: int = 1000, aliases: Sequence[str] = ()) -> list[Disclosure]:
         """Decisions to deliver (to a subscriber, or about a child under any of its tokens), with when they were
         delivered and read."""
-        decisions = sorted((e for token in dict.fromkeys((subject, *aliases))
-                            for e in self.search(kind="decision", subscriber=subscriber, subject=token, since=since,
+        # a person's share after a referral (human_decision) discloses like the protocol's own decision
+        decisions = sorted((e for token in dict.fromkeys((subject, *aliases)) for kind in ("decision", "human_decision")
+                            for e in self.search(kind=kind, subscriber=subscriber, subject=token, since=since,
                                                  until=until, limit=limit, newest_first=False)),
                            key=lambda e: e["seq"])[:limit]
         ids = [e["record"]["decision_id"] for e in decisions if e.get("record")]

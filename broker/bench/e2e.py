@@ -80,6 +80,7 @@ class Observed:
     deliveries: dict[tuple[str, str], float] = field(default_factory=dict)  # (subscriber, event id) -> first seen
     delivery_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)  # event id -> decision records seen
+    released: set[tuple[str, str]] = field(default_factory=set)  # (subscriber, event id) decided `deliver`
     decided_at: dict[str, float] = field(default_factory=dict)  # event id -> when its last decision was seen
     messages: Counter[str] = field(default_factory=Counter)  # topic role (events, deliver, audit) -> messages
     message_bytes: Counter[str] = field(default_factory=Counter)  # topic role -> value bytes
@@ -134,6 +135,8 @@ class Observer:
                                     continue
                                 eid = rec["event_id"]
                                 seen.decisions[eid] += 1
+                                if rec.get("outcome") == "deliver":
+                                    seen.released.add((rec["subscriber"], eid))
                                 if seen.decisions[eid] >= self.subscribers:
                                     seen.decided_at.setdefault(eid, now)
                         continue

@@ -44,8 +44,11 @@ def _audit(data_dir: Path | None) -> AuditStore:
 def _record(audit: AuditStore, action: str, principal: Principal) -> None:
     scoped = {"agency": principal.scope} if principal.role == "intake" else \
         {"subscriber": principal.scope} if principal.role == "subscriber" else {}
+    reason = f"API key for the {principal.role} role"
+    if principal.role == "decision_maker":  # the partner it decides for (a protocol slug, value-free)
+        reason += f", for partner {principal.scope}"
     audit.log("admin_action", actor=cli_actor(), time=now_iso(), action=action, target=principal.key_id,
-              reason=f"API key for the {principal.role} role", **scoped)
+              reason=reason, **scoped)
 
 
 def _subscribers(protocol_file: Path | None) -> set[str]:
@@ -57,18 +60,29 @@ def _subscribers(protocol_file: Path | None) -> set[str]:
         raise typer.Exit(2) from None
 
 
+def _partners(protocol_file: Path | None) -> set[str]:
+    path = protocol_file or Settings().protocol_file
+    try:
+        return set(load_protocol(path).partners)
+    except ProtocolError as exc:
+        typer.echo(f"cannot check the decision_maker scope against the protocol: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (MASH_DATA_DIR).")]
 
 
 @app.command()
 def create(role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
-           scope: Annotated[str | None, typer.Option(help="Agency (intake) or subscriber name (subscriber).")] = None,
+           scope: Annotated[str | None, typer.Option(
+               help="Agency (intake), subscriber name (subscriber) or partner id (decision_maker).")] = None,
            protocol_file: Annotated[Path | None, typer.Option(
                help="Protocol whose subscribers a subscriber scope must name (MASH_PROTOCOL_FILE).")] = None,
            data_dir: DataDir = None) -> None:
     """Create a key; it is printed once and only its hash is kept. The scope must exist: an agency for intake, a
     subscriber of the protocol for subscriber."""
     subscribers = _subscribers(protocol_file) if role == "subscriber" and scope is not None else None
+    partners = _partners(protocol_file) if role == "decision_maker" and scope is not None else None
     keys = _store(data_dir)
     try:
         audit = _audit(data_dir)
@@ -77,7 +91,7 @@ def create(role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}."
         raise typer.Exit(2) from None
     try:
         try:
-            key, principal = keys.create(role, scope, agencies=AGENCIES, subscribers=subscribers)
+            key, principal = keys.create(role, scope, agencies=AGENCIES, subscribers=subscribers, partners=partners)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None

@@ -18,7 +18,7 @@ from broker.pipeline.identify import LinkageKey
 from broker.pipeline.intake import prepare
 from broker.schema.event_files import NOT_JSON, read_documents
 from broker.schema.validate import validate_event
-from broker.secrets import SecretError, linkage_key
+from broker.secrets import InvalidSecret, SecretError, linkage_key
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +38,9 @@ def _read(path: Path) -> bytes:
 def _convert_key(settings: Settings) -> LinkageKey:
     try:
         return linkage_key(settings.data_dir, settings.linkage_key_version, create=False)
+    except InvalidSecret as exc:  # configured but unreadable: an ephemeral key instead would hide the mistake
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     except SecretError:
         _err("note: no linkage key configured; using an ephemeral key (tokens differ between runs)")
         return LinkageKey(settings.linkage_key_version, secrets.token_bytes(32))
@@ -65,6 +68,13 @@ def convert(
         for rejection in result.rejections:
             rejected = True
             _err(str(rejection))
+        if result.skipped:  # named by kind (a FHIR resource type), never by a value: not an error
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.skipped.items()))
+            _err(f"{path}: skipped (no safeguarding fact): {kinds}")
+        if not result.events and not result.rejections:
+            # Read without fault but nothing in it is about a child (an Organization, an empty batch): said, so an
+            # operator does not take silence for success; not an error (exit code unchanged).
+            _err(f"{path}: no child in this file")
     sys.stdout.flush()
     raise typer.Exit(EXIT_REJECTED if rejected else EXIT_OK)
 

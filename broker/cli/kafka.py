@@ -31,6 +31,20 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 @app.command()
+def fetch() -> None:
+    """Check Java 17+ and resolve the pinned Kafka jars into the cache now (CI runs this before the tests, so a cold
+    machine pays once); one plain line and exit 2 when Java or the jars cannot be had."""
+    from broker.kafka.apache import KAFKA_VERSION, KafkaUnavailable, find_java, resolve_jars
+
+    try:
+        java = find_java()
+        jars = resolve_jars(announce=lambda note: typer.echo(f"mash-broker kafka: {note}", err=True))
+    except KafkaUnavailable as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Apache Kafka {KAFKA_VERSION}: {len(jars)} jars ready, {java}")
+
+
+@app.command()
 def run(
     data_dir: Annotated[Path, typer.Option(help="Each node's data, logs, config and pid under DIR/node-<id>/; "
                                            "the cluster's id and ports in DIR/cluster.json, kept across restarts.")],

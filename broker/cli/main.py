@@ -18,7 +18,8 @@ app.command()(files.convert)
 app.command()(files.validate)
 
 # Sub-apps live beside this file, one per concern.
-for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka"):
+for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka",
+              "decisions"):
     try:
         app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
     except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build
@@ -49,7 +50,9 @@ def run(
     audit_indexer: Annotated[bool, typer.Option(help="Also run an audit indexer here (one of all that run "
                                                 "indexes at a time).")] = True,
 ) -> None:
-    """Start the service: embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set, the API and the share workers."""
+    """Start the service: the API and the share workers, on KAFKA_BOOTSTRAP_SERVERS or, without it, a local Kafka:
+    Apache Kafka under <data_dir>/kafka (durable) where Java 17+ is installed, else the embedded Tansu (memory only);
+    MASH_LOCAL_KAFKA=apache or tansu insists on one."""
     import uvicorn
     from aiokafka.errors import KafkaError
 
@@ -57,6 +60,7 @@ def run(
     from broker.api.app import create_app
     from broker.api.limits import bounded_http_protocol
     from broker.config import Settings
+    from broker.kafka.apache import KafkaUnavailable
     from broker.kafka.embedded import NOTICE as EMBEDDED_NOTICE
     from broker.kafka.embedded import EmbeddedBrokerError
     from broker.logging import configure
@@ -82,14 +86,18 @@ def run(
         # not start is one plain line, not a server's lifespan traceback.
         try:
             await runtime.start()
-        except (*STARTUP_ERRORS, KafkaError, EmbeddedBrokerError) as exc:
+        except (*STARTUP_ERRORS, KafkaError, EmbeddedBrokerError, KafkaUnavailable) as exc:
             await runtime.stop()
-            where = settings.kafka_bootstrap_servers or "the embedded broker"
+            where = settings.kafka_bootstrap_servers or ("the local Apache Kafka" if runtime.local_kafka is not None
+                                                         else "the embedded broker")
             detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
             raise StartupFailed(f"Kafka ({where}) unavailable: {detail}") from None
-        typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz", err=True)
+        typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz  "
+                   f"Kafka: {runtime.kafka_in_use}", err=True)
         if runtime.embedded is not None:
             typer.echo(EMBEDDED_NOTICE, err=True)
+            if runtime.local_kafka_note:  # why not Apache Kafka: Java or the jars missing (MASH_LOCAL_KAFKA=auto)
+                typer.echo(f"Apache Kafka not used: {runtime.local_kafka_note}", err=True)
         config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, http=bounded_http_protocol())  # request heads bounded
         await uvicorn.Server(config).serve()

@@ -86,9 +86,10 @@ def explain_command(
     subscriber: Annotated[str, typer.Option("--subscriber", help="Subscriber name.")],
     output: Annotated[OutputFormat, typer.Option("--format", help="json (default) or text.")] = OutputFormat.json,
     consent_status: Annotated[str | None, typer.Option(
-        help="Consent register status for the child: given, refused, withdrawn, not_sought, not_applicable, "
-             "unknown. Default: the event's own consent block.")] = None,
-    objection: Annotated[bool, typer.Option(help="An objection is recorded for the child.")] = False,
+        help="The child's data protection consent in the register: given, refused, withdrawn, not_sought, "
+             "not_applicable, unknown (it matters only to rules relying on consent). Default: the event's own "
+             "consent block.")] = None,
+    objection: Annotated[bool, typer.Option(help="The child's Art 21 objection is recorded.")] = False,
     case_open: Annotated[bool | None, typer.Option("--case-open/--case-closed",
                                                    help="Case register status (default unknown).")] = None,
 ) -> None:

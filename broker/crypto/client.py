@@ -5,8 +5,11 @@
     event = client.open_new(delivery_bytes)                  # -> dict, or None for an event id already opened
     token = client.current_token(event["subject"]["linkage"]["token"])  # after person.linked notices
 
-Delivery is at-least-once: a share worker killed between Kafka's acknowledgement and its own bookkeeping sends those
-deliveries again. Event ids are deterministic, so `open_new` drops the repeat (it remembers recent ids; repeats
+On Apache Kafka each share worker's batch is one Kafka transaction: a Kafka consumer of `sg.deliver.<subscriber>`
+that reads with `isolation_level="read_committed"` (as the broker's own readers do) sees each delivery once, and
+never one from a batch that was aborted. On a Kafka without transactions (the embedded Tansu) delivery is
+at-least-once: a share worker killed between Kafka's acknowledgement and its own bookkeeping sends those deliveries
+again. Event ids are deterministic, so `open_new` drops the repeat in either case (it remembers recent ids; repeats
 only ever follow closely).
 
 When the broker's identity register finds that two tokens are one child, it says so with a `person.linked` event

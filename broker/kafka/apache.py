@@ -62,6 +62,10 @@ JVM_FLAGS = ("-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:Initiati
              "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
 CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"  # Kafka writes it in each log dir after a clean shutdown
 SUPPORTED_NODES = (1, 3)
+# `mash-broker run` without KAFKA_BOOTSTRAP_SERVERS: auto (Apache Kafka where Java 17+ and the jars are to hand, else
+# the embedded Tansu), apache (Apache Kafka or a plain start failure) or tansu (the memory-only embedded broker).
+LOCAL_KAFKA_ENV = "MASH_LOCAL_KAFKA"
+LOCAL_KAFKA_CHOICES = ("auto", "apache", "tansu")
 T = TypeVar("T")
 
 
@@ -123,8 +127,12 @@ class ClusterPlan:
 
 
 def new_cluster_id() -> str:
-    """Kafka's cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` gives)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` gives),
+    never starting with '-', which `kafka-storage format -t` would read as an option (about 1 start in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def plan_cluster(nodes: int, data_dir: Path, cluster_id: str, ports: Sequence[tuple[int, int]]) -> ClusterPlan:
@@ -166,6 +174,20 @@ def server_properties(plan: ClusterPlan, node: NodePlan) -> dict[str, str]:
         "unclean.leader.election.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
         "num.partitions": "1",
+    }
+
+
+def controller_only_properties(plan: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """A node's controller without its broker, on the node's own controller port and metadata log: the quorum's
+    stand-in while the cluster's last broker shuts down (ApacheKafka.stop)."""
+    return {
+        "process.roles": "controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": ",".join(f"{v.node_id}@{HOST}:{v.controller_port}" for v in plan.nodes),
+        "listeners": f"CONTROLLER://{HOST}:{node.controller_port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": str(node.log_dir),
     }
 
 
@@ -227,6 +249,13 @@ def plan_from_layout(text: str, data_dir: Path) -> ClusterPlan:
         raise ValueError("node ids must be 1..N")
     return plan_cluster(len(nodes), data_dir, doc["cluster_id"],
                         [(n["broker_port"], n["controller_port"]) for n in nodes])
+
+
+def local_kafka_choice(value: str | None) -> str:
+    choice = (value or "auto").strip().lower()
+    if choice not in LOCAL_KAFKA_CHOICES:
+        raise KafkaUnavailable(f"{LOCAL_KAFKA_ENV} must be one of {', '.join(LOCAL_KAFKA_CHOICES)}")
+    return choice
 
 
 def java_major(version_output: str) -> int | None:
@@ -431,6 +460,9 @@ class ApacheKafka:
     data_dir: Path = field(default_factory=lambda: Path("kafka-data"))
     start_timeout: float = 180.0
     stop_timeout: float = 60.0
+    # A node left by a killed parent on this data dir is still shutting down (PR_SET_PDEATHSIG sent it SIGTERM):
+    # wait this long for it to go before refusing to start (`mash-broker run` restarted straight after a kill -9).
+    wait_for_previous: float = 0.0
     java: str | None = None
     classpath: list[Path] | None = None
     plan: ClusterPlan | None = None
@@ -494,26 +526,67 @@ class ApacheKafka:
         self._plan().node(node_id).pid_file.unlink(missing_ok=True)
 
     def stop(self) -> list[int]:
-        """SIGTERM every node at once (each shuts down cleanly while the quorum still stands); returns the ids of any
-        that had to be SIGKILLed after stop_timeout."""
-        running = {i: p for i, p in self.processes.items() if p.poll() is None}
-        for proc in running.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+        """Stop every node cleanly, one at a time, each while a majority of the controller quorum still runs; returns
+        the ids of any that had to be SIGKILLed after stop_timeout.
+
+        Why not SIGTERM them all at once: a combined node's broker waits (up to Kafka's hard-coded 5 minutes) for the
+        active controller to grant its controlled shutdown, and the grant is a metadata record the quorum must commit.
+        Nodes stopped together race: once two have finished, the third waits for a grant no quorum can commit
+        (KAFKA-14287). One at a time, every grant but the last has a majority; for the last, a controller-only
+        stand-in of an already stopped node (same node id, same metadata log, no broker) is started first so that
+        a majority stands for it too, and stopped after it. The stand-in touches no partition data."""
+        running = [i for i, p in sorted(self.processes.items()) if p.poll() is None]
         forced: list[int] = []
-        deadline = time.monotonic() + self.stop_timeout
-        for node_id, proc in running.items():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                forced.append(node_id)
+        stand_ins: dict[int, subprocess.Popen[bytes]] = {}
+        try:
+            for position, node_id in enumerate(running):
+                live_voters = len(running) - position + len(stand_ins)
+                for stopped in self._stopped_voters(exclude=set(running[position:]) | set(stand_ins)):
+                    if live_voters > self._plan().size // 2:
+                        break
+                    stand_ins[stopped] = self._launch_stand_in(stopped)
+                    live_voters += 1
+                if not self._terminate(self.processes[node_id]):
+                    forced.append(node_id)
+        finally:
+            for proc in stand_ins.values():
+                self._terminate(proc)
         for node_id in list(self.processes):
             self.processes.pop(node_id).wait()
             if self.plan is not None:
                 self.plan.node(node_id).pid_file.unlink(missing_ok=True)
         return forced
+
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> bool:
+        """SIGTERM and wait up to stop_timeout; SIGKILL after that. True when it stopped on SIGTERM."""
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(self.stop_timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return False
+
+    def _stopped_voters(self, exclude: set[int]) -> list[int]:
+        return [n.node_id for n in self._plan().nodes if n.node_id not in exclude and self.pid(n.node_id) is None]
+
+    def _launch_stand_in(self, node_id: int) -> subprocess.Popen[bytes]:
+        """A stopped node's controller alone (controller_only_properties), so the quorum keeps a majority."""
+        assert self.java and self.classpath
+        plan = self._plan()
+        node = plan.node(node_id)
+        props = node.node_dir / "stand-in.properties"
+        props.write_text(render_properties(controller_only_properties(plan, node)))
+        with open(node.logs / "stand-in.log", "ab") as out:
+            return subprocess.Popen(java_command(self.java, self.classpath, node, SERVER_MAIN, [str(props)]),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=node.node_dir, preexec_fn=die_with_parent, start_new_session=True)
+
+    def alive(self) -> bool:
+        """Every node started here still runs."""
+        return bool(self.processes) and all(p.poll() is None for p in self.processes.values())
 
     def exited(self) -> dict[int, int]:
         """Nodes started here that have exited on their own, with their exit status (negative: killed by a signal)."""
@@ -562,7 +635,9 @@ class ApacheKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.plan = self._layout()
         for node in self.plan.nodes:
-            pid = _running_on(node)
+            deadline = time.monotonic() + self.wait_for_previous
+            while (pid := _running_on(node)) is not None and time.monotonic() < deadline:
+                time.sleep(0.2)
             if pid is not None:
                 raise KafkaUnavailable(f"a Kafka node (pid {pid}) already runs on {node.node_dir}")
             node.logs.mkdir(parents=True, exist_ok=True)
@@ -583,6 +658,9 @@ class ApacheKafka:
                 raise KafkaUnavailable(f"{self.data_dir} holds a {plan.size}-node cluster, not {self.nodes}: "
                                        "give that --nodes or another --data-dir")
             ports = [p for n in plan.nodes for p in (n.broker_port, n.controller_port)]
+            deadline = time.monotonic() + self.wait_for_previous
+            while not _ports_free(ports) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if not _ports_free(ports):
                 raise KafkaUnavailable(f"a port of {self.data_dir}'s cluster ({', '.join(map(str, ports))}) is in "
                                        "use: stop what holds it, the cluster keeps its address across restarts")

@@ -1,14 +1,28 @@
 """Producer and consumer factories with the broker's delivery guarantees.
 
-acks=all and no reliance on idempotent or transactional producers (the embedded broker has neither): delivery is
-at-least-once, and every consumer drops duplicates by event id.
+Two modes, chosen once per process by whether the cluster grants a transactional producer (`start_transactional`):
+
+- Apache Kafka (and any broker with transactions): each share worker consumes, produces and commits its input
+  offsets in one Kafka transaction per batch, so what a worker killed mid-batch had produced is aborted, never seen
+  by a `read_committed` reader, and redone by whoever takes the partitions over: exactly once on the topics.
+- The embedded broker (Tansu) has neither idempotent nor transactional producers: acks=all, offsets committed after
+  every delivery is acknowledged (at-least-once), and the delivered log drops what a subscriber was already sent.
+
+Every reader of the broker's topics reads `read_committed` in both modes: on Tansu, where nothing is transactional,
+that is every message; on Apache Kafka it hides aborted and still-open transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError, RequestTimedOutError
+
+# Every reader of delivery, audit and events topics: aborted or open transactions stay invisible.
+ISOLATION = "read_committed"
 
 
 def producer(bootstrap: str, client_id: str = "mash-broker", **security: Any) -> AIOKafkaProducer:
@@ -37,7 +51,7 @@ def group_consumer(bootstrap: str, group: str, *topics: str, fetch_wait_ms: int 
     """A consumer-group member that commits offsets only after its work is safely produced downstream."""
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_uncommitted", max_poll_records=500,
+        auto_offset_reset="earliest", isolation_level=ISOLATION, max_poll_records=500,
         session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000, fetch_max_wait_ms=fetch_wait_ms,
         **security,
     )
@@ -50,4 +64,45 @@ READER_FETCH_WAIT_MS = 100
 def reader(bootstrap: str, fetch_wait_ms: int = READER_FETCH_WAIT_MS, **security: Any) -> AIOKafkaConsumer:
     """A group-less consumer for cursor reads (HTTP pull): partitions are assigned and seeked by hand."""
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                            fetch_max_wait_ms=fetch_wait_ms, **security)
+                            fetch_max_wait_ms=fetch_wait_ms, isolation_level=ISOLATION, **security)
+
+
+# A transaction left open by a worker that died is aborted by the cluster after this long, unless the worker's
+# successor (same transactional id) aborts it first on start. Until then `read_committed` readers of the topics it
+# wrote wait at its first message, so it is short; it is still far above a batch's life (TX_BUDGET_MS in share.py).
+TRANSACTION_TIMEOUT_MS = 10_000
+# How long a transactional producer may take to start (InitProducerId: the first one on a fresh cluster also creates
+# __transaction_state, a few seconds on one node).
+TRANSACTIONAL_START_S = 60.0
+
+
+def transactional_producer(bootstrap: str, transactional_id: str, client_id: str = "mash-broker",
+                           **security: Any) -> AIOKafkaProducer:
+    """A producer whose sends and offset commits are one Kafka transaction per batch (idempotent, acks=all)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
+        transactional_id=transactional_id, transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, **security,
+        linger_ms=0, max_batch_size=256 * 1024, request_timeout_ms=10_000, retry_backoff_ms=200,
+    )
+
+
+async def start_transactional(bootstrap: str, transactional_id: str,
+                              **security: Any) -> tuple[AIOKafkaProducer | None, str]:
+    """(the started transactional producer, "") or (None, why) where the cluster refuses transactions: Tansu answers
+    InitProducerId with an error at once; a cluster without an ACL for the id refuses it by name. Starting it fences
+    any earlier producer with the same id: an open transaction of a killed predecessor is aborted here, and a zombie
+    predecessor's next send or commit fails. An unreachable cluster raises (the caller retries; it is no answer)."""
+    out = transactional_producer(bootstrap, transactional_id, **security)
+    try:
+        await asyncio.wait_for(out.start(), TRANSACTIONAL_START_S)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(out.stop(), 5)
+        if isinstance(exc, KafkaError) and not isinstance(exc, TRANSIENT):
+            return None, type(exc).__name__
+        raise
+    return out, ""
+
+
+# Errors that say nothing about transactions: the cluster is not (yet) reachable.
+TRANSIENT = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError)

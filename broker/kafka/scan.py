@@ -13,18 +13,34 @@ from broker.kafka.clients import reader
 EMPTY_POLL_MS = 400
 
 
+MAX_EMPTY_POLLS = 25  # 10 s of empty polls before the end offsets are reached: give up waiting, never hang
+
+
 async def scan_topic(bootstrap: str, topic: str, **security: Any) -> AsyncIterator[ConsumerRecord]:
-    """Every record of every partition, to the first empty poll: the embedded broker's end offsets count record
-    batches, not records, so they cannot mark the end."""
+    """Every record of every partition, read until a poll comes back empty with every partition at its end offset.
+
+    Both halves matter. Apache Kafka's end offsets are exact, but its first fetches after a seek can come back empty
+    on a busy host, so an empty poll alone would end the scan early. The embedded broker's end offsets count record
+    batches, not records, so they can lie below the true end: there the empty poll past them ends the scan."""
     consumer = reader(bootstrap, **security)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        while batch := await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS, max_records=1000):
+        ends = await consumer.end_offsets(tps)
+        empty = 0
+        while empty < MAX_EMPTY_POLLS:
+            batch = await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS, max_records=1000)
             for records in batch.values():
                 for record in records:
                     yield record
+            if batch:
+                empty = 0
+                continue
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(at >= ends.get(tp, 0) for at, tp in zip(positions, tps, strict=True)):
+                return
+            empty += 1
     finally:
         await consumer.stop()

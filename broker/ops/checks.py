@@ -72,6 +72,108 @@ async def check_kafka(settings: Settings, timeout: float = 5.0) -> KafkaFinding:
     return KafkaFinding(CheckResult("kafka", "ok", f"reached {bootstrap} ({len(topics)} topics)"), topics)
 
 
+# --- what kind of Kafka, whether it has transactions, how durable each topic is ----------------------------------
+EMBEDDED_CLUSTER_ID = "mash-broker-embedded"  # broker/kafka/embedded.py names its cluster so
+
+
+def kafka_kind(api_versions: dict[int, tuple[int, int]], cluster_id: str | None) -> str:
+    """The Kafka's kind and version as far as its ApiVersions answer tells (no broker reports its release): Apache
+    Kafka 4 dropped Fetch below v4 and serves Produce v12 and later; 2.8 to 3.9 serve Produce v9 to v11."""
+    if cluster_id == EMBEDDED_CLUSTER_ID:
+        return "the embedded Tansu broker (memory only, no transactions)"
+    produce, fetch = api_versions.get(0, (0, 0)), api_versions.get(1, (0, 0))
+    levels = f"Produce v{produce[1]}, Fetch v{fetch[0]}-v{fetch[1]}, {len(api_versions)} APIs"
+    if produce[1] >= 12 and fetch[0] >= 4:
+        return f"Apache Kafka 4.x or a broker of its API level ({levels})"
+    if produce[1] >= 9:
+        return f"Apache Kafka 2.8-3.x or a broker of its API level ({levels})"
+    return f"an older Kafka or a Kafka-compatible broker ({levels})"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDurability:
+    topic: str
+    replication: int  # the fewest replicas of any partition
+    min_insync: int | None  # None: the broker does not say (Tansu answers DescribeConfigs with nothing)
+
+
+def durability_result(rows: Iterable[TopicDurability], wanted_replication: int) -> CheckResult:
+    """Each topic's replication factor and min.insync.replicas, against MASH_KAFKA_REPLICATION_FACTOR: with acks=all
+    a write is acknowledged once min.insync.replicas replicas have it, so that is the number of node losses (minus
+    one) an acknowledged record survives."""
+    rows = list(rows)
+    if not rows:
+        return CheckResult("topic durability", "info", "not checked: none of the broker's topics exist yet")
+    text = "; ".join(f"{r.topic}: replication {r.replication}, min.insync.replicas "
+                     f"{'not reported' if r.min_insync is None else r.min_insync}" for r in rows)
+    thin = [r.topic for r in rows if r.replication < wanted_replication]
+    one_copy = [r.topic for r in rows if r.replication > 1 and r.min_insync is not None and r.min_insync < 2]
+    if thin:
+        return CheckResult("topic durability", "problem", f"fewer replicas than MASH_KAFKA_REPLICATION_FACTOR "
+                           f"({wanted_replication}) on {', '.join(thin)}; {text}")
+    if one_copy:
+        return CheckResult("topic durability", "warning", f"min.insync.replicas 1 on {', '.join(one_copy)}: an "
+                           f"acknowledged record may sit on one node only (set 2 with 3 replicas); {text}")
+    return CheckResult("topic durability", "ok", text)
+
+
+async def check_kafka_engine(settings: Settings, present: frozenset[str] | None, subscribers: Iterable[str] | None,
+                             timeout: float = 20.0) -> list[CheckResult]:
+    """The Kafka's kind and version (ApiVersions, metadata), whether it grants a transactional producer (what
+    exactly-once delivery needs: broker/service/share.py), and each broker topic's replication and
+    min.insync.replicas (DescribeConfigs). Starting the probe producer registers one transactional id,
+    `<share group>.doctor`, under the share workers' ACL prefix; nothing is written to any topic."""
+    if present is None:
+        return [CheckResult("kafka kind", "info", "not checked: no Kafka cluster reached (unset: `mash-broker run` "
+                            "starts the embedded Tansu broker, at-least-once delivery with duplicates dropped)")]
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from broker.kafka.clients import start_transactional
+
+    bootstrap, security = settings.kafka_bootstrap_servers or "", kafka_client_options(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mash-broker-doctor",
+                                request_timeout_ms=int(timeout * 1000), **security)
+    required = [t.name for t in topic_plan(settings.topic_prefix, settings.event_partitions, subscribers or ())]
+    names = [name for name in required if name in present]
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            node = cluster["brokers"][0]["node_id"]
+            versions = dict((await admin._client._get_conn(node))._versions)  # the ApiVersions answer aiokafka keeps
+            described = await admin.describe_topics(names) if names else []
+            configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names]) \
+                if names else []
+    except Exception as exc:
+        return [CheckResult("kafka kind", "problem", f"could not describe the cluster ({type(exc).__name__})")]
+    finally:
+        await admin.close()
+    isr: dict[str, int | None] = {}
+    for response in configs:
+        for resource in response.resources:
+            entries = {entry[0]: entry[1] for entry in resource[4]}
+            isr[resource[3]] = int(entries["min.insync.replicas"]) if "min.insync.replicas" in entries else None
+    rows = [TopicDurability(t["topic"], min((len(p["replicas"]) for p in t["partitions"]), default=0),
+                            isr.get(t["topic"])) for t in described if not t["error_code"]]
+    try:
+        out, why = await start_transactional(bootstrap, f"{settings.group('share')}.doctor", **security)
+    except Exception as exc:
+        out, why = None, f"unreachable: {type(exc).__name__}"
+    if out is not None:
+        await out.stop()
+        transactions = CheckResult("transactions", "ok", "a transactional producer starts: share workers deliver "
+                                   "exactly once (one transaction per batch; readers read_committed)")
+    else:
+        transactions = CheckResult("transactions", "info" if cluster.get("cluster_id") == EMBEDDED_CLUSTER_ID
+                                   else "warning", f"refused ({why}): share workers fall back to at-least-once "
+                                   "delivery with duplicates dropped by the delivered log; on Apache Kafka grant the "
+                                   "broker's principal Write and Describe on TransactionalId prefix "
+                                   f"{settings.group('share')}. (deploy/)")
+    return [CheckResult("kafka kind", "ok", kafka_kind(versions, cluster.get("cluster_id"))), transactions,
+            durability_result(rows, settings.kafka_replication_factor)]
+
+
 def check_topics(settings: Settings, present: frozenset[str] | None, subscribers: Iterable[str] | None) -> CheckResult:
     """The topics a running deployment needs: the broker's three, plus one delivery topic per protocol subscriber."""
     if present is None:
@@ -236,6 +338,7 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
         protocol.result,
         kafka.result,
         check_topics(settings, kafka.topics, protocol.subscribers),
+        *await check_kafka_engine(settings, kafka.topics, protocol.subscribers),
         check_registers(settings),
         *await _delivery_checks(settings, kafka.topics is not None),
     ]

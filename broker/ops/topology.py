@@ -5,6 +5,8 @@ Pure functions over names. The convention:
 - <prefix>.deliver.<subscriber>: one per protocol subscriber, readable by that subscriber only;
 - <prefix>.intake.<agency>: raw native records an agency system produces (Kafka intake), writable by that agency only;
 - consumer groups: the broker's start with "mash-broker."; a subscriber's is <prefix>.subscriber.<subscriber>.
+- transactional ids: the share workers' are <share group>.<worker>.<instance> (broker/service/share.py), so the
+  broker's principal may write transactions under the same "mash-broker." prefix (and under a custom share group).
 """
 
 from __future__ import annotations
@@ -79,10 +81,13 @@ def kafka_users(prefix: str, subscribers: Iterable[str], agencies: Iterable[str]
     broker_acls = [
         _acl("topic", f"{prefix}.", ["Read", "Write", "Describe", "DescribeConfigs", "Create"], "prefix"),
         _acl("group", BROKER_GROUP_PREFIX, ["Read", "Describe"], "prefix"),
+        # exactly-once share workers: one transactional id per worker instance, all under the broker's prefix
+        _acl("transactionalId", BROKER_GROUP_PREFIX, ["Write", "Describe"], "prefix"),
         {"resource": {"type": "cluster"}, "operations": ["Describe"]},
     ]
     if not share_group.startswith(BROKER_GROUP_PREFIX):
         broker_acls.insert(2, _acl("group", share_group, ["Read", "Describe"]))
+        broker_acls.insert(3, _acl("transactionalId", f"{share_group}.", ["Write", "Describe"], "prefix"))
     users = [_user(BROKER_USER, cluster, broker_acls, "mash-broker API and share workers")]
     for s in subscribers:
         users.append(_user(subscriber_user(s), cluster, [

@@ -25,6 +25,8 @@ class Prepared:
     refused: str | None = None
     # linkage tokens of the children named by events the canonical schema refused (their dead letter names them)
     rejected_tokens: list[str] = field(default_factory=list)
+    # records the adapter left out as carrying no safeguarding fact, by kind (AdapterOutput.skipped)
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def _event_position(event: dict[str, Any], index: int) -> str:
@@ -50,6 +52,7 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
         out.rejections.append(Rejection(ctx.source, "", "", f"adapter {out.adapter} failed ({type(exc).__name__})"))
         return out
     out.rejections.extend(adapted.rejections)
+    out.skipped = dict(adapted.skipped)
     for i, draft in enumerate(adapted.events):
         event, ids = complete_identified(draft, key, ctx.received_at)
         problems = validate_event(event)

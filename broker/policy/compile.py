@@ -17,6 +17,7 @@ import yaml
 from broker.policy.codes import ALIASES, CONSENT, KEY_SUITES, RISK_ORDER
 from broker.policy.errors import ProtocolError
 from broker.policy.fields import covers, field_table
+from broker.policy.governance import build_governance, governance_problems
 from broker.policy.lawful import (
     Recipient,
     RuleFacts,
@@ -167,7 +168,15 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         risk_categories_any=frozenset(cond["risk_categories_any"]) if "risk_categories_any" in cond else None,
         subject_under_18=bool(cond.get("subject_under_18", False)),
         consent_status=frozenset(cond["consent_status"]) if "consent_status" in cond else None,
-        case_open=cond.get("case_open"), registered_with=cond.get("registered_with"))
+        case_open=cond.get("case_open"), registered_with=cond.get("registered_with"),
+        plan_kinds=frozenset(cond["plan_kinds"]) if "plan_kinds" in cond else None,
+        referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None)
+    if conditions.referral_sources is not None and types - {"social_care.referral"}:
+        problems.add(["rules", i, "conditions", "referral_sources"],
+                     "only a social_care.referral carries a referral source: name no other event type")
+    if conditions.plan_kinds is not None and types - {"health.child_protection_plan_notice"}:
+        problems.add(["rules", i, "conditions", "plan_kinds"],
+                     "only a health.child_protection_plan_notice carries a plan kind: name no other event type")
     if conditions.risk_at_least and conditions.risk_at_most and \
             RISK_ORDER[conditions.risk_at_least] > RISK_ORDER[conditions.risk_at_most]:
         problems.add(["rules", i, "conditions"], "risk_at_least is above risk_at_most: the rule can never match")
@@ -196,6 +205,8 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         consent_based=CONSENT in basis, overriding_duty=overriding_duty(basis),
         recipient_basis=expand_codes(raw.get("recipient_basis")), para18_reason=raw.get("para18_reason"),
         narrative_review=dict(raw["narrative_review"]) if "narrative_review" in raw else None,
+        requires_human_decision=raw.get("requires_human_decision"),
+        requires_service_agreement=bool(raw.get("requires_service_agreement", False)),
         para18_alone=relies_on_para18_alone(basis), tables={t: field_table(t, field_rules) for t in sorted(types)})
     _check_lawful_basis(rule, i, selected, problems)
     return rule
@@ -238,11 +249,16 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
     subs = _subscribers(data, base_dir, problems)
     rules = tuple(_rule(raw, i, subs, data["purposes"], problems) for i, raw in enumerate(data["rules"]))
     _check_tests(data, {r.id for r in rules}, problems)
+    shared = frozenset(label for r in rules for t, table in r.tables.items() for leaf, label in field_classes(t).items()
+                       if table[leaf].action != "withhold" and label not in ("operational",))
+    for parts, reason in governance_problems(data, shared):
+        problems.add(parts, reason)
     problems.raise_any()
     head = data["protocol"]
     return Protocol(
         id=head["id"], version=head["version"], title=head["title"], effective_from=head["effective_from"],
         review_by=head.get("review_by"), owner=head.get("owner"), purposes=dict(data["purposes"]),
+        governance=build_governance(data.get("governance")),
         partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"]) for p in data["partners"]},
         subscribers=subs, rules=rules, tests=tuple(data.get("tests", [])), origin=origin,
         index=_index(subs, rules))

@@ -70,6 +70,14 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
     if cond.registered_with and not registered_with(event, cond.registered_with, sub):
         what = "GP practice" if cond.registered_with == "gp_practice" else "school"
         return f"the child is not known to be registered with the subscriber's {what}"
+    if cond.referral_sources is not None:
+        source = (event.get("payload") or {}).get("referral_source")
+        if source not in cond.referral_sources:
+            return f"the referral source is {source or 'unknown'}, not among {', '.join(sorted(cond.referral_sources))}"
+    if cond.plan_kinds is not None:
+        kind = (event.get("payload") or {}).get("plan_kind")
+        if kind not in cond.plan_kinds:
+            return f"the plan kind is {kind or 'unknown'}, not among {', '.join(sorted(cond.plan_kinds))}"
     if cond.case_open is not None and case_open is not cond.case_open:
         if case_open is None:
             return "the case status is unknown"

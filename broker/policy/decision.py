@@ -48,12 +48,18 @@ class ConsentOverride:
 class HumanDecisionNeeded:
     """A rule would share but for a refusal, withdrawal or objection, and cites no duty to disclose: whether to share
     anyway (all, part or none, with reasons) is for a person to decide and record, never the engine. The queue
-    that takes these to the hub or the owning agency's DPO is not built yet; until then the event is withheld."""
+    that takes these to the hub or the owning agency's DPO is the referral register (broker/stores/decisions.py,
+    broker/service/decisions.py); until a person decides, the event is withheld."""
 
     rule_id: str
     restriction: str  # objection | withdrawn | refused
     recorded_on: str | None
     basis: tuple[str, ...]  # what the rule cites, none of it a duty to disclose
+
+    def to_record(self) -> dict[str, Any]:
+        """The `human_decision` object of the withholding `decision` audit record: referred, and on what."""
+        return {"status": "referred", "rule_id": self.rule_id, "restriction": self.restriction,
+                "recorded_on": self.recorded_on, "basis": list(self.basis)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +79,11 @@ class Decision:
     protocol_version: str
     reason: str
     consent_override: ConsentOverride | None = None
-    # Not in to_record() yet: the audit record gains it with the human-decision queue (the reason says it already).
+    # Withheld pending a recorded human decision: the audit record says it was referred, and on what.
     human_decision: HumanDecisionNeeded | None = None
+    # Positions in subject.related_people left out of the delivery because that person's objection (or refusal, under
+    # a rule relying on consent) is recorded (engine.people_withheld); `release` drops them. The reason names them.
+    people_withheld: tuple[int, ...] = ()
 
     @property
     def delivered(self) -> bool:
@@ -89,4 +98,5 @@ class Decision:
             "fields_withheld": list(self.withheld),
             "protocol_id": self.protocol_id, "protocol_version": self.protocol_version, "reason": self.reason,
             "consent_override": self.consent_override.to_record() if self.consent_override else None,
+            "human_decision": self.human_decision.to_record() if self.human_decision else None,
         }

@@ -8,12 +8,21 @@ event type, so a decision costs a dictionary lookup per leaf present in the even
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from broker.policy.codes import PARA18_REASONS
+from broker.policy import restricted
+from broker.policy.codes import PARA18_REASONS, RESTRICTIVE_STATUSES, STATUTES
 from broker.policy.conditions import unmet
-from broker.policy.consent import ConsentState, effective_consent
+from broker.policy.consent import (
+    CONFIDENTIALITY,
+    DATA_PROTECTION,
+    OBJECTION,
+    SERVICE_AGREEMENT,
+    ConsentRecord,
+    ConsentState,
+    effective_consent,
+)
 from broker.policy.decision import ConsentOverride, Decision, HumanDecisionNeeded, decision_id
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import FieldOutcome, Partition, Protocol, Rule, Subscriber
@@ -30,6 +39,53 @@ class RuleCheck:
     override: ConsentOverride | None = None
     referral: HumanDecisionNeeded | None = None  # would apply but for the family's wishes: a person decides
     para18_applied: bool = False  # shared under Sch 1 para 18 without consent: the decision names the 18(2) reason
+    # Positions in subject.related_people whose data the delivery leaves out: that person's objection (or, under a
+    # rule relying on consent or agreement, their refusal) is recorded. The child's data is not affected.
+    people_withheld: tuple[int, ...] = ()
+    note: str = ""  # said in the decision's reason when the rule applies
+
+
+def confidential_source(rule: Rule, event: Mapping[str, Any]) -> bool:
+    """Health-sourced data shared under no statutory provision: the common-law duty of confidence needs the
+    person's consent, or a recorded public-interest judgement (there is no Act to rely on)."""
+    return (event.get("source") or {}).get("agency") == "health" and not STATUTES.intersection(rule.lawful_basis)
+
+
+def _person_withheld(rule: Rule, record: ConsentRecord, confidential: bool) -> bool:
+    """Does this related person's record keep their data out of a delivery under `rule`?"""
+    if not record.restrictive or rule.overriding_duty is not None:  # Art 21 does not reach a legal obligation
+        return False
+    if record.kind == OBJECTION:
+        return True  # Art 21(1): their data stops unless a person records compelling grounds
+    if record.kind == DATA_PROTECTION:
+        return rule.consent_based  # a refusal of consent matters only where consent is the basis
+    if record.kind == SERVICE_AGREEMENT:
+        return rule.requires_service_agreement
+    return confidential  # CONFIDENTIALITY
+
+
+def people_withheld(rule: Rule, event: Mapping[str, Any], consent: ConsentState) -> tuple[int, ...]:
+    records = consent.for_people()
+    people = (event.get("subject") or {}).get("related_people") if records else None
+    if not people or not isinstance(people, list):
+        return ()
+    confidential = confidential_source(rule, event)
+    return tuple(i for i, person in enumerate(people) if isinstance(person, Mapping)
+                 and any(r.covers(person) and _person_withheld(rule, r, confidential) for r in records))
+
+
+def _consent_rule(rule: Rule, consent: ConsentState, confidential: bool) -> RuleCheck:
+    """A rule relying on consent (Art 6(1)(a)): the child's consent must be given; a refusal, a withdrawal or an
+    objection (in substance a withdrawal, Art 7(3)) is honoured, as is a refusal of confidentiality consent."""
+    restriction = consent.restriction
+    if restriction:
+        return RuleCheck(rule, False, f"consent {restriction}: honoured, the rule relies on consent")
+    if consent.status != "given":
+        return RuleCheck(rule, False, f"the rule relies on consent and consent status is {consent.status}")
+    if confidential and (found := consent.record(CONFIDENTIALITY)) is not None and found.restrictive:
+        return RuleCheck(rule, False, f"confidentiality consent {found.state}: honoured (common-law duty of "
+                                      "confidence)")
+    return RuleCheck(rule, True, "consent given")
 
 
 def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
@@ -40,27 +96,49 @@ def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: C
     why_not = unmet(rule.conditions, event, sub, consent, case_open)
     if why_not:
         return RuleCheck(rule, False, why_not)
-    restriction = consent.restriction
+    if rule.requires_human_decision:  # a judgement the protocol reserves to a person, whatever the family wants
+        referral = HumanDecisionNeeded(rule.id, "public_interest", None, rule.lawful_basis)
+        return RuleCheck(rule, False, f"the rule reserves the decision to a person: {rule.requires_human_decision}",
+                         referral=referral)
+    if rule.requires_service_agreement:  # a consensual service takes on only a family that agreed to it
+        agreed = consent.state(SERVICE_AGREEMENT)
+        if agreed != "given":
+            honoured = ": honoured" if agreed in RESTRICTIVE_STATUSES else ""
+            return RuleCheck(rule, False, f"the service is consensual and the agreement to it is {agreed}{honoured}")
+    confidential = confidential_source(rule, event)
     if rule.consent_based:
-        if restriction:
-            return RuleCheck(rule, False, f"consent {restriction}: honoured, the rule relies on consent")
-        if consent.status != "given":
-            return RuleCheck(rule, False, f"the rule relies on consent and consent status is {consent.status}")
-        return RuleCheck(rule, True, "consent given")
-    if restriction:
+        check = _consent_rule(rule, consent, confidential)
+        return replace(check, people_withheld=people_withheld(rule, event, consent)) if check.applies else check
+    people = people_withheld(rule, event, consent)
+    override = None
+    if consent.objection:  # the child's Art 21 objection: a person decides, unless a duty to disclose applies
+        recorded_on = consent.record(OBJECTION).recorded_on  # type: ignore[union-attr]
         if rule.overriding_duty is None:
-            referral = HumanDecisionNeeded(rule.id, restriction, consent.recorded_on, rule.lawful_basis)
-            return RuleCheck(rule, False, f"{restriction} recorded and the rule cites no duty to disclose: whether to "
+            referral = HumanDecisionNeeded(rule.id, OBJECTION, recorded_on, rule.lawful_basis)
+            return RuleCheck(rule, False, "objection recorded and the rule cites no duty to disclose: whether to "
                                           "share despite it is a recorded human decision (UK GDPR Art 21(1))",
                              referral=referral)
-        override = ConsentOverride(restriction, consent.recorded_on, rule.overriding_duty)
-        return RuleCheck(rule, True, f"{restriction} set aside: {rule.overriding_duty} is a duty to disclose "
-                                     "(Art 6(1)(c), to which Art 21 does not apply)", override)
+        override = ConsentOverride(OBJECTION, recorded_on, rule.overriding_duty)
+    if confidential:
+        found = consent.record(CONFIDENTIALITY)
+        state = found.state if found else "unknown"
+        implied = state not in RESTRICTIVE_STATUSES and sub.confidentiality == "health_professional"
+        if state != "given" and not implied:
+            referral = HumanDecisionNeeded(rule.id, f"confidentiality_{state}", found.recorded_on if found else None,
+                                           rule.lawful_basis)
+            return RuleCheck(rule, False, f"health data under no statutory provision and confidentiality consent "
+                                          f"{state}: disclosure in the public interest is a recorded human decision "
+                                          "(common-law duty of confidence)", referral=referral)
+    if override:
+        return RuleCheck(rule, True, f"objection set aside: {rule.overriding_duty} is a duty to disclose "
+                                     "(Art 6(1)(c), to which Art 21 does not apply)", override, people_withheld=people)
     if rule.para18_alone and consent.status == "given":
         return RuleCheck(rule, False, "consent is given and the rule's only Schedule 1 condition is "
                                       "dpa2018_sch1_para18, which covers processing without consent (para 18(1)(c))")
-    return RuleCheck(rule, True, "all conditions met",
-                     para18_applied=rule.para18_reason is not None and consent.status != "given")
+    note = (f"data protection consent {consent.status} has no effect on a rule that does not rely on consent "
+            "(UK GDPR Art 6(1))" if consent.status in RESTRICTIVE_STATUSES else "")
+    return RuleCheck(rule, True, "; ".join(filter(None, ("all conditions met", note))), people_withheld=people,
+                     para18_applied=rule.para18_reason is not None and consent.status != "given", note=note)
 
 
 def _withhold(protocol: Protocol, event_id: str, event_type: str, name: str, reason: str,
@@ -94,6 +172,8 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
     split = rule.partitions.get(key)
     if split is None:
         split = partition(rule.tables[event_type], paths)
+        if restricted.marked(paths):  # never location or contact, whatever the rule (restricted.py)
+            split = restricted.restrict(split, event_type)
         if len(rule.partitions) >= PARTITION_MEMO_SIZE:
             rule.partitions.clear()
         rule.partitions[key] = split
@@ -103,9 +183,16 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
         reason += f"; without consent, {PARA18_REASONS[rule.para18_reason]}"
     if check.override:
         reason += f"; {check.override.restriction} set aside under the duty to disclose {check.override.gateway}"
+    if check.note:
+        reason += f"; {check.note}"
+    if restricted.marked(paths):
+        reason += f"; {restricted.NOTE}"
+    if check.people_withheld:  # positions only: a role (suspect, victim) would say something about the person
+        reason += ("; the data of " + ", ".join(f"related_people[{i}]" for i in check.people_withheld)
+                   + " withheld: that person's objection (UK GDPR Art 21) or refusal is recorded")
     return Decision(decision_id(event_id, sub.name, protocol.id, protocol.version), event_id, event_type,
                     sub.name, "deliver", rule.id, rule.lawful_basis, rule.purpose, released, masked, withheld,
-                    protocol.id, protocol.version, reason, check.override)
+                    protocol.id, protocol.version, reason, check.override, people_withheld=check.people_withheld)
 
 
 def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: ConsentState,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from broker.policy import restricted
 from broker.policy.codes import BY_CODE, LAWFUL_BASIS
 from broker.policy.compile import event_types
 from broker.policy.consent import ConsentState, effective_consent
@@ -51,10 +52,13 @@ def _fields(protocol: Protocol, event: Mapping[str, Any], rule_id: str | None) -
     rule = protocol.rule(rule_id) if rule_id else None
     table = rule.tables.get(event_type, {}) if rule else {}
     out = []
-    for path in present_paths(event):
+    paths = present_paths(event)
+    for path in paths:
         entry: dict[str, Any] = {"path": path, "classification": labels.get(path, "unknown")}
         if rule is None:
             entry.update(outcome="withheld", mask=None, because="the event is withheld")
+        elif restricted.marked(paths) and labels.get(path) in restricted.NEVER_RELEASED:
+            entry.update(outcome="withheld", mask=None, because=restricted.NOTE)
         else:
             outcome = table.get(path, NOT_IN_SCHEMA)
             entry.update(outcome={"release": "released", "mask": "masked", "withhold": "withheld"}[outcome.action],
@@ -76,12 +80,13 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
     sub = protocol.subscribers.get(subscriber)
     return {
         "protocol": {"id": protocol.id, "version": protocol.version, "title": protocol.title},
+        "governance": protocol.governance.as_dict() if protocol.governance else None,
         "event": {"event_id": decision.event_id, "event_type": decision.event_type,
                   "source_agency": (event.get("source") or {}).get("agency"),
                   "risk_level": (event.get("risk") or {}).get("level")},
         "subscriber": ({"name": sub.name, "known": True, "role": sub.role, "partner": sub.partner,
                         "purposes": list(sub.purposes)} if sub else {"name": subscriber, "known": False}),
-        "consent": {"status": used.status, "objection": used.objection, "recorded_on": used.recorded_on},
+        "consent": used.summary(),  # value-free: codes, dates, whose and of what kind
         "case_open": case_open,
         "decision": decision.to_record(),
         "lawful_basis_text": {code: LAWFUL_BASIS[code] for code in decision.lawful_basis},
@@ -97,14 +102,48 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
     }
 
 
+def format_governance(g: Mapping[str, Any] | None) -> list[str]:
+    """The agreement's furniture as a header: who answers for the sharing, under which DPIA and policy documents,
+    how long recipients keep what they receive, and where breaches and requests go."""
+    if not g:
+        return ["agreement: no governance section (controllers, DPIA, policy documents, retention not stated)"]
+    lines = ["agreement:"]
+    lines += [f"  controller {c['partner']}: {c['controller_for']}" for c in g["controllers"]]
+    if g.get("joint_controllers"):
+        j = g["joint_controllers"]
+        lines.append(f"  joint controllers (UK GDPR Art 26) {', '.join(j['partners'])}: {j['arrangement']}; "
+                     f"contact point {j['contact_point']}")
+    dpia = g["dpia"]
+    lines.append(f"  DPIA {dpia['reference']}, approved {dpia['approved_on']} by {dpia['approved_by']}"
+                 + (f", next review {dpia['next_review']}" if dpia.get("next_review") else ""))
+    lines += [f"  appropriate policy document {a['reference']} ({a['partner']}): {', '.join(a['covers'])}"
+              for a in g["appropriate_policy_documents"]]
+    lines += [f"  {r['role']} {r['partner']}: {r['contact']}" for r in g["roles"]]
+    lines += [f"  retention {', '.join(r['classifications'])}: {r['keep_for']} from {r['from']}"
+              for r in g["retention"]]
+    lines.append(f"  review by {g['review']['next_review']}, or on: {'; '.join(g['review']['triggers'])}")
+    lines.append(f"  breach: {g['breach']['report_to']} within {g['breach']['within_hours']} hours")
+    lines.append(f"  subject rights: {g['subject_rights']['contact']}")
+    return lines
+
+
+def _other_records(consent: Mapping[str, Any]) -> str:
+    """The records beyond the child's data protection consent and objection, by kind and whose (value-free)."""
+    others = [r for r in consent.get("records", ())
+              if r["subject"] != "child" or r["kind"] not in ("data_protection", "objection")]
+    return "".join(f"; {r['kind']} {r['state']} ({r['subject']})" for r in others)
+
+
 def format_explanation(expl: Mapping[str, Any]) -> str:
-    """The explanation as text for people."""
+    """The explanation as text for people: the agreement's header, then the decision, rules and fields."""
     d, p, e, s = expl["decision"], expl["protocol"], expl["event"], expl["subscriber"]
     lines = [f"protocol {p['id']} version {p['version']}: {p['title']}",
+             *format_governance(expl.get("governance")),
              f"event {e['event_id']} ({e['event_type']}, from {e['source_agency']}, risk {e['risk_level']})",
              f"subscriber {s['name']}" + (f" (role {s['role']}, partner {s['partner']})" if s["known"]
                                           else ": not in this protocol"),
              f"consent: {expl['consent']['status']}" + (", objection recorded" if expl["consent"]["objection"] else "")
+             + _other_records(expl["consent"])
              + f"; case open: {'unknown' if expl['case_open'] is None else expl['case_open']}",
              "",
              f"DECISION: {d['outcome'].upper()}  ({d['reason']})",

@@ -38,6 +38,8 @@ class Conditions:
     consent_status: frozenset[str] | None = None
     case_open: bool | None = None
     registered_with: str | None = None  # gp_practice | school
+    referral_sources: frozenset[str] | None = None  # a referral's CIN ReferralSource (PPN feedback: 6, police)
+    plan_kinds: frozenset[str] | None = None  # a CP-IS notice's payload.plan_kind (the unborn-child route)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -60,9 +62,15 @@ class Rule:
     recipient_basis: tuple[str, ...] | None = None  # the recipient's own bases; None: the discloser's (UK GDPR)
     para18_reason: str | None = None  # DPA 2018 Sch 1 para 18(2): why consent is not the basis
     para18_alone: bool = False  # para 18 is the only Schedule 1 condition: the rule cannot apply with consent given
+    # A consensual service (early help): the rule applies only with the family's agreement to it recorded
+    # (consent.SERVICE_AGREEMENT given), whatever its lawful basis.
+    requires_service_agreement: bool = False
     # {statement, reviewed_by, reviewed_on}: a recorded review that the narrative this rule releases holds no special
     # category or criminal offence data; without one, released narrative needs both kinds of condition.
     narrative_review: Mapping[str, str] | None = None
+    # Why every event this rule matches goes to a recorded human decision instead of being shared (e.g. health to
+    # police about a capacitous adult: a public-interest judgement, MARAC); None: the rule shares by itself.
+    requires_human_decision: str | None = None
     # event type -> leaf path -> outcome
     tables: Mapping[str, Mapping[str, FieldOutcome]] = field(default_factory=dict, repr=False)
     # Memo of (event type, present paths) -> (released, masked, withheld): events of one shape repeat, so most
@@ -101,6 +109,33 @@ class Subscriber:
         return read_public_key(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """The information sharing agreement's furniture (schemas/protocol.schema.json `governance`), as written: who is
+    controller for what, the joint-controller arrangement, the DPIA, the appropriate policy documents, retention per
+    classification, accountable roles with their mailboxes, review, breach and subject-rights routing. Plain
+    mappings, so `explain` and the IG API show them as they are."""
+
+    controllers: tuple[Mapping[str, str], ...]
+    joint_controllers: Mapping[str, Any] | None
+    dpia: Mapping[str, str]
+    appropriate_policy_documents: tuple[Mapping[str, Any], ...]
+    retention: tuple[Mapping[str, Any], ...]
+    roles: tuple[Mapping[str, str], ...]
+    review: Mapping[str, Any]
+    breach: Mapping[str, Any]
+    subject_rights: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"controllers": [dict(c) for c in self.controllers],
+                "joint_controllers": None if self.joint_controllers is None else dict(self.joint_controllers),
+                "dpia": dict(self.dpia),
+                "appropriate_policy_documents": [dict(a) for a in self.appropriate_policy_documents],
+                "retention": [dict(r) for r in self.retention], "roles": [dict(r) for r in self.roles],
+                "review": dict(self.review), "breach": dict(self.breach),
+                "subject_rights": dict(self.subject_rights)}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Protocol:
     id: str
@@ -115,6 +150,7 @@ class Protocol:
     origin: str
     review_by: str | None = None
     owner: str | None = None
+    governance: Governance | None = None  # optional in the language; a protocol a partnership signs has it
     # (subscriber name, event type) -> the rules that could apply, in file order: the engine's only lookup.
     index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 

@@ -54,6 +54,17 @@ def _plan(decision: Decision) -> tuple[frozenset[str], dict[str, str], frozenset
     return found[2], found[3], found[4]
 
 
+def _without_people(event: Mapping[str, Any], positions: tuple[int, ...]) -> Mapping[str, Any]:
+    """The event without the related people at `positions` (their own objection or refusal keeps their data out);
+    a shallow copy, the event itself untouched."""
+    subject = event.get("subject")
+    if not positions or not isinstance(subject, Mapping) or not isinstance(subject.get("related_people"), list):
+        return event
+    gone = frozenset(positions)
+    kept = [p for i, p in enumerate(subject["related_people"]) if i not in gone]
+    return {**event, "subject": {**subject, "related_people": kept}}
+
+
 def release(event: Mapping[str, Any], decision: Decision, *, mask_key: bytes) -> dict[str, Any]:
     """The subscriber's view of the event under a deliver decision. Raises PolicyError for a withhold decision,
     a decision about another event, or a keyed_hash mask without its key."""
@@ -100,7 +111,7 @@ def release(event: Mapping[str, Any], decision: Decision, *, mask_key: bytes) ->
             return kept_items or _DROP
         return leaf(value, path)
 
-    view = project(event, "")
+    view = project(_without_people(event, decision.people_withheld), "")
     out: dict[str, Any] = {} if view is _DROP else view
     out["delivery"] = {
         "protocol_id": decision.protocol_id, "protocol_version": decision.protocol_version,

@@ -71,7 +71,11 @@ def _check(test: Mapping[str, Any], event: Mapping[str, Any], decision: Decision
 def run_protocol_test(protocol: Protocol, test: Mapping[str, Any]) -> ProtocolTestResult:
     event = dict(test["event"])
     event.setdefault("event_id", str(uuid.uuid5(TEST_EVENT_NAMESPACE, f"{protocol.id}\x1f{test['name']}")))
-    consent = ConsentState.from_mapping(test["consent"]) if "consent" in test else None
+    try:
+        consent = ConsentState.from_mapping(test["consent"]) if "consent" in test else None
+    except ValueError as exc:  # a state that does not fit its kind (an objection "given"): the test is unusable
+        decision = decide(protocol, event, test["subscriber"], case_open=test.get("case_open"))
+        return ProtocolTestResult(test["name"], False, (f"consent: {exc}",), decision)
     decision = decide(protocol, event, test["subscriber"], consent=consent, case_open=test.get("case_open"))
     failures = _check(test, event, decision)
     if decision.delivered:

@@ -2,6 +2,12 @@
 
 Producers emit unchained records; chaining here, in one place, keeps the hash chain linear however many intake and
 share processes run. Offsets are committed after the store has the batch; the store drops repeats by record id.
+
+Exactly once into the store, on Apache Kafka too, without a Kafka transaction of its own: the indexer produces
+nothing to Kafka (its output is the audit store), so a transaction would hold only its offsets. What matters is what
+it reads: `read_committed` (broker/kafka/clients.py), so the audit records of a share worker's aborted batch, whose
+deliveries nobody can read either, never enter the chain; a redo after a crash between store and commit is dropped
+by record id.
 """
 
 from __future__ import annotations

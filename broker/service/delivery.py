@@ -132,6 +132,7 @@ class DeliveryReader:
 
     async def _consumer(self, topic: str) -> tuple[AIOKafkaConsumer, asyncio.Lock, list[TopicPartition]]:
         if topic not in self._consumers:
+            # read_committed (clients.reader): a share worker's aborted or still-open batch is never served
             consumer = reader(self.bootstrap, **self.security)
             await consumer.start()
             partitions = sorted(consumer.partitions_for_topic(topic) or {0})

@@ -181,7 +181,8 @@ async def run_erasure_notices(rt: Runtime, stop: asyncio.Event, every: float = N
 
 
 async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: set[tuple[str, str]],
-                         now: str) -> tuple[list[Any], list[tuple[str, str, str]], list[dict[str, Any]]]:
+                         now: str, producer: Any = None,
+                         ) -> tuple[list[Any], list[tuple[str, str, str]], list[dict[str, Any]]]:
     """The share worker's handling of a `person.erased` notice: sealed to every subscriber of the protocol that was
     ever sent a delivery about any of the erased tokens (the recipients register, and the audit log's deliveries
     for what was delivered before it existed), whatever the rules. (sends, delivered-log marks, audit records)."""
@@ -202,8 +203,9 @@ async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: s
         decision_id = uuid5_text(EVENT_NAMESPACE_BYTES, f"erasure-notice\x1f{event['event_id']}\x1f{subscriber}")
         headers = [("event_id", event["event_id"].encode()), ("decision_id", decision_id.encode()),
                    ("protocol_version", str(rt.protocol.version).encode()), ("event_type", NOTICE_TYPE.encode())]
-        sends.append(await rt.producer.send(rt.settings.topics.deliver(subscriber), sealed, key=token.encode(),
-                                            headers=headers))
+        # `producer`: the share worker's transactional one, so the notice commits with its batch
+        sends.append(await (producer or rt.producer).send(rt.settings.topics.deliver(subscriber), sealed,
+                                                          key=token.encode(), headers=headers))
         marks.append((subscriber, event["event_id"], decision_id))
         audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token, subscriber=subscriber,
                                       event_id=event["event_id"], decision_id=decision_id, reason=NOTICE_REASON))

@@ -89,6 +89,7 @@ class IntakeResult:
     rejections: list[Rejection] = field(default_factory=list)
     deadletter_ids: list[str] = field(default_factory=list)
     refused: str | None = None  # "media_type" or "body" when no adapter read the input (see Prepared.refused)
+    skipped: dict[str, int] = field(default_factory=dict)  # records left out as no safeguarding fact, by kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,7 @@ def _plan(rt: Runtime, prepared: Prepared, events: list[dict[str, Any]], resolut
     """Every message of the request, built and checked. Raises KeysUnavailable or InputRefused, and nothing else
     for any input: an audit record the schema refuses becomes a value-free rejection."""
     topics, limit = rt.settings.topics, message_limit(rt)
-    result = IntakeResult(prepared.adapter, refused=prepared.refused)
+    result = IntakeResult(prepared.adapter, refused=prepared.refused, skipped=dict(prepared.skipped))
     plan = Plan(result)
     rejections = list(prepared.rejections)
     audits: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from broker.crypto import CryptoError, open_key_provider, protect_blob, protect_
 from broker.crypto.hpke_keys import generate_subscriber_keypair
 from broker.crypto.seal import DeliverySealer
 from broker.kafka.admin import ensure_topics
+from broker.kafka.apache import KAFKA_VERSION, LOCAL_KAFKA_ENV, ApacheKafka, KafkaUnavailable, local_kafka_choice
 from broker.kafka.clients import producer
 from broker.kafka.embedded import EmbeddedKafka
 from broker.kafka.security import kafka_client_options
@@ -42,6 +43,7 @@ from broker.service.metrics import Metrics
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
+from broker.stores.decisions import ReferralRegister
 from broker.stores.delivered import DeliveredLog
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
@@ -66,6 +68,8 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics()
         self.embedded: EmbeddedKafka | None = None
+        self.local_kafka: ApacheKafka | None = None  # make run on Java 17+: a durable node under <data_dir>/kafka
+        self.local_kafka_note = ""  # why the embedded Tansu runs instead of Apache Kafka, when it does
         self.bootstrap = settings.kafka_bootstrap_servers or ""
         self.producer: AIOKafkaProducer | None = None
         self.linkage: LinkageKey | None = None
@@ -81,7 +85,10 @@ class Runtime:
         self.identities: IdentityRegister | None = None
         self.erasures: ErasureRegister | None = None
         self.held: HeldDeliveries | None = None
+        self.referrals: ReferralRegister | None = None  # shares waiting for a recorded human decision
         self.epoch_state: EpochState | None = None  # what the start found of Kafka (broker/service/epoch.py)
+        # Whether the cluster grants transactional producers: found once by the first share worker (share.py)
+        self.kafka_transactions: bool | None = None
         self.cursor_codec: CursorCodec | None = None
         self.subscriber_faults: dict[str, str] = {}  # subscriber -> why it cannot be sealed to now
         self.held_recheck_seconds = 2.0  # how often held deliveries' subscriber keys are tried again
@@ -95,7 +102,18 @@ class Runtime:
     @property
     def kafka_security(self) -> dict[str, Any]:
         """TLS/SASL options for every client; the embedded broker is plain loopback."""
-        return {} if self.embedded is not None else kafka_client_options(self.settings)
+        local = self.embedded is not None or self.local_kafka is not None
+        return {} if local else kafka_client_options(self.settings)
+
+    @property
+    def kafka_in_use(self) -> str:
+        """Which Kafka this process uses, in words (the start line and /readyz, which is public: no addresses, paths
+        or credentials)."""
+        if self.local_kafka is not None:
+            return f"Apache Kafka {KAFKA_VERSION}, a durable single node in the data directory (kafka/)"
+        if self.embedded is not None:
+            return "the embedded Tansu (memory only, for development)"
+        return "the cluster at KAFKA_BOOTSTRAP_SERVERS"
 
     @property
     def data_dir(self) -> Path:
@@ -127,9 +145,7 @@ class Runtime:
         s = self.settings
         self.load_local()
         if not self.bootstrap:
-            self.embedded = EmbeddedKafka().start()
-            self.bootstrap = self.embedded.bootstrap_servers
-            log.info("embedded_kafka_started", bootstrap=self.bootstrap, pid=self.embedded.pid)
+            await self._start_local_kafka()
         created = await ensure_topics(self.bootstrap, self._topic_plan(), s.kafka_replication_factor,
                                       **self.kafka_security)
         log.info("topics_ready", created=created)
@@ -144,6 +160,7 @@ class Runtime:
         self.identities = IdentityRegister(s.data_dir / IdentityRegister.FILE, url)
         self.erasures = ErasureRegister(s.data_dir / ErasureRegister.FILE, url)
         self.held = HeldDeliveries(s.data_dir / HeldDeliveries.FILE, url)
+        self.referrals = ReferralRegister(s.data_dir / ReferralRegister.FILE, url)
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         # Does Kafka still hold what the registers point at? If not, say so and clear those positions.
         self.epoch_state = await reconcile_kafka_epoch(self, created)
@@ -152,6 +169,26 @@ class Runtime:
         self.check_subscriber_keys(warn=True)
         await self._record_protocol_in_force()
         return self
+
+    async def _start_local_kafka(self) -> None:
+        """No KAFKA_BOOTSTRAP_SERVERS: Apache Kafka (durable, under <data_dir>/kafka) where Java 17+ and its jars are
+        to hand, else the embedded Tansu; MASH_LOCAL_KAFKA=apache|tansu insists on one (auto: the default)."""
+        choice = local_kafka_choice(os.environ.get(LOCAL_KAFKA_ENV))
+        if choice != "tansu":
+            try:
+                self.local_kafka = await ApacheKafka(nodes=1, data_dir=self.data_dir / "kafka",
+                                                     wait_for_previous=30.0).astart()
+            except KafkaUnavailable as exc:
+                if choice == "apache":
+                    raise StartupFailed(f"Apache Kafka (MASH_LOCAL_KAFKA=apache) unavailable: {exc}") from None
+                self.local_kafka_note = str(exc)
+            else:
+                self.bootstrap = self.local_kafka.bootstrap_servers
+                log.info("local_kafka_started", kind="apache", version=KAFKA_VERSION, bootstrap=self.bootstrap)
+                return
+        self.embedded = EmbeddedKafka().start()
+        self.bootstrap = self.embedded.bootstrap_servers
+        log.info("embedded_kafka_started", bootstrap=self.bootstrap, pid=self.embedded.pid)
 
     async def _record_protocol_in_force(self) -> None:
         """A protocol_change audit record when the protocol in force differs from the last one recorded."""
@@ -174,7 +211,7 @@ class Runtime:
         if path.exists() or self.api_keys.principals():
             return
         wanted = [("intake", a) for a in AGENCIES] + [("subscriber", n) for n in self.protocol.subscribers]
-        wanted += [("ig_auditor", None), ("admin", None)]
+        wanted += [("ig_auditor", None), ("admin", None)] + [("decision_maker", p) for p in self.protocol.partners]
         creds = {}
         for role, scope in wanted:
             key, principal = self.api_keys.create(role, scope)
@@ -263,7 +300,7 @@ class Runtime:
     def _registers(self) -> list[Any]:
         """The registers that are open (every one of REGISTERS once `start` has run)."""
         return [r for r in (self.delivered, self.cursors, self.first_served, self.consent, self.cases,
-                            self.identities, self.erasures, self.held) if r is not None]
+                            self.identities, self.erasures, self.held, self.referrals) if r is not None]
 
     def stores_status(self) -> str:
         try:
@@ -296,6 +333,9 @@ class Runtime:
         if self.embedded is not None:
             self.embedded.stop()
             log.info("embedded_kafka_stopped")
+        if self.local_kafka is not None:
+            forced = await self.local_kafka.astop()
+            log.info("local_kafka_stopped", forced=forced)
 
     # --- crypto at the edge of Kafka -------------------------------------------------------------------------
     def protect(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -323,11 +363,13 @@ class Runtime:
             subject=scope if scope.startswith("lt") else None, event_id=event_id,
             target=None if scope.startswith("lt") else scope.split(":", 1)[0]))
 
-    async def emit_audit(self, records: list[dict[str, Any]]) -> None:
+    async def emit_audit(self, records: list[dict[str, Any]], producer: AIOKafkaProducer | None = None) -> None:
         """Audit records go to the audit topic, one message per call (a JSON array: one produce, not one per record);
-        the indexer chains them into the audit store."""
-        assert self.producer is not None
+        the indexer chains them into the audit store. A share worker passes its transactional producer: the audit
+        of a batch is committed, or aborted, with the batch."""
+        out = producer or self.producer
+        assert out is not None
         records, self._pending_audit = [*self._pending_audit, *records], []
-        sends = [await self.producer.send(self.settings.topics.audit, encode(records[i:i + AUDIT_CHUNK]))
+        sends = [await out.send(self.settings.topics.audit, encode(records[i:i + AUDIT_CHUNK]))
                  for i in range(0, len(records), AUDIT_CHUNK)]
         await asyncio.gather(*sends)

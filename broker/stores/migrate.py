@@ -10,6 +10,7 @@ from pathlib import Path
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
+from broker.stores.decisions import ReferralRegister
 from broker.stores.delivered import DeliveredLog
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
@@ -17,7 +18,7 @@ from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
 REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister,
-             ErasureRegister, HeldDeliveries)
+             ErasureRegister, HeldDeliveries, ReferralRegister)
 MIGRATED = ".migrated"
 _CHUNK = 5000
 

@@ -16,5 +16,9 @@ prefix="${MASH_TOPIC_PREFIX:-sg}"
   --topic "$prefix." --resource-pattern-type prefixed
 "$bin/kafka-acls.sh" "${admin[@]}" --add --allow-principal User:mash-broker \
   --operation Read --operation Describe --group mash-broker. --resource-pattern-type prefixed
+# Exactly-once share workers: each worker instance's transactional id is <share group>.<worker>.<instance>, under
+# the same prefix as the broker's consumer groups (broker/service/share.py).
+"$bin/kafka-acls.sh" "${admin[@]}" --add --allow-principal User:mash-broker \
+  --operation Write --operation Describe --transactional-id mash-broker. --resource-pattern-type prefixed
 "$bin/kafka-acls.sh" "${admin[@]}" --add --allow-principal User:mash-broker --operation Describe --cluster
 echo "SCRAM user and ACLs for mash-broker are in place"

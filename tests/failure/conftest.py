@@ -1,4 +1,4 @@
-"""Kafka for the failure tests: the integration suite's fixture (KAFKA_BOOTSTRAP_SERVERS, testcontainers or the
-embedded broker)."""
+"""Kafka for the failure tests: the integration suite's fixture (KAFKA_BOOTSTRAP_SERVERS, testcontainers, one
+Apache Kafka for the run where Java 17+ is to hand, else the embedded Tansu); tansu_bootstrap, either_kafka."""
 
-from tests.integration.conftest import kafka_bootstrap  # noqa: F401
+from tests.integration.conftest import either_kafka, kafka_bootstrap, tansu_bootstrap  # noqa: F401

@@ -12,6 +12,7 @@ import pytest
 
 import broker.service.intake as service_intake
 from broker.bench.records import fhir_patient
+from broker.kafka.apache import unavailable_reason
 from broker.kafka.clients import producer
 from broker.kafka.embedded import EmbeddedKafka
 from broker.service.messages import decode, header
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.integration
 FHIR = {"Content-Type": "application/fhir+json"}
 
 
+@pytest.mark.tansu  # SIGSTOPs the embedded Tansu it starts
 async def test_kafka_unreachable_at_intake_gives_503_and_acknowledges_only_what_is_stored(tmp_path, monkeypatch):
     monkeypatch.setattr(service_intake, "PUBLISH_TIMEOUT_S", 2.0)  # the caller waits 2 s, not 15, in this test
     with EmbeddedKafka() as kafka:
@@ -51,18 +53,31 @@ async def test_kafka_unreachable_at_intake_gives_503_and_acknowledges_only_what_
             assert acknowledged <= stored  # every 202 is on the events topic
 
 
-async def test_embedded_broker_dying_is_reported_plainly_by_readyz(tmp_path, monkeypatch):
+@pytest.mark.parametrize("local", [pytest.param("tansu", marks=pytest.mark.tansu), "apache"])
+async def test_embedded_broker_dying_is_reported_plainly_by_readyz(tmp_path, monkeypatch, local):
+    """The Kafka the service started itself (no KAFKA_BOOTSTRAP_SERVERS) dies: /readyz says so (503) and intake
+    refuses rather than acknowledging what it cannot store; on the embedded Tansu and on the local Apache Kafka."""
+    if local == "apache" and (reason := unavailable_reason()):
+        pytest.skip(f"Apache Kafka unavailable: {reason}")
     monkeypatch.setattr(service_intake, "PUBLISH_TIMEOUT_S", 2.0)
+    monkeypatch.setenv("MASH_LOCAL_KAFKA", local)
     async with running_service(tmp_path, None) as svc, httpx.AsyncClient(timeout=30) as http:
-        assert svc.runtime.embedded is not None
         r = await http.get(f"{svc.base_url}/readyz")
         assert r.status_code == 200, r.text
-        svc.runtime.embedded.process.send_signal(signal.SIGKILL)
-        svc.runtime.embedded.process.wait(5)
+        if local == "tansu":
+            assert svc.runtime.embedded is not None and svc.runtime.local_kafka is None
+            assert r.json()["kafka_in_use"].startswith("the embedded Tansu")
+            svc.runtime.embedded.process.send_signal(signal.SIGKILL)
+            svc.runtime.embedded.process.wait(5)
+        else:
+            assert svc.runtime.local_kafka is not None and svc.runtime.embedded is None
+            assert r.json()["kafka_in_use"].startswith("Apache Kafka ")
+            svc.runtime.local_kafka.kill(1)
         r = await http.get(f"{svc.base_url}/readyz")
         assert r.status_code == 503
         assert r.json()["status"] == "not ready"
-        assert r.json()["checks"]["kafka"].startswith("embedded broker has exited")
+        assert r.json()["checks"]["kafka"].startswith("embedded broker has exited" if local == "tansu" else
+                                                      "the local Apache Kafka has exited")
         # intake says Kafka is unavailable rather than accepting what it cannot store
         r = await http.post(f"{svc.base_url}/v1/records/health", content=fhir_patient(1),
                             headers=svc.headers("intake:health", **FHIR))

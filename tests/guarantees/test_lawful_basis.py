@@ -77,7 +77,9 @@ def test_no_pile_of_powers_and_duties_to_cooperate_overrides_an_objection() -> N
                             fields=[{"classifications": ["identity"], "action": "release"}])
     p = compile_data(data)
     event = make_event("social_care.referral", "social_care", {"referral_date": "2026-05-01"})
-    for state in (ConsentState(objection=True), ConsentState("refused"), ConsentState("withdrawn")):
+    # (a refused or withdrawn data protection consent has no effect here, consent not being the basis: issue 19;
+    # tests/guarantees/test_consent_kinds.py holds that promise)
+    for state in (ConsentState(objection=True), ConsentState("refused", True), ConsentState("withdrawn", True)):
         d = decide(p, event, "hub", consent=state)
         assert d.outcome == "withhold" and d.consent_override is None and d.human_decision is not None
 

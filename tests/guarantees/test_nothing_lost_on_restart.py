@@ -11,7 +11,7 @@ import pytest
 from tests.integration.cli_service import CliService
 from tests.integration.protocols import child, health_protocol
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]  # the embedded Tansu, the fallback without Java
 FHIR = "application/fhir+json"
 
 

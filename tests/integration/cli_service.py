@@ -29,6 +29,9 @@ class CliService:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # MASH_LOCAL_KAFKA for the service: tansu (memory only: a restart loses the topics, what the reconcile tests
+    # need) or apache (a durable node under <data_dir>/kafka, what `make run` uses on Java 17+).
+    local_kafka: str = "tansu"
 
     @property
     def data_dir(self) -> Path:
@@ -47,8 +50,8 @@ class CliService:
             shutil.copy(self.protocol, self.root / "protocol.yaml")
         self.starts += 1
         env = {**os.environ, "MASH_DATA_DIR": str(self.data_dir), "MASH_PORT": str(self.port),
-               "MASH_PROTOCOL_FILE": str(self.root / "protocol.yaml")}
-        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the embedded broker: its topics live only as long as it does
+               "MASH_PROTOCOL_FILE": str(self.root / "protocol.yaml"), "MASH_LOCAL_KAFKA": self.local_kafka}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the local broker the service starts and stops itself
         with open(self.root / f"run-{self.starts}.log", "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "broker.cli.main", "run", "--dev"], env=env,
                                          stdout=subprocess.DEVNULL, stderr=err)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from broker.pipeline.cases import case_transition
 from broker.policy import decide_all, release
 from broker.schema.classification import classify, iter_leaves
 from broker.service.messages import decode, header
@@ -86,7 +87,16 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
         assert {accepted[e] for e in by_nhs} == {"health", "police"}
         assert len({key_of[e] for e in by_nhs}) == 1
 
-        # each subscriber receives exactly what the engine decides, masked as written, and nothing else
+        # each subscriber receives exactly what the engine decides, masked as written, and nothing else; the case
+        # register's state is the one each event was decided under (the hub shares only while a referral is open,
+        # issue 19), replayed in the topic's order, which keeps one child's events in order
+        case_at: dict[str, bool | None] = {}
+        state: dict[str, bool] = {}
+        for eid, event in events.items():
+            token = event["subject"]["linkage"]["token"]
+            if (transition := case_transition(event)) is not None:
+                state[token] = transition
+            case_at[eid] = state.get(token)
         await _settle(svc, http, events)
         delivered_somewhere = 0
         for name in svc.runtime.protocol.subscribers:
@@ -107,7 +117,7 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
             for eid, event in events.items():
                 token = event["subject"]["linkage"]["token"]
                 for decision in decide_all(svc.runtime.protocol, event, svc.runtime.consent_for(token),
-                                           case_open=svc.runtime.cases.is_open(token)):
+                                           case_open=case_at[eid]):
                     if decision.subscriber == name and decision.delivered:
                         expected[eid] = release(event, decision, mask_key=svc.runtime.mask_key)
             assert set(got) == set(expected), (name, len(got), len(expected))
@@ -158,7 +168,37 @@ async def _settle(svc, http, events) -> None:
         decided = sum(s.value for s in svc.runtime.metrics.decisions.collect()[0].samples
                       if s.name == "mash_decisions_total")
         if decided >= want:
-            await asyncio.sleep(0.5)
-            return
+            break
         await asyncio.sleep(0.1)
-    raise AssertionError("share stage did not decide every event")
+    else:
+        raise AssertionError("share stage did not decide every event")
+    # Decided is not yet delivered: on Apache Kafka a batch's deliveries become readable (read_committed) when its
+    # transaction commits, and its input offsets commit with it; wait for those offsets to reach the topic's end.
+    await _share_offsets_at_end(svc)
+
+
+async def _share_offsets_at_end(svc, timeout: float = 30) -> None:
+    import asyncio
+    import time
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    bootstrap, topic = svc.runtime.bootstrap, svc.settings.topics.events
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed")
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        end = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets(svc.settings.group("share"), partitions=tps)
+            if all(tp in committed and committed[tp].offset >= end[tp] for tp in tps if end[tp] > 0):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError("the share stage did not commit every decided event")
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from broker.kafka.admin import ensure_topics, list_topics
 from broker.kafka.embedded import EmbeddedKafka
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]  # the embedded Tansu, the fallback without Java
 
 
 def _gone(pid: int, within: float = 10.0) -> bool:

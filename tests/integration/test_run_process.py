@@ -18,7 +18,7 @@ from broker.kafka.embedded import free_port
 from tests.integration.service import FIXTURES
 from tests.integration.test_embedded_kafka import _gone
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]  # the embedded Tansu, the fallback without Java
 
 
 def _children(pid: int) -> list[int]:
@@ -33,7 +33,7 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
     shutil.copy(FIXTURES / "e2e-protocol.yaml", tmp_path / "protocol.yaml")
     port = free_port()
     env = {**os.environ, "MASH_DATA_DIR": str(tmp_path / "data"), "MASH_PORT": str(port),
-           "MASH_PROTOCOL_FILE": str(tmp_path / "protocol.yaml")}
+           "MASH_PROTOCOL_FILE": str(tmp_path / "protocol.yaml"), "MASH_LOCAL_KAFKA": "tansu"}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     proc = subprocess.Popen([sys.executable, "-m", "broker.cli.main", "run", "--dev"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

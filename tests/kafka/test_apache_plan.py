@@ -106,8 +106,9 @@ def test_layout_with_gaps_in_node_ids_is_refused() -> None:
 
 
 def test_cluster_id_is_a_kafka_uuid() -> None:
-    ids = {new_cluster_id() for _ in range(20)}
-    assert len(ids) == 20
+    ids = {new_cluster_id() for _ in range(2000)}  # about 31 of 2000 raw ids would start with '-'
+    assert len(ids) == 2000
+    assert not any(cid.startswith("-") for cid in ids)  # `kafka-storage format -t -x...` would read an option
     for cid in ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cid)
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
@@ -166,3 +167,25 @@ def test_pom_pins_the_one_kafka_version() -> None:
 ])
 def test_java_major(text: str, major: int | None) -> None:
     assert java_major(text) == major
+
+
+def test_the_stand_in_is_the_stopped_nodes_controller_alone() -> None:
+    """The quorum stand-in stop() starts for a three-node cluster's last shutdown: the node's own id, controller port
+    and metadata log, no broker listener (it must never serve or take partitions)."""
+    plan = plan_cluster(3, DATA, "cid", THREE)
+    node = plan.node(2)
+    props = apache.controller_only_properties(plan, node)
+    full = server_properties(plan, node)
+    assert props["process.roles"] == "controller"
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == full["controller.quorum.voters"]
+    assert props["listeners"] == "CONTROLLER://127.0.0.1:19095"
+    assert props["log.dirs"] == full["log.dirs"]
+    assert "PLAINTEXT" not in props["listeners"] and "advertised.listeners" not in props
+
+
+def test_local_kafka_choice() -> None:
+    assert [apache.local_kafka_choice(v) for v in (None, "", "auto", "Apache", " tansu ")] == \
+        ["auto", "auto", "auto", "apache", "tansu"]
+    with pytest.raises(apache.KafkaUnavailable, match="MASH_LOCAL_KAFKA must be one of"):
+        apache.local_kafka_choice("zookeeper")

@@ -16,8 +16,9 @@ def _incident():
 
 def test_bench_decide_one_subscriber(benchmark, sample) -> None:
     event = _incident()
-    decision = benchmark(decide, sample, event, "mash_hub", consent=ConsentState("given"))
-    assert decision.outcome == "deliver" and decision.rule_id == "mash-s17-child-in-need"
+    # a police notice of a child present at an incident is the force's contact with the front door (issue 19)
+    decision = benchmark(decide, sample, event, "mash_hub", consent=ConsentState("given"), case_open=True)
+    assert decision.outcome == "deliver" and decision.rule_id == "mash-police-contact"
 
 
 def test_bench_decide_withhold(benchmark, sample) -> None:
@@ -36,11 +37,11 @@ def test_bench_decide_all_five_subscribers(benchmark, sample) -> None:
 
 def test_bench_release(benchmark, sample) -> None:
     event = _incident()
-    decision = decide(sample, event, "mash_hub")
+    decision = decide(sample, event, "mash_hub", case_open=True)
     view = benchmark(release, event, decision, mask_key=MASK_KEY)
     assert view["payload"]["summary"] == "[redacted]"
 
 
 def test_bench_compile_sample(benchmark) -> None:
     protocol = benchmark.pedantic(load_protocol, args=(SAMPLE,), rounds=3, iterations=1)
-    assert len(protocol.rules) == 11
+    assert len(protocol.rules) == 14

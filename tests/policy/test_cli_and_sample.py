@@ -38,12 +38,21 @@ def test_explain_json_is_the_default(event_file) -> None:
 
 def test_explain_text_with_consent_and_case_options(event_file) -> None:
     path, _ = event_file
-    result = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "police_ppu", str(path),
-                                 "--format", "text", "--consent-status", "withdrawn", "--case-open"])
+    result = runner.invoke(app, ["explain", "--protocol", str(SAMPLE), "--subscriber", "mash_hub", str(path),
+                                 "--format", "text", "--consent-status", "withdrawn", "--objection", "--case-open"])
     assert result.exit_code == 0, result.output
-    # s11 is a duty to co-operate, not to disclose: the withdrawal goes to a recorded human decision
-    assert "DECISION: WITHHOLD" in result.stdout and "consent: withdrawn; case open: True" in result.stdout
-    assert "awaiting a recorded human decision: withdrawn under rule police-ppn-feedback" in result.stdout
+    # s47 is the LA's function, not a duty to disclose: the objection goes to a recorded human decision (the
+    # withdrawal of consent alone would change nothing: consent is not the rule's basis)
+    assert "DECISION: WITHHOLD" in result.stdout
+    assert "consent: withdrawn, objection recorded; case open: True" in result.stdout
+    assert "awaiting a recorded human decision: objection under rule mash-s47-significant-harm" in result.stdout
+    # the agreement's furniture heads the explanation (issue 19): DPIA, policy documents, DPO, retention, routing
+    head = result.stdout.split("DECISION:")[0]
+    for line in ("agreement:", "  DPIA EX-DPIA-2026-014", "  dpo exampleshire-csc: dpo@exampleshire-cc.example.org",
+                 "  appropriate policy document EXCC-APD-2026", "  retention health: P6Y from case_closed",
+                 "  breach: mash.breach@exampleshire.example.org within 24 hours",
+                 "  joint controllers (UK GDPR Art 26)"):
+        assert line in head
 
 
 def test_explain_refuses_bad_inputs(event_file, tmp_path) -> None:
@@ -74,16 +83,16 @@ def test_diff_command(tmp_path, event_file) -> None:
     path, event = event_file
     new = yaml.safe_load(SAMPLE.read_text())
     new["protocol"]["version"] = "1.1.0"
-    new["rules"] = [r for r in new["rules"] if r["id"] != "police-ppn-feedback"]
-    new["tests"] = [t for t in new["tests"] if t["expect"].get("rule") != "police-ppn-feedback"]
+    new["rules"] = [r for r in new["rules"] if r["id"] != "mash-s47-significant-harm"]
+    new["tests"] = [t for t in new["tests"] if t["expect"].get("rule") != "mash-s47-significant-harm"]
     (tmp_path / "new.yaml").write_text(yaml.safe_dump(new, sort_keys=False))
     result = runner.invoke(app, ["diff", "--from", str(SAMPLE), "--to", str(tmp_path / "new.yaml"),
                                  "--events", str(path)])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["to"] == "exampleshire-mash-isp@1.1.0"
-    assert out["subscribers"]["police_ppu"]["events_removed"] == [event["event_id"]]
-    assert out["subscribers"]["mash_hub"]["changed"] is False
+    assert out["subscribers"]["mash_hub"]["events_removed"] == [event["event_id"]]
+    assert out["subscribers"]["police_ppu"]["changed"] is False
 
 
 def test_test_command_passes_the_sample_through_the_main_cli() -> None:
@@ -128,7 +137,9 @@ def test_sample_protocol_tests_pass_and_cover_every_subscriber_and_rule(sample) 
     assert all(r.passed for r in results), [(r.name, r.failures) for r in results if not r.passed]
     tested = {r.decision.subscriber for r in results}
     assert set(sample.subscribers) <= tested
-    assert {r.decision.rule_id for r in results} >= {rule.id for rule in sample.rules}
+    # every rule decides some test, or (a rule reserving the decision to a person) refers one
+    assert {r.decision.rule_id for r in results} | {r.decision.human_decision.rule_id for r in results
+                                                    if r.decision.human_decision} >= {rule.id for rule in sample.rules}
     assert any(r.decision.subscriber not in sample.subscribers for r in results)  # default deny: stranger
     assert any(r.decision.human_decision for r in results)  # a withdrawal or objection sent to a person
     assert any("honoured" in r.decision.reason for r in results)  # a consent withdrawal honoured

@@ -173,26 +173,29 @@ def test_consent_based_rule_needs_consent_given_and_honours_withdrawal() -> None
     assert objected.outcome == "withhold" and "consent objection: honoured" in objected.reason
 
 
-def test_a_power_or_duty_to_cooperate_never_overrides_a_withdrawal_it_goes_to_a_human_decision() -> None:
-    """Children Act 1989 s47 is the LA's function, not a duty on anyone to disclose: a withdrawal or objection under
-    public task (Art 6(1)(e)) is weighed by a person (Art 21(1)), never set aside by the engine."""
+def test_a_power_or_duty_to_cooperate_never_overrides_an_objection_it_goes_to_a_human_decision() -> None:
+    """Children Act 1989 s47 is the LA's function, not a duty on anyone to disclose: an objection under public task
+    (Art 6(1)(e)) is weighed by a person (Art 21(1)), never set aside by the engine. A withdrawal of data protection
+    consent has no legal effect there (consent is not the basis): the share goes ahead."""
     p = _consent_protocol()
-    d = decide(p, referral(), "hub", consent=ConsentState("withdrawn", recorded_on="2026-04-20"))
+    withdrawn = decide(p, referral(), "hub", consent=ConsentState("withdrawn", recorded_on="2026-04-20"))
+    assert withdrawn.outcome == "deliver" and withdrawn.human_decision is None and withdrawn.consent_override is None
+    d = decide(p, referral(), "hub", consent=ConsentState("withdrawn", objection=True, recorded_on="2026-04-20"))
     assert d.outcome == "withhold" and d.rule_id is None and d.consent_override is None
     assert d.human_decision is not None and d.human_decision.rule_id == "hub-s47"
-    assert (d.human_decision.restriction, d.human_decision.recorded_on) == ("withdrawn", "2026-04-20")
+    assert (d.human_decision.restriction, d.human_decision.recorded_on) == ("objection", "2026-04-20")
     assert d.human_decision.basis == ("uk_gdpr_art6_1_e", "children_act_1989_s47")
     assert "pending a recorded human decision under rule hub-s47" in d.reason
     assert d.to_record()["consent_override"] is None
 
 
-def test_a_duty_to_disclose_overrides_a_withdrawal_and_records_it() -> None:
+def test_a_duty_to_disclose_overrides_an_objection_and_records_it() -> None:
     """s47(9) with Art 6(1)(c): a legal obligation, to which the Art 21 right to object does not apply."""
     p = _consent_protocol()
     enquiry = make_event("social_care.section47_enquiry", "social_care", {"actual_start_date": "2026-05-01"})
-    d = decide(p, enquiry, "hub", consent=ConsentState("withdrawn", recorded_on="2026-04-20"))
+    d = decide(p, enquiry, "hub", consent=ConsentState("withdrawn", objection=True, recorded_on="2026-04-20"))
     assert d.outcome == "deliver" and d.rule_id == "hub-s47-9-on-request" and d.human_decision is None
-    assert d.to_record()["consent_override"] == {"restriction": "withdrawn", "recorded_on": "2026-04-20",
+    assert d.to_record()["consent_override"] == {"restriction": "objection", "recorded_on": "2026-04-20",
                                                  "gateway": "children_act_1989_s47_9"}
     assert "set aside under the duty to disclose children_act_1989_s47_9" in d.reason
 
@@ -211,7 +214,8 @@ def test_the_more_restrictive_of_register_and_event_consent_wins() -> None:
     withdrawn_in_event = referral(consent={"status": "withdrawn", "recorded_on": "2026-03-01"})
     d = decide(p, withdrawn_in_event, "helper", consent=ConsentState("given"))
     assert d.outcome == "withhold" and "honoured" in d.reason
-    d = decide(p, withdrawn_in_event, "hub", consent=ConsentState("given"))
+    objection_in_event = referral(consent={"status": "given", "objection": True, "recorded_on": "2026-03-01"})
+    d = decide(p, objection_in_event, "hub", consent=ConsentState("given"))
     assert d.human_decision is not None and d.human_decision.recorded_on == "2026-03-01"
 
 
@@ -230,8 +234,10 @@ def test_a_later_statutory_rule_applies_when_a_consent_rule_is_honoured() -> Non
     p = compile_data(data)
     refused = ConsentState("refused")
     d = decide(p, referral(risk="high"), "hub", consent=refused)
-    assert d.rule_id == "hub-s47" and d.consent_override.restriction == "refused"
+    assert d.rule_id == "hub-s47" and d.consent_override is None  # a refusal of consent has nothing to set aside
     assert "subject.child.phones[]" in d.withheld
+    objected = decide(p, referral(risk="high"), "hub", consent=ConsentState("refused", objection=True))
+    assert objected.rule_id == "hub-s47" and objected.consent_override.restriction == "objection"
     d = decide(p, referral(risk="medium"), "hub", consent=refused)
     assert d.outcome == "withhold"
     assert "hub-consent: consent refused: honoured" in d.reason and "hub-s47: risk level medium" in d.reason
@@ -256,7 +262,7 @@ def test_decision_record_names_paths_never_values(protocol) -> None:
     record = decide(protocol, event, "hub").to_record()
     assert set(record) == {"decision_id", "event_id", "event_type", "subscriber", "outcome", "rule_id",
                            "lawful_basis", "purpose", "fields_released", "fields_masked", "fields_withheld",
-                           "protocol_id", "protocol_version", "reason", "consent_override"}
+                           "protocol_id", "protocol_version", "reason", "consent_override", "human_decision"}
 
 
 def test_decide_all_gives_one_decision_per_subscriber_matching_decide(protocol) -> None:

@@ -17,26 +17,33 @@ def test_explain_json_gives_rules_and_fields_with_reasons(sample) -> None:
     event = make_event("police.incident_child_present", "police",
                        {"incident_reference": "TEST/0001", "child_role": "present",
                         "summary": "Fictitious narrative."}, risk="medium", categories=("domestic_abuse",))
-    withdrawn = explain(sample, event, "mash_hub", ConsentState("withdrawn", recorded_on="2026-04-01"))
+    # the hub receives partners' events while a referral is open (issue 19)
+    withdrawn = explain(sample, event, "mash_hub", ConsentState("withdrawn", True, recorded_on="2026-04-01"),
+                        case_open=True)
     assert withdrawn["decision"]["outcome"] == "withhold" and withdrawn["decision"]["consent_override"] is None
-    assert withdrawn["human_decision"] == {"rule_id": "mash-s17-child-in-need", "restriction": "withdrawn",
+    assert withdrawn["human_decision"] == {"rule_id": "mash-police-contact", "restriction": "objection",
                                            "recorded_on": "2026-04-01"}
-    assert withdrawn["consent"] == {"status": "withdrawn", "objection": False, "recorded_on": "2026-04-01"}
+    assert {k: withdrawn["consent"][k] for k in ("status", "objection", "recorded_on")} == {
+        "status": "withdrawn", "objection": True, "recorded_on": "2026-04-01"}
+    assert {(r["kind"], r["state"], r["subject"]) for r in withdrawn["consent"]["records"]} == {
+        ("data_protection", "withdrawn", "child"), ("objection", "raised", "child")}
     assert withdrawn["rules"][1]["human_decision"] is True
-    result = explain(sample, event, "mash_hub", ConsentState("not_sought"))
+    result = explain(sample, event, "mash_hub", ConsentState("not_sought"), case_open=True)
     decision = result["decision"]
-    assert decision["outcome"] == "deliver" and decision["rule_id"] == "mash-s17-child-in-need"
+    assert decision["outcome"] == "deliver" and decision["rule_id"] == "mash-police-contact"
     assert result["citations"]["dpa2018_s36_4"] == "https://www.legislation.gov.uk/ukpga/2018/12/section/36"
     assert [(r["rule_id"], r["applies"], r["chosen"]) for r in result["rules"]] == [
-        ("mash-s47-significant-harm", False, False), ("mash-s17-child-in-need", True, True)]
-    assert result["rules"][0]["reason"] == "risk level medium is below high"
+        ("mash-s47-significant-harm", False, False), ("mash-police-contact", True, True),
+        ("mash-s17-child-in-need", True, False)]
+    # the s47 rule is the LA's recorded decision, not a risk level: a police incident is not one
+    assert result["rules"][0]["reason"].startswith("covers social_care.section47_enquiry")
     fields = {f["path"]: f for f in result["fields"]}
     assert fields["payload.summary"] == {"path": "payload.summary", "classification": "narrative",
                                          "outcome": "masked", "mask": "redact",
                                          "because": "rules[1].fields[3]: classification narrative"}
     assert fields["subject.related_people[].person.phones[]"]["outcome"] == "withheld"
     assert fields["event_id"]["because"].startswith("default: operational")
-    assert "Children Act 1989 s17" in result["lawful_basis_text"]["children_act_1989_s17"]
+    assert "Children Act 2004 s11" in result["lawful_basis_text"]["children_act_2004_s11"]
     assert not [s for s in SECRETS if s in json.dumps(result)]
 
 

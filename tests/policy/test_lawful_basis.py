@@ -309,9 +309,10 @@ def test_operation_encompass_s49a_reaches_the_school_despite_an_objection_and_re
     ["uk_gdpr_art6_1_e", "children_act_1989_s17"],
     ["uk_gdpr_art6_1_d"],  # vital interests: an emergency judgement, case by case
 ])
-@pytest.mark.parametrize("restriction", [ConsentState("not_sought", objection=True), ConsentState("refused"),
-                                         ConsentState("withdrawn")])
-def test_no_power_or_duty_to_cooperate_overrides_a_refusal_a_person_decides(basis, restriction) -> None:
+@pytest.mark.parametrize("restriction", [ConsentState("not_sought", objection=True),
+                                         ConsentState("refused", objection=True),
+                                         ConsentState("given", objection=True)])
+def test_no_power_or_duty_to_cooperate_overrides_an_objection_a_person_decides(basis, restriction) -> None:
     p = compile_data(_protocol(lawful_basis=basis))
     event = make_event("social_care.referral", "social_care", {"referral_date": "2026-05-01"})
     assert decide(p, event, "hub").outcome == "deliver"
@@ -319,6 +320,22 @@ def test_no_power_or_duty_to_cooperate_overrides_a_refusal_a_person_decides(basi
     assert d.outcome == "withhold" and d.consent_override is None
     assert d.human_decision is not None and d.human_decision.basis == tuple(basis)
     assert "recorded human decision" in d.reason
+
+
+@pytest.mark.parametrize("basis", [
+    ["uk_gdpr_art6_1_e", "crime_and_disorder_act_1998_s115"],
+    ["uk_gdpr_art6_1_e", "children_act_1989_s17"],
+    ["uk_gdpr_art6_1_d"],
+])
+@pytest.mark.parametrize("status", ["refused", "withdrawn"])
+def test_a_refused_or_withdrawn_consent_has_no_effect_where_consent_is_not_the_basis(basis, status) -> None:
+    """UK GDPR Art 6(1): one basis per processing. Where it is public task or vital interests, a refusal of data
+    protection consent changes nothing (only an Art 21 objection does): no block, no referral, no override."""
+    p = compile_data(_protocol(lawful_basis=basis))
+    event = make_event("social_care.referral", "social_care", {"referral_date": "2026-05-01"})
+    d = decide(p, event, "hub", consent=ConsentState(status, recorded_on="2026-04-02"))
+    assert d.outcome == "deliver" and d.human_decision is None and d.consent_override is None
+    assert f"data protection consent {status} has no effect" in d.reason
 
 
 def test_s251b_never_overrides_an_objection() -> None:

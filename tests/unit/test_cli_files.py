@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 CLI = [sys.executable, "-m", "broker.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +91,30 @@ def test_run_reports_an_unreachable_kafka_in_one_plain_line(tmp_path) -> None:
     assert proc.returncode == 2
     assert f"mash-broker cannot start: Kafka ({env['KAFKA_BOOTSTRAP_SERVERS']}) unavailable:" in proc.stderr
     assert "KafkaConnectionError" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_convert_says_so_when_a_file_has_no_child(tmp_path) -> None:
+    """Issue 22: a file read without fault but naming no child exited 0 with nothing on stderr."""
+    empty_batch = tmp_path / "empty-batch.txt"
+    empty_batch.write_bytes(b"FHS|^~\\&|PAS|RXX01\rBHS|^~\\&|PAS|RXX01\rBTS|0\rFTS|1\r")
+    adt = tmp_path / "adt.txt"  # a .txt ADT extract, chosen by its content
+    adt.write_bytes(b"MSH|^~\\&|PAS|RXX01|MASH|MASH|20240301101500||ADT^A08^ADT_A08|MSG0001|P|2.4\r"
+                    b"EVN|A08|20240301101500\rPID|1||9990000018^^^NHS^NH||Example^Testchild||20150102|F\r")
+    proc = run("convert", "--agency", "health", str(empty_batch), str(adt), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{empty_batch}: no child in this file" in proc.stderr.splitlines()
+    assert f"{adt}: no child in this file" not in proc.stderr
+    assert [json.loads(line)["event_type"] for line in proc.stdout.splitlines()] == ["person.updated"]
+
+
+@pytest.mark.parametrize("key", ["not base64!", "QUJD*", "===="])
+def test_convert_with_an_invalid_linkage_key_is_one_plain_line_and_exit_2(tmp_path, key: str) -> None:
+    """Issue 22: a MASH_LINKAGE_KEY that is not base64 was a traceback (and must not fall back to an ephemeral key)."""
+    record = tmp_path / "p.json"
+    record.write_text(json.dumps({"resourceType": "Patient", "id": "p1", "birthDate": "2016-04-01"}))
+    env = {**os.environ, "MASH_DATA_DIR": str(tmp_path / "data"), "MASH_LINKAGE_KEY": key}
+    proc = subprocess.run([*CLI, "convert", "--agency", "health", str(record)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: MASH_LINKAGE_KEY is not valid base64"]
+    assert "Traceback" not in proc.stderr and key not in proc.stderr and proc.stdout == ""

@@ -121,7 +121,8 @@ def test_sqlite_registers_move_into_postgresql_and_a_broker_will_not_start_besid
 
     result = CliRunner().invoke(app, ["stores", "migrate", "--data-dir", str(data), "--url", pg_database])
     assert result.exit_code == 0, result.output
-    assert "consent.sqlite: 1 rows" in result.output and "identities.sqlite: 2 rows" in result.output
+    # two rows for the child: its data protection consent and its objection
+    assert "consent.sqlite: 2 rows" in result.output and "identities.sqlite: 2 rows" in result.output
     assert ConsentRegister(data / "consent.sqlite", pg_database).get(LA) == ConsentState("withdrawn", True,
                                                                                           "2026-10-01")
     assert IdentityRegister(data / "identities.sqlite", pg_database).current(LA) == UPN

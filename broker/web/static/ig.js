@@ -5,7 +5,7 @@
 (function () {
   const KINDS = ["record_received", "record_adapted", "record_rejected", "deadlettered", "event_published",
     "decision", "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action",
-    "identity_linked"];
+    "identity_linked", "human_decision"];
   let apiKey = null;
   let searchParams = null;
   let nextBefore = null;
@@ -73,7 +73,9 @@
     $("signout").hidden = true;
     $("login").hidden = false;
     for (const id of ["search-results", "timeline-results", "timeline-disclosures", "disclosures-results",
-      "deadletters-results", "protocols-results"]) { $(id).replaceChildren(); }
+      "deadletters-results", "protocols-results", "protocol-head", "protocol-agreement", "protocol-rules"]) {
+      $(id).replaceChildren();
+    }
     $("verify-text").textContent = "";
     $("login-error").textContent = message || "";
   }
@@ -128,6 +130,14 @@
     if (r.fields_masked && Object.keys(r.fields_masked).length) parts.push("masked: " + list(r.fields_masked));
     if (r.consent_override) {
       parts.push("consent " + r.consent_override.restriction + " overridden by " + r.consent_override.gateway);
+    }
+    if (r.human_decision) {  // referred to a person, or what the person decided (and what they withheld)
+      const h = r.human_decision;
+      parts.push(h.status === "referred" ? "referred for a human decision (" + h.restriction + ")"
+        : "human decision: " + h.choice + " (" + h.restriction + ")");
+      if (h.withheld_classifications && h.withheld_classifications.length) {
+        parts.push("decider withheld: " + list(h.withheld_classifications));
+      }
     }
     if (r.fields_withheld) parts.push("withheld: " + list(r.fields_withheld));
     if (r.reason) parts.push(r.reason);
@@ -217,6 +227,58 @@
     $("protocols-results").replaceChildren(table(columns, data.history, "No protocol changes recorded."));
   }
 
+  // --- the protocol in force: the agreement's furniture, then the rules -----------------------------------------
+  function dl(pairs) {
+    const list = el("dl", { className: "agreement" });
+    for (const [term, value] of pairs) {
+      if (value == null || value === "" || (Array.isArray(value) && !value.length)) continue;
+      list.append(el("dt", {}, [term]));
+      for (const item of Array.isArray(value) ? value : [value]) list.append(el("dd", {}, [item]));
+    }
+    return list;
+  }
+
+  function agreement(g) {
+    if (!g) return [el("p", { className: "error" }, ["This protocol states no controllers, DPIA, appropriate policy " +
+      "documents or retention (no governance section)."])];
+    const j = g.joint_controllers;
+    const roles = {};
+    for (const r of g.roles) (roles[r.partner] = roles[r.partner] || []).push(r.role.toUpperCase().replace(
+      "CALDICOTT_GUARDIAN", "Caldicott guardian").replace("IG_LEAD", "IG lead") + ": " + r.contact);
+    return [
+      el("h3", {}, ["Controllers and accountability"]),
+      table([["Partner", (c) => c.partner], ["Controller for", (c) => c.controller_for],
+        ["DPO, SIRO, Caldicott guardian", (c) => (roles[c.partner] || []).join(" · ")]], g.controllers, "None."),
+      dl([
+        ["Joint controllers (UK GDPR Art 26)", j ? j.partners.join(", ") + " — " + j.arrangement : null],
+        ["Joint contact point", j ? j.contact_point : null],
+        ["DPIA", g.dpia.reference + ", approved " + g.dpia.approved_on + " by " + g.dpia.approved_by +
+          (g.dpia.next_review ? "; next review " + g.dpia.next_review : "")],
+        ["Appropriate policy documents", g.appropriate_policy_documents.map(
+          (a) => a.partner + ": " + a.reference + " — " + a.covers.join(", "))],
+        ["Next review", g.review.next_review],
+        ["Review triggers", g.review.triggers],
+        ["Breach reporting", g.breach.report_to + " within " + g.breach.within_hours + " hours — " + g.breach.route],
+        ["Subject rights", g.subject_rights.contact + " — " + g.subject_rights.route],
+      ]),
+      el("h3", {}, ["Retention per class"]),
+      table([["Classes", (r) => r.classifications.join(", ")], ["Kept for", (r) => r.keep_for],
+        ["From", (r) => r.from.replace(/_/g, " ")], ["Note", (r) => r.note || ""]], g.retention, "None."),
+    ];
+  }
+
+  async function protocolInForce() {
+    const p = await api("/v1/ig/policy/protocol");
+    $("protocol-head").textContent = p.title + " — " + p.id + " version " + p.version + ", in force from " +
+      p.effective_from + (p.review_by ? ", review by " + p.review_by : "") + (p.owner ? "; owner: " + p.owner : "");
+    $("protocol-agreement").replaceChildren(...agreement(p.governance));
+    $("protocol-rules").replaceChildren(table([["Rule", (r) => r.id], ["To", (r) => r.subscribers.join(", ")],
+      ["Events", (r) => r.event_types.join(", ")], ["Purpose", (r) => r.purpose],
+      ["Discloser's basis", (r) => r.lawful_basis.join(", ")], ["Recipient's basis", (r) => r.recipient_basis.join(", ")],
+      ["Decided by", (r) => r.requires_human_decision ? "a person: " + r.requires_human_decision : "the rule"]],
+    p.rules, "No rules."));
+  }
+
   function selectTab(name) {
     for (const button of $("tabs").querySelectorAll("button")) {
       button.classList.toggle("active", button.dataset.tab === name);
@@ -224,6 +286,7 @@
     for (const section of document.querySelectorAll(".tab")) { section.hidden = section.id !== "tab-" + name; }
     if (name === "deadletters") run(deadLetters);
     if (name === "protocols") run(protocols);
+    if (name === "protocol") run(protocolInForce);
   }
 
   document.addEventListener("DOMContentLoaded", () => {

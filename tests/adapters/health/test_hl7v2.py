@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from adapters.health.hl7v2 import ADAPTER
@@ -86,9 +88,11 @@ def test_merge_without_mrg_is_rejected() -> None:
 
 
 def test_field_by_field_mapping() -> None:
-    result = one(hl7_message("A01"))
+    message = hl7_message("A01")
+    result = one(message)
+    digest = hashlib.sha256(message.rstrip("\r").encode()).hexdigest()[:32]  # MSH-7 and the message's own digest
     assert result["source"] == {"agency": "health", "system": "RXX01", "record_id": "MSG0001:A01",
-                                "record_version": "20240301101500", "format": "hl7v2"}
+                                "record_version": f"20240301101500/sha256:{digest}", "format": "hl7v2"}
     child = result["subject"]["child"]
     assert child["nhs_number"] == VALID_NHS  # PID-3, authority NHS, type NH
     assert child["local_ids"] == [{"system": "RXX01/RXX", "value": "H123456"}]  # PID-3 other repetition
