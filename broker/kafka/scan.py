@@ -25,7 +25,9 @@ async def scan_topic(bootstrap: str, topic: str, **security: Any) -> AsyncIterat
     consumer = reader(bootstrap, **security)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        # a group-less consumer knows a topic's partitions only once it has asked for that topic's metadata
+        partitions = await consumer._client._wait_on_metadata(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or {0})]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
