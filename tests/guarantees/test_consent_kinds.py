@@ -9,6 +9,7 @@ in law, carrying a marker, hoping for a 5xx or an echo.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -130,6 +131,10 @@ async def test_the_consent_api_refuses_nonsense_without_a_5xx_or_an_echo(kafka_b
         ok = {"records": [{"kind": "objection", "state": "raised", "subject": "suspect", "ref": MARKER}]}
         r = await http.put(url, json=ok, headers=svc.headers("admin"))
         assert r.status_code == 200 and MARKER not in r.text and r.json()["records"][0]["ref_given"] is True
-        audit = svc.runtime.audit_store.search(kind="admin_action", subject=first["subject"]["linkage"]["token"])
+        for _ in range(100):  # the audit indexer chains what the API emitted to Kafka
+            audit = svc.runtime.audit_store.search(kind="admin_action", subject=first["subject"]["linkage"]["token"])
+            if audit:
+                break
+            await asyncio.sleep(0.1)
         text = str([a["record"] for a in audit])
         assert "objection raised for a related person" in text and MARKER not in text and "suspect" not in text
