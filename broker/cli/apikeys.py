@@ -51,22 +51,15 @@ def _record(audit: AuditStore, action: str, principal: Principal) -> None:
               reason=reason, **scoped)
 
 
-def _subscribers(protocol_file: Path | None) -> set[str]:
+def _protocol_names(protocol_file: Path | None, role: str) -> set[str]:
+    """The names a scope of `role` must be one of: the protocol's subscribers, or its partners for decision_maker."""
     path = protocol_file or Settings().protocol_file
     try:
-        return set(load_protocol(path).subscribers)
+        protocol = load_protocol(path)
     except ProtocolError as exc:
-        typer.echo(f"cannot check the subscriber scope against the protocol: {exc}", err=True)
+        typer.echo(f"cannot check the {role} scope against the protocol: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def _partners(protocol_file: Path | None) -> set[str]:
-    path = protocol_file or Settings().protocol_file
-    try:
-        return set(load_protocol(path).partners)
-    except ProtocolError as exc:
-        typer.echo(f"cannot check the decision_maker scope against the protocol: {exc}", err=True)
-        raise typer.Exit(2) from None
+    return set(protocol.partners if role == "decision_maker" else protocol.subscribers)
 
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (MASH_DATA_DIR).")]
@@ -81,8 +74,10 @@ def create(role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}."
            data_dir: DataDir = None) -> None:
     """Create a key; it is printed once and only its hash is kept. The scope must exist: an agency for intake, a
     subscriber of the protocol for subscriber."""
-    subscribers = _subscribers(protocol_file) if role == "subscriber" and scope is not None else None
-    partners = _partners(protocol_file) if role == "decision_maker" and scope is not None else None
+    named = _protocol_names(protocol_file, role) if role in ("subscriber", "decision_maker") and scope is not None \
+        else None
+    subscribers = named if role == "subscriber" else None
+    partners = named if role == "decision_maker" else None
     keys = _store(data_dir)
     try:
         audit = _audit(data_dir)
