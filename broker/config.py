@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         0.9, description="Education: attendance rate below which a concern event is raised.")
     cin_xsd_dir: Path | None = Field(
         None, description="Folder of DfE CIN_schema_<year>.xsd files: CIN census files of those years are "
-        "validated against them (read by the CIN adapter at start).")
+        "validated against them (loaded once at start and given to the CIN adapter in its context).")
     max_body_bytes: int = Field(20 * 1024 * 1024, description="Largest record body accepted at intake.")
     max_control_body_bytes: int = Field(
         64 * 1024, description="Largest body accepted by every endpoint other than intake (acknowledgements, IG "

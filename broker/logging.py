@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from functools import cache
 from typing import Any
 
@@ -63,7 +63,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def redact_personal_data(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: the last word before rendering."""
     return {k: "[redacted]" if k in personal_keys() else _scrub(v) for k, v in event_dict.items()}
 

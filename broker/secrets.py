@@ -9,10 +9,11 @@ import secrets
 import stat
 from pathlib import Path
 
+from broker.errors import Unavailable
 from broker.pipeline.identify import LinkageKey
 
 
-class SecretError(RuntimeError):
+class SecretError(Unavailable, RuntimeError):
     pass
 
 

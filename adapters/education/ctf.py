@@ -26,7 +26,7 @@ def _events(pupil_el: Element, transfer: Transfer, ctx: AdaptContext) -> tuple[s
     years = ctf_payload.attendance(r)
     payload = ctf_payload.pupil_payload(r, transfer, years)
     record_id = "pupil:" + people.pupil_key(child)
-    common = {"agency": "education", "system": transfer.system, "record_id": record_id,
+    common: dict[str, Any] = {"agency": "education", "system": transfer.system, "record_id": record_id,
               "record_version": transfer.record_version(pupil_el), "fmt": FORMAT,
               "occurred_at": transfer.datetime or ctx.received_at, "child": child, "warnings": r.warnings}
     events = [

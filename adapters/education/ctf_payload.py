@@ -41,7 +41,7 @@ def sen(r: Reader) -> tuple[str | None, list[str]]:
     entries = [(r.date("StartDate", within=e) or "", i, e) for i, e in enumerate(find_all(history, "SEN"))]
     provision = r.text("SENprovision", within=max(entries)[2], max_len=10) if entries else None
     provision = provision or r.text("SENprovision", within=history, max_len=10)
-    needs = []
+    needs: list[tuple[int, int, str]] = []
     for need in history.iter("{*}SENneed"):
         kind = r.text("SENtype", within=need)
         rank = value(find(need, "SENtypeRank")) or ""
@@ -69,17 +69,17 @@ def school_history(r: Reader) -> list[dict[str, Any]]:
 def attendance_rate(year: dict[str, Any]) -> Fraction | None:
     """1 - (authorised + unauthorised) / possible, exactly; None when it cannot be computed."""
     possible = year.get("sessions_possible")
-    absent = [year.get("sessions_authorised"), year.get("sessions_unauthorised")]
-    if not possible or any(a is None for a in absent) or sum(absent) > possible:
+    authorised, unauthorised = year.get("sessions_authorised"), year.get("sessions_unauthorised")
+    if not possible or authorised is None or unauthorised is None or authorised + unauthorised > possible:
         return None
-    return 1 - Fraction(sum(absent), possible)
+    return 1 - Fraction(authorised + unauthorised, possible)
 
 
 def attendance(r: Reader) -> list[dict[str, Any]]:
     """Attendance/YearData, oldest first, each with its rate when the counts allow one."""
     years = []
     for el in _limited(find_all(r.record, "Attendance/YearData"), LIMITS["attendance"], "Attendance"):
-        year = {"year": r.text("Year", within=el, max_len=10),
+        year: dict[str, Any] = {"year": r.text("Year", within=el, max_len=10),
                 "sessions_possible": r.count("SessionsPossible", within=el),
                 "sessions_authorised": r.count("SessionsAuthorised", within=el),
                 "sessions_unauthorised": r.count("SessionsUnauthorised", within=el)}

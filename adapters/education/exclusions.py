@@ -97,10 +97,11 @@ class CensusExclusionsAdapter:
                 continue
             child["school"] = public(transfer.source_school)
             identities[pupil_el] = (child, r.warnings)
-        exclusions = [e for pupil_el in identities for e in _exclusions(pupil_el)]
+        pupil_of = {e: pupil_el for pupil_el in identities for e in _exclusions(pupil_el)}
+        exclusions = list(pupil_of)
 
         def mapper(el: Element) -> tuple[str, list[dict[str, Any]]]:
-            child, warnings = identities[el.getparent().getparent()]
+            child, warnings = identities[pupil_of[el]]
             return _exclusion(el, child, warnings, transfer)
 
         out.extend(map_records(exclusions, ctx, mapper))

@@ -36,7 +36,7 @@ def _capped(r: Reader, items: list[Any], where: str, what: str, limit: int = MAX
 def _upn(r: Reader) -> str | None:
     node = find(r.record, *_paths("UPN"))
     text = value(node)
-    if text is None:
+    if text is None or node is None:  # node is None only when text is: for the type checker
         return None
     if len(text) > 20:
         raise FieldProblem(r.field(node), "longer than 20 characters")
@@ -65,7 +65,7 @@ def _former_upns(r: Reader) -> list[str]:
 def _sex(r: Reader) -> str | None:
     node = find(r.record, *_paths("Sex"), *_paths("Gender"))
     code = value(node)
-    if code is None:
+    if code is None or node is None:  # node is None only when code is: for the type checker
         return None
     if code.upper() not in SEX:
         r.warn("code.unknown", node, "not a DfE sex code; left out")
@@ -96,7 +96,7 @@ def address(r: Reader, el: Element | None, use: str) -> dict[str, Any]:
     postcode = None
     node = find(el, "PostCode", "Postcode", "BS7666Address/PostCode")
     raw = value(node)
-    if raw is not None:
+    if raw is not None and node is not None:
         postcode, warnings = normalise_postcode(raw, r.field(node))
         r.warnings.extend(warnings)
         if len(postcode) > 10:
@@ -163,8 +163,8 @@ def pupil_key(child: dict[str, Any]) -> str:
 def _contact(r: Reader, el: Element, pupil_addresses: list[dict[str, Any]]) -> dict[str, Any] | None:
     code = r.text("Relationship", within=el)
     role = RELATIONSHIP_ROLE.get((code or "").upper())
-    if code and role is None:
-        r.warn("code.unknown", find(el, "Relationship"), "relationship code not on the DfE list; role 'other'")
+    if code and role is None and (where := find(el, "Relationship")) is not None:  # found: it gave `code`
+        r.warn("code.unknown", where, "relationship code not on the DfE list; role 'other'")
     given = r.text("Forename", within=el)
     sex_code = (value(find(el, "Gender")) or value(find(el, "Sex")) or "").upper()
     own = address(r, find(el, "Address"), "home")

@@ -46,9 +46,10 @@ def find(el: Element | None, *paths: str) -> Element | None:
     if el is None:
         return None
     for path in paths:
-        node = el
+        node: Element | None = el
         for step in _steps(path):
-            node = next(node.iterchildren(step), None) if step else None  # an empty step names no element
+            # an empty step names no element (node is never None here: the loop breaks first)
+            node = next(node.iterchildren(step), None) if step and node is not None else None
             if node is None:
                 break
         if node is not None:
@@ -118,7 +119,7 @@ class Reader:
         """The value at the first path present; FieldProblem when longer than the schema allows."""
         node = find(self.record if within is None else within, *paths)
         text = value(node)
-        if text is not None and len(text) > max_len:
+        if text is not None and node is not None and len(text) > max_len:
             raise FieldProblem(self.field(node), f"longer than {max_len} characters")
         return text
 
@@ -126,7 +127,7 @@ class Reader:
         """ISO date. Malformed: FieldProblem when `strict`, else a warning and None (the detail is dropped)."""
         node = find(self.record if within is None else within, *paths)
         text = value(node)
-        if text is None:
+        if text is None or node is None:  # node is None only when text is: for the type checker
             return None
         try:
             return parse_date(text, self.field(node))
@@ -140,7 +141,7 @@ class Reader:
         """A non-negative whole number, or None with a warning when it is not one."""
         node = find(self.record if within is None else within, *paths)
         text = value(node)
-        if text is None:
+        if text is None or node is None:  # node is None only when text is: for the type checker
             return None
         if not _INTEGER.match(text):
             self.warn("number.invalid", node, "not a whole number of sessions; left out")
@@ -151,7 +152,7 @@ class Reader:
         """A non-negative decimal, or None with a warning."""
         node = find(self.record if within is None else within, *paths)
         text = value(node)
-        if text is None:
+        if text is None or node is None:  # node is None only when text is: for the type checker
             return None
         try:
             number = Decimal(text)
@@ -166,7 +167,7 @@ class Reader:
         """xs:boolean (true/false/1/0; Y/N tolerated), or None with a warning."""
         node = find(self.record if within is None else within, *paths)
         text = value(node)
-        if text is None:
+        if text is None or node is None:  # node is None only when text is: for the type checker
             return None
         if text.lower() in _TRUE:
             return True

@@ -9,6 +9,7 @@ The NHS England Patient Flag API marks a CP-IS flag with category CP-IS (Patient
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from adapters.health.fhir_common import (
@@ -49,7 +50,7 @@ def is_cpis_flag(codes: list[tuple[str | None, str]]) -> bool:
 
 
 def cp_notice(resource: Any, ctx: Context, base: str, *, subject: Any, codes: list[tuple[str | None, str]],
-              status: str | None, period: Any, author: Any, extra_codes: list[tuple[str | None, str]] = ()
+              status: str | None, period: Any, author: Any, extra_codes: Sequence[tuple[str | None, str]] = ()
               ) -> dict[str, Any]:
     """A `health.child_protection_plan_notice`; risk is high by definition, categories as the record codes them."""
     warnings: list[Warning] = []
@@ -64,7 +65,7 @@ def cp_notice(resource: Any, ctx: Context, base: str, *, subject: Any, codes: li
     phone = next(iter(telecom(target.telecom, "phone")), None) if target is not None and org else None
     concern = concern_for([*codes, *extra_codes])
     categories = [*cin_abuse_categories([*codes, *extra_codes]), *(concern.categories if concern else ())]
-    payload = {
+    payload: dict[str, Any] = {
         "plan_kind": kind, "status": status,
         "period_start": when(period.start) if period else None, "period_end": when(period.end) if period else None,
         "responsible_organisation": org, "contact_phone": phone,

@@ -65,6 +65,15 @@ RESTRICTING_LABELS = frozenset({
 })
 
 
+# Sensitivity labels (v3-ActCode InformationSensitivityPolicy) a sexual health or HIV service puts on its records:
+# STD, HIV, SEX (sexuality and reproductive health). Such services are open to anyone without giving their identity
+# (anonymous access providers, Health and Social Care Act 2012 s251C(6)), and the s251B duty to share does not reach
+# them (s251B(4)(b)). A label can also sit on a GP's record of an STI: marking that too is the safe side (the
+# broker then never shares it under s251B; another rule may still apply).
+ANONYMOUS_ACCESS_LABELS = frozenset((system, code) for system in (
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://hl7.org/fhir/v3/ActCode")
+    for code in ("STD", "HIV", "SEX"))
+
 Warning = dict[str, str]
 
 
@@ -82,7 +91,7 @@ def coding(c: Any) -> dict[str, Any]:
 
 
 def codings(concepts: Any) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for concept in concepts or []:
         out.extend(coding(c) for c in (concept.coding or []) if c.code)
     return out
@@ -91,7 +100,7 @@ def codings(concepts: Any) -> list[dict[str, Any]]:
 def first_code(concept: Any) -> str | None:
     for c in (concept.coding or []) if concept else []:
         if c.code:
-            return c.code
+            return str(c.code)  # a FHIR code: a string already (the models are read as Any here)
     return None
 
 
@@ -124,7 +133,7 @@ def reference_kind(reference: Any) -> str | None:
     if reference is None:
         return None
     if reference.type:
-        return reference.type
+        return str(reference.type)
     ref = reference.reference or ""
     return ref.split("/")[-2] if ref.count("/") >= 1 and not ref.startswith(("urn:", "#")) else None
 
@@ -147,7 +156,7 @@ def organisation_of(reference: Any, ctx: Context) -> dict[str, Any] | None:
 def record_version(resource: Any) -> str:
     """meta.versionId, else a content hash: a resend maps to the same event id, a changed resource to a new one."""
     if resource.meta is not None and resource.meta.versionId:
-        return resource.meta.versionId
+        return str(resource.meta.versionId)
     return "sha256:" + hashlib.sha256(resource.model_dump_json().encode()).hexdigest()[:16]
 
 
@@ -191,6 +200,13 @@ def is_restricted(resource: Any) -> bool:
     return meta is not None and any((label.system, label.code) in RESTRICTING_LABELS for label in meta.security or [])
 
 
+def is_anonymous_access(resource: Any) -> bool:
+    """True when the resource's security labels mark it as from a sexual health or HIV service."""
+    meta = resource.meta
+    return meta is not None and any((label.system, label.code) in ANONYMOUS_ACCESS_LABELS
+                                    for label in meta.security or [])
+
+
 def identifiers(idents: Any, ctx: Context, base: str, warnings: list[Warning]) -> dict[str, Any]:
     """NHS number (with its verification status), UPN and local ids from FHIR identifiers. An NHS number failing
     Modulus 11 or a UPN failing its check letter is kept and flagged."""
@@ -203,7 +219,8 @@ def identifiers(idents: Any, ctx: Context, base: str, warnings: list[Warning]) -
             warnings.extend(w)
             ext = extension(ident, VERIFICATION_EXT)
             if ext and ext.valueCodeableConcept:
-                person["nhs_number_verification"] = VERIFICATION.get(first_code(ext.valueCodeableConcept), "unknown")
+                status = first_code(ext.valueCodeableConcept) or ""
+                person["nhs_number_verification"] = VERIFICATION.get(status, "unknown")
         elif ident.system in UPN_SYSTEMS:
             person["upn"], w = check_upn(ident.value, f"{base}.identifier[{i}].value")
             warnings.extend(w)

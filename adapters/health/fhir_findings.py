@@ -68,7 +68,8 @@ def _observation_value(obs: Any) -> str | None:
     if obs.valueCodeableConcept is not None:
         concept = obs.valueCodeableConcept
         first = next((c for c in concept.coding or [] if c.code), None)
-        return (first.display or first.code) if first else concept.text
+        shown: str | None = (first.display or first.code) if first else concept.text
+        return shown
     if obs.valueQuantity is not None:
         q = obs.valueQuantity
         return " ".join(str(p) for p in (q.value, q.unit or q.code) if p is not None) or None

@@ -11,6 +11,7 @@ from adapters.health.fhir_common import (
     Warning,
     codings,
     fhir_event,
+    is_anonymous_access,
     organisation_of,
     person_from_patient,
     related_from_contacts,
@@ -63,6 +64,7 @@ def map_encounter(encounter: Any, ctx: Context, base: str) -> list[dict[str, Any
         "admission_source": next(iter(codings([hosp.admitSource])), None) if hosp and hosp.admitSource else None,
         "discharge_disposition": next(iter(codings([hosp.dischargeDisposition])), None)
         if hosp and hosp.dischargeDisposition else None,
+        "anonymous_access": True if is_anonymous_access(encounter) else None,  # s251B(4)(b): set only when true
     }
     return [fhir_event(encounter, ctx, event_type=event_type, occurred_at=payload["period_start"], child=child,
                        payload=payload, warnings=warnings)]

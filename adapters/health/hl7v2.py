@@ -231,7 +231,7 @@ def map_message(msg: Message, ctx: AdaptContext) -> dict[str, Any]:
     warnings: list[Warning] = []
     child = _person(msg, pid, system, warnings, sent)
     related = _next_of_kin(msg, system, warnings)
-    common = {"agency": "health", "system": system, "record_id": f"{control_id[:150]}:{event}",
+    common: dict[str, Any] = {"agency": "health", "system": system, "record_id": f"{control_id[:150]}:{event}",
               "record_version": version, "fmt": FORMAT, "child": child, "related_people": related,
               "warnings": warnings}
     if event in ENCOUNTER_EVENTS:

@@ -16,6 +16,7 @@ import hl7.util
 from hl7.util import unescape
 
 from adapters.kit.interface import FieldProblem
+from broker.errors import InputRejected
 
 # python-hl7 logs the raw text of a field whose escape it cannot read: personal data must never reach the logs (the
 # adapter reports the field by position instead).
@@ -156,7 +157,7 @@ _KNOWN_ESCAPE = re.compile(r"[FSTREHN]|X(?:[0-9A-Fa-f]{2})+|\.(?:br|sp\d*|(?:in|
 _PLAIN_TEXT = {"H": "", "N": ""}
 
 
-class EscapeError(ValueError):
+class EscapeError(InputRejected, ValueError):
     """An escape sequence python-hl7 would drop or misread; the reason names its kind, never its text."""
 
 
@@ -235,7 +236,8 @@ class Message:
             return text
         check_escapes(text, esc)
         if esc + "X" not in text:
-            return unescape(self.escapes, text, app_map=_PLAIN_TEXT)
+            plain: str = unescape(self.escapes, text, app_map=_PLAIN_TEXT)  # python-hl7 is untyped
+            return plain
         # python-hl7 reads hex byte by byte as Latin-1; bytes are text in the message's character set, and a
         # character may span several \X..\ sequences, so adjacent ones are decoded together
         out: list[str] = []

@@ -52,7 +52,7 @@ def warning(code: str, field: str, message: str) -> dict[str, str]:
     return {"code": code, "field": field, "message": message}
 
 
-_EMPTY = (None, "", [], {})
+_EMPTY: tuple[object, ...] = (None, "", [], {})
 _SCALARS = frozenset({int, float, bool})  # never equal to an empty value, so always kept
 
 
@@ -86,7 +86,7 @@ def _related(people: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Related people, pruned. One known only by relationship (an HL7 NK1 with just NK1-3, a FHIR RelatedPerson with
     just an identifier the schema has no place for) keeps an empty `person`: the relationship is the fact, and
     pruning the empty person away would make the event invalid and sink the record."""
-    out = prune(list(people))
+    out: list[dict[str, Any]] = prune(list(people))
     for p in out:
         if "person" not in p:
             p["person"] = {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from broker.errors import InputRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +25,7 @@ class Rejection:
         return asdict(self)
 
 
-class AdapterInputError(Exception):
+class AdapterInputError(InputRejected):
     """The whole input is unusable (not XML, wrong root element, hostile DTD, not UTF-8...)."""
 
     def __init__(self, rejection: Rejection) -> None:
@@ -30,7 +33,7 @@ class AdapterInputError(Exception):
         self.rejection = rejection
 
 
-class FieldProblem(Exception):
+class FieldProblem(InputRejected):
     """Raised while mapping one record: names the field and the reason; the adapter turns it into a Rejection."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -59,13 +62,30 @@ class AdapterOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class AdapterSettings:
+    """Every adapter setting. The shell reads them once from broker.config.Settings at start (loading any file a
+    setting names) and hands the same object to every adapt call: adapters read no environment and no files."""
+
+    attendance_threshold: float = 0.9  # education: attendance rate below which a concern event is raised
+    # social care: census year -> compiled DfE CIN XSD (adapters.social_care.cin_xsd), from MASH_CIN_XSD_DIR
+    cin_schemas: Mapping[int, Any] = field(default_factory=dict)
+
+
+DEFAULT_SETTINGS = AdapterSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class AdaptContext:
     """What an adapter may know beyond the bytes: where they came from and the adapter settings."""
 
     source: str = "request"
     received_at: str = "1970-01-01T00:00:00Z"  # set by the shell from its clock; also the fallback occurred_at
     system: str | None = None  # sending system, when the transport names it (HTTP header X-Source-System)
-    attendance_threshold: float = 0.9  # education: attendance rate below which a concern event is raised
+    settings: AdapterSettings = DEFAULT_SETTINGS
+
+    @property
+    def attendance_threshold(self) -> float:
+        return self.settings.attendance_threshold
 
 
 @runtime_checkable

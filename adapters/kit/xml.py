@@ -28,14 +28,12 @@ class _TooComplex(Exception):
         self.reason = reason
 
 
-_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False,
-                   "huge_tree": False, "remove_comments": True, "remove_pis": True}
-
-
 def _parse_bounded(data: bytes) -> etree._Element:
     """The root, read element by element so that an input past a shape limit stops the read at once."""
     depth = elements = 0
-    reader = etree.iterparse(io.BytesIO(data), events=("start", "end"), **_PARSER_OPTIONS)
+    reader = etree.iterparse(io.BytesIO(data), events=("start", "end"), resolve_entities=False, no_network=True,
+                             load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
+                             remove_pis=True)
     for event, element in reader:
         if event == "end":
             depth -= 1
@@ -48,6 +46,8 @@ def _parse_bounded(data: bytes) -> etree._Element:
             raise _TooComplex(f"elements nested deeper than {MAX_XML_DEPTH}")
         if elements > MAX_XML_ELEMENTS:
             raise _TooComplex(f"more than {MAX_XML_ELEMENTS} elements")
+    if reader.root is None:  # no element read (lxml raises a syntax error first): parse_xml's "not parseable"
+        raise ValueError("no root element")
     return reader.root
 
 
@@ -73,7 +73,7 @@ def local(tag: object) -> str:
     return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
 
 
-def element_path(el: etree._Element, base: etree._Element | None = None) -> str:
+def element_path(el: etree._Element | None, base: etree._Element | None = None) -> str:
     """Namespace-free path with 1-based positions among same-named siblings: Message/Children/Child[2].
 
     With `base`, the path below it only (e.g. 'CINdetails[2]/Assessments'): walking to the root would count the

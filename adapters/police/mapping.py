@@ -95,7 +95,7 @@ def _incident_payload(record: Mapping[str, Any], src: Origin, role: str | None,
             "occurred_start": record["occurred"]["start"], "occurred_end": record["occurred"].get("end"),
             "location": location, "incident_types": incident_types, "offences": offences, "child_role": role,
             "dash_risk": record.get("dash_risk"), "children_present": record.get("children_present"),
-            "objects": _objects(record), "summary": record.get("summary")}
+            "objects": _objects(record), "summary": record.get("summary"), "child_voice": record.get("child_voice")}
 
 
 def _ppn_payload(record: Mapping[str, Any], src: Origin, role: str | None,

@@ -8,7 +8,6 @@ Header's LEA code; without either, event ids and linkage could collide across au
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +19,7 @@ from adapters.kit.xml import element_path, local, parse_xml
 from adapters.social_care.cin_child import child_person
 from adapters.social_care.cin_details import FORMAT, ChildScope, details_events
 from adapters.social_care.cin_reading import CinHeader, Element, elements, read_header
-from adapters.social_care.cin_xsd import SchemaFinding, schema_findings, schemas_from_dir
+from adapters.social_care.cin_xsd import SchemaFinding, schema_findings
 from adapters.social_care.common import Warning, receipt_day, sc_event
 
 _SNIFF = re.compile(rb"<([A-Za-z_][\w.-]*:)?Message[\s>]")
@@ -75,7 +74,8 @@ class CinAdapter:
     extensions = (".xml",)
 
     def __init__(self, schemas: Mapping[int, etree.XMLSchema] | None = None) -> None:
-        """`schemas`: census year -> compiled DfE XSD, to validate files of that year (see cin_xsd)."""
+        """`schemas`: census year -> compiled DfE XSD, to validate files of that year (see cin_xsd); when none
+        are given, those in the context's settings (AdaptContext.settings.cin_schemas)."""
         self.schemas = dict(schemas or {})
 
     def sniff(self, data: bytes) -> bool:
@@ -100,13 +100,16 @@ class CinAdapter:
     def _schema_refusals(self, root: Element, header: CinHeader, ctx: AdaptContext,
                          out: AdapterOutput) -> set[Element]:
         """With an XSD for the file's year: each finding is a rejection, and a child with any finding is refused."""
-        schema = self.schemas.get(header.year) if header.year is not None else None
-        if schema is None:
+        year = header.year
+        schemas = self.schemas or ctx.settings.cin_schemas  # the shell's, loaded once from MASH_CIN_XSD_DIR
+        schema = schemas.get(year) if year is not None else None
+        if schema is None or year is None:  # year is None only when schema is: for the type checker
             return set()
-        findings: list[SchemaFinding] = schema_findings(root, schema, header.year)
+        findings: list[SchemaFinding] = schema_findings(root, schema, year)
         out.rejections.extend(Rejection(ctx.source, f.record, f.field, f.reason) for f in findings)
         return {f.child for f in findings if f.child is not None}
 
 
-# XSD validation where the operator provides the DfE schemas (MASH_CIN_XSD_DIR); structural checks always run.
-ADAPTER = CinAdapter(schemas_from_dir(os.environ.get("MASH_CIN_XSD_DIR")))
+# XSD validation where the operator provides the DfE schemas (MASH_CIN_XSD_DIR): the shell loads them once at start
+# (broker/adapter_settings.py) and passes them in AdaptContext.settings.cin_schemas; structural checks always run.
+ADAPTER = CinAdapter()

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -117,6 +117,19 @@ class Reader:
         return int(value)
 
 
+class Emit(Protocol):
+    """Adds one event of a CINdetails to its child's scope (`emit` in details_events)."""
+
+    def __call__(self, event_type: str, part: str, occurred_at: str, payload: dict[str, Any],
+                 warnings: list[Warning], level: str, categories: Collection[str] = ()) -> None: ...
+
+
+def _later(build: Callable[[Element, str, dt.date | None, Emit], None], el: Element, scope: ChildScope,
+           emit: Emit) -> Callable[[], None]:
+    """`build` of `el`, to run inside scope.attempt (the path is worked out there too)."""
+    return lambda: build(el, relative_path(el, scope.child_el), scope.today, emit)
+
+
 def details_events(details: Element, scope: ChildScope) -> None:
     """Every event of one CINdetails into scope; a bad referral date refuses the whole CINdetails."""
     where = relative_path(details, scope.child_el)
@@ -141,9 +154,9 @@ def details_events(details: Element, scope: ChildScope) -> None:
 
     scope.attempt(details, lambda: _referral(details, where, referral_date, scope.today, emit))
     for el in elements(details, "Assessments"):
-        scope.attempt(el, lambda el=el: _assessment(el, relative_path(el, scope.child_el), scope.today, emit))
+        scope.attempt(el, _later(_assessment, el, scope, emit))
     for el in elements(details, "Section47"):
-        scope.attempt(el, lambda el=el: _section47(el, relative_path(el, scope.child_el), scope.today, emit))
+        scope.attempt(el, _later(_section47, el, scope, emit))
     for el in elements(details, "ChildProtectionPlans"):
         _plan(el, scope, emit)
     if one_or_none(details, "CINclosureDate") is not None:
@@ -155,7 +168,7 @@ def one_or_none(parent: Element, name: str) -> Element | None:
     return found[0] if found else None
 
 
-def _referral(details: Element, where: str, referral_date: str, today: dt.date | None, emit: Callable) -> None:
+def _referral(details: Element, where: str, referral_date: str, today: dt.date | None, emit: Emit) -> None:
     warnings: list[Warning] = []
     r = Reader(details, where, today, warnings)
     need = r.code("PrimaryNeedCode", codes.PRIMARY_NEED)
@@ -186,7 +199,7 @@ def _cin_plans(details: Element, where: str, today: dt.date | None,
     return starts, ends
 
 
-def _assessment(el: Element, where: str, today: dt.date | None, emit: Callable) -> None:
+def _assessment(el: Element, where: str, today: dt.date | None, emit: Emit) -> None:
     warnings: list[Warning] = []
     r = Reader(el, where, today, warnings)
     start = r.required_date("AssessmentActualStartDate")
@@ -204,7 +217,7 @@ def _assessment(el: Element, where: str, today: dt.date | None, emit: Callable) 
     emit("social_care.assessment", f"assessment:{start}", start, payload, warnings, level, categories)
 
 
-def _section47(el: Element, where: str, today: dt.date | None, emit: Callable) -> None:
+def _section47(el: Element, where: str, today: dt.date | None, emit: Emit) -> None:
     warnings: list[Warning] = []
     r = Reader(el, where, today, warnings)
     start = r.required_date("S47ActualStartDate")
@@ -215,7 +228,7 @@ def _section47(el: Element, where: str, today: dt.date | None, emit: Callable) -
     emit("social_care.section47_enquiry", f"s47:{start}", start, payload, warnings, "high")
 
 
-def _plan(el: Element, scope: ChildScope, emit: Callable) -> None:
+def _plan(el: Element, scope: ChildScope, emit: Emit) -> None:
     """Started, one reviewed per CPPreviewDate, and ended when CPPendDate is given; a bad start refuses all three."""
     where = relative_path(el, scope.child_el)
     warnings: list[Warning] = []
@@ -228,7 +241,7 @@ def _plan(el: Element, scope: ChildScope, emit: Callable) -> None:
     initial = r.code("InitialCategoryOfAbuse", codes.ABUSE_CATEGORY)
     latest = r.code("LatestCategoryOfAbuse", codes.ABUSE_CATEGORY)
     previous = r.count("NumberOfPreviousCPP")
-    current = [_category(latest or initial)] if latest or initial else []
+    current = [_category(category)] if (category := latest or initial) else []
     key = f"cpp:{start}"
     started = {"start_date": start, "initial_category_of_abuse": initial, "number_of_previous_cpp": previous}
     emit("social_care.child_protection_plan_started", f"{key}:started", start, started, warnings, "high",
@@ -269,7 +282,7 @@ def _reviews(plan: Element, scope: ChildScope) -> list[str]:
     return sorted(out)
 
 
-def _closure(details: Element, where: str, today: dt.date | None, emit: Callable) -> None:
+def _closure(details: Element, where: str, today: dt.date | None, emit: Emit) -> None:
     warnings: list[Warning] = []
     r = Reader(details, where, today, warnings)
     closed = r.required_date("CINclosureDate")

@@ -54,7 +54,7 @@ def read_header(root: Element) -> CinHeader:
     """The Header, read tolerantly: it is optional in the schema and a bad value is simply not used."""
     headers = elements(root, "Header")
     header = headers[0] if headers else None
-    details = (elements(header, "CollectionDetails") or [None])[0]
+    details = next(iter(elements(header, "CollectionDetails")), None)
     sources = elements(header, "Source")
     year_text = _first_text(details, "Year")
     year = int(year_text) if year_text and re.fullmatch(r"[0-9]{4}", year_text) else None

@@ -96,7 +96,8 @@ def read_table(data: bytes, source: str) -> Table:
     try:
         columns = [c.strip().upper() for c in next(reader, [])]
         kind, unknown = _check_header(columns, source)
-        rows, start = [], reader.line_num + 1
+        rows: list[Row] = []
+        start = reader.line_num + 1
         for cells in reader:
             if len(rows) >= MAX_ROWS:
                 raise AdapterInputError(Rejection(source, "", "", f"more than {MAX_ROWS} rows"))

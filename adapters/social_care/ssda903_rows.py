@@ -108,7 +108,8 @@ def episode_row(row: Mapping[str, str], rc: RowContext) -> RowResult:
         warnings.append(warning("episode.reason_ceased_without_end", "REC",
                                 "a reason the episode ceased is given but no end date; left out"))
     record_id = f"{child_id}:episode:{start}"
-    common = {"system": rc.system, "record_id": record_id, "fmt": FORMAT, "child": {"la_child_id": child_id}}
+    common: dict[str, Any] = {"system": rc.system, "record_id": record_id, "fmt": FORMAT,
+                              "child": {"la_child_id": child_id}}
     # Being looked after is itself a serious matter for the hub; the row does not say which harm, so no category.
     out = RowResult([sc_event(event_type="social_care.looked_after_episode_started", part="episode_started",
                               occurred_at=start, payload=started, warnings=warnings, risk_level="medium", **common)])

@@ -16,7 +16,7 @@ from broker.crypto import CryptoError
 from broker.policy import ConsentState
 from broker.policy.consent import DATA_PROTECTION, OBJECTION, ConsentRecord
 from broker.service.erasure import announce_owed, erase_child, key_shred_records, known_child
-from broker.service.reprocess import DeadLetterErased, DeadLetterNotFound, reprocess
+from broker.service.reprocess import reprocess
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -127,7 +127,7 @@ async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], 
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: erasure is recorded only for a "
                             "token the broker has received records about (check the token)")
     reports, summary = erase_child(rt.keys, rt.erasures, rt.audit_store, rt.identities.aliases(subject),
-                                   principal.actor)
+                                   principal.actor, forget=(rt.identities, rt.determinations))
     await rt.emit_audit(key_shred_records(reports, summary, principal.actor))
     # the notice stays owed if Kafka or the keys fail now; the service's notifier publishes it within seconds
     with contextlib.suppress(KafkaError, TimeoutError, CryptoError):
@@ -139,11 +139,7 @@ async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], 
 @router.post("/deadletters/{deadletter_id}/reprocess", summary="Run a dead letter's input through intake again")
 async def reprocess_deadletter(request: Request, deadletter_id: Annotated[str, Path(pattern=DEADLETTER_ID)],
                                principal: Admin) -> dict[str, Any]:
-    try:
-        result = await reprocess(request.app.state.runtime, deadletter_id, principal.actor)
-    except DeadLetterNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reprocessable dead letter {exc}") from None
-    except DeadLetterErased as exc:  # value-free: the dead letter's id only
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    # DeadLetterNotFound: 404, DeadLetterErased: 409, value-free (broker/api/errors.py)
+    result = await reprocess(request.app.state.runtime, deadletter_id, principal.actor)
     return {"deadletter_id": deadletter_id, "event_ids": result.event_ids,
             "rejections": [r.to_dict() for r in result.rejections]}

@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from broker import __version__
-from broker.api import admin, decisions, health, ig_policy, intake, subscribers
+from broker.api import admin, decisions, errors, health, ig_policy, intake, subscribers
 from broker.api.auth import require
 from broker.api.limits import Limits, LimitsMiddleware
 from broker.api.oidc import OidcVerifier
@@ -32,15 +30,6 @@ Limits, checked before a body is parsed or a key checked: intake bodies up to `M
 body up to `MASH_MAX_CONTROL_BODY_BYTES` (64 KiB) (413); repeated failed authentication from one address, and intake
 beyond `MASH_INTAKE_RATE_PER_SECOND` for one key, get 429 with Retry-After.
 """
-
-
-async def value_free_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 naming where and why, never what: FastAPI's default answer echoes the offending input (`input`, `ctx`),
-    which may be a name or an NHS number sent in the wrong field."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [{"loc": [str(part)[:64] for part in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
-              for e in errors[:50]]
-    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def create_app(settings: Settings | None = None, *, share_workers: int = 1, audit_indexer: bool = True,
@@ -70,7 +59,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
                   redirect_slashes=False)
     # Body and rate limits before any parsing or authentication, for every route (broker/api/limits.py).
     app.add_middleware(LimitsMiddleware, limits=Limits.from_settings(runtime.settings if runtime else settings))
-    app.add_exception_handler(RequestValidationError, value_free_validation_error)
+    errors.install(app)  # every error's HTTP status, one place (broker/api/errors.py)
     app.include_router(intake.router)
     app.include_router(subscribers.router)
     app.include_router(admin.router)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
 from broker.schema.validate import validate_event
+from broker.service.facts import read_facts
 
 router = APIRouter(prefix="/v1/ig/policy", tags=["information governance"])
 Ig = Annotated[Principal, Depends(require("ig_auditor"))]
@@ -39,8 +40,10 @@ async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -
                                 {"field": p.field, "reason": p.reason} for p in problems[:50]]})
     rt = request.app.state.runtime
     token = body.event["subject"]["linkage"]["token"]
+    # the registers' facts about the child, as the share stage reads them (broker/service/facts.py)
+    facts = read_facts(rt, [token]).for_event(token, rt.cases.is_open(token)) if token else None
     result = explain(rt.protocol, body.event, body.subscriber, rt.consent_for(token) if token else None,
-                     case_open=rt.cases.is_open(token) if token else None)
+                     facts=facts)
     if body.format == "text":
         return PlainTextResponse(format_explanation(result))
     return result

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.kit.registry import AGENCIES, all_adapters, media_type
 from broker.api.auth import Principal, require
-from broker.service.intake import InputRefused, IntakeBusy, KafkaUnavailable, KeysUnavailable, ingest
+from broker.service.intake import InputRefused, ingest
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 NO_CHILD = "no child in this input: nothing to publish"
@@ -66,11 +66,9 @@ async def submit_record(
                             f"{label} Content-Encoding is not accepted: send the body uncompressed")
     rt = request.app.state.runtime
     body = await read_body(request, rt.settings.max_body_bytes)
-    try:
+    try:  # Kafka or keys unavailable, intake busy: 503 with Retry-After (broker/api/errors.py)
         result = await ingest(rt, agency, body, content_type=content_type, system=x_source_system,
                               actor=principal.actor)
-    except (KafkaUnavailable, KeysUnavailable, IntakeBusy) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
     except InputRefused as exc:  # nothing published: a resend of the same bytes would be refused the same way
         return JSONResponse({"adapter": exc.result.adapter, "accepted": 0, "events": [],
                              "rejections": [r.to_dict() for r in exc.result.rejections], "deadletter_ids": [],

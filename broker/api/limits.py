@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from broker.errors import InputRejected
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -126,7 +128,7 @@ class _Table:
             self._buckets.popitem(last=False)
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(InputRejected):
     """Raised from receive() when a streamed body passes its route's limit."""
 
 

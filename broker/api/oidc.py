@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import jwt
 
-from broker.api.principal import ROLES, SCOPED, Principal, actor_safe_subject
+from broker.access.principal import ROLES, SCOPED, Principal, actor_safe_subject
+from broker.errors import Refused, Unavailable
 from broker.logging import get_logger
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -38,11 +39,11 @@ FETCH_TIMEOUT_S = 5.0
 log = get_logger("mash.oidc")
 
 
-class TokenRejected(Exception):
+class TokenRejected(Refused):
     """The bearer token is not one this broker accepts. The message is fixed text: never a claim's value."""
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(Unavailable):
     """The identity provider's keys could not be fetched and none are cached: 503, the token may well be good."""
 
 

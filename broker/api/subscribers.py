@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from broker.api.auth import Principal, require
 from broker.clock import now_iso
 from broker.logging import get_logger
-from broker.service.delivery import CURSOR_PREFIX, BadCursor, StaleCursor, behind, decode_legacy_cursor
+from broker.service.delivery import CURSOR_PREFIX, BadCursor, behind, decode_legacy_cursor
 from broker.service.erasure import unerased
 from broker.service.share import delivery_view
 
@@ -52,12 +52,7 @@ def _positions(rt: Any, name: str, cursor: str | None) -> dict[int, int]:
     subscriber, 410 if it points at positions Kafka no longer holds."""
     if cursor is None:
         return _acknowledged(rt, name)
-    try:
-        return rt.cursor_codec.open(name, cursor)
-    except StaleCursor as exc:
-        raise HTTPException(status.HTTP_410_GONE, str(exc)) from None
-    except BadCursor as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return rt.cursor_codec.open(name, cursor)  # BadCursor: 400, StaleCursor: 410 (broker/api/errors.py)
 
 
 def _topic(request: Request, name: str) -> str:

@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from broker.audit.chain import canonical
+from broker.errors import InputRejected
 
 CHECKPOINT_TYPE = "mash-broker-audit-checkpoint"
 PURPOSES = ("periodic", "on_demand", "prune")
 
 
-class PublicKeyError(ValueError):
+class PublicKeyError(InputRejected, ValueError):
     """A public key that cannot be read (named by source, never by content)."""
 
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from broker.audit.checkpoint import key_id, parse_public_key, public_key_b64
 from broker.audit.disclosures import Disclosure
 from broker.audit.verify import VerifyResult
+from broker.errors import InputRejected
 
 EXPORT_TYPE = "mash-broker-audit-export"
 EXPORT_VERSION = 2
@@ -32,7 +33,7 @@ HASH_RULE = ("entry.hash = SHA-256(canonical({seq, prev_hash, record_sha256})); 
              "records); the first entry's prev_hash is 64 zeros, or the hash in a signed prune checkpoint")
 
 
-class ExportFormatError(ValueError):
+class ExportFormatError(InputRejected, ValueError):
     """An export file that cannot be read: names the line and the problem, never its content."""
 
 
@@ -152,7 +153,7 @@ _TYPE = {  # kind -> DICOM audit event type (code, display)
     "delivery_read": ("110106", "Export"), "key_unwrap": ("110100", "Application Activity"),
     "key_shred": ("110100", "Application Activity"), "protocol_change": ("110100", "Application Activity"),
     "admin_action": ("110100", "Application Activity"), "identity_linked": ("110100", "Application Activity"),
-    "human_decision": ("110106", "Export"),
+    "human_decision": ("110106", "Export"), "determination": ("110100", "Application Activity"),
 }
 _ACTION = {"record_received": "C", "record_adapted": "C", "event_published": "C", "delivery_read": "R",
            "key_shred": "D", "identity_linked": "U"}

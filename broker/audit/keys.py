@@ -14,12 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit.checkpoint import public_key_b64
+from broker.errors import Unavailable
 
 SIGNING_KEY_FILE = "audit-signing.key"
 PUBLIC_KEY_FILE = "audit-signing.pub"
 
 
-class SigningKeyMissing(FileNotFoundError):
+class SigningKeyMissing(Unavailable, FileNotFoundError):
     pass
 
 
@@ -49,7 +50,7 @@ def _create(data_dir: Path) -> Ed25519PrivateKey:
 
 def actor_hash_key(signing_key: Ed25519PrivateKey | None) -> bytes:
     """The key of the short hash that stands in the audit actor for an identity provider subject that cannot go there
-    as it is (broker/api/principal.py): derived from the audit signing key, so it needs no file of its own, stays
+    as it is (broker/access/principal.py): derived from the audit signing key, so it needs no file of its own, stays
     the same across restarts and is unknown to whoever reads the log."""
     if signing_key is None:
         return b""

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from broker.errors import InputRejected
 from broker.schema.loader import load_schema
 from broker.schema.validate import safe_key
 
@@ -23,11 +24,11 @@ AUDIT_SCHEMA = "audit-record.schema.json"
 KINDS: tuple[str, ...] = (
     "record_received", "record_adapted", "record_rejected", "deadlettered", "event_published", "decision",
     "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action", "identity_linked",
-    "human_decision",
+    "human_decision", "determination",
 )
 
 
-class AuditRecordError(ValueError):
+class AuditRecordError(InputRejected, ValueError):
     """A record the schema refuses. The message names fields and rules, never a value."""
 
     def __init__(self, problems: list[str]) -> None:

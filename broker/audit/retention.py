@@ -12,9 +12,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from broker.audit.record import KINDS
+from broker.errors import InputRejected
 
 
-class RetentionError(ValueError):
+class RetentionError(InputRejected, ValueError):
     pass
 
 

@@ -28,6 +28,7 @@ from broker.audit.record import AuditRecordError, audit_record, normalise_time, 
 from broker.audit.retention import cutoffs, expired
 from broker.audit.verify import PRUNE_ACTION, VerifyResult, verify
 from broker.clock import now_iso
+from broker.errors import Unavailable
 from broker.stores.db import Db, private_sqlite_file
 
 COLUMNS = INDEX_COLUMNS  # record fields copied into indexed columns (checked against the body on verify)
@@ -51,7 +52,7 @@ _DDL = (
 )
 
 
-class AuditStoreError(RuntimeError):
+class AuditStoreError(Unavailable, RuntimeError):
     pass
 
 
@@ -124,7 +125,7 @@ class AuditStore:
         return self._sql.dialect
 
     # --- writing ---------------------------------------------------------------------------------------------
-    def append(self, records: Iterable[Mapping[str, Any]], *,
+    def append(self, records: Iterable[object], *,
                on_invalid: Callable[[int, list[str]], None] | None = None) -> list[dict[str, Any]]:
         """Validate, drop repeats, chain and store; returns the new entries. Signs a periodic checkpoint whenever
         the head crosses a multiple of `checkpoint_every`. An invalid record refuses the whole batch, unless
@@ -133,7 +134,7 @@ class AuditStore:
         batch: dict[str, Mapping[str, Any]] = {}
         for i, record in enumerate(records):
             problems = validate_record(record) if isinstance(record, Mapping) else ["(record): not a JSON object"]
-            if problems:
+            if problems or not isinstance(record, Mapping):  # (a non-mapping always has a problem)
                 if on_invalid is None:
                     raise AuditRecordError([f"record {i}: {p}" for p in problems])
                 on_invalid(i, problems)
@@ -252,13 +253,14 @@ class AuditStore:
         return result
 
     def search(self, *, since: str | None = None, until: str | None = None, limit: int = 100,
-               before_seq: int | None = None, newest_first: bool = True, **filters: str | None) -> list[dict]:
+               before_seq: int | None = None, newest_first: bool = True, **filters: str | None) -> list[dict[str, Any]]:
         """Entries matching every given filter (subject, agency, subscriber, event_type, rule_id, kind, decision_id,
         event_id) and time range [since, until)."""
         unknown = set(filters) - set(FILTERS)
         if unknown:
             raise AuditStoreError("unknown filter(s): " + ", ".join(sorted(unknown)))
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         for name, value in filters.items():
             if value is not None:
                 where.append(f"{name} = ?")
@@ -412,8 +414,7 @@ def open_audit_store(data_dir: Path, url: str | None = None, *, create_key: bool
     if url and url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        conn = psycopg.connect(url, autocommit=True)
-        sql = _Sql(conn, "postgresql")
+        sql = _Sql(psycopg.connect(url, autocommit=True), "postgresql")
     else:
         import sqlite3
 

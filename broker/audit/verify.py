@@ -107,7 +107,7 @@ def _prune_of(seq: int, record: Mapping[str, Any]) -> _Prune | None:
     return _Prune(seq, str(record.get("time")), record.get("target") if isinstance(through, int) else None,
                   record.get("before") if isinstance(record.get("before"), str) else None,
                   through if isinstance(through, int) else seq - 1,
-                  record.get("count") if isinstance(record.get("count"), int) else 0)
+                  count if isinstance(count := record.get("count"), int) else 0)
 
 
 def _walk(entries: Iterable[Mapping[str, Any]], start_seq: int, start_prev: str, wanted: set[int]) -> _Walk:
@@ -125,7 +125,7 @@ def _walk(entries: Iterable[Mapping[str, Any]], start_seq: int, start_prev: str,
             return walk
         record = entry.get("record")
         digest = entry.get("record_sha256")
-        pruned = entry.get("pruned")
+        pruned = entry.get("pruned") or {}  # None or empty: no tombstone either way (the check below)
         if record is not None:
             if not isinstance(record, Mapping) or record_digest(record) != digest:
                 walk.fault = _Fault(seq, f"record {seq} does not match its digest (edited)")

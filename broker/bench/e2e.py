@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,9 @@ class Observed:
     decided_at: dict[str, float] = field(default_factory=dict)  # event id -> when its last decision was seen
     messages: Counter[str] = field(default_factory=Counter)  # topic role (events, deliver, audit) -> messages
     message_bytes: Counter[str] = field(default_factory=Counter)  # topic role -> value bytes
+    # (event id, when) for each first-seen delivery, in arrival order: a soak's rows read it by index, from another
+    # thread, where iterating a dict that grows would fail
+    delivery_log: list[tuple[str, float]] = field(default_factory=list)
 
 
 class Observer:
@@ -144,7 +148,9 @@ class Observer:
                     for r in records:
                         key = (subscriber, header(r.headers, "event_id") or "")
                         seen.delivery_counts[key] += 1
-                        seen.deliveries.setdefault(key, now)
+                        if key not in seen.deliveries:
+                            seen.deliveries[key] = now
+                            seen.delivery_log.append((key[1], now))
         finally:
             self._ready.set()
             await consumer.stop()
@@ -227,14 +233,17 @@ class Sent:
     repeated: int = 0  # event ids already accepted earlier in the run (or in the warm-up): excluded from timing
     errors: int = 0
     first_send: float = 0.0
+    answered: list[float] = field(default_factory=list)  # per accepted event, when its 202 came back (stall checks)
 
 
-async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[Format, tuple[int, ...]]], *, rate: float,
+async def post_mix(base: str, credentials: dict[str, str], items: Iterable[tuple[Format, tuple[int, ...]]], *,
+                   rate: float,
                    concurrency: int, events_per_record: dict[str, int], sent: Sent,
                    exclude: frozenset[str] | dict[str, float] = frozenset(),
-                   on_progress: Callable[[int], None] | None = None) -> None:
+                   on_progress: Callable[[int], None] | None = None, until: float | None = None) -> None:
     """POST each body (one or more records); `rate` (events/s, 0 = as fast as possible) paces sends by each body's
-    expected event count."""
+    expected event count. `until` (time.monotonic()) stops sending then, whatever is left: a soak lasts its
+    duration even when intake takes less than the offered rate."""
     queue: asyncio.Queue[tuple[Format, tuple[int, ...]] | None] = asyncio.Queue(maxsize=concurrency * 2)
 
     async def sender(http: aiohttp.ClientSession) -> None:
@@ -256,12 +265,14 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
             sent.records += len(numbers)
             sent.requests += 1
             if status == 202:
+                answered = time.monotonic()
                 events = orjson.loads(answer)["events"]
                 for e in events:
                     if e["event_id"] in sent.accepted or e["event_id"] in exclude:
                         sent.repeated += 1  # the same record identity again: decided again, never re-delivered
                     else:
                         sent.accepted[e["event_id"]] = t0
+                        sent.answered.append(answered)
                 if on_progress:
                     on_progress(len(events))
             else:
@@ -274,6 +285,8 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
         tasks = [asyncio.create_task(sender(http)) for _ in range(concurrency)]
         start, expected = time.monotonic(), 0
         for fmt, numbers in items:
+            if until is not None and time.monotonic() >= until:
+                break
             if rate:
                 delay = start + expected / rate - time.monotonic()
                 if delay > 0:
@@ -286,14 +299,21 @@ async def post_mix(base: str, credentials: dict[str, str], items: list[tuple[For
 
 
 def wait_until_decided(observer: Observer, event_ids: Any, timeout: float,
-                       on_progress: Callable[[int], None] | None = None) -> bool:
+                       on_progress: Callable[[int], None] | None = None, idle_timeout: float | None = None) -> bool:
+    """Until every event has all its decisions; False after `timeout`, or after `idle_timeout` with no event
+    decided (a stalled pipeline is reported as one, not waited on for hours)."""
     deadline = time.monotonic() + timeout
     pending = list(event_ids)
+    progressed = time.monotonic()
     while time.monotonic() < deadline:
         decided = observer.seen.decided_at
         still = [e for e in pending if e not in decided]  # only the undecided are looked at again: a soak has 10^5
-        if on_progress and len(still) < len(pending):
-            on_progress(len(pending) - len(still))
+        if len(still) < len(pending):
+            progressed = time.monotonic()
+            if on_progress:
+                on_progress(len(pending) - len(still))
+        elif idle_timeout is not None and time.monotonic() - progressed > idle_timeout:
+            return False
         pending = still
         if not pending:
             return True
@@ -314,11 +334,14 @@ class RunResult:
     rejected_records: int
     repeated_event_ids: int
     http_errors: int
-    memory_mb: dict[str, dict[str, float]]
+    memory_mb: dict[str, dict[str, Any]]
     cpu_ms_per_event: dict[str, float]
     batch: int = 1
     requests: int = 0
     kafka_traffic: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> messages, bytes (timed part)
+    stalls: list[dict[str, Any]] = field(default_factory=list)  # soak.find_stalls over the timed part
+    sending_s: float = 0.0  # from the first POST to the last answer
+    rows: list[dict[str, Any]] = field(default_factory=list)  # a soak's rows, one per Watch.every seconds
 
     def traffic(self) -> tuple[int, int]:
         """(messages, mean bytes) the pipeline moved through Kafka in the timed part: events, deliveries, audit."""
@@ -330,24 +353,49 @@ class RunResult:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
+@dataclass
+class Watch:
+    """A soak's periodic report: every `every` seconds a row (progress, latency of the deliveries seen since the last
+    row, each process's RSS and CPU share) goes to `on_row` as it is made, so a long run shows how it goes."""
+
+    every: float
+    on_row: Callable[[dict[str, Any]], None] = lambda row: None
+
+
+def bodies(formats: list[Format], events: int, events_per_record: dict[str, int],
+           batch: int = 1) -> Iterator[tuple[Format, tuple[int, ...]]]:
+    """The mix, one body at a time, until the bodies carry `events` events: an hour's soak is 10^5 bodies or more."""
+    wheel = [f for f in formats for _ in range(f.weight)]
+    total = i = 0
+    while total < events:
+        fmt = wheel[i % len(wheel)]
+        yield fmt, tuple(range(i * batch, (i + 1) * batch))
+        total += events_per_record[fmt.name] * batch
+        i += 1
+
+
 def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: list[Format], *, events: int,
                  workers: int, rate: float, concurrency: int, events_per_record: dict[str, int],
-                 warmup: int = WARMUP_RECORDS, batch: int = 1, kafka_pid: int | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+                 warmup: int = WARMUP_RECORDS, batch: int = 1, kafka_pids: Mapping[str, int] | None = None,
+                 progress: Callable[[str, int, int], None] | None = None, watch: Watch | None = None,
+                 idle_timeout: float | None = None, final_wait: float | None = None,
+                 duration: float | None = None) -> RunResult:
+    """One timed run; `kafka_pids` names the Kafka's own processes (the embedded broker, each Apache Kafka JVM) so
+    their CPU and memory are counted with mash-broker's. `idle_timeout` ends the final wait once nothing has been
+    decided for that long (a soak's stall is reported, not waited out); `final_wait` bounds that wait in all (a
+    soak that fell behind has failed already, and is not drained for hours); `duration` ends the sending after that
+    many seconds (a soak), `events` is then the most it sends."""
+    from broker.bench.soak import find_stalls
     from broker.policy import load_protocol
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     env = service_env(bootstrap, workdir, protocol_file, prefix, free_port())
     subscribers = list(load_protocol(protocol_file).subscribers)
     topics = {s: f"{prefix}.deliver.{s}" for s in subscribers}
-    items, total = [], 0
-    for fmt, numbers in mix(formats, events * 10, batch):
-        if total >= events:
-            break
-        items.append((fmt, numbers))
-        total += events_per_record[fmt.name] * len(numbers)
+    total = events
     warm = [(fmt, tuple(10_000_000 + n for n in numbers)) for fmt, numbers in mix(formats, -(-warmup // batch), batch)]
     observe = (bootstrap, topics, f"{prefix}.audit", len(subscribers))
+    rows: list[dict[str, Any]] = []
     with running(env, workers, workdir / "logs") as procs:
         observer = Observer(*observe)
         deadline = time.monotonic() + 60
@@ -363,36 +411,58 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             # warm-up: the workers have joined the group and key caches are warm once these are decided
             warm_sent = Sent()
             aio.run(post_mix(procs.base_url, procs.credentials, warm, rate=0, concurrency=concurrency,
-                                 events_per_record=events_per_record, sent=warm_sent))
-            if not wait_until_decided(observer, warm_sent.accepted, 90):
-                raise RuntimeError("warm-up events were not decided within 90 s (see the logs in the work dir)")
-            memory: dict[str, list[float]] = defaultdict(list)
+                             events_per_record=events_per_record, sent=warm_sent))
+            # as long as they keep being decided (a busy machine is slow, not stuck); 90 s without one is stuck
+            if not wait_until_decided(observer, warm_sent.accepted, 900, idle_timeout=90):
+                raise RuntimeError("warm-up events stopped being decided for 90 s (see the logs in the work dir)")
             pids = ({"service": procs.service.pid} | {f"worker-{i}": w.pid for i, w in enumerate(procs.workers)}
                     | {"audit indexer": procs.indexer.pid})
-            # CPU only (no RSS target): the embedded broker and this load generator share the same two cores
-            cpu_pids = pids | {"load generator": os.getpid()} | ({"kafka (embedded)": kafka_pid} if kafka_pid else {})
+            # The load generator's memory is left out: its observer keeps every event id it saw, by design.
+            mem_pids = pids | dict(kafka_pids or {})
+            cpu_pids = mem_pids | {"load generator": os.getpid()}
+            memory: dict[str, list[tuple[float, float]]] = defaultdict(list)
             sampling = threading.Event()
+            sent, wall_start_ms = Sent(), int(time.time() * 1000)
+            warm_decided = len(observer.seen.decided_at)
+            cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in cpu_pids.items()}
+            t_start = time.monotonic()
 
             def sample() -> None:  # at the start, every 0.5 s, and once more at the end
+                next_row = t_start + (watch.every if watch else 0)
+                cpu_last, seen_upto, row_t = dict(cpu_before), 0, t_start
                 while True:
-                    for name, pid in pids.items():
+                    now = time.monotonic()
+                    for name, pid in mem_pids.items():
                         if (mb := rss_mb(pid)) is not None:
-                            memory[name].append(mb)
+                            memory[name].append((now - t_start, mb))
+                    if watch is not None and now >= next_row:
+                        log = observer.seen.delivery_log
+                        window, seen_upto = log[seen_upto:len(log)], len(log)
+                        cpu_now = {name: cpu_seconds(pid) or 0.0 for name, pid in cpu_pids.items()}
+                        decided_now = len(observer.seen.decided_at) - warm_decided
+                        rss_now = {n: s[-1][1] for n, s in memory.items() if s}
+                        row = soak_row(now - t_start, now - row_t, rate, sent, decided_now, window, rss_now,
+                                       {n: cpu_now[n] - cpu_last[n] for n in cpu_now})
+                        rows.append(row)
+                        watch.on_row(row)
+                        cpu_last, row_t, next_row = cpu_now, now, next_row + watch.every
                     if sampling.is_set():
                         return
                     sampling.wait(0.5)
 
             sampler = threading.Thread(target=sample, daemon=True)
-            cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in cpu_pids.items()}
             sampler.start()
             traffic_before = (Counter(observer.seen.messages), Counter(observer.seen.message_bytes))
-            sent, wall_start_ms = Sent(), int(time.time() * 1000)
             on_sent = (lambda k: progress("sent", k, total)) if progress else None
-            aio.run(post_mix(procs.base_url, procs.credentials, items, rate=rate, concurrency=concurrency,
-                                 events_per_record=events_per_record, sent=sent, exclude=warm_sent.accepted,
-                                 on_progress=on_sent))
+            aio.run(post_mix(procs.base_url, procs.credentials, bodies(formats, events, events_per_record, batch),
+                             rate=rate, concurrency=concurrency, events_per_record=events_per_record, sent=sent,
+                             exclude=warm_sent.accepted, on_progress=on_sent,
+                             until=None if duration is None else time.monotonic() + duration))
+            sending_ended = time.monotonic()
             on_done = (lambda k: progress("decided", k, len(sent.accepted))) if progress else None
-            complete = wait_until_decided(observer, sent.accepted, 60 + len(sent.accepted) / 50, on_done)
+            wait_s = 60 + len(sent.accepted) / 50 if final_wait is None else final_wait
+            complete = wait_until_decided(observer, sent.accepted, wait_s, on_done, idle_timeout=idle_timeout)
+            waited_until = time.monotonic()
             time.sleep(0.5)  # the last audit messages (written after the decisions they follow) reach the observer
             traffic = {role: {"messages": observer.seen.messages[role] - traffic_before[0][role],
                               "bytes": observer.seen.message_bytes[role] - traffic_before[1][role]}
@@ -406,10 +476,13 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
             observer.stop()
     seen = observer.seen
     decided = [seen.decided_at[e] for e in sent.accepted if e in seen.decided_at]
-    end = max(decided) if decided else time.monotonic()
+    end = max(decided) if complete and decided else waited_until
     latencies = [t - sent.accepted[e] for (_, e), t in seen.deliveries.items() if e in sent.accepted]
     duplicates = sum(c - 1 for (_, e), c in seen.delivery_counts.items() if e in sent.accepted and c > 1)
     seconds = end - sent.first_send
+    first = sent.first_send or t_start
+    stalls = find_stalls(start=first, sending_ended=max(sent.answered, default=sending_ended), end=end,
+                         accepted_at=sent.answered, sent_at=list(sent.accepted.values()), decided_at=decided)
     return RunResult(
         events=len(sent.accepted), records=sent.records, seconds=seconds,
         events_per_s=len(decided) / seconds if seconds > 0 else 0.0, latency_ms=percentiles(latencies),
@@ -418,15 +491,34 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
         rejected_records=sent.rejected, repeated_event_ids=sent.repeated, http_errors=sent.errors,
         memory_mb={name: _memory_summary(v) for name, v in memory.items() if v},
         cpu_ms_per_event={name: round(c * 1000 / max(len(sent.accepted), 1), 3) for name, c in cpu.items()},
-        batch=batch, requests=sent.requests, kafka_traffic=traffic)
+        batch=batch, requests=sent.requests, kafka_traffic=traffic, stalls=[s.to_dict() for s in stalls],
+        sending_s=max(sent.answered, default=first) - first, rows=rows)
 
 
-def _memory_summary(samples: list[float]) -> dict[str, float]:
-    """RSS start, peak and end (MB), and the growth over the last three quarters of the run: a soak's caches fill
-    early, so growth after the first quarter is what would point to a leak."""
-    quarter = samples[len(samples) // 4]
-    return {"start": round(samples[0], 1), "quarter": round(quarter, 1), "peak": round(max(samples), 1),
-            "end": round(samples[-1], 1), "growth_after_quarter": round(samples[-1] - quarter, 1)}
+def soak_row(t_s: float, window_s: float, rate: float, sent: Sent, decided: int, window: list[tuple[str, float]],
+             rss: dict[str, float], cpu_s: dict[str, float]) -> dict[str, Any]:
+    """One soak row: progress so far, latency of the deliveries first seen in the window, RSS now (MB) and each
+    process's CPU over the window (percent of one core)."""
+    latencies = [t - sent.accepted[e] for e, t in window if e in sent.accepted]
+    lat = percentiles(latencies)
+    return {"t_s": round(t_s, 1), "offered": round(rate * t_s), "accepted": len(sent.accepted), "decided": decided,
+            "behind": max(len(sent.accepted) - decided, 0), "deliveries": len(latencies), "http_errors": sent.errors,
+            "latency_ms": {k: (None if math.isnan(v) else round(v, 1)) for k, v in lat.items()},
+            "rss_mb": {k: round(v, 1) for k, v in rss.items()},
+            "cpu_percent": {k: round(100 * v / window_s, 1) if window_s > 0 else 0.0 for k, v in cpu_s.items()}}
+
+
+def _memory_summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
+    """RSS start, peak and end (MB), the growth over the last three quarters of the run (a soak's caches fill early,
+    so growth after the first quarter is what would point to a leak), and soak.memory_trend's verdict."""
+    from broker.bench.soak import memory_trend
+
+    values = [mb for _, mb in samples]
+    quarter = values[len(values) // 4]
+    trend = memory_trend(samples)
+    return {"start": round(values[0], 1), "quarter": round(quarter, 1), "peak": round(max(values), 1),
+            "end": round(values[-1], 1), "growth_after_quarter": round(values[-1] - quarter, 1),
+            "slope_mb_per_hour": round(trend.slope_mb_per_hour, 1), "flat": trend.flat}
 
 
 async def _topic_traffic(bootstrap: str, topic: str, since_ms: int) -> dict[str, int]:

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.kit.registry import AGENCIES
-from broker.api.auth import ROLES, ApiKeyStore
-from broker.api.principal import Principal, cli_actor
+from broker.access.apikeys import ApiKeyStore
+from broker.access.principal import ROLES, Principal, cli_actor
 from broker.audit.store import AuditStore, open_audit_store
 from broker.clock import now_iso
 from broker.config import Settings

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from broker.api.principal import cli_actor
+from broker.access.principal import cli_actor
 from broker.audit.checkpoint import PublicKeyError, key_id, parse_public_key
 from broker.audit.export import (
     ExportFormatError,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
+import signal
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help="Benchmark the pipeline end to end on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS).")
+app = typer.Typer(help="Benchmark the pipeline end to end: on a single-node Apache Kafka started for the run (the "
+                  "default), the embedded Tansu (--embedded) or a running cluster (--bootstrap).")
 
 TARGETS = {"ratio_to_baseline": 0.5, "p99_ms_at_1000_per_s": 50.0, "worker_rss_mb": 250.0}
+SOAK_IDLE_S = 120.0  # a soak's final wait gives up after this long with nothing decided: a stall, reported as such
+SOAK_DRAIN_S = 600.0  # and after this long in all: a soak that is that far behind has failed, and says so
 
 
 def _profiler(path: Path | None) -> Any:
@@ -37,6 +44,122 @@ def _profiler(path: Path | None) -> Any:
     return run
 
 
+EmbeddedOpt = Annotated[bool, typer.Option("--embedded", help="Run on the embedded Tansu (development fallback) "
+                                           "instead of a single-node Apache Kafka started for the run.")]
+BootstrapOpt = Annotated[str | None, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS",
+                                                  help="Run on this running Kafka cluster (host:port,...).")]
+KafkaDirOpt = Annotated[Path | None, typer.Option(help="With --bootstrap: the --data-dir of its `mash-broker kafka "
+                                                  "run`, so each node's JVM (node-<id>/pid) is counted.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")]
+WorkdirOpt = Annotated[Path | None, typer.Option(help="Keep the run's data, keys, logs (and Kafka) here.")]
+
+
+@contextlib.contextmanager
+def _bench_root(workdir: Path | None) -> Iterator[Path]:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory(prefix="mash-bench-") as tmp:
+        yield Path(tmp)
+
+
+def _kafka_options(console: Console, embedded: bool, bootstrap: str | None, kafka_data_dir: Path | None) -> str:
+    from broker.bench.cluster import BenchKafkaError, choose_kafka
+
+    try:
+        return choose_kafka(embedded=embedded, bootstrap=bootstrap, kafka_data_dir=kafka_data_dir)
+    except BenchKafkaError as exc:
+        raise typer.Exit(code=_fail(console, str(exc), 2)) from None
+
+
+@contextlib.contextmanager
+def _kafka(console: Console, root: Path, embedded: bool, bootstrap: str | None,
+           kafka_data_dir: Path | None) -> Iterator[Any]:
+    """The run's Kafka (broker.bench.cluster); unusable options or no Apache Kafka: one plain line, exit 2."""
+    from broker.bench.cluster import BenchKafkaError, bench_kafka
+    from broker.kafka.apache import KafkaUnavailable
+
+    choice = _kafka_options(console, embedded, bootstrap, kafka_data_dir)
+    try:
+        with console.status("starting Kafka"):
+            context = bench_kafka(choice, root, bootstrap=bootstrap, kafka_data_dir=kafka_data_dir)
+            kafka = context.__enter__()
+    except BenchKafkaError as exc:
+        raise typer.Exit(code=_fail(console, str(exc), 2)) from None
+    except KafkaUnavailable as exc:
+        raise typer.Exit(code=_fail(console, f"Apache Kafka unavailable: {exc} (--embedded runs on the embedded "
+                                    "Tansu; --bootstrap on a running cluster)", 2)) from None
+    try:
+        yield kafka
+    except BaseException:
+        if not context.__exit__(*sys.exc_info()):
+            raise
+    else:
+        context.__exit__(None, None, None)
+
+
+def _progress_bar(console: Console, disable: bool) -> tuple[Progress, Callable[[str, int, int], None]]:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=disable)
+    tasks: dict[str, Any] = {}
+
+    def progress(what: str, advance: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(f"events {what}", total=total)
+        bar.update(tasks[what], advance=advance, total=total)
+
+    return bar, progress
+
+
+def _scenario(console: Console, kafka: Any, root: Path, formats: list[Any], per_record: dict[str, int], *,
+              events: int, workers: int, rate: float, concurrency: int, batch: int, warmup: int, baseline: bool,
+              mean_bytes: int, quiet: bool, watch: Any = None, idle_timeout: float | None = None,
+              final_wait: float | None = None, duration: float | None = None) -> dict[str, Any]:
+    """One pipeline run, with its two bare baselines when asked: the report's pipeline, baseline and ratio keys."""
+    from broker.bench.e2e import baseline_run, pipeline_run
+    from broker.bench.stages import install_protocol
+
+    report: dict[str, Any] = {"workers": workers, "offered_rate": rate or "max", "batch": batch,
+                              "warmup_records": warmup}
+    protocol_file, _ = install_protocol(root)
+    bar, progress = _progress_bar(console, disable=quiet or watch is not None)
+    with bar:
+        run = pipeline_run(kafka.bootstrap, root, protocol_file, formats, events=events, workers=workers, rate=rate,
+                           concurrency=concurrency, events_per_record=per_record, warmup=warmup, batch=batch,
+                           kafka_pids=kafka.pids, progress=progress, watch=watch, idle_timeout=idle_timeout,
+                           final_wait=final_wait, duration=duration)
+    report["pipeline"] = run.to_dict()
+    if baseline:
+        with console.status("bare Kafka baseline"):
+            # The issue's baseline: one message of the protected event's size per event, at the same offered rate.
+            report["baseline"] = baseline_run(kafka.bootstrap, run.events, mean_bytes, rate)
+            # And the pipeline's own traffic (events, deliveries, audit): the time bare Kafka needs to move exactly
+            # those messages, against the time the pipeline took.
+            messages, traffic_bytes = run.traffic()
+            if messages:
+                report["traffic_baseline"] = baseline_run(kafka.bootstrap, messages, traffic_bytes, 0)
+                bare_s = messages / report["traffic_baseline"]["messages_per_s"]
+                report["ratio_to_traffic_baseline"] = round(bare_s / run.seconds, 3)
+        report["ratio_to_baseline"] = round(run.events_per_s / report["baseline"]["messages_per_s"], 3)
+        if "traffic_baseline" in report:
+            # The most any implementation moving this traffic could reach: processing free, only the events,
+            # deliveries and audit messages left to go through the same Kafka.
+            report["ratio_ceiling"] = round(run.events / bare_s / report["baseline"]["messages_per_s"], 3)
+    return report
+
+
+def _mix(console: Console) -> tuple[list[Any], list[str], dict[str, int]]:
+    from broker.bench.records import usable_formats
+
+    formats, skipped, per_record = usable_formats()
+    if not formats:
+        raise typer.Exit(code=_fail(console, "no registered adapter accepted its synthetic record"))
+    for reason in skipped:
+        console.print(f"[yellow]left out of the mix:[/yellow] {reason}")
+    return formats, skipped, per_record
+
+
 @app.callback(invoke_without_command=True)
 def bench(
     ctx: typer.Context,
@@ -50,83 +173,103 @@ def bench(
                                         "fictitious child's data keys made).")] = 600,
     stages: Annotated[bool, typer.Option(help="Also time the pure stages and the encryption stage.")] = True,
     stage_records: Annotated[int, typer.Option(min=10, help="Native records in the stage timing.")] = 600,
-    baseline: Annotated[bool, typer.Option(help="Also run the bare Kafka baseline.")] = True,
+    baseline: Annotated[bool, typer.Option(help="Also run the bare Kafka baselines.")] = True,
     profile: Annotated[Path | None, typer.Option(help="Write a pyinstrument profile of the pure stages "
                                                  "(.html or text).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
-    workdir: Annotated[Path | None, typer.Option(help="Keep the run's data, keys and logs here.")] = None,
+    soak: Annotated[str | None, typer.Option(help="Soak for this long (1h, 30m, 600s) at --rate instead of a fixed "
+                                             "--events: a row of progress, latency, RSS and CPU every "
+                                             "--report-every seconds, then whether memory stayed flat and any "
+                                             "stall. No stages or baselines.")] = None,
+    report_every: Annotated[float, typer.Option(min=1, help="Seconds between a soak's rows.")] = 60.0,
+    embedded: EmbeddedOpt = False,
+    bootstrap: BootstrapOpt = None,
+    kafka_data_dir: KafkaDirOpt = None,
+    as_json: JsonOpt = False,
+    json_file: Annotated[Path | None, typer.Option(help="Also write the JSON document to this file (a long soak's "
+                                                   "record, beside its printed tables).")] = None,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Run the benchmark: intake over HTTP to delivery topics, with the sample protocol's five subscribers."""
     if ctx.invoked_subcommand is not None:
         return
-    from broker.bench.e2e import baseline_run, pipeline_run
-    from broker.bench.records import usable_formats
-    from broker.bench.stages import install_protocol, measure_stages, stage_kit
-    from broker.kafka.embedded import EmbeddedKafka
+    from broker.bench.e2e import Watch
+    from broker.bench.soak import parse_duration
+    from broker.bench.stages import measure_stages, stage_kit
 
     console = Console(stderr=True, quiet=as_json)
-    formats, skipped, per_record = usable_formats()
-    if not formats:
-        raise typer.Exit(code=_fail(console, "no registered adapter accepted its synthetic record"))
-    for reason in skipped:
-        console.print(f"[yellow]left out of the mix:[/yellow] {reason}")
-    tmp = tempfile.TemporaryDirectory(prefix="mash-bench-") if workdir is None else None
-    root = Path(tmp.name) if tmp else workdir
-    root.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"formats": [f.name for f in formats], "left_out": skipped,
-                              "events_per_record": per_record, "workers": workers, "offered_rate": rate or "max",
-                              "batch": batch, "warmup_records": warmup}
-    embedded = None
-    try:
+    # SIGTERM (a soak stopped with kill PID) unwinds like Ctrl-C: the service and workers are stopped before the
+    # Kafka they talk to, instead of all at once by their parent-death signal.
+    signal.signal(signal.SIGTERM, _interrupt)
+    soak_s = None
+    if soak is not None:
+        try:
+            soak_s = parse_duration(soak)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--soak") from None
+        if rate <= 0:
+            raise typer.BadParameter("a soak needs a steady offered load: give --rate (e.g. --rate 100)",
+                                     param_hint="--rate")
+        events, stages, baseline = max(10, math.ceil(rate * soak_s)), False, False
+    _kafka_options(console, embedded, bootstrap, kafka_data_dir)  # before any work: contradictory options fail now
+    formats, skipped, per_record = _mix(console)
+    report: dict[str, Any] = {"command": " ".join(["mash-broker", *sys.argv[1:]]), "started": _now(),
+                              "formats": [f.name for f in formats], "left_out": skipped,
+                              "events_per_record": per_record}
+    rows = Console(stderr=True)  # a soak's rows go to stderr even with --json: a long run shows how it goes
+    watch = Watch(report_every, lambda row: rows.print(soak_line(row), highlight=False)) if soak_s else None
+    with _bench_root(workdir) as root:
         if stages:
             with console.status("timing the pure stages"), stage_kit(root / "stages") as kit:
                 report["stages"] = measure_stages(kit, formats, stage_records, _profiler(profile)).to_dict()
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            embedded = EmbeddedKafka().start()
-            bootstrap = embedded.bootstrap_servers
-        report["kafka"] = "embedded (Tansu)" if embedded else "external"
-        protocol_file, _ = install_protocol(root / "run")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, disable=as_json) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(what: str, advance: int, total: int) -> None:
-                if what not in tasks:
-                    tasks[what] = bar.add_task(f"events {what}", total=total)
-                bar.update(tasks[what], advance=advance, total=total)
-
-            run = pipeline_run(bootstrap, root / "run", protocol_file, formats, events=events, workers=workers,
-                               rate=rate, concurrency=concurrency, events_per_record=per_record, warmup=warmup,
-                               batch=batch, kafka_pid=embedded.pid if embedded else None, progress=progress)
-        report["pipeline"] = run.to_dict()
-        if baseline:
-            size = report.get("stages", {}).get("mean_protected_event_bytes") or 2500
-            with console.status("bare Kafka baseline"):
-                # The issue's baseline: one message of the protected event's size per event.
-                report["baseline"] = baseline_run(bootstrap, run.events, size, rate)
-                # And the pipeline's own traffic (events, deliveries, audit): the time bare Kafka needs to move
-                # exactly those messages, against the time the pipeline took.
-                messages, mean_bytes = run.traffic()
-                if messages:
-                    report["traffic_baseline"] = baseline_run(bootstrap, messages, mean_bytes, 0)
-                    bare_s = messages / report["traffic_baseline"]["messages_per_s"]
-                    report["ratio_to_traffic_baseline"] = round(bare_s / run.seconds, 3)
-            report["ratio_to_baseline"] = round(run.events_per_s / report["baseline"]["messages_per_s"], 3)
-            if "traffic_baseline" in report:
-                # The most any implementation moving this traffic could reach: processing free, only the events,
-                # deliveries and audit messages left to go through the same Kafka.
-                report["ratio_ceiling"] = round(run.events / bare_s / report["baseline"]["messages_per_s"], 3)
-    finally:
-        if embedded is not None:
-            embedded.stop()
-        if tmp is not None:
-            tmp.cleanup()
-    report["targets"] = TARGETS
+        with _kafka(console, root, embedded, bootstrap, kafka_data_dir) as kafka:
+            report["kafka"] = kafka.kind
+            report |= _scenario(console, kafka, root / "run", formats, per_record, events=events, workers=workers,
+                                rate=rate, concurrency=concurrency, batch=batch, warmup=warmup, baseline=baseline,
+                                mean_bytes=report.get("stages", {}).get("mean_protected_event_bytes") or 2500,
+                                quiet=as_json, watch=watch, idle_timeout=SOAK_IDLE_S if soak_s else None,
+                                final_wait=SOAK_DRAIN_S if soak_s else None, duration=soak_s)
+    if soak_s is not None:
+        report["soak"] = soak_summary(report["pipeline"], soak_s, rate)
+    report["ended"], report["targets"] = _now(), TARGETS
+    if json_file is not None:
+        json_file.write_text(json.dumps(report, indent=1, default=_nan) + "\n")
     if as_json:
         typer.echo(json.dumps(report, indent=1, default=_nan))
     else:
         _print(console, report)
+    if soak_s is not None and not report["soak"]["passed"]:
+        raise typer.Exit(code=1)
+
+
+def soak_summary(pipeline: dict[str, Any], seconds: float, rate: float) -> dict[str, Any]:
+    """The soak's verdict from its pipeline report: memory flat for every process, no stall, nothing undecided."""
+    memory = {name: {k: m[k] for k in ("start", "quarter", "peak", "end", "slope_mb_per_hour", "flat")}
+              for name, m in pipeline["memory_mb"].items()}
+    flat = all(m["flat"] for m in memory.values())
+    stalled = bool(pipeline["stalls"])
+    # Kept up: intake took what was offered (within 5%) and every accepted event was decided in the end.
+    offered = rate * seconds
+    kept_up = pipeline["events"] >= 0.95 * offered and pipeline["missing_decisions"] == 0
+    return {"duration_s": seconds, "rate": rate, "offered_events": round(offered), "sending_s": pipeline["sending_s"],
+            "memory": memory, "memory_flat": flat, "stalls": pipeline["stalls"], "stalled": stalled,
+            "kept_up": kept_up, "passed": flat and not stalled and kept_up and pipeline["duplicates"] == 0
+            and pipeline["http_errors"] == 0}
+
+
+def soak_line(row: dict[str, Any]) -> str:
+    """One soak row as a plain line (for a log file)."""
+    t = int(row["t_s"])
+    lat = row["latency_ms"]
+
+    def ms(v: Any) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    return (f"soak {t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}  offered {row['offered']}  accepted "
+            f"{row['accepted']}  decided "
+            f"{row['decided']}  behind {row['behind']}  http errors {row['http_errors']}  p50/p99/max "
+            f"{ms(lat['p50'])}/{ms(lat['p99'])}/{ms(lat['max'])} ms  RSS MB "
+            + ", ".join(f"{k} {v:.1f}" for k, v in row["rss_mb"].items()) + "  CPU % "
+            + ", ".join(f"{k} {v:.1f}" for k, v in row["cpu_percent"].items()))
 
 
 @app.command()
@@ -134,7 +277,11 @@ def growth(
     blocks: Annotated[int, typer.Option(min=1, help="Blocks of messages; one row each.")] = 4,
     per_block: Annotated[int, typer.Option(min=10, help="Messages per block, one per produce request.")] = 4000,
     size: Annotated[int, typer.Option(min=1, help="Message bytes (a protected event is about 2,500).")] = 2500,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
+    embedded: EmbeddedOpt = False,
+    bootstrap: BootstrapOpt = None,
+    kafka_data_dir: KafkaDirOpt = None,
+    as_json: JsonOpt = False,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """How the Kafka's cost per message grows as one partition fills: a reader follows the tail while single-message
     batches arrive. Flat rows: the broker can be soaked; rising rows: it slows as it fills."""
@@ -142,21 +289,18 @@ def growth(
 
     from broker import aio
     from broker.bench.growth import follow_tail
-    from broker.kafka.embedded import EmbeddedKafka
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    embedded = None if bootstrap else EmbeddedKafka().start()
     console = Console(stderr=True, quiet=as_json)
-    try:
-        with console.status(f"{blocks} blocks of {per_block} messages"):
-            rows = aio.run(follow_tail(bootstrap or embedded.bootstrap_servers, blocks=blocks, per_block=per_block,
-                                       size=size, broker_pid=embedded.pid if embedded else None))
-    except RuntimeError as exc:  # the broker stalled
-        raise typer.Exit(code=_fail(console, str(exc))) from None
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    kafka = "embedded (Tansu)" if embedded else "external"
+    with _bench_root(workdir) as root, _kafka(console, root, embedded, bootstrap, kafka_data_dir) as cluster:
+        # the broker's CPU per message is that of its one process; on several nodes it is left out
+        pid = next(iter(cluster.pids.values())) if len(cluster.pids) == 1 else None
+        try:
+            with console.status(f"{blocks} blocks of {per_block} messages"):
+                rows = aio.run(follow_tail(cluster.bootstrap, blocks=blocks, per_block=per_block, size=size,
+                                           broker_pid=pid))
+        except RuntimeError as exc:  # the broker stalled
+            raise typer.Exit(code=_fail(console, str(exc))) from None
+        kafka = cluster.kind
     if as_json:
         typer.echo(json.dumps({"kafka": kafka, "blocks": [asdict(r) for r in rows]}, indent=1))
         return
@@ -168,19 +312,39 @@ def growth(
     Console().print(table)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _nan(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
-def _fail(console: Console, message: str) -> int:
+def _fail(console: Console, message: str, code: int = 1) -> int:
     console.print(f"[red]{message}[/red]")
-    return 1
+    return code
+
+
+def _print_soak(console: Console, soak: dict[str, Any]) -> None:
+    table = Table("process", "RSS MB start", "after first quarter", "peak", "end", "slope MB/h", "flat",
+                  title=f"soak: {soak['duration_s']:.0f} s at {soak['rate']:g} events/s offered, "
+                        f"{'no stall' if not soak['stalled'] else 'STALLED'}, "
+                        f"{'kept up' if soak['kept_up'] else 'FELL BEHIND'}, "
+                        f"memory {'flat' if soak['memory_flat'] else 'NOT flat'}")
+    for name, m in soak["memory"].items():
+        table.add_row(name, f"{m['start']}", f"{m['quarter']}", f"{m['peak']}", f"{m['end']}",
+                      f"{m['slope_mb_per_hour']:+}", "yes" if m["flat"] else "NO")
+    console.print(table)
 
 
 def _print(console: Console, r: dict[str, Any]) -> None:
     console = Console()
     p = r["pipeline"]
-    table = Table("measure", "value", title=f"mash-broker bench ({r['kafka']} Kafka, {r['workers']} worker(s), "
+    table = Table("measure", "value", title=f"mash-broker bench (on {r['kafka']}, {r['workers']} worker(s), "
                                            f"offered {r['offered_rate']} events/s, {r['batch']} record(s) per request)")
     table.add_row("events / records / requests", f"{p['events']} / {p['records']} / {p['requests']}")
     table.add_row("pipeline events/s", f"{p['events_per_s']:.0f}")
@@ -202,7 +366,12 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     for name, mem in p["memory_mb"].items():
         table.add_row(f"RSS {name} MB start/peak/end (growth after the first quarter)",
                       f"{mem['start']} / {mem['peak']} / {mem['end']} ({mem['growth_after_quarter']:+})")
+    if p["stalls"]:
+        table.add_row("stalls (no progress for 10 s or more)",
+                      "; ".join(f"{s['what']} at {s['at_s']:.0f} s for {s['seconds']:.0f} s" for s in p["stalls"]))
     console.print(table)
+    if "soak" in r:
+        _print_soak(console, r["soak"])
     if "stages" in r:
         s = r["stages"]
         st = Table("stage", "us per event", title=f"pure stages over {s['events']} events ({s['records']} records)")

@@ -12,6 +12,7 @@ import typer
 
 from adapters.kit.interface import AdaptContext
 from adapters.kit.registry import AGENCIES
+from broker.adapter_settings import adapter_settings
 from broker.clock import now_iso
 from broker.config import Settings
 from broker.pipeline.identify import LinkageKey
@@ -56,12 +57,12 @@ def convert(
         _err(f"--agency must be one of {', '.join(AGENCIES)}")
         raise typer.Exit(EXIT_USAGE)
     settings = Settings()
+    adapting = adapter_settings(settings)  # read once for every file
     key = _convert_key(settings)
     rejected = False
     for path in files:
         data = _read(path)
-        ctx = AdaptContext(source=str(path), received_at=now_iso(), system=system,
-                           attendance_threshold=settings.attendance_threshold)
+        ctx = AdaptContext(source=str(path), received_at=now_iso(), system=system, settings=adapting)
         result = prepare(agency, data, ctx, key, filename=path.name)
         for event in result.events:
             sys.stdout.buffer.write(orjson.dumps(event) + b"\n")

@@ -16,14 +16,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from broker.api.principal import cli_actor
+from broker.access.principal import cli_actor
 from broker.audit.store import open_audit_store
 from broker.config import Settings
 from broker.crypto.errors import CryptoError
 from broker.crypto.factory import open_key_provider
 from broker.crypto.hpke_keys import SUITES, X25519, generate_subscriber_keypair
 from broker.crypto.keystore import KeyStore
+from broker.errors import NotFound
 from broker.service.erasure import erase_child, key_shred_records, known_child
+from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.identities import IdentityRegister
 
@@ -42,7 +44,7 @@ def _open(data_dir: Path | None, master_key_file: Path | None) -> KeyStore:
         raise typer.Exit(2) from None
 
 
-class UnknownChild(LookupError):
+class UnknownChild(NotFound, LookupError):
     """The token names no child the broker has records about: nothing is erased or recorded."""
 
 
@@ -56,16 +58,19 @@ def shred_subject(store: KeyStore, token: str, data_dir: Path, store_url: str | 
     erasures = ErasureRegister(data_dir / ErasureRegister.FILE, store_url)
     audit = open_audit_store(data_dir, audit_url)
     identities = IdentityRegister(data_dir / IdentityRegister.FILE, store_url)
+    determinations = DeterminationRegister(data_dir / DeterminationRegister.FILE, store_url)
     try:
         if not known_child(identities, audit, token, store):
             raise UnknownChild("no record of this child: erasure is recorded only for a token the broker has "
                                "received records about (check the token)")
-        reports, summary = erase_child(store, erasures, audit, identities.aliases(token), actor)
+        reports, summary = erase_child(store, erasures, audit, identities.aliases(token), actor,
+                                       forget=(identities, determinations))
         audit.append(key_shred_records(reports, summary, actor))
     finally:
         audit.close()
         erasures.close()
         identities.close()
+        determinations.close()
     return {**reports[0].audit_fields(), **summary, "actor": actor}
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from broker.errors import InputRejected
 from broker.policy import (
     ConsentState,
     Protocol,
@@ -38,7 +39,7 @@ class OutputFormat(StrEnum):
     text = "text"
 
 
-class EventsFileError(Exception):
+class EventsFileError(InputRejected):
     """An events file that cannot be read: names the file and line, never the content."""
 
 
@@ -131,6 +132,7 @@ def diff_command(
         _err("give exactly one of --events FILE or --replay")
         raise typer.Exit(EXIT_UNUSABLE)
     before, after = _load(old), _load(new)
+    source: Iterable[dict[str, Any]]
     try:
         if replay:
             import asyncio

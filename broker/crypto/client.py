@@ -86,7 +86,7 @@ class SubscriberClient:
             plain = aead.decrypt(raw[:12], raw[12:], delivery_aad(subscriber, event_id, ck_id))
         except (binascii.Error, ValueError, InvalidTag):
             raise SealError(f"delivery of event {event_id} failed authentication") from None
-        event = orjson.loads(plain)
+        event: dict[str, Any] = orjson.loads(plain)  # authenticated: the broker sealed a canonical event
         if event.get("event_type") == "person.linked":
             old = (event.get("payload") or {}).get("superseded_token")
             new = ((event.get("subject") or {}).get("linkage") or {}).get("token")

@@ -197,7 +197,8 @@ def protect_event(event: Mapping[str, Any], keys: KeyProvider, *, scope: str | N
         sealed = seal(nonce, text + _PADDING[len(text) % _PAD], f"{aad_head}{path}{tail}".encode())
         return head + b2a_base64(nonce + sealed, newline=False).decode()
 
-    return _map_leaves(event, tree, encrypt)
+    protected: dict[str, Any] = _map_leaves(event, tree, encrypt)  # a dict in, a dict out
+    return protected
 
 
 def _split(value: Any, path: str) -> tuple[str, bytes, bytes]:

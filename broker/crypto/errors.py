@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from broker.errors import BrokerError, Refused, Unavailable
 
-class CryptoError(Exception):
+
+class CryptoError(BrokerError):
     """Base of every error this package raises."""
 
 
-class KeyUnavailable(CryptoError):
+class KeyUnavailable(CryptoError, Unavailable):
     """A key exists (or should) but cannot be had now: unknown id, KMS down, bad master key. Fail closed."""
 
 
@@ -40,7 +42,7 @@ class NotForThisSubscriber(SealError):
     """The delivery was sealed to another subscriber's key."""
 
 
-class ErasedData(CryptoError):
+class ErasedData(CryptoError, Refused):
     """Data about a crypto-shredded child that was received before its erasure: the keystore mints no new data key
     for it (see broker/pipeline/erasure.py), so a resend cannot bring the child's old records back."""
 

@@ -433,7 +433,7 @@ class KeyStore:
             self._cache.popitem(last=False)
 
     def _read_epoch(self) -> int:
-        return self._db.execute("SELECT value FROM keystore_meta WHERE name = 'key_epoch'").fetchone()[0]
+        return int(self._db.execute("SELECT value FROM keystore_meta WHERE name = 'key_epoch'").fetchone()[0])
 
     def _bump_epoch(self) -> None:
         self._epoch = self._db.execute(

@@ -47,6 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from broker.errors import Unavailable
 from broker.kafka.embedded import die_with_parent
 
 KAFKA_VERSION = "4.3.1"  # the one pin: org.apache.kafka:kafka_2.13 from Maven Central
@@ -69,7 +70,7 @@ LOCAL_KAFKA_CHOICES = ("auto", "apache", "tansu")
 T = TypeVar("T")
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(Unavailable, RuntimeError):
     """Java or the jars cannot be had, or the cluster will not start: the message is one plain line."""
 
 
@@ -220,13 +221,14 @@ def log4j2_config(node: NodePlan) -> str:
 
 
 def java_command(java: str, classpath: Sequence[Path], node: NodePlan, main: str, args: Sequence[str],
-                 heap: Sequence[str] = HEAP) -> list[str]:
-    return [java, *heap, *JVM_FLAGS, f"-Dlog4j2.configurationFile={node.log4j_file}",
+                 heap: Sequence[str] = HEAP, extra_flags: Sequence[str] = ()) -> list[str]:
+    return [java, *heap, *JVM_FLAGS, *extra_flags, f"-Dlog4j2.configurationFile={node.log4j_file}",
             f"-Dkafka.logs.dir={node.logs}", "-cp", os.pathsep.join(str(p) for p in classpath), main, *args]
 
 
-def server_command(java: str, classpath: Sequence[Path], node: NodePlan) -> list[str]:
-    return java_command(java, classpath, node, SERVER_MAIN, [str(node.properties_file)])
+def server_command(java: str, classpath: Sequence[Path], node: NodePlan,
+                   extra_flags: Sequence[str] = ()) -> list[str]:
+    return java_command(java, classpath, node, SERVER_MAIN, [str(node.properties_file)], extra_flags=extra_flags)
 
 
 def format_command(java: str, classpath: Sequence[Path], plan: ClusterPlan, node: NodePlan) -> list[str]:
@@ -465,6 +467,10 @@ class ApacheKafka:
     wait_for_previous: float = 0.0
     java: str | None = None
     classpath: list[Path] | None = None
+    # Failure drills tune a throwaway cluster for speed (tests/failure/cluster.py): server properties laid over
+    # server_properties' (shorter broker session timeouts, fewer internal partitions) and extra JVM flags.
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    jvm_flags: Sequence[str] = ()
     plan: ClusterPlan | None = None
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -515,6 +521,13 @@ class ApacheKafka:
     async def astart_node(self, node_id: int) -> None:
         self._launch(self._idle_node(node_id))
         await self._served([node_id])
+
+    def start_nodes(self, node_ids: Sequence[int]) -> None:
+        """(Re)start several nodes at once and wait until each serves: after losing a majority, no node can serve
+        (list every broker) until the others are back, so they cannot be restarted one at a time."""
+        for node in [self._idle_node(i) for i in node_ids]:
+            self._launch(node)
+        _run_coroutine(lambda: self._served(list(node_ids)))
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (a crash, for failure drills): no clean shutdown, its data stays as the crash left it."""
@@ -642,7 +655,8 @@ class ApacheKafka:
                 raise KafkaUnavailable(f"a Kafka node (pid {pid}) already runs on {node.node_dir}")
             node.logs.mkdir(parents=True, exist_ok=True)
             node.log_dir.mkdir(parents=True, exist_ok=True)
-            node.properties_file.write_text(render_properties(server_properties(self.plan, node)))
+            node.properties_file.write_text(render_properties({**server_properties(self.plan, node),
+                                                                **self.overrides}))
             node.log4j_file.write_text(log4j2_config(node))
         self._format([n for n in self.plan.nodes if not (n.log_dir / "meta.properties").is_file()])
 
@@ -696,7 +710,8 @@ class ApacheKafka:
     def _launch(self, node: NodePlan) -> None:
         assert self.java and self.classpath
         with open(node.logs / "stdout.log", "ab") as out:
-            proc = subprocess.Popen(server_command(self.java, self.classpath, node), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(server_command(self.java, self.classpath, node, self.jvm_flags),
+                                    stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, cwd=node.node_dir,
                                     preexec_fn=die_with_parent, start_new_session=True)
         self.processes[node.node_id] = proc

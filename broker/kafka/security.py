@@ -23,7 +23,7 @@ def kafka_client_options(settings: Any) -> dict[str, Any]:
     if protocol.startswith("SASL_"):
         options["sasl_mechanism"] = getattr(settings, "kafka_sasl_mechanism", None) or "SCRAM-SHA-512"
         options["sasl_plain_username"] = getattr(settings, "kafka_sasl_username", None)
-        password = getattr(settings, "kafka_sasl_password", None)
+        password: Any = getattr(settings, "kafka_sasl_password", None)
         # SecretStr or str: the value is handed to the client only, never logged.
         options["sasl_plain_password"] = password.get_secret_value() if hasattr(password, "get_secret_value") \
             else password

@@ -15,12 +15,14 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.errors import BrokerError
+
 MANIFEST = "manifest.json"
 MASTER_KEY = Path("keys") / "master.key"
 SKIP_SUFFIXES = ("-wal", "-shm", ".tmp")
 
 
-class BackupError(RuntimeError):
+class BackupError(BrokerError, RuntimeError):
     pass
 
 

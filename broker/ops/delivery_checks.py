@@ -22,8 +22,8 @@ def _query(settings: Settings, file: str, sql: str) -> list[tuple[Any, ...]] | N
         if settings.store_url:
             import psycopg
 
-            with psycopg.connect(settings.store_url, connect_timeout=5) as conn:
-                return [tuple(r) for r in conn.execute(sql).fetchall()]
+            with psycopg.connect(settings.store_url, connect_timeout=5) as pg:
+                return [tuple(r) for r in pg.execute(sql).fetchall()]
         path = settings.data_dir / file
         if not path.is_file():
             return None

@@ -25,6 +25,7 @@ from typing import Any
 
 from adapters.kit.events import event_id as source_event_id
 from adapters.kit.interface import Rejection
+from broker.schema.envelope import view
 from broker.schema.loader import SCHEMA_VERSION
 
 NOTICE_TYPE = "person.erased"
@@ -33,6 +34,7 @@ NOTICE_TYPE = "person.erased"
 NOTICE_SCOPE = "erasure-notice"
 NOTICE_SOURCE = {"agency": "broker", "system": "mash-broker", "record_id": "erasure-register",
                  "format": "erasure-register"}
+NOTICE_REASON = "erasure notice (UK GDPR Art 19): sent to every subscriber that received the child's data"
 ERASED_RESEND = ("record about an erased child, received before its erasure: refused and not kept (a resend cannot "
                  "undo an erasure; records received after it are accepted as new)")
 
@@ -75,9 +77,9 @@ def refuse_erased(events: Sequence[dict[str, Any]], erased: Mapping[str, str], r
     kept: list[dict[str, Any]] = []
     refused: list[Rejection] = []
     for i, event in enumerate(events):
-        token = event["subject"]["linkage"]["token"]
-        if token in erased and event["event_id"] in received_before:
-            refused.append(Rejection(source, f"event {i} ({event['event_type']})", "", ERASED_RESEND))
+        envelope = view(event)
+        if envelope["subject"]["linkage"]["token"] in erased and envelope["event_id"] in received_before:
+            refused.append(Rejection(source, f"event {i} ({envelope['event_type']})", "", ERASED_RESEND))
         else:
             kept.append(event)
     return kept, refused

@@ -16,7 +16,7 @@ import hmac
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from stdnum.exceptions import ValidationError
 from stdnum.gb import nhs, upn
@@ -37,7 +37,13 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed.casefold() if c.isalnum())
 
 
-def _valid(scheme: Any, value: str | None) -> str | None:
+class _Scheme(Protocol):
+    """A python-stdnum number module (stdnum.gb.nhs, stdnum.gb.upn)."""
+
+    def validate(self, number: str) -> str: ...
+
+
+def _valid(scheme: _Scheme, value: str | None) -> str | None:
     """The compact form of a valid identifier, else None (one pass: stdnum's is_valid and compact each clean it)."""
     if not value:
         return None

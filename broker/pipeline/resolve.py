@@ -30,6 +30,7 @@ from typing import Any
 
 from adapters.kit.events import event_id, warning
 from broker.pipeline.identify import Identity
+from broker.schema.envelope import linkage_token, view
 
 CONFLICT = warning("identity.conflict", "subject.child",
                    "the identity register ties these identifiers to different children: not linked, to be reviewed")
@@ -79,7 +80,7 @@ def learn(known: Known, resolution: Resolution) -> None:
 
 def relinked(event: dict[str, Any], resolution: Resolution | None) -> dict[str, Any]:
     """The event under its resolved token (a new dict). `via_register` marks a token another record gave the child."""
-    if resolution is None or (resolution.token == event["subject"]["linkage"]["token"] and not resolution.conflict):
+    if resolution is None or (resolution.token == linkage_token(event) and not resolution.conflict):
         return event  # the common case: the child's own token, already set
     linkage = dict(event["subject"]["linkage"])
     if resolution.token != linkage["token"]:
@@ -94,7 +95,7 @@ def linked_event(origin: Mapping[str, Any], absorbed: str) -> dict[str, Any]:
 
     Its id is fixed by the record and the absorbed token, so a resent record announces the same link once.
     """
-    source = origin["source"]
+    source = view(origin)["source"]
     return {
         "event_id": event_id(source["agency"], source["system"], source["record_id"], source["record_version"],
                              f"linked:{absorbed}"),
@@ -117,7 +118,7 @@ def resolve_events(events: Sequence[dict[str, Any]], ids: Sequence[Sequence[Iden
         resolution = resolve(event_ids, known)
         if resolution is not None:
             learn(known, resolution)
-            resolved.append((event["event_id"], resolution))
+            resolved.append((view(event)["event_id"], resolution))
         event = relinked(event, resolution)
         out.extend(linked_event(event, absorbed) for absorbed in (resolution.merged if resolution else ()))
         out.append(event)
@@ -134,7 +135,8 @@ def audit_fields(resolution: Resolution) -> list[dict[str, Any]]:
     register held, or gave a new child its one identifier: IG sees every join and every refusal, not every event."""
     if resolution.conflict:
         return [{"subject": resolution.token, "reason": REFUSED}]
-    out = [{"subject": resolution.token, "superseded": absorbed, "reason": JOINED} for absorbed in resolution.merged]
+    out: list[dict[str, Any]] = [{"subject": resolution.token, "superseded": absorbed, "reason": JOINED}
+                                 for absorbed in resolution.merged]
     links = resolution.links
     if len(links) > 1 or (links and links[0].token != resolution.token):
         out.append({"subject": resolution.token, "count": len(links), "reason": TIED})

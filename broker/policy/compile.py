@@ -49,7 +49,8 @@ def expand_event_types(pattern: str) -> frozenset[str]:
 
 class _Problems:
     def __init__(self, origin: str, node: yaml.Node | None) -> None:
-        self.origin, self.node, self.items = origin, node, []
+        self.origin, self.node = origin, node
+        self.items: list[ProtocolError] = []
 
     def add(self, parts: list[str | int], reason: str) -> None:
         self.items.append(ProtocolError(self.origin, yaml_path(parts), reason, line_of(self.node, parts)))
@@ -126,7 +127,8 @@ def _check_lawful_basis(rule: Rule, i: int, selected: list[Subscriber], problems
         shared_labels=shared, under_18_only=rule.conditions.subject_under_18, para18_reason=rule.para18_reason,
         special_leaves=frozenset(leaf for leaf, m in marked if SPECIAL in m),
         criminal_leaves=frozenset(leaf for leaf, m in marked if CRIMINAL in m),
-        narrative_reviewed=rule.narrative_review is not None)
+        narrative_reviewed=rule.narrative_review is not None, s47_requested=rule.conditions.s47_request,
+        adult_at_risk_only=rule.conditions.adult_at_risk)
     for key, reason in rule_problems(facts):
         problems.add(["rules", i, key], reason)
 
@@ -170,7 +172,8 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         consent_status=frozenset(cond["consent_status"]) if "consent_status" in cond else None,
         case_open=cond.get("case_open"), registered_with=cond.get("registered_with"),
         plan_kinds=frozenset(cond["plan_kinds"]) if "plan_kinds" in cond else None,
-        referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None)
+        referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None,
+        s47_request=bool(cond.get("s47_request", False)), adult_at_risk=bool(cond.get("adult_at_risk", False)))
     if conditions.referral_sources is not None and types - {"social_care.referral"}:
         problems.add(["rules", i, "conditions", "referral_sources"],
                      "only a social_care.referral carries a referral source: name no other event type")
@@ -214,12 +217,47 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
 
 def _check_tests(data: Mapping[str, Any], rule_ids: set[str], problems: _Problems) -> None:
     known = set(event_types())
+    partner_ids = {p["id"] for p in data["partners"]}
     for i, test in enumerate(data.get("tests", [])):
         if test["event"]["event_type"] not in known:
             problems.add(["tests", i, "event", "event_type"], "not an event type in the canonical event schema")
         expected_rule = test["expect"].get("rule")
         if expected_rule is not None and expected_rule not in rule_ids:
             problems.add(["tests", i, "expect", "rule"], "not the id of a rule in this protocol")
+        facts = test.get("facts") or {}
+        for j, pid in enumerate(facts.get("s47_requested_of", ())):
+            if pid not in partner_ids:
+                problems.add(["tests", i, "facts", "s47_requested_of", j], "not the id of a partner in partners")
+
+
+def _systems(partner: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(str(s).strip().upper() for s in partner.get("source_systems", ()))
+
+
+def _partner_systems(data: Mapping[str, Any], problems: _Problems) -> dict[tuple[str, str], str]:
+    """(agency, source.system) -> partner id; a system two partners of one agency claim would make the discloser
+    ambiguous."""
+    out: dict[tuple[str, str], str] = {}
+    for i, partner in enumerate(data["partners"]):
+        for j, system in enumerate(sorted(_systems(partner))):
+            key = (partner["agency"], system)
+            if key in out and out[key] != partner["id"]:
+                problems.add(["partners", i, "source_systems", j], f"also declared by partner {out[key]}: each "
+                                                                  "source system belongs to one partner")
+            out.setdefault(key, partner["id"])
+    return out
+
+
+def _check_s47_requests(rules: tuple[Rule, ...], systems: Mapping[tuple[str, str], str],
+                        problems: _Problems) -> None:
+    """An `s47_request` condition reads which partner disclosed the event: some partner the rule can hear from
+    must declare its source systems, or the condition can never hold."""
+    declared = {agency for agency, _ in systems}
+    for i, rule in enumerate(rules):
+        if rule.conditions.s47_request and not possible_sources(rule.source_agencies, rule.event_types) & declared:
+            problems.add(["rules", i, "conditions", "s47_request"],
+                         "no partner of the rule's source agencies declares source_systems, so the broker cannot "
+                         "tell which body disclosed an event and the condition can never hold")
 
 
 def _index(subs: Mapping[str, Subscriber], rules: tuple[Rule, ...]) -> dict[tuple[str, str], tuple[Rule, ...]]:
@@ -247,7 +285,9 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
     _duplicates(data["rules"], "id", "rules", problems)
     _duplicates(data.get("tests", []), "name", "tests", problems)
     subs = _subscribers(data, base_dir, problems)
+    systems = _partner_systems(data, problems)
     rules = tuple(_rule(raw, i, subs, data["purposes"], problems) for i, raw in enumerate(data["rules"]))
+    _check_s47_requests(rules, systems, problems)
     _check_tests(data, {r.id for r in rules}, problems)
     shared = frozenset(label for r in rules for t, table in r.tables.items() for leaf, label in field_classes(t).items()
                        if table[leaf].action != "withhold" and label not in ("operational",))
@@ -259,9 +299,9 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
         id=head["id"], version=head["version"], title=head["title"], effective_from=head["effective_from"],
         review_by=head.get("review_by"), owner=head.get("owner"), purposes=dict(data["purposes"]),
         governance=build_governance(data.get("governance")),
-        partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"]) for p in data["partners"]},
+        partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"], _systems(p)) for p in data["partners"]},
         subscribers=subs, rules=rules, tests=tuple(data.get("tests", [])), origin=origin,
-        index=_index(subs, rules))
+        index=_index(subs, rules), partner_by_system=systems)
 
 
 def load_protocol(path: str | Path) -> Protocol:

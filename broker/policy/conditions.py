@@ -12,21 +12,31 @@ from typing import Any
 
 from broker.policy.codes import RISK_ORDER
 from broker.policy.consent import ConsentState
+from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.model import Conditions, Subscriber
 
 
-def under_18(event: Mapping[str, Any]) -> bool | None:
-    """Is the child under 18 (or unborn) on the event date? None when the dates are unknown."""
+def under_18(event: Mapping[str, Any], birth_date: date | None = None) -> bool | None:
+    """Is the child under 18 (or unborn) on the event date? None when the dates are unknown. `birth_date` (the
+    identity register's) is used only when the event carries no date of birth and no expected date of birth."""
     child = (event.get("subject") or {}).get("child") or {}
     dob = child.get("date_of_birth")
-    if not dob:
-        return True if child.get("expected_date_of_birth") else None
+    if not dob and child.get("expected_date_of_birth"):
+        return True
     try:
-        born = date.fromisoformat(str(dob)[:10])
+        born = date.fromisoformat(str(dob)[:10]) if dob else birth_date
         day = date.fromisoformat(str(event.get("occurred_at", ""))[:10])
     except ValueError:
         return None
+    if born is None:
+        return None
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day)) < 18
+
+
+def age_from_register(event: Mapping[str, Any], facts: CaseFacts) -> bool:
+    """Did (or would) `under_18` take the date of birth from the identity register rather than the event?"""
+    child = (event.get("subject") or {}).get("child") or {}
+    return facts.birth_date is not None and not child.get("date_of_birth") and not child.get("expected_date_of_birth")
 
 
 def _code(org: Any, key: str) -> str | None:
@@ -48,8 +58,11 @@ def registered_with(event: Mapping[str, Any], kind: str, sub: Subscriber) -> boo
 
 
 def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
-          case_open: bool | None) -> str | None:
-    """The first condition the event fails, in words; None when every condition holds."""
+          facts: CaseFacts | bool | None, source_partner: str | None = None) -> str | None:
+    """The first condition the event fails, in words; None when every condition holds. `facts`: the registers'
+    facts (a bare bool or None is the older `case_open` shorthand); `source_partner`: the partner that disclosed
+    the event (Protocol.source_partner), None when unknown."""
+    facts = facts if isinstance(facts, CaseFacts) else facts_of(None, facts)
     if cond.risk_at_least or cond.risk_at_most:
         level = str((event.get("risk") or {}).get("level", "unknown"))
         rank = RISK_ORDER.get(level, 0)
@@ -62,11 +75,12 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
         if not categories & cond.risk_categories_any:
             return f"no risk category among {', '.join(sorted(cond.risk_categories_any))}"
     if cond.subject_under_18:
-        young = under_18(event)
+        young = under_18(event, facts.birth_date)
         if young is None:
             return "the child's age on the event date is unknown (date of birth or event date missing)"
         if not young:
-            return "the subject is not under 18 on the event date"
+            where = " (date of birth from the identity register)" if age_from_register(event, facts) else ""
+            return f"the subject is not under 18 on the event date{where}"
     if cond.registered_with and not registered_with(event, cond.registered_with, sub):
         what = "GP practice" if cond.registered_with == "gp_practice" else "school"
         return f"the child is not known to be registered with the subscriber's {what}"
@@ -78,10 +92,21 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
         kind = (event.get("payload") or {}).get("plan_kind")
         if kind not in cond.plan_kinds:
             return f"the plan kind is {kind or 'unknown'}, not among {', '.join(sorted(cond.plan_kinds))}"
-    if cond.case_open is not None and case_open is not cond.case_open:
-        if case_open is None:
+    if cond.case_open is not None and facts.case_open is not cond.case_open:
+        if facts.case_open is None:
             return "the case status is unknown"
         return "the case is not open" if cond.case_open else "the case is open"
+    if cond.s47_request and source_partner not in facts.s47_requested_of:
+        # s47(9) binds the disclosing body only once the authority has called upon it to assist, for this enquiry
+        if source_partner is None:
+            return ("the disclosing partner is unknown (no partner declares the event's source system), so no s47(9) "
+                    "request can be matched to it")
+        return (f"the local authority has not recorded calling upon partner {source_partner} to assist its s47 "
+                "enquiry (Children Act 1989 s47(9))")
+    if cond.adult_at_risk and facts.adult_at_risk is not True:
+        found = ("the recorded determination is that the subject is not" if facts.adult_at_risk is False
+                 else "no determination is recorded that the subject is")
+        return f"{found} an adult at risk (Care Act 2014 s42(1); DPA 2018 Sch 1 para 18(3))"
     if cond.consent_status is not None and consent.status not in cond.consent_status:
         return f"consent status {consent.status} is not among {', '.join(sorted(cond.consent_status))}"
     return None

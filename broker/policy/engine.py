@@ -13,7 +13,7 @@ from typing import Any
 
 from broker.policy import restricted
 from broker.policy.codes import PARA18_REASONS, RESTRICTIVE_STATUSES, STATUTES
-from broker.policy.conditions import unmet
+from broker.policy.conditions import age_from_register, unmet
 from broker.policy.consent import (
     CONFIDENTIALITY,
     DATA_PROTECTION,
@@ -24,6 +24,7 @@ from broker.policy.consent import (
     effective_consent,
 )
 from broker.policy.decision import ConsentOverride, Decision, HumanDecisionNeeded, decision_id
+from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import FieldOutcome, Partition, Protocol, Rule, Subscriber
 from broker.policy.paths import present_paths
@@ -88,12 +89,40 @@ def _consent_rule(rule: Rule, consent: ConsentState, confidential: bool) -> Rule
     return RuleCheck(rule, True, "consent given")
 
 
+S251B = "health_and_social_care_act_2012_s251b"
+
+
+def anonymous_access(event: Mapping[str, Any]) -> bool:
+    """The event comes from an anonymous access provider (HSCA 2012 s251C(6)). The adapters set the mark only when
+    true, so its presence is the mark: a mark set to false still counts, the safe side of a malformed record."""
+    payload = event.get("payload")
+    return isinstance(payload, Mapping) and "anonymous_access" in payload
+
+
+REGISTER_AGE_NOTE = "under 18 by the date of birth in the identity register (the event carries none)"
+
+
 def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
-               case_open: bool | None) -> RuleCheck:
+               facts: CaseFacts | bool | None, source_partner: str | None = None) -> RuleCheck:
+    """`facts`: the registers' facts (a bare bool or None is the older `case_open` shorthand); `source_partner`:
+    the partner that disclosed the event (Protocol.source_partner; None: unknown)."""
+    facts = facts if isinstance(facts, CaseFacts) else facts_of(None, facts)
+    check = _check_rule(rule, event, sub, consent, facts, source_partner)
+    if check.applies and rule.conditions.subject_under_18 and age_from_register(event, facts):
+        # The event carried no date of birth: say where the age came from, so a wrong register entry can be traced.
+        return replace(check, note="; ".join(filter(None, (check.note, REGISTER_AGE_NOTE))))
+    return check
+
+
+def _check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
+                facts: CaseFacts, source_partner: str | None) -> RuleCheck:
     agency = (event.get("source") or {}).get("agency")
     if rule.source_agencies is not None and agency not in rule.source_agencies:
         return RuleCheck(rule, False, f"source agency {agency} is not among {', '.join(sorted(rule.source_agencies))}")
-    why_not = unmet(rule.conditions, event, sub, consent, case_open)
+    if S251B in rule.lawful_basis and anonymous_access(event):
+        return RuleCheck(rule, False, "the record is from an anonymous access service (sexual health): the s251B duty "
+                                      "to share does not reach it (Health and Social Care Act 2012 s251B(4)(b))")
+    why_not = unmet(rule.conditions, event, sub, consent, facts, source_partner)
     if why_not:
         return RuleCheck(rule, False, why_not)
     if rule.requires_human_decision:  # a judgement the protocol reserves to a person, whatever the family wants
@@ -153,12 +182,14 @@ PARTITION_MEMO_SIZE = 512
 
 def partition(table: Mapping[str, FieldOutcome], paths: Sequence[str]) -> Partition:
     """Present leaf paths split into released, masked (with kind) and withheld under one rule's field table."""
-    released, masked, withheld = [], [], []
+    released: list[str] = []
+    masked: list[tuple[str, str]] = []
+    withheld: list[str] = []
     for path in paths:
         outcome = table.get(path, NOT_IN_SCHEMA)
         if outcome.action == "release":
             released.append(path)
-        elif outcome.action == "mask":
+        elif outcome.action == "mask" and outcome.mask is not None:  # compile requires the kind; else withheld
             masked.append((path, outcome.mask))
         else:
             withheld.append(path)
@@ -196,7 +227,7 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
 
 
 def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: ConsentState,
-            case_open: bool | None, paths: Callable[[], Sequence[str]]) -> Decision:
+            facts: CaseFacts, paths: Callable[[], Sequence[str]]) -> Decision:
     event_id = str(event.get("event_id", ""))
     event_type = str(event.get("event_type", ""))
     sub = protocol.subscribers.get(name)
@@ -208,8 +239,9 @@ def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Co
         return _withhold(protocol, event_id, event_type, name,
                          f"withheld: no rule shares {event_type} with {name} (default deny)")
     misses, referral = [], None
+    discloser = protocol.source_partner(event)
     for rule in rules:
-        check = check_rule(rule, event, sub, consent, case_open)
+        check = check_rule(rule, event, sub, consent, facts, discloser)
         if check.applies:
             return _deliver(protocol, event_id, event_type, sub, check, paths())
         misses.append(f"{rule.id}: {check.reason}")
@@ -221,17 +253,19 @@ def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Co
 
 
 def decide(protocol: Protocol, event: Mapping[str, Any], subscriber: str, *, consent: ConsentState | None = None,
-           case_open: bool | None = None) -> Decision:
+           case_open: bool | None = None, facts: CaseFacts | None = None) -> Decision:
     """The decision for one subscriber. `consent` is the broker's register for this child (None: the event's own
-    consent block only); `case_open` is the case register's answer (None: unknown, so `case_open` conditions fail)."""
-    return _decide(protocol, event, subscriber, effective_consent(consent, event), case_open,
+    consent block only); `facts` are the registers' facts (facts.py; None: nothing known, so conditions reading them
+    fail). `case_open=` is a shorthand for `facts=CaseFacts(case_open=...)`."""
+    return _decide(protocol, event, subscriber, effective_consent(consent, event), facts_of(facts, case_open),
                    lambda: present_paths(event))
 
 
 def decide_all(protocol: Protocol, event: Mapping[str, Any], consent: ConsentState | None = None, *,
-               case_open: bool | None = None) -> list[Decision]:
-    """One decision per subscriber of the protocol, in protocol order."""
+               case_open: bool | None = None, facts: CaseFacts | None = None) -> list[Decision]:
+    """One decision per subscriber of the protocol, in protocol order (arguments as for `decide`)."""
     effective = effective_consent(consent, event)
+    known = facts_of(facts, case_open)
     found: list[tuple[str, ...]] = []
 
     def paths() -> tuple[str, ...]:  # walked once, and only if some subscriber is delivered to (a tuple: the
@@ -239,4 +273,4 @@ def decide_all(protocol: Protocol, event: Mapping[str, Any], consent: ConsentSta
             found.append(tuple(present_paths(event)))
         return found[0]
 
-    return [_decide(protocol, event, name, effective, case_open, paths) for name in protocol.subscribers]
+    return [_decide(protocol, event, name, effective, known, paths) for name in protocol.subscribers]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from broker.errors import BrokerError, InputRejected
 
-class ProtocolError(Exception):
+
+class ProtocolError(InputRejected):
     """An unusable protocol: `origin` (file), `path` (YAML path such as `rules[2].fields[0].mask`), `reason`."""
 
     def __init__(self, origin: str, path: str, reason: str, line: int | None = None) -> None:
@@ -13,5 +15,5 @@ class ProtocolError(Exception):
         super().__init__(f"{where}: {path or '(protocol)'}: {reason}")
 
 
-class PolicyError(Exception):
+class PolicyError(BrokerError):
     """A call the engine refuses: releasing against a withholding decision, a mask without its key."""

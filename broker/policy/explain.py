@@ -13,6 +13,7 @@ from broker.policy.codes import BY_CODE, LAWFUL_BASIS
 from broker.policy.compile import event_types
 from broker.policy.consent import ConsentState, effective_consent
 from broker.policy.engine import check_rule, decide
+from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import Protocol
 from broker.policy.paths import present_paths
@@ -20,7 +21,7 @@ from broker.schema.classification import field_classes
 
 
 def _rules(protocol: Protocol, event: Mapping[str, Any], name: str, consent: ConsentState,
-           case_open: bool | None, chosen: str | None) -> list[dict[str, Any]]:
+           facts: CaseFacts, chosen: str | None) -> list[dict[str, Any]]:
     sub = protocol.subscribers.get(name)
     if sub is None:
         return []
@@ -38,7 +39,7 @@ def _rules(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Con
             entry.update(covers_event_type=False, applies=False,
                          reason=f"covers {', '.join(rule.event_type_patterns)}, not {event_type}")
         else:
-            check = check_rule(rule, event, sub, consent, case_open)
+            check = check_rule(rule, event, sub, consent, facts, protocol.source_partner(event))
             entry.update(covers_event_type=True, applies=check.applies, reason=check.reason,
                          human_decision=check.referral is not None)
         entry["chosen"] = rule.id == chosen
@@ -73,9 +74,10 @@ def _recipient_basis(protocol: Protocol, rule_id: str | None) -> tuple[str, ...]
 
 
 def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, consent: ConsentState | None = None, *,
-            case_open: bool | None = None) -> dict[str, Any]:
+            case_open: bool | None = None, facts: CaseFacts | None = None) -> dict[str, Any]:
     """The decision with its reasons: subscriber, consent as used, every rule naming the subscriber, every field."""
-    decision = decide(protocol, event, subscriber, consent=consent, case_open=case_open)
+    known = facts_of(facts, case_open)
+    decision = decide(protocol, event, subscriber, consent=consent, facts=known)
     used = effective_consent(consent, event)
     sub = protocol.subscribers.get(subscriber)
     return {
@@ -87,7 +89,10 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
         "subscriber": ({"name": sub.name, "known": True, "role": sub.role, "partner": sub.partner,
                         "purposes": list(sub.purposes)} if sub else {"name": subscriber, "known": False}),
         "consent": used.summary(),  # value-free: codes, dates, whose and of what kind
-        "case_open": case_open,
+        "case_open": known.case_open,
+        # Register facts as used, value-free: partner ids, a yes/no, and whether a date of birth was known.
+        "facts": {"s47_requested_of": sorted(known.s47_requested_of), "adult_at_risk": known.adult_at_risk,
+                  "birth_date_known": known.birth_date is not None},
         "decision": decision.to_record(),
         "lawful_basis_text": {code: LAWFUL_BASIS[code] for code in decision.lawful_basis},
         "recipient_basis": list(_recipient_basis(protocol, decision.rule_id)),
@@ -97,9 +102,18 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
                            {"rule_id": decision.human_decision.rule_id,
                             "restriction": decision.human_decision.restriction,
                             "recorded_on": decision.human_decision.recorded_on}),
-        "rules": _rules(protocol, event, subscriber, used, case_open, decision.rule_id),
+        "rules": _rules(protocol, event, subscriber, used, known, decision.rule_id),
         "fields": _fields(protocol, event, decision.rule_id),
     }
+
+
+def _facts_line(facts: Mapping[str, Any] | None) -> str:
+    if not facts:
+        return ""
+    asked = ", ".join(facts["s47_requested_of"]) or "none recorded"
+    at_risk = {None: "no determination", True: "yes (recorded)", False: "no (recorded)"}[facts["adult_at_risk"]]
+    born = "known" if facts["birth_date_known"] else "unknown"
+    return f"; s47(9) requests: {asked}; adult at risk: {at_risk}; register date of birth: {born}"
 
 
 def format_governance(g: Mapping[str, Any] | None) -> list[str]:
@@ -144,7 +158,8 @@ def format_explanation(expl: Mapping[str, Any]) -> str:
                                           else ": not in this protocol"),
              f"consent: {expl['consent']['status']}" + (", objection recorded" if expl["consent"]["objection"] else "")
              + _other_records(expl["consent"])
-             + f"; case open: {'unknown' if expl['case_open'] is None else expl['case_open']}",
+             + f"; case open: {'unknown' if expl['case_open'] is None else expl['case_open']}"
+             + _facts_line(expl.get("facts")),
              "",
              f"DECISION: {d['outcome'].upper()}  ({d['reason']})",
              f"decision id {d['decision_id']}"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from adapters.kit.registry import AGENCIES
 from broker.policy.codes import (
     ARTICLE_6,
     ARTICLE_9,
@@ -33,7 +34,6 @@ from broker.policy.codes import (
     STATUTES,
 )
 
-AGENCIES = ("police", "health", "education", "social_care")
 # Bodies bound by Children Act 1989 s47(9), by agency: s47(11) names local authorities and NHS bodies only.
 S47_11_AGENCIES = frozenset({"health", "social_care"})
 
@@ -63,6 +63,8 @@ class RuleFacts:
     criminal_leaves: frozenset[str] = frozenset()
     # The rule records a review that the narrative it releases holds neither (rule key `narrative_review`).
     narrative_reviewed: bool = False
+    s47_requested: bool = False  # condition s47_request: the LA has called upon the disclosing body
+    adult_at_risk_only: bool = False  # condition adult_at_risk: a recorded determination that the adult is at risk
 
     def special(self) -> list[str]:
         """What makes the rule's release special category processing (Art 9): labels, marked leaves, narrative."""
@@ -175,10 +177,10 @@ def _para18(facts: RuleFacts) -> list[Problem]:
     if not cited:
         return []
     out: list[Problem] = []
-    if not facts.under_18_only:
-        out.append(("conditions", f"{_names(cited)} covers a child or an adult at risk (Sch 1 para 18(1)(b), "
-                                  "Sch 8 para 4(1)(b)): add subject_under_18: true (an adult at risk needs a recorded "
-                                  "decision, which this language cannot yet test)"))
+    if not (facts.under_18_only or facts.adult_at_risk_only):
+        out.append(("conditions", f"{_names(cited)} covers a child or an adult at risk (Sch 1 para 18(1)(b) and "
+                                  "(3), Sch 8 para 4(1)(b) and (3)): add subject_under_18: true, or adult_at_risk: "
+                                  "true (a recorded determination that the adult is at risk)"))
     if facts.para18_reason is None:
         out.append(("para18_reason", f"{_names(cited)} applies only to processing without consent for a reason in "
                                      "para 18(2): record it with para18_reason (consent_cannot_be_given, "
@@ -192,6 +194,9 @@ def _duties(facts: RuleFacts) -> list[Problem]:
     out: list[Problem] = []
     agencies = {r.agency for r in facts.recipients}
     if "children_act_1989_s47_9" in basis:
+        if not facts.s47_requested:
+            out.append(("conditions", "children_act_1989_s47_9 binds a body only when the local authority calls upon "
+                                      "it to assist its enquiries (Children Act 1989 s47(9)): add s47_request: true"))
         if not facts.sources <= S47_11_AGENCIES:
             out.append(("source_agencies", "children_act_1989_s47_9 binds only the bodies in s47(11) (local "
                                            "authorities and NHS bodies; not the police or schools): restrict "

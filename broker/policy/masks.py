@@ -1,5 +1,10 @@
-"""The six masks. Pure functions of a value; a mask that does not fit its value (year_only on a name) redacts it,
-so a misapplied mask can only ever show less."""
+"""The masks: pure functions of a value, and MASKS, the one registry of mask kinds. A mask that does not fit its
+value (year_only on a name) redacts it, so a misapplied mask can only ever show less.
+
+A new mask kind is one entry in MASKS and one function here; the protocol schema's `mask_kind` enum, the table in
+broker/policy/README.md and the tests are checked against MASKS (tests/policy/test_mask_registry.py), so a copy that
+drifts fails the tests. The README's "Adding a mask kind" names every file to touch.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -65,18 +72,42 @@ def postcode_district(value: Any) -> str:
     return match.group(1) if match else REDACTED
 
 
+@dataclass(frozen=True, slots=True)
+class MaskInputs:
+    """What a mask may use besides the value: the mask key, the subscriber it releases to, the event's date."""
+
+    key: bytes
+    subscriber: str
+    event_date: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    apply: Callable[[Any, MaskInputs], Any]
+    effect: str  # one line, for `mash-broker policy` output and MASK_KINDS
+
+
+# The one list of mask kinds, in the order the README's table and the protocol schema's enum give them.
+MASKS: dict[str, Mask] = {
+    "redact": Mask(lambda v, _: redact(v),
+                   "replaced by the marker '[redacted]': the subscriber learns only that the field is present"),
+    "partial": Mask(lambda v, _: partial(v),
+                    "values with digits keep their last 4 characters, others their first letter; the rest is starred"),
+    "keyed_hash": Mask(lambda v, m: keyed_hash(v, key=m.key, subscriber=m.subscriber),
+                       "HMAC-SHA256 under the broker's mask key, per subscriber:"
+                       " stable for one subscriber, unlinkable across subscribers"),
+    "year_only": Mask(lambda v, _: year_only(v), "a date keeps its year only"),
+    "age_band": Mask(lambda v, m: age_band(v, on=m.event_date),
+                     "a date of birth becomes the age band on the event date"
+                     " (unborn, under 1, 1-4, 5-9, 10-15, 16-17, 18+)"),
+    "postcode_district": Mask(lambda v, _: postcode_district(v),
+                              "a UK postcode keeps its outward code (district), e.g. 'LS17'"),
+}
+MASK_KINDS: dict[str, str] = {kind: mask.effect for kind, mask in MASKS.items()}
+
+
 def apply_mask(kind: str, value: Any, *, key: bytes, subscriber: str, event_date: str | None) -> Any:
-    match kind:
-        case "redact":
-            return redact(value)
-        case "partial":
-            return partial(value)
-        case "keyed_hash":
-            return keyed_hash(value, key=key, subscriber=subscriber)
-        case "year_only":
-            return year_only(value)
-        case "age_band":
-            return age_band(value, on=event_date)
-        case "postcode_district":
-            return postcode_district(value)
-    raise PolicyError(f"unknown mask kind {kind}")
+    mask = MASKS.get(kind)
+    if mask is None:
+        raise PolicyError(f"unknown mask kind {kind}")
+    return mask.apply(value, MaskInputs(key, subscriber, event_date))

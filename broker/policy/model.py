@@ -40,6 +40,8 @@ class Conditions:
     registered_with: str | None = None  # gp_practice | school
     referral_sources: frozenset[str] | None = None  # a referral's CIN ReferralSource (PPN feedback: 6, police)
     plan_kinds: frozenset[str] | None = None  # a CP-IS notice's payload.plan_kind (the unborn-child route)
+    s47_request: bool = False  # the LA has called upon the subscriber's partner under CA 1989 s47(9) (facts.py)
+    adult_at_risk: bool = False  # a recorded determination that the adult subject is at risk (DPA Sch 1 para 18(3))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -84,6 +86,9 @@ class Partner:
     name: str
     agency: str
     role: str
+    # The `source.system` codes (ODS, LA or force codes) the partner's events carry, upper-cased: how a decision
+    # knows which partner disclosed an event (the `s47_request` condition: was this body called upon?).
+    source_systems: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -153,10 +158,21 @@ class Protocol:
     governance: Governance | None = None  # optional in the language; a protocol a partnership signs has it
     # (subscriber name, event type) -> the rules that could apply, in file order: the engine's only lookup.
     index: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict, repr=False)
+    # (agency, source.system upper-cased) -> the partner that declared it (partners[].source_systems; unique by
+    # compile). Keyed by agency too: an LA code and a force code may be the same digits.
+    partner_by_system: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     @property
     def revision(self) -> str:
         return f"{self.id}@{self.version}"
+
+    def source_partner(self, event: Mapping[str, Any]) -> str | None:
+        """The partner that disclosed the event: the one of the event's agency declaring its `source.system`.
+        None when no partner declares it (the discloser is then unknown, and conditions about it fail)."""
+        source = event.get("source")
+        if not isinstance(source, Mapping) or not source.get("system"):
+            return None
+        return self.partner_by_system.get((str(source.get("agency")), str(source["system"]).strip().upper()))
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

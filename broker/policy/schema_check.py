@@ -69,7 +69,7 @@ def _reason(error: Any) -> str:
             return f"must be {_hint(schema_path)}"
         case "oneOf" | "oneOfNotValid" | "oneOfMultipleValid":
             owner = next((p for p in reversed(schema_path) if p in _ONE_OF_HINTS), None)
-            return _ONE_OF_HINTS.get(owner, "matches none or several of the allowed shapes")
+            return _ONE_OF_HINTS.get(owner or "", "matches none or several of the allowed shapes")
         case "not":
             return "'mask' is allowed only with action: mask"
         case "minItems":

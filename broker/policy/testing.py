@@ -9,12 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from broker.policy.consent import ConsentState
 from broker.policy.decision import Decision
 from broker.policy.engine import decide
 from broker.policy.errors import PolicyError
+from broker.policy.facts import CaseFacts
 from broker.policy.model import Protocol
 from broker.policy.paths import present_paths
 from broker.policy.release import release
@@ -68,15 +70,24 @@ def _check(test: Mapping[str, Any], event: Mapping[str, Any], decision: Decision
     return failures
 
 
+def test_facts(test: Mapping[str, Any]) -> CaseFacts:
+    """The registers' facts a test states: `case_open`, and `facts` (s47 requests, adult at risk, date of birth)."""
+    given = test.get("facts") or {}
+    born = given.get("birth_date")
+    return CaseFacts(case_open=test.get("case_open"), s47_requested_of=frozenset(given.get("s47_requested_of", ())),
+                     adult_at_risk=given.get("adult_at_risk"), birth_date=date.fromisoformat(born) if born else None)
+
+
 def run_protocol_test(protocol: Protocol, test: Mapping[str, Any]) -> ProtocolTestResult:
     event = dict(test["event"])
     event.setdefault("event_id", str(uuid.uuid5(TEST_EVENT_NAMESPACE, f"{protocol.id}\x1f{test['name']}")))
+    facts = test_facts(test)
     try:
         consent = ConsentState.from_mapping(test["consent"]) if "consent" in test else None
     except ValueError as exc:  # a state that does not fit its kind (an objection "given"): the test is unusable
-        decision = decide(protocol, event, test["subscriber"], case_open=test.get("case_open"))
+        decision = decide(protocol, event, test["subscriber"], facts=facts)
         return ProtocolTestResult(test["name"], False, (f"consent: {exc}",), decision)
-    decision = decide(protocol, event, test["subscriber"], consent=consent, case_open=test.get("case_open"))
+    decision = decide(protocol, event, test["subscriber"], consent=consent, facts=facts)
     failures = _check(test, event, decision)
     if decision.delivered:
         try:

@@ -8,17 +8,36 @@ topic at the position the referral kept (the machinery held deliveries use, brok
 released under the rule's field rules minus what the person withheld, sealed to the subscriber, delivered, marked
 in the delivered log (and among the child's recipients, for erasure notices) and audited. An erased child's event
 is never delivered: the decision is recorded all the same, and the answer and the audit say nothing was sent.
+
+A decided share is owed until it is settled (broker/stores/held.py `decided`, written before the decision itself):
+when the subscriber's key is unusable, Kafka is down or the event cannot be read yet, the answer says "decided,
+delivery pending" and the held-deliveries loop (broker/service/held.py) tries again each round until it is
+delivered or can never be (erased, gone from the topic, rule or subscriber gone: audited as not sent). Audited once
+as decided (`human_decision`) and once as delivered; sent once: the delivered log is checked before each send, one
+attempt runs per decision in a process, a claim keeps two processes apart, and an attempt that sent without hearing
+back is looked for on the delivery topic before sending again. The limit: a process killed after Kafka took the
+message but before the delivered log was marked sends it again on the retry (HTTP pull serves it once:
+broker/stores/served.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import weakref
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from aiokafka import TopicPartition
 
 from broker.clock import now_iso
 from broker.crypto.errors import SealError
+from broker.errors import BrokerError
+from broker.kafka.clients import reader
 from broker.logging import get_logger
-from broker.policy import Decision, SubscriberKeyError, release
+from broker.policy import Decision, SubscriberKeyError, key_problems, release
 from broker.policy.errors import PolicyError
 from broker.policy.referral import (
     Withholding,
@@ -29,7 +48,7 @@ from broker.policy.referral import (
     reason_problem,
     withholding_problems,
 )
-from broker.service.messages import decode
+from broker.service.messages import decode, header
 from broker.stores.decisions import AlreadyDecided, Referral
 
 if TYPE_CHECKING:
@@ -37,7 +56,7 @@ if TYPE_CHECKING:
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.decisions")
-__all__ = ["AlreadyDecided", "DecisionRefused", "Outcome", "decide_referral", "referral_for"]
+__all__ = ["AlreadyDecided", "DecisionRefused", "Outcome", "decide_referral", "referral_for", "retry_decided"]
 
 
 def referral_for(protocol: Protocol, decision: Decision, event: dict[str, Any], token: str, partition: int,
@@ -51,7 +70,7 @@ def referral_for(protocol: Protocol, decision: Decision, event: dict[str, Any], 
                     agency, deciders(protocol, agency), partition, offset, now)
 
 
-class DecisionRefused(Exception):
+class DecisionRefused(BrokerError):
     """A decision that cannot be recorded or acted on: `status` is the HTTP status, the message value-free."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -65,8 +84,14 @@ class Outcome:
     delivered: bool
     note: str  # value-free: what happened to the delivery
 
+    @property
+    def pending(self) -> bool:
+        """Decided to share, not delivered yet: the broker goes on trying."""
+        return self.note.startswith(PENDING)
+
     def view(self) -> dict[str, Any]:
-        return {**self.referral.view(), "delivered": self.delivered, "delivery": self.note}
+        return {**self.referral.view(), "delivered": self.delivered, "delivery": self.note,
+                "delivery_pending": self.pending}
 
 
 def may_decide(referral: Referral, partners: set[str]) -> bool:
@@ -97,6 +122,11 @@ async def decide_referral(rt: Runtime, referral_id: str, *, choice: str, reason:
     now = now_iso()
     decision_id = human_decision_id(referral.referral_id)
     kept_back = withholding.to_record() if choice == "share_in_part" else None
+    if choice != "withhold":
+        # owed before it is decided: a crash between the two leaves a row the retry skips while the referral is
+        # pending, never a decided share nobody will deliver
+        assert rt.held is not None
+        rt.held.owe(referral.referral_id, referral.subscriber, referral.event_id, now)
     try:
         decided = rt.referrals.decide(referral_id, status=choice, decision_id=decision_id, decided_at=now,
                                       decided_by=actor, reason=reason.strip(), withheld=kept_back)
@@ -105,7 +135,7 @@ async def decide_referral(rt: Runtime, referral_id: str, *, choice: str, reason:
     if choice == "withhold":
         await rt.emit_audit([_record(rt, decided, now, actor, reason, withholding, None)])
         return Outcome(decided, False, "withheld by the decision: nothing sent")
-    return await _share(rt, decided, now, actor, reason, withholding)
+    return await _share(rt, decided)
 
 
 def _record(rt: Runtime, referral: Referral, now: str, actor: str, reason: str, withholding: Withholding,
@@ -138,60 +168,184 @@ def _not_sent(rt: Runtime, referral: Referral, now: str, why: str) -> dict[str, 
 
 ERASED = "child erased: an erased child's data is never delivered"
 GONE = "event no longer on the events topic: the agency must resend it, and the share is referred again"
+PENDING = "decided, delivery pending"
+# How long the decider's request waits for the delivery before answering "decided, delivery pending" (the delivery
+# goes on behind the answer), and after how long a process's claim on a decided delivery is taken to be a process
+# that died mid-delivery (longer than any one attempt: Kafka's request timeout is 10 s, a read a few more).
+DELIVERY_WAIT_S = 10.0
+CLAIM_LEASE_S = 300.0
+SEARCH_EMPTY_POLLS = 25
 
 
-async def _share(rt: Runtime, referral: Referral, now: str, actor: str, reason: str,
-                 withholding: Withholding) -> Outcome:
-    """The disclosure a share decision makes (module docstring). The decision is already in the register: whatever
-    happens here, the audit says what was decided and whether anything was sent (an outage is re-raised after
-    its record is emitted)."""
-    audits: list[dict[str, Any]] = []
+class _Pending(Exception):
+    """A decided delivery that cannot be made now and will be retried (key unusable, Kafka down, event unreadable)."""
+
+
+# The attempts running in this process, per runtime: the decider's request and the retry loop share one attempt.
+_attempts: weakref.WeakKeyDictionary[Runtime, dict[str, asyncio.Task[tuple[bool, str]]]] = weakref.WeakKeyDictionary()
+
+
+def _owner(rt: Runtime) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(rt)}"
+
+
+def _withholding(referral: Referral) -> Withholding:
+    kept = referral.withheld or {}
+    return Withholding(tuple(kept.get("classifications", ())), tuple(kept.get("paths", ())))
+
+
+def _attempt(rt: Runtime, referral_id: str) -> asyncio.Task[tuple[bool, str]]:
+    """The running attempt to settle this decided delivery, or a new one. It runs to its end whoever stops waiting
+    for it: a Kafka send abandoned half way could land after a retry had sent it again."""
+    running = _attempts.setdefault(rt, {})
+    if (task := running.get(referral_id)) is not None and not task.done():
+        return task
+    task = asyncio.create_task(_settle(rt, referral_id))
+    running[referral_id] = task
+
+    def forget(done: asyncio.Task[tuple[bool, str]]) -> None:
+        if running.get(referral_id) is done:
+            del running[referral_id]
+        if not done.cancelled() and (exc := done.exception()) is not None and not isinstance(exc, _Pending):
+            log.warning("human_decision_delivery_failed", referral_id=referral_id, error=type(exc).__name__)
+
+    task.add_done_callback(forget)
+    return task
+
+
+async def _share(rt: Runtime, referral: Referral) -> Outcome:
+    """The disclosure a share decision makes, attempted at once; whatever stops it now (the subscriber's key, Kafka,
+    the event not readable yet) leaves it owed, and the retry loop (`retry_decided`) makes it later. The answer
+    says which, honestly: delivered, not sent for good and why, or decided with the delivery pending."""
+    task = _attempt(rt, referral.referral_id)
     try:
-        decision, delivered, note = await _deliver(rt, referral, now, withholding)
-    except Exception as exc:
-        await rt.emit_audit([_record(rt, referral, now, actor, reason, withholding, None),
-                             _not_sent(rt, referral, now, f"delivery failed ({type(exc).__name__}): the decision "
-                                                          "stands, nothing was sent")])
-        raise DecisionRefused(503, "the decision is recorded but the event could not be delivered now (Kafka or "
-                                   f"keys unavailable: {type(exc).__name__}); ask the operator") from None
-    audits.append(_record(rt, referral, now, actor, reason, withholding, decision))
-    if delivered:
-        audits.append(rt.audit_record("delivered", time=now, actor="decisions", subject=referral.subject,
-                                      subscriber=referral.subscriber, event_id=referral.event_id,
-                                      decision_id=referral.decision_id))
+        delivered, note = await asyncio.wait_for(asyncio.shield(task), DELIVERY_WAIT_S)
+    except TimeoutError:
+        delivered, note = False, f"{PENDING}: Kafka did not answer in time; the broker retries until it is delivered"
+    except _Pending as exc:
+        delivered, note = False, f"{PENDING}: {exc}; the broker retries until it is delivered"
+    except Exception as exc:  # an outage while delivering (Kafka): owed, retried
+        delivered, note = False, (f"{PENDING}: delivery failed ({type(exc).__name__}); the broker retries until "
+                                  "it is delivered")
+    return Outcome(rt.referrals.get(referral.referral_id) or referral, delivered, note)
+
+
+async def retry_decided(rt: Runtime) -> int:
+    """One pass over the decided deliveries still owed (run by the held-deliveries loop): each attempted again
+    unless this process is already at it, its referral is not decided yet (the row was written just before the
+    decision), or its subscriber's key is still unusable and its decision already audited. Returns how many were
+    settled (delivered, or not sent for good with the reason audited)."""
+    assert rt.held is not None and rt.referrals is not None
+    running = _attempts.get(rt, {})
+    settled = 0
+    for owed in rt.held.owed():
+        if owed.referral_id in running:
+            continue
+        referral = rt.referrals.get(owed.referral_id)
+        if referral is not None and referral.status == "pending":
+            continue
+        if owed.audited_at is not None and owed.sent_at is None and owed.subscriber in rt.subscriber_faults:
+            continue
+        try:
+            done, _ = await _attempt(rt, owed.referral_id)
+        except _Pending:
+            continue
+        except Exception:  # an outage: logged by the attempt, tried again next round
+            continue
+        settled += bool(done) or rt.held.owed_one(owed.referral_id) is None
+    return settled
+
+
+async def _settle(rt: Runtime, referral_id: str) -> tuple[bool, str]:
+    """One attempt, under this process's claim on the row (another process at it: pending)."""
+    assert rt.held is not None
+    owner, now = _owner(rt), now_iso()
+    stale = (datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(seconds=CLAIM_LEASE_S)).isoformat()
+    if not rt.held.claim(referral_id, owner, now, stale.replace("+00:00", "Z")):
+        raise _Pending("another broker process is delivering it")
+    try:
+        return await _settle_claimed(rt, referral_id)
+    finally:
+        rt.held.unclaim(referral_id, owner)
+
+
+async def _settle_claimed(rt: Runtime, referral_id: str) -> tuple[bool, str]:
+    """Audit the decision (once), then deliver (once), then audit the delivery (once), each step recorded in the
+    owed row as it is done, so that an attempt stopped anywhere is taken up where it stopped."""
+    assert rt.held is not None and rt.referrals is not None and rt.protocol is not None
+    owed, referral = rt.held.owed_one(referral_id), rt.referrals.get(referral_id)
+    if owed is None:  # settled meanwhile
+        return (referral is not None and referral.delivered_at is not None), "delivered"
+    if referral is not None and referral.status == "pending":
+        raise _Pending("not decided yet")
+    if referral is None or referral.status not in ("share", "share_in_part"):
+        rt.held.settled(referral_id)  # decided otherwise (withhold), or gone from the register: nothing owed
+        return False, "nothing to deliver"
+    now = now_iso()
+    withholding = _withholding(referral)
+    if owed.sent_at is not None:  # sent and marked: only its `delivered` audit record is left to emit
+        decision, event, final = None, None, None
     else:
-        audits.append(_not_sent(rt, referral, now, note))
-    await rt.emit_audit(audits)
-    found = rt.referrals.get(referral.referral_id)
-    return Outcome(found or referral, delivered, note)
+        decision, event, final = await _prepare(rt, referral, withholding)
+    if owed.audited_at is None:
+        await rt.emit_audit([_record(rt, referral, referral.decided_at or now, referral.decided_by or "decisions",
+                                     referral.decision_reason or "", withholding, decision)])
+        rt.held.audited(referral_id, now)
+    if final is not None:  # never to be sent: say why, once, and owe nothing more
+        await rt.emit_audit([_not_sent(rt, referral, now, final)])
+        rt.held.settled(referral_id)
+        return False, final
+    if owed.sent_at is None:
+        assert decision is not None and event is not None
+        await _send(rt, referral, decision, event, now)
+    await rt.emit_audit([rt.audit_record("delivered", time=now, actor="decisions", subject=referral.subject,
+                                         subscriber=referral.subscriber, event_id=referral.event_id,
+                                         decision_id=referral.decision_id)])
+    rt.held.settled(referral_id)
+    log.info("human_decision_delivered", subscriber=referral.subscriber, event_id=referral.event_id)
+    return True, "delivered"
 
 
-async def _deliver(rt: Runtime, referral: Referral, now: str,
-                   withholding: Withholding) -> tuple[Decision | None, bool, str]:
-    """Read the event again, release, seal, send, mark: (the decision released under, sent?, value-free note)."""
+async def _prepare(rt: Runtime, referral: Referral, withholding: Withholding) -> tuple[
+        Decision | None, dict[str, Any] | None, str | None]:
+    """The event read again and the person's decision over it: (decision, event, None) to deliver, (None, None, why)
+    when it is never to be sent. Raises _Pending (or Kafka's error) when the event cannot be read now."""
     from broker.service.held import read_positions  # held imports share, which imports this module
 
-    assert rt.producer is not None and rt.delivered is not None and rt.referrals is not None
     if rt.erasures is not None and rt.erasures.is_erased(referral.subject):
-        return None, False, ERASED
-    records, _ = await read_positions(rt, rt.settings.topics.events, [(referral.partition, referral.position)])
+        return None, None, ERASED
+    if referral.subscriber not in rt.protocol.subscribers:
+        return None, None, "not sent: the subscriber is no longer in the protocol"
+    if rt.delivered.sent([referral.subscriber], [referral.event_id]) and referral.delivered_at is None:
+        return None, None, "already delivered to this subscriber"  # by a rule, after the objection was lifted
+    records, highest = await read_positions(rt, rt.settings.topics.events, [(referral.partition, referral.position)])
     msg = records.get((referral.partition, referral.position))
     if msg is None:
-        return None, False, GONE
+        if highest.get(referral.partition, -1) > referral.position:
+            return None, None, GONE  # retention ran out or the topic was compacted: it will not come back
+        raise _Pending("the event cannot be read from the events topic now")
     revealed = rt.reveal(decode(msg.value))
     if revealed.event.get("event_id") != referral.event_id:
-        return None, False, GONE
+        return None, None, GONE
     if revealed.shredded:
-        return None, False, ERASED
-    event = revealed.event
+        return None, None, ERASED
     try:
-        decision = person_decision(rt.protocol, event, subscriber=referral.subscriber, rule_id=referral.rule_id,
-                                   decision_id=referral.decision_id, choice=referral.status,
-                                   withholding=withholding, consent=rt.consent_for(referral.subject))
+        decision = person_decision(rt.protocol, revealed.event, subscriber=referral.subscriber,
+                                   rule_id=referral.rule_id, decision_id=referral.decision_id,
+                                   choice=referral.status, withholding=withholding,
+                                   consent=rt.consent_for(referral.subject))
     except PolicyError as exc:
-        return None, False, f"not sent: {exc}"
-    if rt.delivered.sent([referral.subscriber], [referral.event_id]):
-        return decision, False, "already delivered to this subscriber"
+        return None, None, f"not sent: {exc}"
+    return decision, revealed.event, None
+
+
+async def _send(rt: Runtime, referral: Referral, decision: Decision, event: dict[str, Any], now: str) -> None:
+    """Release, seal, send, mark. Before sending, the delivery topic is searched for this decision's message if an
+    earlier attempt got as far as sending without hearing back (Kafka may have written it after all)."""
+    assert rt.producer is not None and rt.delivered is not None and rt.held is not None
+    sub = rt.protocol.subscribers[referral.subscriber]
+    if problems := key_problems([sub]):  # checked at each attempt: a cached sealer outlives a key file removed
+        raise _Pending(f"subscriber public key unusable ({problems[0].split(':')[0]})")
     released = release(event, decision, mask_key=rt.mask_key)
     # the subscriber learns that a person decided, and despite what (codes only), so it can handle it accordingly
     released["delivery"]["human_decision"] = {"decision_id": referral.decision_id, "choice": referral.status,
@@ -199,13 +353,51 @@ async def _deliver(rt: Runtime, referral: Referral, now: str,
     try:
         sealed = rt.seal_for(referral.subscriber, released)
     except (SubscriberKeyError, SealError):
-        return decision, False, "subscriber public key unusable: the decision stands, nothing was sent"
-    headers = [("event_id", referral.event_id.encode()), ("decision_id", referral.decision_id.encode()),
-               ("protocol_version", str(rt.protocol.version).encode())]
-    await rt.producer.send_and_wait(rt.settings.topics.deliver(referral.subscriber), sealed,
-                                    key=referral.subject.encode(), headers=headers)
+        raise _Pending("subscriber public key unusable") from None
+    topic = rt.settings.topics.deliver(referral.subscriber)
+    owed = rt.held.owed_one(referral.referral_id)
+    if owed is not None and owed.attempted_from is not None and \
+            await _already_on(rt, topic, owed.attempted_from, referral.decision_id):
+        pass  # an earlier attempt's message reached Kafka after all: marked below, never sent twice
+    else:
+        rt.held.attempting(referral.referral_id, await _end_offset(rt, topic))
+        headers = [("event_id", referral.event_id.encode()), ("decision_id", referral.decision_id.encode()),
+                   ("protocol_version", str(rt.protocol.version).encode())]
+        await rt.producer.send_and_wait(topic, sealed, key=referral.subject.encode(), headers=headers)
     rt.delivered.mark([(referral.subscriber, referral.event_id, referral.decision_id)],
                       [(referral.subject, referral.subscriber)])
     rt.referrals.delivered(referral.referral_id, now)
-    log.info("human_decision_delivered", subscriber=referral.subscriber, event_id=referral.event_id)
-    return decision, True, "delivered"
+    rt.held.sent(referral.referral_id, now)
+
+
+async def _end_offset(rt: Runtime, topic: str) -> int:
+    """Where the subscriber's (one-partition) delivery topic ends now: a later search for this message starts here."""
+    consumer = reader(rt.bootstrap, **rt.kafka_security)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+
+
+async def _already_on(rt: Runtime, topic: str, start: int, decision_id: str) -> bool:
+    """Whether a message carrying this decision id is on the delivery topic at or after `start`."""
+    consumer = reader(rt.bootstrap, **rt.kafka_security)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = int((await consumer.end_offsets([tp]))[tp])
+        consumer.seek(tp, start)
+        empty = 0
+        while await consumer.position(tp) < end and empty < SEARCH_EMPTY_POLLS:
+            records = (await consumer.getmany(tp, timeout_ms=400, max_records=500)).get(tp, [])
+            empty = 0 if records else empty + 1
+            if any(header(r.headers, "decision_id") == decision_id for r in records):
+                return True
+        if empty >= SEARCH_EMPTY_POLLS:  # could not read to the end: not known, so not sent again now
+            raise _Pending("the delivery topic could not be searched for an earlier attempt")
+        return False
+    finally:
+        await consumer.stop()

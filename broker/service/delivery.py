@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from broker.errors import InputRejected
 from broker.kafka.clients import reader
 from broker.kafka.scan import EMPTY_POLL_MS
 
@@ -25,7 +26,7 @@ CURSOR_MAC_BYTES = 16
 _CURSOR_KEY_LABEL = b"mash-broker delivery cursor signing key v1"
 
 
-class BadCursor(ValueError):
+class BadCursor(InputRejected, ValueError):
     """Not a cursor this API issued (undecodable, forged, out of range, or another subscriber's): HTTP 400."""
 
 

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from broker.clock import now_iso
 from broker.kafka.clients import reader
+from broker.kafka.topology import min_insync_replicas
 from broker.logging import get_logger
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ async def ensure_epoch_topic(bootstrap: str, topic: str, replication: int, **sec
         if topic in set(await admin.list_topics()):
             return False
         try:
-            await admin.create_topics([NewTopic(topic, 1, replication,
-                                                topic_configs={"cleanup.policy": "compact"})])
+            await admin.create_topics([NewTopic(topic, 1, replication, topic_configs={
+                "cleanup.policy": "compact", "min.insync.replicas": str(min_insync_replicas(replication))})])
         except TopicAlreadyExistsError:  # another process won the race, and may have written its marker
             return False
         return True

@@ -18,6 +18,7 @@ from broker.crypto.envelope import protect_event
 from broker.crypto.keystore import ShredReport, shred_child
 from broker.logging import get_logger
 from broker.pipeline.erasure import (
+    NOTICE_REASON,
     NOTICE_SCOPE,
     NOTICE_TYPE,
     DeliveryFacts,
@@ -39,7 +40,6 @@ log = get_logger("mash.erasure")
 _PAGE = 10_000  # the audit store's largest search page
 NOTICE_EVERY_S = 2.0
 _announcing: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
-NOTICE_REASON = "erasure notice (UK GDPR Art 19): sent to every subscriber that received the child's data"
 
 
 def _audited(audit: AuditStore | None, kind: str, tokens: Iterable[str]) -> list[dict[str, Any]]:
@@ -76,16 +76,20 @@ def known_child(identities: Any, audit: AuditStore | None, token: str, keys: Any
 
 
 def erase_child(keys: Any, erasures: ErasureRegister, audit: AuditStore | None, tokens: list[str], actor: str,
-                at: str | None = None) -> tuple[list[ShredReport], dict[str, Any]]:
+                at: str | None = None, forget: Sequence[Any] = ()) -> tuple[list[ShredReport], dict[str, Any]]:
     """Erase one child under every token it carried (current first): the erasure register first (so that a shred
     that fails half way still hides and refuses the child's data, and can be run again), then the data keys. A
     `person.erased` notice is owed (for a first erasure, or one that destroyed keys made since: data received after
-    an earlier erasure); the service publishes it. Returns the shred reports and the summary."""
+    an earlier erasure); the service publishes it. `forget`: the registers that hold plain facts about the child
+    (the identity register's date of birth, the determinations register), each deleting them under every token
+    (`forget(tokens)`), after the erasure is recorded. Returns the shred reports and the summary."""
     at = at or now_iso()
     before = received_before(audit, tokens)
     first = not erasures.erased_at(tokens)
     erasures.record(tokens, at, actor)
     erasures.record_events(before)
+    for register in forget:
+        register.forget(tokens)
     reports, summary = shred_child(keys, tokens, before)
     if first or summary["data_keys_shredded"]:  # a retry that destroyed nothing new tells no one again
         erasures.owe_notice(tokens, at)
@@ -121,9 +125,15 @@ def erasure_blocks(rt: Runtime, events: list[dict[str, Any]], source: str = "req
     else:
         before = rt.erasures.erased_events(mine)
     if mine - before:  # published just before the erasure, while the audit indexer had not stored it yet
-        before |= {r["event_id"] for r in _audited(rt.audit_store, "event_published", erased)
-                   if r["event_id"] in mine and r["time"] < erased[r["subject"]]}
+        before |= published_before(rt.audit_store, erased, mine)
     return refuse_erased(events, erased, before, source)
+
+
+def published_before(audit: AuditStore | None, erased: dict[str, str], event_ids: set[str]) -> set[str]:
+    """Which of `event_ids` the audit log says were published about an erased child (`erased`: token -> when)
+    before its erasure (the intake planner's facts, broker/pipeline/intake_plan.py)."""
+    return {r["event_id"] for r in _audited(audit, "event_published", erased)
+            if r["event_id"] in event_ids and r["time"] < erased[r["subject"]]}
 
 
 # --- HTTP delivery -------------------------------------------------------------------------------------------------
@@ -180,15 +190,20 @@ async def run_erasure_notices(rt: Runtime, stop: asyncio.Event, every: float = N
             await asyncio.wait_for(stop.wait(), every)
 
 
+def past_recipients(rt: Runtime, tokens: Sequence[str]) -> set[str]:
+    """Every subscriber ever sent a delivery about these tokens: the recipients register, and the audit log's
+    deliveries for what was delivered before the register existed (who a `person.erased` notice goes to)."""
+    return rt.delivered.recipients(tokens) | {r["subscriber"] for r in _audited(rt.audit_store, "delivered", tokens)
+                                              if r.get("subscriber")}
+
+
 async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: set[tuple[str, str]],
                          now: str, producer: Any = None,
                          ) -> tuple[list[Any], list[tuple[str, str, str]], list[dict[str, Any]]]:
     """The share worker's handling of a `person.erased` notice: sealed to every subscriber of the protocol that was
     ever sent a delivery about any of the erased tokens (the recipients register, and the audit log's deliveries
     for what was delivered before it existed), whatever the rules. (sends, delivered-log marks, audit records)."""
-    tokens = event["payload"]["erased_tokens"]
-    told = rt.delivered.recipients(tokens) | {r["subscriber"] for r in _audited(rt.audit_store, "delivered", tokens)
-                                              if r.get("subscriber")}
+    told = past_recipients(rt, event["payload"]["erased_tokens"])
     sends, marks, audits = [], [], []
     for subscriber in sorted(told & set(rt.protocol.subscribers)):
         if (subscriber, event["event_id"]) in sent:

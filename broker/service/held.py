@@ -3,7 +3,8 @@
 The share stage holds a delivery (broker/stores/held.py) when its subscriber cannot be sealed to, commits the batch
 and goes on for everyone else. This loop, one per process that runs share workers, tries each held subscriber's key
 every `Runtime.held_recheck_seconds`, and when it loads reads the held events again from the events topic (by
-partition and offset), decides again and delivers.
+partition and offset), decides again and delivers. It also retries a person's decided shares whose delivery is
+still owed (`retry_decided`, broker/service/decisions.py).
 
 Decided again, not replayed: the release is the disclosure, so it follows the consent, case state, erasures and
 protocol in force when it is made. A held delivery the protocol now withholds, whose child was erased, or whose
@@ -28,6 +29,8 @@ from broker.kafka.clients import reader
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
 from broker.pipeline.share import share
+from broker.service.decisions import retry_decided
+from broker.service.facts import read_facts
 from broker.service.messages import decode
 from broker.service.share import SEAL_FAULTS
 from broker.stores.held import Held
@@ -69,6 +72,9 @@ async def release_round(rt: Runtime) -> dict[str, int]:
                 break
         if not rt.held.counts().get(subscriber):
             log.info("held_deliveries_released", subscriber=subscriber, count=released.get(subscriber, 0))
+    # a person's decided shares still owed (broker/service/decisions.py)
+    if getattr(rt, "referrals", None) is not None and (settled := await retry_decided(rt)):
+        log.info("decided_deliveries_settled", count=settled)
     return released
 
 
@@ -153,7 +159,8 @@ async def _release_one(rt: Runtime, subscriber: str, event: dict[str, Any], toke
         return "dropped"
     transition = case_transition(event)
     case_open = transition if transition is not None else rt.cases.is_open(token)
-    for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), case_open=case_open,
+    facts = read_facts(rt, [token]).for_event(token, case_open)  # the registers' facts at release, as consent
+    for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), facts=facts,
                                     mask_key=rt.mask_key):
         if decision.subscriber != subscriber:
             continue

@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from adapters.kit.interface import AdaptContext
+from adapters.kit.registry import AGENCIES
 from broker.crypto import KeyShredded
 from broker.crypto.split_seal import open_split
+from broker.errors import Conflict, NotFound
 from broker.kafka.scan import scan_topic
 from broker.pipeline.deadletter import INPUT_KIND, input_key
 from broker.pipeline.intake import prepare
@@ -27,14 +29,13 @@ from broker.service.messages import decode
 if TYPE_CHECKING:
     from broker.service.runtime import Runtime
 
-AGENCIES = ("police", "health", "education", "social_care")
 
 
-class DeadLetterNotFound(LookupError):
+class DeadLetterNotFound(NotFound, LookupError):
     pass
 
 
-class DeadLetterErased(PermissionError):
+class DeadLetterErased(Conflict, PermissionError):
     """The dead letter's input names a child erased after it was received: it is not opened or reprocessed."""
 
     def __init__(self, deadletter_id: str) -> None:
@@ -97,7 +98,7 @@ async def reprocess(rt: Runtime, deadletter_id: str, actor: str) -> IntakeResult
     received_at = (kept or record)["received_at"]
     # the children the input names today (an adapter fixed since may read more of it): none erased since
     ctx = AdaptContext(source="reprocess", received_at=received_at, system=record.get("system"),
-                       attendance_threshold=rt.settings.attendance_threshold)
+                       settings=rt.adapter_settings)
     prepared = await asyncio.to_thread(prepare, record["agency"], data, ctx, rt.linkage,
                                        content_type=record.get("content_type"))
     named = [i.token for ids in prepared.identities for i in ids] + prepared.rejected_tokens

@@ -17,8 +17,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from adapters.kit.interface import DEFAULT_SETTINGS
 from adapters.kit.registry import AGENCIES
-from broker.api.auth import ApiKeyStore
+from broker.access.apikeys import ApiKeyStore
+from broker.adapter_settings import AdapterSettingsError, adapter_settings
 from broker.audit import audit_record as build_audit_record
 from broker.audit.store import AuditStore, open_audit_store
 from broker.clock import now_iso
@@ -26,11 +28,13 @@ from broker.config import Settings
 from broker.crypto import CryptoError, open_key_provider, protect_blob, protect_event, reveal_blob, reveal_event
 from broker.crypto.hpke_keys import generate_subscriber_keypair
 from broker.crypto.seal import DeliverySealer
+from broker.errors import BrokerError
 from broker.kafka.admin import ensure_topics
 from broker.kafka.apache import KAFKA_VERSION, LOCAL_KAFKA_ENV, ApacheKafka, KafkaUnavailable, local_kafka_choice
 from broker.kafka.clients import producer
 from broker.kafka.embedded import EmbeddedKafka
 from broker.kafka.security import kafka_client_options
+from broker.kafka.topology import TopicSpec, topic_plan
 from broker.logging import get_logger
 from broker.pipeline.identify import LinkageKey
 from broker.policy import ConsentState, PolicyError, Protocol, ProtocolError, key_problems, load_protocol
@@ -45,6 +49,7 @@ from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.decisions import ReferralRegister
 from broker.stores.delivered import DeliveredLog
+from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
 from broker.stores.identities import IdentityRegister
@@ -55,7 +60,7 @@ log = get_logger("mash.runtime")
 AUDIT_CHUNK = 200  # records per audit message: well under Kafka's default 1 MB message limit
 
 
-class StartupFailed(RuntimeError):
+class StartupFailed(BrokerError, RuntimeError):
     """The service could not start (keys, protocol, Kafka): reported in one plain line, exit status 2."""
 
 
@@ -86,6 +91,7 @@ class Runtime:
         self.erasures: ErasureRegister | None = None
         self.held: HeldDeliveries | None = None
         self.referrals: ReferralRegister | None = None  # shares waiting for a recorded human decision
+        self.determinations: DeterminationRegister | None = None  # s47(9) requests, adult-at-risk determinations
         self.epoch_state: EpochState | None = None  # what the start found of Kafka (broker/service/epoch.py)
         # Whether the cluster grants transactional producers: found once by the first share worker (share.py)
         self.kafka_transactions: bool | None = None
@@ -95,6 +101,7 @@ class Runtime:
         self._sealers: dict[str, DeliverySealer] = {}
         self.delivery_reader: DeliveryReader | None = None
         self.mask_key = b""
+        self.adapter_settings = DEFAULT_SETTINGS  # read from Settings once, in load_local
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
         self._pending_audit: list[dict[str, Any]] = []
@@ -134,6 +141,10 @@ class Runtime:
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # keys, registers, audit: the owner's only
         self.linkage = linkage_key(s.data_dir, s.linkage_key_version, create=s.dev_mode)
         self.mask_key = mask_key(s.data_dir, create=s.dev_mode)
+        try:
+            self.adapter_settings = adapter_settings(s)
+        except AdapterSettingsError as exc:
+            raise StartupFailed(str(exc)) from None
         self.keys = open_key_provider(s.data_dir, create=s.dev_mode, on_unwrap=self._on_unwrap)
         self.protocol = load_protocol(s.protocol_file)
         if s.dev_mode:
@@ -161,6 +172,7 @@ class Runtime:
         self.erasures = ErasureRegister(s.data_dir / ErasureRegister.FILE, url)
         self.held = HeldDeliveries(s.data_dir / HeldDeliveries.FILE, url)
         self.referrals = ReferralRegister(s.data_dir / ReferralRegister.FILE, url)
+        self.determinations = DeterminationRegister(s.data_dir / DeterminationRegister.FILE, url)
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         # Does Kafka still hold what the registers point at? If not, say so and clear those positions.
         self.epoch_state = await reconcile_kafka_epoch(self, created)
@@ -270,13 +282,13 @@ class Runtime:
     def consent_for(self, subject: str) -> ConsentState | None:
         return self.consent.get(subject) if self.consent is not None else None
 
-    def _topic_plan(self) -> list[tuple[str, int]]:
-        s, topics = self.settings, self.settings.topics
-        plan = [(topics.events, s.event_partitions), (topics.deadletter, 1), (topics.audit, 1)]
-        return plan + [(topics.deliver(name), 1) for name in self.protocol.subscribers]
+    def _topic_plan(self) -> list[TopicSpec]:
+        """The layout's topics for this protocol (broker/kafka/topology.py: names, partitions, retention)."""
+        s = self.settings
+        return topic_plan(s.topic_prefix, s.event_partitions, self.protocol.subscribers)
 
     def required_topics(self) -> list[str]:
-        return [name for name, _ in self._topic_plan()] + [epoch_topic(self.settings.topic_prefix)]
+        return [t.name for t in self._topic_plan()] + [epoch_topic(self.settings.topic_prefix)]
 
     def start_workers(self, share_workers: int = 1, audit_indexer: bool = True) -> None:
         from broker.service.audit_indexer import run_audit_indexer
@@ -300,7 +312,8 @@ class Runtime:
     def _registers(self) -> list[Any]:
         """The registers that are open (every one of REGISTERS once `start` has run)."""
         return [r for r in (self.delivered, self.cursors, self.first_served, self.consent, self.cases,
-                            self.identities, self.erasures, self.held, self.referrals) if r is not None]
+                            self.identities, self.erasures, self.held, self.referrals, self.determinations)
+                if r is not None]
 
     def stores_status(self) -> str:
         try:

@@ -1,5 +1,10 @@
 """Share workers: consumer-group members on the events topic that deliver to each subscriber's topic.
 
+Each batch is read, planned, applied. Read: reveal the events (an outage raises, a bad message is poison), then the
+registers' facts (delivered log, held subscribers, case state, consent, determinations and dates of birth, an erasure
+notice's past recipients). Plan: `plan_share` (broker/pipeline/share_plan.py) decides who receives what, seals,
+holds, refers and audits, with no I/O. Apply: the effects below, in this order.
+
 Two modes, found once per process (the first worker tries a transactional producer, broker/kafka/clients.py):
 
 - Exactly once (Apache Kafka): one Kafka transaction per batch holds the batch's deliveries, dead letters, audit
@@ -12,7 +17,8 @@ Two modes, found once per process (the first worker tries a transactional produc
   acknowledged, so a crash redelivers; the delivered log drops what a subscriber was already sent.
 
 Registers are outside Kafka's transaction; their effects are ordered so that a crash at any point is harmless:
-  1. case state (during the decisions): re-derived identically from the same events when a batch is redone;
+  1. case state (the plan's case writes, before producing): re-derived identically from the same events when a
+     batch is redone;
   2. produce, and wait for every acknowledgement;
   3. held deliveries: before the commit, because a held row lost after a commit would lose the delivery; a row left
      by an aborted batch is written again by the redo, or released as already delivered;
@@ -30,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import fcntl
-import hashlib
 import socket
 import time
 from collections.abc import Sequence
@@ -40,21 +45,26 @@ from typing import IO, TYPE_CHECKING, Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from adapters.kit.interface import Rejection
 from broker.clock import now_iso
-from broker.crypto import CryptoError, KeyUnavailable, KmsError
-from broker.crypto.errors import SealError
+from broker.crypto import KeyUnavailable, KmsError
 from broker.kafka.clients import group_consumer, start_transactional
 from broker.logging import get_logger
-from broker.pipeline.cases import case_transition
-from broker.pipeline.deadletter import deadletter_record
 from broker.pipeline.erasure import NOTICE_TYPE
-from broker.pipeline.share import share
-from broker.policy import SubscriberKeyError
+from broker.pipeline.share_plan import (
+    HELD_REASON,
+    LINKED,
+    SEAL_FAULTS,
+    Item,
+    Poison,
+    ShareFacts,
+    ShareParams,
+    SharePlan,
+    plan_share,
+)
 from broker.service.decisions import referral_for
-from broker.service.erasure import deliver_notice
-from broker.service.messages import decode, encode, header
-from broker.stores.held import Held
+from broker.service.erasure import past_recipients
+from broker.service.facts import batch_facts
+from broker.service.messages import decode, header
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -63,9 +73,8 @@ if TYPE_CHECKING:
     from broker.service.runtime import Runtime
 
 log = get_logger("mash.share")
-# A subscriber that cannot be sealed to: its deliveries are held (broker/service/held.py), the others go on.
-SEAL_FAULTS = (SubscriberKeyError, SealError)
-HELD_REASON = "subscriber public key unusable: delivery held until it loads"
+__all__ = ["HELD_REASON", "SEAL_FAULTS", "delivery_view", "next_offsets", "process_batch", "run_share_worker",
+           "transaction_size", "transactional_id", "worker_instance"]
 
 
 async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-0") -> None:
@@ -251,113 +260,97 @@ async def _transaction(rt: Runtime, out: AIOKafkaProducer, group: str, part: lis
     return took
 
 
-async def _poison(rt: Runtime, msg: ConsumerRecord, why: str, out: AIOKafkaProducer) -> Any:
-    """An undecodable message: dead-letter it (sealed) and let the stream continue."""
-    rt.metrics.poison.inc()
-    digest = hashlib.sha256(msg.value or b"").hexdigest()
-    position = f"{msg.topic}/{msg.partition}/{msg.offset}"
-    try:
-        sealed = rt.seal_deadletter_input(msg.value or b"", digest)
-    except CryptoError:
-        sealed = ""  # the original stays on the events topic at `position`
-    record = deadletter_record(Rejection(position, "", "", why), agency="unknown", system=None,
-                               content_type="application/json", received_at=now_iso(), content_sha256=digest,
-                               sealed_input=sealed)
-    log.warning("poison_message", position=position, reason=why)
-    return await out.send(rt.settings.topics.deadletter, encode(record), key=record["deadletter_id"].encode())
-
-
 async def process_batch(rt: Runtime, messages: list[ConsumerRecord], producer: AIOKafkaProducer | None = None,
                         ) -> Pending:
-    """Decide, seal and produce one batch (through `producer`: the worker's transactional one, else the shared one);
+    """Read, plan, apply one batch (through `producer`: the worker's transactional one, else the shared one);
     returns the delivered-log marks for the caller to write at the right moment (module docstring)."""
     out = producer or rt.producer
     assert out is not None and rt.delivered is not None and rt.protocol is not None
-    sends, marks, audits = [], [], []
     now = now_iso()
-    events = []
+    items = _reveal(rt, messages)
+    facts = await _read_facts(rt, [i for i in items if isinstance(i, Item)])
+    plan = plan_share(items, facts, rt, ShareParams(rt.protocol, rt.mask_key, now, rt.settings.topics.deliver,
+                                                     rt.settings.topics.deadletter))
+    return await _apply(rt, plan, out, now, transactional=producer is not None)
+
+
+def _reveal(rt: Runtime, messages: list[ConsumerRecord]) -> list[Item | Poison]:
+    """The batch's events in the clear, in order; an erased child's are left out (never shared again), a message
+    that cannot be decoded or revealed is poison. A key outage raises: nothing is committed, the batch is retried."""
+    items: list[Item | Poison] = []
     for msg in messages:
         try:
             revealed = rt.reveal(decode(msg.value))
-            if revealed.shredded:  # an erased child's data (broker/pipeline/erasure.py): never shared again
+            if revealed.shredded:  # an erased child's data (broker/pipeline/erasure.py)
                 continue
-            event = revealed.event
-            events.append((event, event["subject"]["linkage"]["token"], msg))
+            items.append(Item(revealed.event, msg.partition, msg.offset))
         except (KeyUnavailable, KmsError):
-            raise  # an outage, not a bad message: nothing is committed, the batch is retried after a pause
+            raise  # an outage, not a bad message
         except Exception as exc:  # poison: never stall the stream on one bad message
-            sends.append(await _poison(rt, msg, f"undecodable event ({type(exc).__name__})", out))
-    # one delivered-log query for the batch; what this batch sends joins the set, so an event that appears twice in
-    # one batch is still sent once
-    sent = rt.delivered.sent(rt.protocol.subscribers, (event["event_id"] for event, _, _ in events))
-    # A subscriber with held deliveries gets its new ones held behind them, so its events stay in order.
-    holding, held = set(rt.held.counts()) if rt.held is not None else set(), []
-    referrals = []  # shares the law routes to a person: recorded before the offsets are committed (decisions.py)
-    for event, token, msg in events:
-        if event["event_type"] == NOTICE_TYPE:  # to every past recipient of the child, whatever the rules
-            notice_sends, notice_marks, notice_audits = await deliver_notice(rt, event, token, sent, now, out)
-            sends, marks, audits = sends + notice_sends, marks + notice_marks, audits + notice_audits
-            continue
-        if event["event_type"] == "person.linked":  # before this child's next decision: its case state carries over
-            rt.cases.fold(event["payload"]["superseded_token"], into=token, event_id=event["event_id"])
-        transition = case_transition(event)
-        case_open = rt.cases.is_open(token)
-        if transition is not None and case_open is not transition:
-            # Written only when the case opens or closes: most social care events re-assert an open case, and a
-            # write per event (a synced SQLite commit) was the largest single cost in the worker's profile.
-            rt.cases.set(token, transition, event["event_id"])
-            case_open = transition
-        for decision, released in share(rt.protocol, event, consent=rt.consent_for(token),
-                                        case_open=case_open, mask_key=rt.mask_key):
-            rt.metrics.decisions.labels(decision.subscriber, decision.outcome).inc()
-            audits.append(rt.audit_record("decision", time=now, actor="share", subject=token,
-                                          record_id=decision.decision_id, **decision.to_record()))
-            if released is None:
-                # referred unless already sent (a redelivery decided again after an objection came in)
-                if decision.human_decision is not None and (decision.subscriber, decision.event_id) not in sent:
-                    referrals.append(referral_for(rt.protocol, decision, event, token, msg.partition, msg.offset,
-                                                  now))
-                continue
-            key = (decision.subscriber, decision.event_id)
-            if key in sent:
-                rt.metrics.duplicates.labels(decision.subscriber).inc()
-                continue
-            sent.add(key)
-            try:
-                if decision.subscriber in holding:
-                    raise SubscriberKeyError("earlier deliveries are held")
-                sealed = rt.seal_for(decision.subscriber, released)
-            except SEAL_FAULTS as exc:  # this subscriber's fault: held, never lost, and the batch goes on
-                if decision.subscriber not in holding:
-                    holding.add(decision.subscriber)
-                    rt.subscriber_faults[decision.subscriber] = str(exc)
-                    log.warning("deliveries_held", subscriber=decision.subscriber, detail=str(exc))
-                held.append(Held(decision.subscriber, decision.event_id, msg.partition, msg.offset))
-                audits.append(rt.audit_record("admin_action", time=now, actor="share", action="delivery.held",
-                                              subject=token, subscriber=decision.subscriber,
-                                              event_id=decision.event_id, decision_id=decision.decision_id,
-                                              reason=HELD_REASON))
-                continue
-            headers = [("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
-                       ("protocol_version", str(rt.protocol.version).encode())]
-            sends.append(await out.send(rt.settings.topics.deliver(decision.subscriber), sealed,
-                                        key=token.encode(), headers=headers))
-            marks.append((decision.subscriber, decision.event_id, decision.decision_id))
-            audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token,
-                                          subscriber=decision.subscriber, event_id=decision.event_id,
-                                          decision_id=decision.decision_id))
+            items.append(Poison(msg.topic, msg.partition, msg.offset, msg.value or b"",
+                                f"undecodable event ({type(exc).__name__})"))
+    return items
+
+
+async def _read_facts(rt: Runtime, items: list[Item]) -> ShareFacts:
+    """What the registers say of the batch: one delivered-log query, the held subscribers, each child's case state
+    and consent, the register facts (broker/service/facts.py), and each erasure notice's past recipients."""
+    assert rt.protocol is not None and rt.cases is not None
+    tokens = list(dict.fromkeys(i.token for i in items))
+    folded = [i.event["payload"]["superseded_token"] for i in items if i.event["event_type"] == LINKED]
+    notices = [i.event for i in items if i.event["event_type"] == NOTICE_TYPE]
+    # the register facts of the batch's children (s47(9) requests, adult-at-risk determinations, the identity
+    # register's date of birth): read once per batch, one query per register
+    register = await batch_facts(rt, tokens)
+    return ShareFacts(
+        sent=frozenset(rt.delivered.sent(rt.protocol.subscribers, (i.event["event_id"] for i in items))),
+        holding=frozenset(rt.held.counts()) if rt.held is not None else frozenset(),
+        cases={t: rt.cases.is_open(t) for t in dict.fromkeys([*tokens, *folded])},
+        consent={t: rt.consent_for(t) for t in tokens},
+        register=register,
+        notice_recipients={e["event_id"]: frozenset(past_recipients(rt, e["payload"]["erased_tokens"]))
+                           for e in notices})
+
+
+async def _apply(rt: Runtime, plan: SharePlan, out: AIOKafkaProducer, now: str, *, transactional: bool) -> Pending:
+    """The plan's effects in the module docstring's order: case state, produce and wait, (at-least-once: the
+    delivered log), held deliveries and referrals, then the audit, inside the batch's transaction when there is one.
+    """
+    assert rt.cases is not None
+    for write in plan.case_writes:
+        rt.cases.set(write.token, write.open, write.event_id)
+    _observe(rt, plan)
+    sends = [await out.send(m.topic, m.value, key=m.key) for m in plan.deadletters]
+    sends += [await out.send(d.message.topic, d.message.value, key=d.message.key, headers=list(d.message.headers))
+              for d in plan.deliveries]
     await asyncio.gather(*sends)
-    about = {event["event_id"]: token for event, token, *_ in events}  # who received what: for erasure notices
-    pending = Pending(marks, {(about[event_id], subscriber) for subscriber, event_id, _ in marks})
-    if producer is None:  # at-least-once: the duplicate filter before the offsets are committed
+    pending = Pending(plan.marks, plan.recipients)
+    if not transactional:  # at-least-once: the duplicate filter before the offsets are committed
         pending.record(rt)
         pending = Pending()
-    if held:  # before the batch's offsets are committed
-        rt.held.hold(held, now)
-    if referrals and rt.referrals is not None:  # likewise; a redelivered batch adds nothing (register docstring)
-        rt.referrals.refer(referrals)
-    await rt.emit_audit(audits, out)
+    if plan.held:  # before the batch's offsets are committed
+        rt.held.hold(list(plan.held), now)
+    if plan.referrals and rt.referrals is not None:  # likewise; a redelivered batch adds nothing (register docstring)
+        rt.referrals.refer([referral_for(rt.protocol, r.decision, r.event, r.token, r.partition, r.offset, now)
+                            for r in plan.referrals])
+    await rt.emit_audit(list(plan.audits), out)
     return pending
+
+
+def _observe(rt: Runtime, plan: SharePlan) -> None:
+    """Metrics and log lines of a plan (value-free: subscriber names, positions, exception types)."""
+    for poison in plan.poison:
+        rt.metrics.poison.inc()
+        log.warning("poison_message", position=poison.position, reason=poison.why)
+    for subscriber, outcome in plan.decided:
+        rt.metrics.decisions.labels(subscriber, outcome).inc()
+    for subscriber in plan.duplicates:
+        rt.metrics.duplicates.labels(subscriber).inc()
+    for subscriber, why in plan.faults.items():
+        rt.subscriber_faults[subscriber] = why
+        log.warning("deliveries_held", subscriber=subscriber, detail=why)
+    for failure in plan.failures:
+        log.error("delivery_failed", subscriber=failure.subscriber, event_id=failure.event_id, reason=failure.reason)
 
 
 def delivery_view(msg: ConsumerRecord) -> dict[str, Any]:

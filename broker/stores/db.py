@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from broker.errors import InputRejected
+
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 IN_CHUNK = 500  # values per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters
 _DDL_LOCK_KEY = 0x6D617368  # pg_advisory_xact_lock: pods starting together create each table once
 
 
-class StoreUrlError(ValueError):
+class StoreUrlError(InputRejected, ValueError):
     pass
 
 

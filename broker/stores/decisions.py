@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.errors import Conflict
 from broker.stores.db import open_register
 
 PENDING = "pending"
@@ -85,7 +86,7 @@ def _referral(row: tuple[Any, ...]) -> Referral:
                        "withheld": json.loads(v["withheld"]) if v["withheld"] else None})
 
 
-class AlreadyDecided(Exception):
+class AlreadyDecided(Conflict):
     """The referral is not pending: someone decided it first (the API's 409)."""
 
 

@@ -1,6 +1,14 @@
 """The identity register: which child token each identifier token belongs to (see broker/pipeline/resolve.py).
 
-It holds tokens only (keyed HMACs of identifiers, the same values that key Kafka messages), never an identifier.
+It holds tokens only (keyed HMACs of identifiers, the same values that key Kafka messages), never an identifier,
+and one fact of personal data, never in the clear: each child token's date of birth (`birth_dates`), learned at
+intake from the events that carry one and sealed under the child's own `identity` data key (broker/service/facts.py),
+so that a decision about an event that carries none (an SSDA903 episode row, whose header file carried the DOB) can
+still tell the child's age on the event date. Nothing else about the child is kept: no name, no identifier, no
+source. Two events that give one token different dates leave it unknown (`conflict`), so a wrong date never makes a
+child look younger or older than its own records say. Erasure deletes the rows under every token the child carried
+(`forget_birth_dates`, with SQLite's secure_delete and a WAL checkpoint), and shredding the child's keys leaves any
+copy (a backup) unreadable.
 """
 
 from __future__ import annotations
@@ -13,16 +21,22 @@ from broker.stores.db import open_register
 
 _SCHEMA = ["CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
            " child TEXT NOT NULL, linked_at TEXT NOT NULL)",
-           "CREATE INDEX IF NOT EXISTS identity_child ON identity (child)"]
+           "CREATE INDEX IF NOT EXISTS identity_child ON identity (child)",
+           # the child token's date of birth, sealed (module docstring): NULL with conflict 1 once two disagreed
+           "CREATE TABLE IF NOT EXISTS birth_dates (token TEXT PRIMARY KEY, sealed TEXT,"
+           " conflict INTEGER NOT NULL, learned_at TEXT NOT NULL)"]
 _LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
 
 
 class IdentityRegister:
     FILE, TABLE = "identities.sqlite", "identity"  # its SQLite file in the data directory, and its table
+    TABLES = ("identity", "birth_dates")  # every table, for `stores migrate`
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         # durable: a link forgotten on power loss would split a child's stream again
         self.db = open_register(path, _SCHEMA, url=url, durable=True)
+        if self.db.dialect == "sqlite":  # erasure: a deleted date of birth is overwritten, not left in free pages
+            self.db.execute("PRAGMA secure_delete=ON")
 
     def known(self, tokens: Iterable[str]) -> Known:
         """What the register holds about these identifier tokens and every identity of the children they name."""
@@ -57,6 +71,42 @@ class IdentityRegister:
                     self.db.execute("UPDATE identity SET child = ? WHERE child = ?", (resolution.token, absorbed))
                 self.db.executemany("INSERT INTO identity VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                     [(i.token, i.kind, resolution.token, at) for i in resolution.links])
+
+    def sealed_birth_dates(self, tokens: Iterable[str]) -> dict[str, str | None]:
+        """token -> its sealed date of birth, or None when two dates disagreed (tokens with nothing held are left
+        out). Sealed and opened by the shell (broker/service/facts.py), under the child's identity data key."""
+        return {token: (None if conflict else sealed) for token, sealed, conflict in self.db.query_in(
+            "SELECT token, sealed, conflict FROM birth_dates WHERE token IN ({marks})", tokens, chunk=_LOOKUP_CHUNK)}
+
+    def record_birth_dates(self, learned: Iterable[tuple[str, str]], conflicts: Iterable[str], at: str) -> None:
+        """`learned`: (token, sealed date) for tokens with no date held (or one no longer readable); `conflicts`:
+        tokens given a date that disagrees with the one held, which leaves them unknown for good."""
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO birth_dates VALUES (?, ?, 0, ?) ON CONFLICT (token) DO UPDATE SET sealed ="
+                " excluded.sealed, learned_at = excluded.learned_at WHERE birth_dates.conflict = 0",
+                [(token, sealed, at) for token, sealed in learned])
+            self.db.executemany("INSERT INTO birth_dates VALUES (?, NULL, 1, ?) ON CONFLICT (token) DO UPDATE SET"
+                                " sealed = NULL, conflict = 1, learned_at = excluded.learned_at",
+                                [(token, at) for token in dict.fromkeys(conflicts)])
+
+    def forget_birth_dates(self, tokens: Iterable[str]) -> int:
+        """Delete the date of birth held under these tokens (a child's erasure); returns how many went."""
+        wanted = list(dict.fromkeys(tokens))
+        gone = 0
+        with self.db.transaction():
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                part = wanted[start:start + _LOOKUP_CHUNK]
+                cur = self.db.execute(f"DELETE FROM birth_dates WHERE token IN ({','.join('?' * len(part))})", part)
+                gone += max(cur.rowcount, 0)
+        if self.db.dialect == "sqlite":  # the deleted pages out of the write-ahead log too
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    def forget(self, tokens: Iterable[str]) -> int:
+        """What erasure removes from this register: the dates of birth (links are tokens only and stay, so that
+        erasure still reaches every token the child carried)."""
+        return self.forget_birth_dates(tokens)
 
     def close(self) -> None:
         self.db.close()

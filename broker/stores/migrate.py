@@ -12,13 +12,14 @@ from broker.stores.consent import ConsentRegister
 from broker.stores.cursors import CursorStore
 from broker.stores.decisions import ReferralRegister
 from broker.stores.delivered import DeliveredLog
+from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
 from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
 REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister,
-             ErasureRegister, HeldDeliveries, ReferralRegister)
+             ErasureRegister, HeldDeliveries, ReferralRegister, DeterminationRegister)
 MIGRATED = ".migrated"
 _CHUNK = 5000
 

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from adapters.kit.registry import AGENCIES
 from broker.config import Settings
 from broker.ops import checks
 from broker.ops.topology import STRIMZI_API, agency_user, subscriber_user
@@ -19,7 +20,6 @@ from tests.deploy.conftest import DEPLOY, K8S, SAMPLE_PROTOCOL, kustomize_resour
 KUBERNETES_VERSION = "1.31"
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
-AGENCIES = ("police", "health", "education", "social_care")
 ACCESS = K8S / "kafka" / "access.yaml"
 
 

@@ -57,7 +57,9 @@ def base_protocol() -> dict[str, Any]:
     return copy.deepcopy({
         "protocol": {"id": "test-isp", "version": "1", "title": "Test protocol", "effective_from": "2026-01-01"},
         "purposes": {"triage": "Test triage", "care": "Test care", "support": "Test support"},
-        "partners": [{"id": "la", "name": "Test LA", "agency": "social_care", "role": "safeguarding_partner"},
+        # source_systems: the test events' source.system, so s47_request conditions can name the discloser
+        "partners": [{"id": "la", "name": "Test LA", "agency": "social_care", "role": "safeguarding_partner",
+                      "source_systems": ["TEST"]},
                      {"id": "gp", "name": "Test GP", "agency": "health", "role": "relevant_agency"}],
         "subscribers": [
             {"name": "hub", "partner": "la", "role": "mash_hub", "purposes": ["triage"], "public_key": key,

@@ -19,6 +19,7 @@ import pytest
 
 from broker.policy import ConsentState, decide, release, run_protocol_tests
 from broker.policy.consent import ConsentRecord
+from broker.policy.facts import CaseFacts
 from tests.policy.conftest import PARENT, SECRETS, base_protocol, compile_data, make_event
 
 KEY = b"k" * 32
@@ -42,7 +43,9 @@ def _rule(rule_id: str, basis: list[str], *, who: str = "hub", types: tuple[str,
 
 
 S47 = _rule("hub-s47", ["uk_gdpr_art6_1_e", "children_act_1989_s47"])
-S47_9 = _rule("hub-s47-9", ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"], types=("social_care.section47_enquiry",))
+S47_9 = _rule("hub-s47-9", ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"], types=("social_care.section47_enquiry",),
+              conditions={"s47_request": True})
+CALLED_UPON = CaseFacts(s47_requested_of=frozenset({"la"}))  # the test events' source partner was asked to assist
 
 
 # --- data protection consent (Art 6(1)(a), Art 7) ------------------------------------------------------------------
@@ -74,7 +77,7 @@ def test_an_objection_under_public_task_goes_to_a_recorded_human_decision() -> N
 
 def test_an_objection_does_not_reach_a_duty_to_disclose_and_the_override_is_recorded() -> None:
     objection = ConsentState(records=[ConsentRecord("objection", "raised", recorded_on="2026-05-02")])
-    d = decide(_protocol(S47_9), make_event(*ENQUIRY), "hub", consent=objection)
+    d = decide(_protocol(S47_9), make_event(*ENQUIRY), "hub", consent=objection, facts=CALLED_UPON)
     assert d.outcome == "deliver" and d.consent_override.restriction == "objection"
     assert d.consent_override.gateway == "children_act_1989_s47_9"
 
@@ -140,7 +143,7 @@ def test_a_statutory_provision_takes_the_share_out_of_the_confidentiality_questi
 # --- related people: their wishes, their data -------------------------------------------------------------------------
 
 def _released(p, event, consent: ConsentState, who: str = "hub") -> tuple[Any, dict[str, Any]]:
-    d = decide(p, event, who, consent=consent)
+    d = decide(p, event, who, consent=consent, facts=CALLED_UPON)
     assert d.outcome == "deliver", d.reason
     return d, release(event, d, mask_key=KEY)
 

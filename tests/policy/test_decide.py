@@ -10,10 +10,12 @@ import pytest
 from adapters.health.fhir import ADAPTER as FHIR
 from adapters.kit.interface import AdaptContext
 from broker.policy import ConsentState, decide, decide_all
+from broker.policy.facts import CaseFacts
 from tests.conftest import assert_canonical
 from tests.policy.conftest import CHILD, SECRETS, base_protocol, compile_data, make_event
 
 REFERRAL = {"referral_date": "2026-05-04", "referral_source": "5A", "primary_need_code": "N1"}
+CALLED_UPON = CaseFacts(s47_requested_of=frozenset({"la"}))  # the LA asked the test events' source to assist (s47(9))
 
 
 def referral(**kw):
@@ -153,7 +155,7 @@ def _consent_protocol():
          "fields": [{"classifications": ["identity"], "action": "release"}]},
         {"id": "hub-s47-9-on-request", "description": "Duty to disclose", "subscribers": ["hub"],
          "event_types": ["social_care.section47_enquiry"], "purpose": "triage",
-         "lawful_basis": ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"],
+         "lawful_basis": ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"], "conditions": {"s47_request": True},
          "fields": [{"classifications": ["identity"], "action": "release"}]},
         {"id": "hub-public-task-only", "description": "No gateway", "subscribers": ["hub"],
          "event_types": ["social_care.assessment"], "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_e"],
@@ -193,7 +195,8 @@ def test_a_duty_to_disclose_overrides_an_objection_and_records_it() -> None:
     """s47(9) with Art 6(1)(c): a legal obligation, to which the Art 21 right to object does not apply."""
     p = _consent_protocol()
     enquiry = make_event("social_care.section47_enquiry", "social_care", {"actual_start_date": "2026-05-01"})
-    d = decide(p, enquiry, "hub", consent=ConsentState("withdrawn", objection=True, recorded_on="2026-04-20"))
+    d = decide(p, enquiry, "hub", consent=ConsentState("withdrawn", objection=True, recorded_on="2026-04-20"),
+               facts=CALLED_UPON)
     assert d.outcome == "deliver" and d.rule_id == "hub-s47-9-on-request" and d.human_decision is None
     assert d.to_record()["consent_override"] == {"restriction": "objection", "recorded_on": "2026-04-20",
                                                  "gateway": "children_act_1989_s47_9"}
@@ -228,15 +231,16 @@ def test_a_later_statutory_rule_applies_when_a_consent_rule_is_honoured() -> Non
          "fields": [{"classifications": ["identity", "contact"], "action": "release"}]},
         {"id": "hub-s47", "description": "s", "subscribers": ["hub"], "event_types": ["social_care.referral"],
          "purpose": "triage", "lawful_basis": ["uk_gdpr_art6_1_c", "children_act_1989_s47_9"],
-         "conditions": {"risk_at_least": "high"},
+         "conditions": {"risk_at_least": "high", "s47_request": True},
          "fields": [{"classifications": ["identity"], "action": "release"}]},
     ]
     p = compile_data(data)
     refused = ConsentState("refused")
-    d = decide(p, referral(risk="high"), "hub", consent=refused)
+    d = decide(p, referral(risk="high"), "hub", consent=refused, facts=CALLED_UPON)
     assert d.rule_id == "hub-s47" and d.consent_override is None  # a refusal of consent has nothing to set aside
     assert "subject.child.phones[]" in d.withheld
-    objected = decide(p, referral(risk="high"), "hub", consent=ConsentState("refused", objection=True))
+    objected = decide(p, referral(risk="high"), "hub", consent=ConsentState("refused", objection=True),
+                      facts=CALLED_UPON)
     assert objected.rule_id == "hub-s47" and objected.consent_override.restriction == "objection"
     d = decide(p, referral(risk="medium"), "hub", consent=refused)
     assert d.outcome == "withhold"

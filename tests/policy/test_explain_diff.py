@@ -34,7 +34,7 @@ def test_explain_json_gives_rules_and_fields_with_reasons(sample) -> None:
     assert result["citations"]["dpa2018_s36_4"] == "https://www.legislation.gov.uk/ukpga/2018/12/section/36"
     assert [(r["rule_id"], r["applies"], r["chosen"]) for r in result["rules"]] == [
         ("mash-s47-significant-harm", False, False), ("mash-police-contact", True, True),
-        ("mash-s17-child-in-need", True, False)]
+        ("mash-health-s47-9-assistance", False, False), ("mash-s17-child-in-need", True, False)]
     # the s47 rule is the LA's recorded decision, not a risk level: a police incident is not one
     assert result["rules"][0]["reason"].startswith("covers social_care.section47_enquiry")
     fields = {f["path"]: f for f in result["fields"]}

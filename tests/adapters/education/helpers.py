@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.kit.interface import AdaptContext, AdapterOutput
+from adapters.kit.interface import AdaptContext, AdapterOutput, AdapterSettings
 from tests.conftest import assert_canonical
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,7 +21,7 @@ def fixture(name: str) -> bytes:
 
 def adapt(adapter, data: bytes, **ctx) -> AdapterOutput:
     """Adapt, then assert every event is schema-valid once the pipeline completes it."""
-    out = adapter.adapt(data, AdaptContext(source="test.xml", received_at=RECEIVED, **ctx))
+    out = adapter.adapt(data, AdaptContext(source="test.xml", received_at=RECEIVED, settings=AdapterSettings(**ctx)))
     assert_canonical(out.events)
     return out
 
