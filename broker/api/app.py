@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from broker import __version__
-from broker.api import admin, decisions, errors, health, ig_policy, intake, subscribers
+from broker.api import admin, consent_review, decisions, errors, health, ig_policy, intake, subscribers
 from broker.api.auth import require
 from broker.api.limits import Limits, LimitsMiddleware
 from broker.api.oidc import OidcVerifier
@@ -65,10 +65,12 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
     app.include_router(admin.router)
     app.include_router(decisions.router)
     app.include_router(ig_policy.router)
+    app.include_router(consent_review.router)  # the first consent register's records, for IG review
 
     # IG sees dead letters but may not reprocess them (that republishes data): admins only, /v1/admin/deadletters
     app.include_router(make_ig_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
-                                      lambda token: app.state.runtime.identities.aliases(token)))
+                                      lambda token: app.state.runtime.identities.aliases(token),
+                                      lambda: app.state.runtime.linkage))
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

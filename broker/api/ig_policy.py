@@ -11,16 +11,20 @@ from pydantic import BaseModel, Field
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
 from broker.schema.validate import validate_event
-from broker.service.facts import read_facts
+from broker.service.as_decided import explain_recorded, format_recorded, recorded_decision, register_context
 
 router = APIRouter(prefix="/v1/ig/policy", tags=["information governance"])
 Ig = Annotated[Principal, Depends(require("ig_auditor"))]
 
 
 class ExplainBody(BaseModel):
-    subscriber: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,48}$")  # a subscriber name's shape: never free text echoed
+    # a subscriber name's shape: never free text echoed. Optional with decision_id (the record names it).
+    subscriber: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{1,48}$")
     event: dict[str, Any]
     format: Literal["json", "text"] = "json"
+    # Explain as decided: this recorded decision about the event, re-derived under today's protocol with the
+    # registers as they were at its time where they keep history (`as_decided` says which facts are "now").
+    decision_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 @router.post("/explain", summary="Why a subscriber would (not) receive this canonical event, field by field",
@@ -39,11 +43,21 @@ async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -
                             {"reason": "not a canonical event", "fields": [
                                 {"field": p.field, "reason": p.reason} for p in problems[:50]]})
     rt = request.app.state.runtime
-    token = body.event["subject"]["linkage"]["token"]
-    # the registers' facts about the child, as the share stage reads them (broker/service/facts.py)
-    facts = read_facts(rt, [token]).for_event(token, rt.cases.is_open(token)) if token else None
-    result = explain(rt.protocol, body.event, body.subscriber, rt.consent_for(token) if token else None,
-                     facts=facts)
+    if body.decision_id is not None:
+        record = recorded_decision(rt.audit_store, body.decision_id, body.event.get("event_id"))
+        recorded = explain_recorded(rt, rt.protocol, record, body.event)
+        if body.format == "text":
+            return PlainTextResponse(format_recorded(recorded) + format_explanation(recorded))
+        return recorded
+    if body.subscriber is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"reason": "give subscriber or decision_id",
+                                                                   "fields": [{"field": "subscriber",
+                                                                               "reason": "required"}]})
+    # the consent, case and determinations registers for the child as they are NOW (explain_recorded, with a
+    # decision_id, gives the determinations as they were), read as the share stage reads them (service/facts.py)
+    consent, facts = register_context(rt, body.event)
+    result = explain(rt.protocol, body.event, body.subscriber, consent, facts=facts)
+    result["as_of"] = "now: the consent, case and determinations registers' state at this request"
     if body.format == "text":
         return PlainTextResponse(format_explanation(result))
     return result

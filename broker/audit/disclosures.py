@@ -27,6 +27,9 @@ class Disclosure:
     fields_withheld: list[str] = field(default_factory=list)
     delivered_at: str | None = None
     read_at: str | None = None  # first read by the subscriber
+    # a consent restriction (an Art 21 objection, a refusal) set aside under a duty to disclose: the decision
+    # record's {restriction, recorded_on, gateway}; IG must see it on the disclosure's own row
+    consent_override: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,5 +62,6 @@ def disclosures(entries: Iterable[Mapping[str, Any]]) -> list[Disclosure]:
             purpose=r.get("purpose"), lawful_basis=list(r.get("lawful_basis", [])), protocol_id=r.get("protocol_id"),
             protocol_version=r.get("protocol_version"), fields_released=list(r.get("fields_released", [])),
             fields_masked=dict(r.get("fields_masked", {})), fields_withheld=list(r.get("fields_withheld", [])),
-            delivered_at=delivered.get(did), read_at=read.get(did)))
+            delivered_at=delivered.get(did), read_at=read.get(did),
+            consent_override=dict(r["consent_override"]) if r.get("consent_override") else None))
     return out

@@ -247,6 +247,15 @@ def _list(values: Sequence[str] | Mapping[str, str]) -> str:
     return "<br>".join(f"<code>{html.escape(v)}</code>" for v in values) or "&mdash;"
 
 
+def _override(o: Mapping[str, Any] | None) -> str:
+    """A consent restriction set aside under a duty to disclose, in words; a dash when consent was not overridden."""
+    if not o:
+        return "&mdash;"
+    on = f" (recorded {html.escape(str(o['recorded_on']))})" if o.get("recorded_on") else ""
+    return (f'<strong class="bad">Overridden</strong>: the {html.escape(str(o["restriction"]))}{on} was set aside'
+            f" under the duty to disclose <code>{html.escape(str(o['gateway']))}</code>")
+
+
 def subject_access_report(subject: str, found: Sequence[Disclosure], timeline: Sequence[Mapping[str, Any]],
                           generated_at: str, verification: VerifyResult | None = None) -> str:
     """HTML listing every disclosure about one child: when, to whom, under which rule and lawful basis, which
@@ -263,6 +272,7 @@ def subject_access_report(subject: str, found: Sequence[Disclosure], timeline: S
             f"<tr><td>{e(d.delivered_at or d.decided_at)}</td><td>{e(d.subscriber)}</td><td>{e(d.event_type or '')}"
             f"</td><td><code>{e(d.rule_id or '')}</code></td><td>{e(d.purpose or '')}</td><td>{basis}</td>"
             f"<td>{_list(d.fields_released)}</td><td>{_list(d.fields_masked)}</td><td>{_list(d.fields_withheld)}</td>"
+            f"<td>{_override(d.consent_override)}</td>"
             f"<td>{e(d.read_at or 'not yet read')}</td><td>{e(d.protocol_version or '')}</td></tr>")
     if verification is None:
         status = "<p>Audit chain: not verified for this report.</p>"
@@ -273,8 +283,9 @@ def subject_access_report(subject: str, found: Sequence[Disclosure], timeline: S
                   f"{e(verification.reason)}.</p>")
     table = ("<table><thead><tr><th>Shared on</th><th>Recipient</th><th>Event</th><th>Rule</th><th>Purpose</th>"
              "<th>Lawful basis</th><th>Fields released</th><th>Fields masked</th><th>Fields withheld</th>"
-             "<th>Read by recipient</th><th>Protocol version</th></tr></thead><tbody>" + "".join(rows)
-             + "</tbody></table>") if rows else "<p>No information about this child has been shared.</p>"
+             "<th>Consent override</th><th>Read by recipient</th><th>Protocol version</th></tr></thead>"
+             "<tbody>" + "".join(rows) + "</tbody></table>"
+             ) if rows else "<p>No information about this child has been shared.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Subject access report: disclosures</title>
 <style>{_SAR_CSS}</style></head><body>

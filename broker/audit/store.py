@@ -295,21 +295,52 @@ class AuditStore:
                 " AND decision_id IS NOT NULL)) ORDER BY seq LIMIT ?", (*tokens, *tokens, limit)).fetchall()
         return [_entry(r) for r in rows]
 
+    def _disclosure_where(self, subscriber: str | None, tokens: Sequence[str], since: str | None,
+                          until: str | None) -> tuple[str, list[str]]:
+        """The WHERE of the decisions to deliver (a person's share after a referral, human_decision, discloses
+        like the protocol's own decision): the deliveries are chosen in SQL, so a withholding never takes a place
+        in a page."""
+        where = ["kind IN ('decision', 'human_decision')", "outcome = 'deliver'"]
+        params: list[str] = []
+        if subscriber is not None:
+            where.append("subscriber = ?")
+            params.append(subscriber)
+        if tokens:
+            where.append(f"subject IN ({','.join('?' * len(tokens))})")
+            params.extend(tokens)
+        if since:
+            where.append("time >= ?")
+            params.append(normalise_time(since))
+        if until:
+            where.append("time < ?")
+            params.append(normalise_time(until))
+        return " AND ".join(where), params
+
     def disclosures(self, *, subscriber: str | None = None, subject: str | None = None, since: str | None = None,
-                    until: str | None = None, limit: int = 1000, aliases: Sequence[str] = ()) -> list[Disclosure]:
-        """Decisions to deliver (to a subscriber, or about a child under any of its tokens), with when they were
-        delivered and read."""
-        # a person's share after a referral (human_decision) discloses like the protocol's own decision
-        decisions = sorted((e for token in dict.fromkeys((subject, *aliases)) for kind in ("decision", "human_decision")
-                            for e in self.search(kind=kind, subscriber=subscriber, subject=token, since=since,
-                                                 until=until, limit=limit, newest_first=False)),
-                           key=lambda e: e["seq"])[:limit]
+                    until: str | None = None, limit: int = 1000, aliases: Sequence[str] = (),
+                    after_seq: int = 0) -> list[Disclosure]:
+        """Decisions to deliver (to a subscriber, or about a child under any of its tokens), oldest first, with
+        when they were delivered and read: the first `limit` after `after_seq` (page on with the last one's seq)."""
+        tokens = [t for t in dict.fromkeys((subject, *aliases)) if t is not None]
+        where, params = self._disclosure_where(subscriber, tokens, since, until)
+        with self._lock:
+            rows = self._sql.execute(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE {where} AND seq > ?"
+                                     " ORDER BY seq LIMIT ?", [*params, after_seq, max(1, min(limit, 10000))]
+                                     ).fetchall()
+        decisions = [_entry(r) for r in rows]
         ids = [e["record"]["decision_id"] for e in decisions if e.get("record")]
         with self._lock:
-            rows = self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered',"
-                                      " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
-        related = [_entry(r) for r in sorted(rows, key=lambda r: int(r[0]))]
-        return disclosures([*decisions, *related])
+            related = self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered',"
+                                         " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
+        return disclosures([*decisions, *(_entry(r) for r in sorted(related, key=lambda r: int(r[0])))])
+
+    def count_disclosures(self, *, subscriber: str | None = None, subject: str | None = None,
+                          since: str | None = None, until: str | None = None, aliases: Sequence[str] = ()) -> int:
+        """How many decisions to deliver `disclosures` would page through (the figure IG reads, not a page's)."""
+        tokens = [t for t in dict.fromkeys((subject, *aliases)) if t is not None]
+        where, params = self._disclosure_where(subscriber, tokens, since, until)
+        with self._lock:
+            return int(self._sql.execute(f"SELECT COUNT(*) FROM audit_entry WHERE {where}", params).fetchone()[0])
 
     def protocol_history(self) -> list[dict[str, Any]]:
         return self.search(kind="protocol_change", limit=10000, newest_first=False)

@@ -246,3 +246,53 @@ def prune(
 
 if __name__ == "__main__":  # pragma: no cover
     app(sys.argv[1:])
+
+
+# What each --by asks for. Identifiers are prompted for (hidden, or read from piped stdin), never taken as options:
+# an option's value stays in the shell's history and in the process list.
+BY_FIELDS = {"nhs_number": ("nhs_number",), "upn": ("upn",), "la_child_id": ("la_child_id", "la_system"),
+             "name": ("family_name", "given_name", "birth_date", "postcode")}
+
+
+@app.command("find-child")
+def find_child_command(
+    reason: Annotated[str, typer.Option(help="Why you look (required): subject_access_request, "
+                                             "rectification_or_erasure, complaint, disclosure_request, "
+                                             "safeguarding_review, breach_investigation, ig_audit.")],
+    by: Annotated[list[str], typer.Option(help="What you know: nhs_number, upn, la_child_id (with its LA's system "
+                                               "code) or name (family name, first given name, date of birth and "
+                                               "postcode); repeat to give several. Each value is prompted for.")],
+    reference: Annotated[str | None, typer.Option(help="The request or ticket reference.")] = None,
+    data_dir: DataDir = None, audit_url: AuditUrl = None,
+) -> None:
+    """Find a child: the tokens intake gives the identifiers (the data directory's linkage key), every token the
+    identity register ties to the child, and the lookup recorded in the audit log (your uid, the reason). Prints
+    tokens only; then `mash-broker audit export --format sar --subject TOKEN`."""
+    from broker.config import Settings
+    from broker.pipeline.find_child import ChildQuery, ChildQueryRejected, find_child, lookup_record
+    from broker.secrets import linkage_key
+    from broker.stores.identities import IdentityRegister
+
+    unknown = [b for b in by if b not in BY_FIELDS]
+    if unknown or not by:
+        raise _fail(f"--by: one of {', '.join(BY_FIELDS)}")
+    values = {field: typer.prompt(field.replace("_", " "), hide_input=True, default="", show_default=False)
+              for b in dict.fromkeys(by) for field in BY_FIELDS[b]}
+    query = ChildQuery(reason=reason, reference=reference, **values)
+    directory = _data_dir(data_dir)
+    settings = Settings()
+    try:
+        key = linkage_key(directory, settings.linkage_key_version, create=False)
+    except Exception as exc:  # the key's path may name the host's layout, never a value: the type is enough
+        raise _fail(f"the linkage key is not readable in the data directory ({type(exc).__name__})") from None
+    store = _open(data_dir, audit_url)
+    register = IdentityRegister(directory / IdentityRegister.FILE, os.environ.get("MASH_STORE_URL") or None)
+    try:
+        found = find_child(query, key, register.aliases, lambda token: bool(store.search(subject=token, limit=1)))
+        store.log("admin_action", actor=cli_actor(), **lookup_record(query, found))
+    except ChildQueryRejected as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        register.close()
+        store.close()
+    typer.echo(json.dumps({**found.answer(), "key_version": key.version}, indent=1))

@@ -197,9 +197,6 @@ def bench(
     from broker.bench.stages import measure_stages, stage_kit
 
     console = Console(stderr=True, quiet=as_json)
-    # SIGTERM (a soak stopped with kill PID) unwinds like Ctrl-C: the service and workers are stopped before the
-    # Kafka they talk to, instead of all at once by their parent-death signal.
-    signal.signal(signal.SIGTERM, _interrupt)
     soak_s = None
     if soak is not None:
         try:
@@ -217,17 +214,24 @@ def bench(
                               "events_per_record": per_record}
     rows = Console(stderr=True)  # a soak's rows go to stderr even with --json: a long run shows how it goes
     watch = Watch(report_every, lambda row: rows.print(soak_line(row), highlight=False)) if soak_s else None
-    with _bench_root(workdir) as root:
-        if stages:
-            with console.status("timing the pure stages"), stage_kit(root / "stages") as kit:
-                report["stages"] = measure_stages(kit, formats, stage_records, _profiler(profile)).to_dict()
-        with _kafka(console, root, embedded, bootstrap, kafka_data_dir) as kafka:
-            report["kafka"] = kafka.kind
-            report |= _scenario(console, kafka, root / "run", formats, per_record, events=events, workers=workers,
-                                rate=rate, concurrency=concurrency, batch=batch, warmup=warmup, baseline=baseline,
-                                mean_bytes=report.get("stages", {}).get("mean_protected_event_bytes") or 2500,
-                                quiet=as_json, watch=watch, idle_timeout=SOAK_IDLE_S if soak_s else None,
-                                final_wait=SOAK_DRAIN_S if soak_s else None, duration=soak_s)
+    # SIGTERM (a soak stopped with kill PID) unwinds like Ctrl-C: the service and workers are stopped before the
+    # Kafka they talk to, instead of all at once by their parent-death signal.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with _bench_root(workdir) as root:
+            if stages:
+                with console.status("timing the pure stages"), stage_kit(root / "stages") as kit:
+                    report["stages"] = measure_stages(kit, formats, stage_records, _profiler(profile)).to_dict()
+            with _kafka(console, root, embedded, bootstrap, kafka_data_dir) as kafka:
+                report["kafka"] = kafka.kind
+                report |= _scenario(console, kafka, root / "run", formats, per_record, events=events,
+                                    workers=workers, rate=rate, concurrency=concurrency, batch=batch, warmup=warmup,
+                                    baseline=baseline,
+                                    mean_bytes=report.get("stages", {}).get("mean_protected_event_bytes") or 2500,
+                                    quiet=as_json, watch=watch, idle_timeout=SOAK_IDLE_S if soak_s else None,
+                                    final_wait=SOAK_DRAIN_S if soak_s else None, duration=soak_s)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if soak_s is not None:
         report["soak"] = soak_summary(report["pipeline"], soak_s, rate)
     report["ended"], report["targets"] = _now(), TARGETS

@@ -6,6 +6,7 @@ Output never carries a value from an event: paths, codes and reasons only.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
@@ -26,6 +27,8 @@ from broker.policy import (
     load_protocol,
     run_protocol_tests,
 )
+from broker.policy.diff import Context, format_diff
+from broker.policy.facts import CaseFacts
 from broker.schema.event_files import NOT_JSON, read_documents
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -75,16 +78,94 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
         yield item
 
 
-def run_diff(old: Protocol, new: Protocol, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The diff over any iterable of events: a file today, a Kafka replay tomorrow."""
-    return diff(old, new, events)
+def run_diff(old: Protocol, new: Protocol, events: Iterable[Mapping[str, Any]],
+             context: Context | None = None) -> dict[str, Any]:
+    """The diff over any iterable of events (a file, or the events topic replayed), each decided under `context`
+    (the registers' consent and facts for its child; none for a file of events)."""
+    return diff(old, new, events) if context is None else diff(old, new, events, context)
+
+
+def _facts(case_open: bool | None, s47_requested_of: list[str], adult_at_risk: bool | None,
+           birth_date: str | None) -> CaseFacts:
+    """The register facts given on the command line (each unknown unless given)."""
+    born = None
+    if birth_date is not None:
+        try:
+            born = dt.date.fromisoformat(birth_date)
+        except ValueError:
+            _err("--birth-date: not an ISO date (YYYY-MM-DD)")  # the value is not echoed: it is a child's DOB
+            raise typer.Exit(EXIT_UNUSABLE) from None
+    return CaseFacts(case_open=case_open, s47_requested_of=frozenset(s47_requested_of), adult_at_risk=adult_at_risk,
+                     birth_date=born)
+
+
+def _explain_recorded(decision_id: str, event_file: Path | None, proto: Protocol, output: OutputFormat) -> None:
+    """`explain --decision ID`: the audit record's event, subscriber and protocol version; the event from EVENT.json
+    or the events topic; the registers of MASH_DATA_DIR (or MASH_STORE_URL) at the decision's time."""
+    from broker.audit.store import open_audit_store
+    from broker.config import Settings
+    from broker.service.as_decided import (
+        DecisionNotFound,
+        Registers,
+        explain_recorded,
+        format_recorded,
+        recorded_decision,
+    )
+
+    settings = Settings()
+    audit = open_audit_store(settings.data_dir, settings.audit_url)
+    try:
+        record = recorded_decision(audit, decision_id)
+    except DecisionNotFound as exc:
+        _err(f"--decision: {exc}")
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    finally:
+        audit.close()
+    try:
+        event = _recorded_event(record["event_id"], event_file, settings)
+    except (EventsFileError, ValueError) as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    registers = Registers.open(settings.data_dir, settings.store_url)
+    try:
+        result = explain_recorded(registers, proto, record, event)
+    finally:
+        registers.close()
+    if output is OutputFormat.text:
+        sys.stdout.write(format_recorded(result) + format_explanation(result))
+    else:
+        _emit(result)
+    raise typer.Exit(EXIT_OK if result["as_decided"]["same"] else EXIT_FAILED)
+
+
+def _recorded_event(event_id: str, event_file: Path | None, settings: Any) -> dict[str, Any]:
+    """The decided event: from the file when given (it must be that event), else read back from the events topic."""
+    if event_file is not None:
+        events = [e for e in read_events(event_file) if e.get("event_id") == event_id]
+        if not events:
+            raise EventsFileError(f"{event_file}: holds no event with the decision's event id")
+        return events[0]
+    import asyncio
+
+    from broker.service.replay import replay_events
+
+    for event in asyncio.run(replay_events(settings)):
+        if event.get("event_id") == event_id:
+            return event
+    raise ValueError("the decision's event is no longer on the events topic (retention, or erased): give it with "
+                     "EVENT.json")
 
 
 @app.command("explain")
 def explain_command(
-    event_file: Annotated[Path, typer.Argument(metavar="EVENT.json", help="One canonical event (JSON).")],
-    protocol: Annotated[Path, typer.Option("--protocol", help="Protocol file (YAML).")],
-    subscriber: Annotated[str, typer.Option("--subscriber", help="Subscriber name.")],
+    protocol: Annotated[Path, typer.Option("--protocol", help="Protocol file (YAML): today's.")],
+    event_file: Annotated[Path | None, typer.Argument(metavar="EVENT.json", help="One canonical event (JSON).")
+                          ] = None,
+    subscriber: Annotated[str | None, typer.Option("--subscriber", help="Subscriber name.")] = None,
+    decision: Annotated[str | None, typer.Option(
+        "--decision", help="Re-derive this recorded decision (its audit record gives event, subscriber, protocol "
+                           "version; the event from EVENT.json or the events topic): exit 0 when today's protocol "
+                           "decides the same, 1 when not.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="json (default) or text.")] = OutputFormat.json,
     consent_status: Annotated[str | None, typer.Option(
         help="The child's data protection consent in the register: given, refused, withdrawn, not_sought, "
@@ -93,9 +174,27 @@ def explain_command(
     objection: Annotated[bool, typer.Option(help="The child's Art 21 objection is recorded.")] = False,
     case_open: Annotated[bool | None, typer.Option("--case-open/--case-closed",
                                                    help="Case register status (default unknown).")] = None,
+    s47_requested_of: Annotated[list[str] | None, typer.Option(
+        "--s47-requested-of", metavar="PARTNER",
+        help="A partner id (protocol partners[].id) the LA called upon under CA 1989 s47(9) for this child's open "
+             "enquiry; repeat for more.")] = None,
+    adult_at_risk: Annotated[bool | None, typer.Option(
+        "--adult-at-risk/--not-adult-at-risk",
+        help="A recorded determination that the adult subject is (not) an adult at risk (default: none).")] = None,
+    birth_date: Annotated[str | None, typer.Option(
+        "--birth-date", metavar="YYYY-MM-DD",
+        help="The identity register's date of birth (used only when the event carries none).")] = None,
 ) -> None:
-    """Why SUBSCRIBER does or does not receive the event: rule by rule, field by field."""
+    """Why SUBSCRIBER does or does not receive the event: rule by rule, field by field. With --decision ID: the
+    recorded decision re-derived under today's protocol and the registers (MASH_DATA_DIR) as they were."""
     proto = _load(protocol)
+    if decision is not None:
+        _explain_recorded(decision, event_file, proto, output)
+        return
+    if event_file is None or subscriber is None:
+        _err("give EVENT.json and --subscriber, or --decision ID")
+        raise typer.Exit(EXIT_UNUSABLE)
+    facts = _facts(case_open, s47_requested_of or [], adult_at_risk, birth_date)
     try:
         events = list(read_events(event_file))
     except EventsFileError as exc:
@@ -111,7 +210,7 @@ def explain_command(
         except ValueError as exc:
             _err(f"--consent-status: {exc}")
             raise typer.Exit(EXIT_UNUSABLE) from None
-    result = explain(proto, events[0], subscriber, consent, case_open=case_open)
+    result = explain(proto, events[0], subscriber, consent, facts=facts)
     if output is OutputFormat.text:
         sys.stdout.write(format_explanation(result))
     else:
@@ -125,9 +224,14 @@ def diff_command(
     events: Annotated[Path | None, typer.Option("--events", help="Events: JSON Lines, a JSON array or one object."
                                                  )] = None,
     replay: Annotated[bool, typer.Option("--replay", help="Replay the events topic (KAFKA_BOOTSTRAP_SERVERS, "
-                                         "keys in MASH_DATA_DIR) instead of a file.")] = False,
+                                         "keys in MASH_DATA_DIR) instead of a file, each event decided under "
+                                         "the consent, case and determinations registers of MASH_DATA_DIR "
+                                         "(or MASH_STORE_URL).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The diff as JSON (for machines) instead of a table."
+                                          )] = False,
 ) -> None:
-    """Per subscriber: events and fields that the new version starts or stops sharing."""
+    """Per subscriber: events and fields that the new version starts or stops sharing. Exit 0 when no decision
+    changes, 1 when any does, 2 on an unusable protocol or input."""
     if (events is None) == (not replay):
         _err("give exactly one of --events FILE or --replay")
         raise typer.Exit(EXIT_UNUSABLE)
@@ -138,17 +242,27 @@ def diff_command(
             import asyncio
 
             from broker.config import Settings
+            from broker.service.as_decided import Registers, diff_context
             from broker.service.replay import replay_events
 
-            source = asyncio.run(replay_events(Settings()))
+            settings = Settings()
+            source = asyncio.run(replay_events(settings))
+            registers = Registers.open(settings.data_dir, settings.store_url)
+            try:
+                result = run_diff(before, after, source, diff_context(registers))
+            finally:
+                registers.close()
         else:
             assert events is not None
-            source = read_events(events)
-        result = run_diff(before, after, source)
+            result = run_diff(before, after, read_events(events))
     except (EventsFileError, ValueError) as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_UNUSABLE) from None
-    _emit(result)
+    if as_json:
+        _emit(result)
+    else:
+        sys.stdout.write(format_diff(result))
+    raise typer.Exit(EXIT_FAILED if result["changed"] else EXIT_OK)
 
 
 @app.command("test")

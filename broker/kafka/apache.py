@@ -231,11 +231,12 @@ def server_command(java: str, classpath: Sequence[Path], node: NodePlan,
     return java_command(java, classpath, node, SERVER_MAIN, [str(node.properties_file)], extra_flags=extra_flags)
 
 
-def format_command(java: str, classpath: Sequence[Path], plan: ClusterPlan, node: NodePlan) -> list[str]:
+def format_command(java: str, classpath: Sequence[Path], plan: ClusterPlan, node: NodePlan,
+                   extra_flags: Sequence[str] = ()) -> list[str]:
     # Static quorum: the voters are in the config, so neither --standalone nor --initial-controllers applies.
     return java_command(java, classpath, node, STORAGE_TOOL,
                         ["format", "-t", plan.cluster_id, "-c", str(node.properties_file)],
-                        heap=("-Xms64m", "-Xmx256m"))
+                        heap=("-Xms64m", "-Xmx256m"), extra_flags=extra_flags)
 
 
 def layout_json(plan: ClusterPlan) -> str:
@@ -691,7 +692,7 @@ class ApacheKafka:
         for node in nodes:
             log = open(node.logs / "format.log", "ab")  # noqa: SIM115 - closed below, after the tool exits
             running.append((node, log, subprocess.Popen(
-                format_command(self.java, self.classpath, self.plan, node), stdin=subprocess.DEVNULL,
+                format_command(self.java, self.classpath, self.plan, node, self.jvm_flags), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)))
         failed = []
         for node, log, proc in running:

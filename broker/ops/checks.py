@@ -324,6 +324,25 @@ def check_registers(settings: Settings) -> CheckResult:
     return CheckResult("registers", "ok", "PostgreSQL at MASH_STORE_URL answers")
 
 
+def check_consent_review(settings: Settings) -> CheckResult:
+    """Consent records moved from the first, per-child register that say no and await an IG review: until reviewed
+    each is read the stricter way (broker/policy/consent_review.py). Read only; counts, never a token."""
+    from broker.ops.delivery_checks import _query
+    from broker.stores.consent import MIGRATED_BY, SAYS_NO_SQL, ConsentRegister
+
+    rows = _query(settings, ConsentRegister.FILE, "SELECT COUNT(DISTINCT subject) FROM consent_records WHERE"
+                  f" recorded_by = '{MIGRATED_BY}' AND {SAYS_NO_SQL} AND subject NOT IN"
+                  " (SELECT subject FROM consent_reviews)")
+    if rows is None:  # no register yet, or one from before reviews existed (the broker adds the table on start)
+        return CheckResult("consent review", "info", "no consent records from the first register to review")
+    waiting = int(rows[0][0])
+    if waiting:
+        return CheckResult("consent review", "warning", f"{waiting} children's consent records from the first "
+                           "register say no and await an IG review (read as an objection and a refusal of every "
+                           "kind until then): `mash-broker consent v1-list`")
+    return CheckResult("consent review", "ok", "no consent records from the first register await review")
+
+
 async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] | None = None) -> list[CheckResult]:
     """Every check, in the order a person would fix them."""
     protocol = check_protocol(settings.protocol_file, protocol_loader)
@@ -340,6 +359,7 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
         check_topics(settings, kafka.topics, protocol.subscribers),
         *await check_kafka_engine(settings, kafka.topics, protocol.subscribers),
         check_registers(settings),
+        check_consent_review(settings),
         *await _delivery_checks(settings, kafka.topics is not None),
     ]
 

@@ -89,6 +89,13 @@ def _fallback_basis(child: Mapping[str, Any], source: Mapping[str, Any]) -> tupl
     return "source_local_id", "low", f"record:{source['agency']}:{source['system']}:{source['record_id']}"
 
 
+def probable_identifier(child: Mapping[str, Any]) -> str | None:
+    """The probable-match identifier (family name, first given name, date of birth, postcode: all four), as the
+    fallback keys it; None without all four. For looking a child up (broker/pipeline/find_child.py)."""
+    basis, _, identifier = _fallback_basis(child, {"agency": "", "system": "", "record_id": ""})
+    return identifier if basis == "name_dob_postcode" else None
+
+
 def token_for(identifier: str, key: LinkageKey) -> str:
     digest = hmac.new(key.secret, identifier.encode(), hashlib.sha256).digest()
     return f"lt{key.version}_" + base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")

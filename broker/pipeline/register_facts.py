@@ -14,7 +14,16 @@ from datetime import date
 from typing import Any
 
 from broker.policy.facts import CaseFacts
-from broker.stores.determinations import Determined
+
+
+@dataclass(frozen=True, slots=True)
+class Determined:
+    """What the determinations register holds in force for one child (broker/stores/determinations.py)."""
+
+    s47_requested_of: frozenset[str] = frozenset()  # partner ids called upon by an active s47(9) request
+    adult_at_risk: bool | None = None  # the active determination, None when there is none
+    s47_open: tuple[str, ...] = ()  # the tokens with an active request (the share stage ends them on closure)
+
 
 NOTHING = Determined()
 

@@ -42,7 +42,6 @@ from broker.pipeline.share import share
 from broker.policy import ConsentState, Decision, SubscriberKeyError, decide, release
 from broker.policy import Protocol as SharingProtocol
 from broker.policy.facts import CaseFacts
-from broker.stores.held import Held
 
 # A subscriber that cannot be sealed to: its deliveries are held (broker/service/held.py), the others go on.
 SEAL_FAULTS = (SubscriberKeyError, SealError)
@@ -127,6 +126,17 @@ class CaseWrite:
     token: str
     open: bool
     event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A delivery held for a subscriber that cannot be sealed to: where its event sits on the events topic, so it
+    can be read again and delivered once the key loads (the held register, broker/stores/held.py, keeps these)."""
+
+    subscriber: str
+    event_id: str
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,7 @@ async def _share(rt: Runtime, referral: Referral) -> Outcome:
     """The disclosure a share decision makes, attempted at once; whatever stops it now (the subscriber's key, Kafka,
     the event not readable yet) leaves it owed, and the retry loop (`retry_decided`) makes it later. The answer
     says which, honestly: delivered, not sent for good and why, or decided with the delivery pending."""
+    assert rt.referrals is not None
     task = _attempt(rt, referral.referral_id)
     try:
         delivered, note = await asyncio.wait_for(asyncio.shield(task), DELIVERY_WAIT_S)
@@ -312,6 +313,7 @@ async def _prepare(rt: Runtime, referral: Referral, withholding: Withholding) ->
     when it is never to be sent. Raises _Pending (or Kafka's error) when the event cannot be read now."""
     from broker.service.held import read_positions  # held imports share, which imports this module
 
+    assert rt.protocol is not None and rt.delivered is not None and referral.decision_id is not None
     if rt.erasures is not None and rt.erasures.is_erased(referral.subject):
         return None, None, ERASED
     if referral.subscriber not in rt.protocol.subscribers:
@@ -343,6 +345,7 @@ async def _send(rt: Runtime, referral: Referral, decision: Decision, event: dict
     """Release, seal, send, mark. Before sending, the delivery topic is searched for this decision's message if an
     earlier attempt got as far as sending without hearing back (Kafka may have written it after all)."""
     assert rt.producer is not None and rt.delivered is not None and rt.held is not None
+    assert rt.protocol is not None and rt.referrals is not None and referral.decision_id is not None
     sub = rt.protocol.subscribers[referral.subscriber]
     if problems := key_problems([sub]):  # checked at each attempt: a cached sealer outlives a key file removed
         raise _Pending(f"subscriber public key unusable ({problems[0].split(':')[0]})")

@@ -30,6 +30,8 @@ from broker.stores.determinations import (
 if TYPE_CHECKING:
     from broker.policy import Protocol
     from broker.service.runtime import Runtime
+    from broker.stores.determinations import DeterminationRegister
+    from broker.stores.identities import IdentityRegister
 
 LOCAL_AUTHORITY = "social_care"  # the agency of a partner that makes s47 enquiries (Children Act 1989 s47(1))
 # s47(11) lists who must assist when called upon: local authorities, housing authorities and NHS bodies. The police
@@ -67,13 +69,19 @@ def s47_problems(protocol: Protocol, requested_by: str, partners: Sequence[str])
     return problems
 
 
+def _registers(rt: Runtime) -> tuple[IdentityRegister, DeterminationRegister, Protocol]:
+    assert rt.identities is not None and rt.determinations is not None and rt.protocol is not None
+    return rt.identities, rt.determinations, rt.protocol
+
+
 def _child(rt: Runtime, subject: str) -> str:
     """The child's current token, or DeterminationRefused (unknown: 404, erased: 409)."""
-    if not known_child(rt.identities, rt.audit_store, subject):
+    identities, _, _ = _registers(rt)
+    if not known_child(identities, rt.audit_store, subject):
         raise DeterminationRefused(404, "no record of this child: a determination is recorded only for a token the "
                                         "broker has received records about (check the token)")
-    current = rt.identities.current(subject)
-    if rt.erasures is not None and rt.erasures.erased_at(rt.identities.aliases(current)):
+    current = identities.current(subject)
+    if rt.erasures is not None and rt.erasures.erased_at(identities.aliases(current)):
         raise DeterminationRefused(409, "this child was erased: nothing more is recorded about it")
     return current
 
@@ -110,13 +118,14 @@ async def record_s47(rt: Runtime, subject: str, *, requested_by: str, partners: 
                      enquiry_ref: str | None, actor: str, acting_for: Collection[str] | None) -> S47Request:
     """Record an s47(9) request. `acting_for`: the partners the caller's decision_maker grants act for (None for an
     administrator, who records on the named local authority's behalf)."""
+    _, register, protocol = _registers(rt)
     current = _child(rt, subject)
     if acting_for is not None and requested_by not in acting_for:
         raise DeterminationRefused(403, "only a decision maker of the requesting local authority records its "
                                         "s47(9) request")
-    if problems := s47_problems(rt.protocol, requested_by, partners):
+    if problems := s47_problems(protocol, requested_by, partners):
         raise DeterminationRefused(422, "; ".join(problems))
-    request = rt.determinations.request_s47(current, requested_by=requested_by, partners=partners,
+    request = register.request_s47(current, requested_by=requested_by, partners=partners,
                                             enquiry_ref=enquiry_ref, recorded_by=actor, at=now_iso())
     await rt.emit_audit([s47_record(rt, request, "recorded", actor)])
     return request
@@ -124,14 +133,15 @@ async def record_s47(rt: Runtime, subject: str, *, requested_by: str, partners: 
 
 async def withdraw_s47(rt: Runtime, request_id: str, *, reason: str, actor: str,
                        acting_for: Collection[str] | None) -> S47Request:
-    found = rt.determinations.s47_request(request_id)
+    _, register, _ = _registers(rt)
+    found = register.s47_request(request_id)
     if found is None or (acting_for is not None and found.requested_by not in acting_for):
         # not the caller's to see: as if it did not exist
         raise DeterminationRefused(404, "no such s47(9) request for this credential's partner")
     if reason not in WITHDRAW_REASONS:
         raise DeterminationRefused(422, "reason: not one of " + ", ".join(WITHDRAW_REASONS))
     try:
-        ended = rt.determinations.end_s47(request_id, by=actor, reason=reason, at=now_iso())
+        ended = register.end_s47(request_id, by=actor, reason=reason, at=now_iso())
     except AlreadyEnded:
         raise DeterminationRefused(409, f"this s47(9) request is no longer in force ({found.end_reason})") from None
     await rt.emit_audit([s47_record(rt, ended, "withdrawn", actor, reason)])
@@ -140,11 +150,12 @@ async def withdraw_s47(rt: Runtime, request_id: str, *, reason: str, actor: str,
 
 async def determine_adult(rt: Runtime, subject: str, *, at_risk: bool, reason: str, reference: str | None,
                           actor: str) -> AdultAtRisk:
+    _, register, _ = _registers(rt)
     current = _child(rt, subject)
     allowed = AT_RISK_REASONS if at_risk else NOT_AT_RISK_REASONS
     if reason not in allowed:
         raise DeterminationRefused(422, f"reason: for at_risk {str(at_risk).lower()}, one of " + ", ".join(allowed))
-    made, before = rt.determinations.determine(current, at_risk=at_risk, reason=reason, reference=reference,
+    made, before = register.determine(current, at_risk=at_risk, reason=reason, reference=reference,
                                                recorded_by=actor, at=now_iso())
     records = [adult_record(rt, before, "superseded", actor, SUPERSEDED)] if before is not None else []
     await rt.emit_audit([*records, adult_record(rt, made, "recorded", actor, reason)])
@@ -152,11 +163,12 @@ async def determine_adult(rt: Runtime, subject: str, *, at_risk: bool, reason: s
 
 
 async def withdraw_adult(rt: Runtime, subject: str, *, reason: str, actor: str) -> AdultAtRisk:
+    _, register, _ = _registers(rt)
     current = _child(rt, subject)
     if reason not in WITHDRAW_REASONS:
         raise DeterminationRefused(422, "reason: not one of " + ", ".join(WITHDRAW_REASONS))
     try:
-        ended = rt.determinations.withdraw_determination(current, by=actor, reason=reason, at=now_iso())
+        ended = register.withdraw_determination(current, by=actor, reason=reason, at=now_iso())
     except AlreadyEnded:
         raise DeterminationRefused(409, "no adult-at-risk determination is in force for this subject") from None
     await rt.emit_audit([adult_record(rt, ended, "withdrawn", actor, reason)])
@@ -165,7 +177,8 @@ async def withdraw_adult(rt: Runtime, subject: str, *, reason: str, actor: str) 
 
 def listed(rt: Runtime, subject: str) -> tuple[str, list[dict[str, Any]]]:
     """(current token, every record about the child under any token it carried), for a known child."""
-    if not known_child(rt.identities, rt.audit_store, subject):
+    identities, register, _ = _registers(rt)
+    if not known_child(identities, rt.audit_store, subject):
         raise DeterminationRefused(404, "no record of this child (check the token)")
-    current = rt.identities.current(subject)
-    return current, [r.view() for r in rt.determinations.listed(rt.identities.aliases(current))]
+    current = identities.current(subject)
+    return current, [r.view() for r in register.listed(identities.aliases(current))]

@@ -66,6 +66,7 @@ def open_birth_date(keys: KeyProvider, token: str, sealed: str) -> str | None:
 
 def _opened(rt: Runtime, tokens: Iterable[str]) -> dict[str, str | None]:
     """token -> its date of birth (None: in conflict); tokens with none, or one shredded, are left out."""
+    assert rt.identities is not None
     out: dict[str, str | None] = {}
     for token, sealed in rt.identities.sealed_birth_dates(tokens).items():
         if sealed is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiokafka.errors import KafkaError
 
@@ -95,20 +95,18 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     with rt.metrics.time("prepare"):
         prepared = await _prepare_off_loop(agency, data, ctx, rt, content_type)
     if prepared is None:
-        plan = refused_plan(request, None, f"input took longer than {PREPARE_TIME_LIMIT_S:g} s to read: send it in "
-                                           "smaller files")
-    else:
-        resolved = _resolve(rt, prepared)
-        erasure = _erasure_facts(rt, prepared, resolved)
-        try:
-            with rt.metrics.time("protect"):
-                plan = plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
-        except CryptoError as exc:  # fail closed: never plaintext; the sender resends once keys are back
-            rt.metrics.key_failures.inc()
-            raise KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted") from None
-    if plan.refusal is not None:  # nothing is published; the refusal itself is audited
-        await _audit_refusal(rt, plan)
-        raise InputRefused(plan.refusal, plan.result)
+        await _refuse(rt, refused_plan(request, None, f"input took longer than {PREPARE_TIME_LIMIT_S:g} s to read: "
+                                                      "send it in smaller files"))
+    resolved = _resolve(rt, prepared)
+    erasure = _erasure_facts(rt, prepared, resolved)
+    try:
+        with rt.metrics.time("protect"):
+            plan = plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
+    except CryptoError as exc:  # fail closed: never plaintext; the sender resends once keys are back
+        rt.metrics.key_failures.inc()
+        raise KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted") from None
+    if plan.refusal is not None:
+        await _refuse(rt, plan)
     await _publish(rt, plan)
     _apply_registers(rt, plan, request.received_at)  # once Kafka holds the events, person.linked included
     # the children's dates of birth, from the published events that carry one (broker/stores/identities.py): before
@@ -148,6 +146,7 @@ async def _prepare_off_loop(agency: str, data: bytes, ctx: AdaptContext, rt: Run
         with _pool_lock:
             _pending -= 1
 
+    assert rt.linkage is not None  # loaded before the service serves (Runtime.load_local)
     future = _prepare_pool().submit(prepare, agency, data, ctx, rt.linkage, content_type=content_type)
     future.add_done_callback(done)
     try:
@@ -160,6 +159,7 @@ def _resolve(rt: Runtime, prepared: Prepared) -> Resolved:
     """Read the identity register's view of the request's identities; resolve the events' tokens (pure)."""
     if not prepared.events:
         return resolve_intake(prepared, Known())
+    assert rt.identities is not None
     with rt.metrics.time("resolve"):
         known = rt.identities.known(identity.token for event_ids in prepared.identities for identity in event_ids)
         return resolve_intake(prepared, known)
@@ -193,17 +193,21 @@ def _params(rt: Runtime) -> IntakeParams:
 
 
 # --- applying: Kafka first, then the audit, then the registers -----------------------------------------------------
-async def _audit_refusal(rt: Runtime, plan: IntakePlan) -> None:
-    """The refused input's receipt and rejection in the audit log (the reasons are fixed texts with numbers)."""
+async def _refuse(rt: Runtime, plan: IntakePlan) -> NoReturn:
+    """Nothing is published; the refused input's receipt and rejection go to the audit log (the reasons are fixed
+    texts with numbers), then the refusal is raised (413)."""
+    assert plan.refusal is not None
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             await rt.emit_audit(list(plan.audits))
     except (KafkaError, TimeoutError) as exc:  # the refusal stands: it never depended on Kafka
         log.error("refusal_not_audited", reason=type(exc).__name__)
+    raise InputRefused(plan.refusal, plan.result)
 
 
 async def _publish(rt: Runtime, plan: IntakePlan) -> None:
     """Send every message, wait for Kafka's acknowledgement of all, then the audit records (which say so)."""
+    assert rt.producer is not None
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             sends = [await rt.producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
@@ -220,6 +224,7 @@ def _apply_registers(rt: Runtime, plan: IntakePlan, at: str) -> None:
     """Write the links, carry consent over a merge, count (their audit records went with the request's)."""
     if not plan.links:
         return
+    assert rt.identities is not None and rt.consent is not None
     rt.identities.apply(plan.links, at)
     for resolution in plan.links:
         if resolution.conflict:

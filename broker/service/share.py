@@ -97,6 +97,10 @@ async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-
 # catches up on a backlog.
 TX_MAX_MESSAGES = 64
 TX_BUDGET_MS = 25.0
+# Never fewer than this in a transaction: the cost per message is measured in wall time, which on a starved host
+# includes waiting for a core, and one-message transactions then turn throughput into one commit round trip per
+# event (a soak at 100/s offered on a loaded 2-core host decided ~5 events/s). A batch this small costs a few ms.
+TX_MIN_MESSAGES = 8
 POLL_MESSAGES = 500
 
 
@@ -106,11 +110,11 @@ def transactional_id(group: str, worker: str, instance: str) -> str:
 
 
 def transaction_size(seconds_per_message: float, budget_ms: float = TX_BUDGET_MS,
-                     most: int = TX_MAX_MESSAGES) -> int:
-    """Messages in one transaction: as many as fit the time budget at the measured cost, 1 to `most`."""
+                     most: int = TX_MAX_MESSAGES, least: int = TX_MIN_MESSAGES) -> int:
+    """Messages in one transaction: as many as fit the time budget at the measured cost, `least` to `most`."""
     if seconds_per_message <= 0:
         return most
-    return max(1, min(most, int(budget_ms / 1000 / seconds_per_message)))
+    return max(least, min(most, int(budget_ms / 1000 / seconds_per_message)))
 
 
 def cut(messages: Sequence[ConsumerRecord], size: int) -> list[list[ConsumerRecord]]:
@@ -164,6 +168,7 @@ class Pending:
 
     def record(self, rt: Runtime) -> None:
         if self.marks:
+            assert rt.delivered is not None
             rt.delivered.mark(self.marks, self.recipients)
 
 
@@ -295,7 +300,7 @@ def _reveal(rt: Runtime, messages: list[ConsumerRecord]) -> list[Item | Poison]:
 async def _read_facts(rt: Runtime, items: list[Item]) -> ShareFacts:
     """What the registers say of the batch: one delivered-log query, the held subscribers, each child's case state
     and consent, the register facts (broker/service/facts.py), and each erasure notice's past recipients."""
-    assert rt.protocol is not None and rt.cases is not None
+    assert rt.protocol is not None and rt.cases is not None and rt.delivered is not None
     tokens = list(dict.fromkeys(i.token for i in items))
     folded = [i.event["payload"]["superseded_token"] for i in items if i.event["event_type"] == LINKED]
     notices = [i.event for i in items if i.event["event_type"] == NOTICE_TYPE]
@@ -316,7 +321,7 @@ async def _apply(rt: Runtime, plan: SharePlan, out: AIOKafkaProducer, now: str, 
     """The plan's effects in the module docstring's order: case state, produce and wait, (at-least-once: the
     delivered log), held deliveries and referrals, then the audit, inside the batch's transaction when there is one.
     """
-    assert rt.cases is not None
+    assert rt.cases is not None and rt.protocol is not None
     for write in plan.case_writes:
         rt.cases.set(write.token, write.open, write.event_id)
     _observe(rt, plan)
@@ -329,6 +334,7 @@ async def _apply(rt: Runtime, plan: SharePlan, out: AIOKafkaProducer, now: str, 
         pending.record(rt)
         pending = Pending()
     if plan.held:  # before the batch's offsets are committed
+        assert rt.held is not None  # never dropped: a held delivery lost would be a delivery lost
         rt.held.hold(list(plan.held), now)
     if plan.referrals and rt.referrals is not None:  # likewise; a redelivered batch adds nothing (register docstring)
         rt.referrals.refer([referral_for(rt.protocol, r.decision, r.event, r.token, r.partition, r.offset, now)

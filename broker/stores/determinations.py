@@ -25,11 +25,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.errors import Conflict
+from broker.pipeline.register_facts import Determined
 from broker.stores.db import IN_CHUNK, open_register
 
 S47_REQUEST, ADULT_AT_RISK = "s47_request", "adult_at_risk"
@@ -123,15 +125,6 @@ class AdultAtRisk:
                 "ended_at": self.ended_at, "ended_by": self.ended_by, "end_reason": self.end_reason}
 
 
-@dataclass(frozen=True, slots=True)
-class Determined:
-    """What the register holds in force for one child (the facts a decision reads)."""
-
-    s47_requested_of: frozenset[str] = frozenset()  # partner ids called upon by an active s47(9) request
-    adult_at_risk: bool | None = None  # the active determination, None when there is none
-    s47_open: tuple[str, ...] = ()  # the tokens with an active request (the share stage ends them on closure)
-
-
 def _s47(row: tuple[Any, ...]) -> S47Request:
     v = dict(zip(_S47, row, strict=True))
     return S47Request(**{**v, "partners": tuple(json.loads(v["partners"]))})
@@ -142,7 +135,7 @@ def _aar(row: tuple[Any, ...]) -> AdultAtRisk:
     return AdultAtRisk(**{**v, "at_risk": bool(v["at_risk"])})
 
 
-class AlreadyEnded(Exception):
+class AlreadyEnded(Conflict):
     """The request or determination is no longer in force (withdrawn, superseded or ended with the case)."""
 
 
@@ -241,7 +234,7 @@ class DeterminationRegister:
                                                     " WHERE subject IN ({marks})", wanted)]
         return sorted(found, key=lambda r: (r.recorded_at, r.view()["id"]))
 
-    def in_force(self, children: dict[str, Iterable[str]]) -> dict[str, Determined]:
+    def in_force(self, children: Mapping[str, Iterable[str]]) -> dict[str, Determined]:
         """For each child token, what is in force under it or any token it carried (`children`: child token ->
         every token of that child, itself included). One query per IN_CHUNK tokens over both tables."""
         owner = {t: child for child, tokens in children.items() for t in (child, *tokens)}

@@ -17,8 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from broker.pipeline.share_plan import Held  # the share planner's type: what a held row records
 from broker.stores.db import open_register
+
+__all__ = ["DecidedDelivery", "Held", "HeldDeliveries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +44,12 @@ _DECIDED = ("referral_id", "subscriber", "event_id", "queued_at", "audited_at", 
             "attempted_from")
 
 
-def _decided(row: tuple[object, ...]) -> DecidedDelivery:
-    *head, attempted_from = row
-    return DecidedDelivery(*head, attempted_from=None if attempted_from is None else int(attempted_from))  # type: ignore[arg-type]
+def _decided(row: tuple[Any, ...]) -> DecidedDelivery:
+    referral_id, subscriber, event_id, queued_at, audited_at, sent_at, claimed_by, claimed_at, attempted_from = row
+    return DecidedDelivery(referral_id, subscriber, event_id, queued_at, audited_at, sent_at, claimed_by, claimed_at,
+                           None if attempted_from is None else int(attempted_from))
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    subscriber: str
-    event_id: str
-    partition: int
-    offset: int
 
 
 class HeldDeliveries:

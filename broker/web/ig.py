@@ -14,11 +14,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
 
 from broker.audit.export import subject_access_report
 from broker.audit.record import KINDS, AuditRecordError
 from broker.audit.store import AuditStore
 from broker.clock import now_iso
+from broker.errors import Unavailable
+from broker.pipeline.find_child import REASONS, ChildQuery, lookup_record
+from broker.pipeline.find_child import find_child as find_child_tokens
+from broker.pipeline.identify import LinkageKey
 
 STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {"ig.js": "text/javascript; charset=utf-8", "ig.css": "text/css; charset=utf-8"}
@@ -34,16 +39,39 @@ SUBSCRIBER = r"^[a-z][a-z0-9_-]{1,48}$"
 MAX_SEQ = 2**63 - 1  # the largest audit sequence number either store can hold
 
 
+class LinkageUnavailable(Unavailable, RuntimeError):
+    pass
+
+
 def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
+class FindChildBody(BaseModel):
+    """What an IG officer knows of the child, and why they look (required). Sent in a POST body, never a URL, so no
+    access log or browser history holds an identifier. Limits only: each value is checked by the lookup, whose
+    answers name fields, never values."""
+
+    reason: str = Field(max_length=40, description="Why: one of " + ", ".join(REASONS))
+    reference: str | None = Field(None, max_length=40, description="The request or ticket reference, if any")
+    nhs_number: str | None = Field(None, max_length=20)
+    upn: str | None = Field(None, max_length=20)
+    la_child_id: str | None = Field(None, max_length=60)
+    la_system: str | None = Field(None, max_length=60, description="The LA's system code (its child ids are its own)")
+    family_name: str | None = Field(None, max_length=100)
+    given_name: str | None = Field(None, max_length=100)
+    birth_date: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
+    postcode: str | None = Field(None, max_length=10)
+
+
 def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable[..., Any],
-                   aliases: Callable[[str], list[str]] = lambda token: [token]) -> APIRouter:
+                   aliases: Callable[[str], list[str]] = lambda token: [token],
+                   linkage: Callable[[], LinkageKey | None] = lambda: None) -> APIRouter:
     """The IG router. `store_factory()` returns the (long-lived) audit store, `require_ig` is the FastAPI
     dependency that admits only IG auditors, and `aliases(token)` lists every token the identity register ties to
     that child, so a child's timeline and subject access report cover the records kept under a token later folded
-    into another."""
+    into another. `linkage()` is the linkage key in force, with which Find a child computes the tokens intake gives
+    (None: the lookup is unavailable)."""
     api = APIRouter(prefix="/v1/ig", tags=["information governance"],
                     dependencies=[Depends(require_ig), Depends(_no_store)])
 
@@ -98,18 +126,41 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
                   count=len(found))
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
+    @api.post("/children/find", summary="Find a child by NHS number, UPN, LA child id, or name, birth date and "
+                                        "postcode (the lookup is audited with who looked and why)")
+    def find_child(audit: Store, body: FindChildBody, caller: Annotated[Any, Depends(require_ig)]) -> dict[str, Any]:
+        """The server computes the tokens intake would give these identifiers (broker/pipeline/find_child.py),
+        follows the identity register to every token the child carried, and records the lookup as an IG read
+        (admin_action ig.find_child: the caller, the reason code and reference, which kinds of identifier, the
+        child's token). Nothing given is echoed, in the answer or an error."""
+        key = linkage()
+        if key is None:
+            raise LinkageUnavailable("the linkage key is not loaded: Find a child cannot compute tokens")
+        query = ChildQuery(**body.model_dump())
+        # ChildQueryRejected (InputRejected: 400, broker/api/errors.py) names fields and reasons, never a value
+        found = find_child_tokens(query, key, aliases, lambda token: bool(audit.search(subject=token, limit=1)))
+        audit.log("admin_action", actor=caller.actor, **lookup_record(query, found))
+        # tokens of an earlier linkage key are not computed: a key rotation re-keys every stream
+        return {**found.answer(), "key_version": key.version}
+
     @api.get("/subscribers/{name}/disclosures", summary="What one subscriber was sent, under which rule, and read")
     def subscriber_disclosures(
         audit: Store, name: Annotated[str, PathParam(pattern=SUBSCRIBER)],
         since: Annotated[str | None, Query(max_length=40)] = None,
         until: Annotated[str | None, Query(max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+        after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Page: disclosures after this seq")] = 0,
     ) -> dict[str, Any]:
+        """Oldest first, `limit` at a time: `total` counts every disclosure in the range, `next_after_seq` asks
+        for the next page (null on the last)."""
         try:
-            found = audit.disclosures(subscriber=name, since=since, until=until, limit=limit)
+            found = audit.disclosures(subscriber=name, since=since, until=until, limit=limit, after_seq=after_seq)
+            total = audit.count_disclosures(subscriber=name, since=since, until=until)
         except AuditRecordError:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
-        return {"subscriber": name, "disclosures": [d.to_dict() for d in found]}
+        more = len(found) == limit
+        return {"subscriber": name, "total": total, "disclosures": [d.to_dict() for d in found],
+                "next_after_seq": found[-1].seq if more and found else None}
 
     # IG sees dead letters but does not reprocess them: reprocessing republishes data, an admin's act
     # (POST /v1/admin/deadletters/{deadletter_id}/reprocess), which the list shows as `reprocessed_at`.

@@ -10,7 +10,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from broker.api.auth import ApiKeyStore, require
+from broker.api.errors import install
 from broker.audit.store import AuditStore
+from broker.pipeline.identify import LinkageKey
 from broker.web.ig import make_ig_router
 
 
@@ -22,11 +24,13 @@ class IgApp:
 
 
 def build_ig_app(store: AuditStore, key_dir: Path,
-                 aliases: Callable[[str], list[str]] = lambda token: [token]) -> IgApp:
+                 aliases: Callable[[str], list[str]] = lambda token: [token],
+                 linkage: LinkageKey | None = None) -> IgApp:
     keys = ApiKeyStore(key_dir / "api-keys.json")
     ig_key, _ = keys.create("ig_auditor")
     subscriber_key, _ = keys.create("subscriber", "csc-front-door")
     app = FastAPI()
+    install(app)  # the broker's exception handlers: value-free answers, as the service gives them
     app.state.api_keys = keys
-    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), aliases))
+    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), aliases, lambda: linkage))
     return IgApp(app, ig_key, subscriber_key)

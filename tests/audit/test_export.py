@@ -129,11 +129,12 @@ def test_subject_access_report_lists_every_disclosure(seeded: AuditStore) -> Non
     parser.feed(page)
     body = [r for r in parser.rows if r]
     assert len(body) == 1  # one disclosure about child A; the withholding is counted, not listed
-    when, to_whom, event_type, rule, purpose, basis, released, masked, withheld, read, version = body[0]
+    when, to_whom, event_type, rule, purpose, basis, released, masked, withheld, override, read, version = body[0]
     assert when == "2026-03-02T10:00:00.000Z" and to_whom == "csc-front-door" and rule == "health-to-front-door"
     assert event_type == "health.urgent_care_attendance" and purpose == "safeguarding"
     assert "Children Act 2004 s11" in basis and "uk_gdpr_art9_2_h" in basis
     assert "payload.attendance_reason" in released and masked == "subject.child.birth_date (age_band)"
+    assert override == "\u2014"  # consent was not set aside for this disclosure
     assert withheld == "payload.clinical_notes" and read == "2026-03-02T11:00:00.000Z" and version == "1"
     assert "Audit chain verified" in parser.text and "1 decision(s) withheld" in parser.text
     assert CHILD_B not in page

@@ -104,3 +104,18 @@ def test_unusable_options_fail_at_once_with_a_plain_reason(args, message, monkey
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_running_cluster_is_used_as_given_and_its_jvms_counted(tmp_path):
+    from broker.bench.cluster import bench_kafka
+
+    (tmp_path / "node-1").mkdir()
+    (tmp_path / "node-1" / "pid").write_text(str(os.getpid()))
+    with bench_kafka(EXTERNAL, tmp_path / "work", bootstrap=" 127.0.0.1:9092 ", kafka_data_dir=tmp_path) as kafka:
+        assert (kafka.bootstrap, kafka.kind, kafka.pids) == ("127.0.0.1:9092", "external",
+                                                               {"kafka node 1": os.getpid()})
+    assert not (tmp_path / "work").exists()  # nothing was started or written for a cluster that was given
+    (tmp_path / "node-1" / "pid").write_text("999999999")
+    with pytest.raises(BenchKafkaError, match="no node-<id>/pid of a running process"), \
+            bench_kafka(EXTERNAL, tmp_path / "work", bootstrap="127.0.0.1:9092", kafka_data_dir=tmp_path):
+        pass

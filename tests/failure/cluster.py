@@ -83,14 +83,15 @@ def drill_cluster(data_dir: Path) -> ApacheKafka:
     return ApacheKafka(nodes=3, data_dir=data_dir, overrides=DRILL_PROPERTIES, jvm_flags=DRILL_JVM_FLAGS)
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.2) -> T:
+def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.2, say: bool = True) -> T:
     """The first truthy answer of `check`, polled until `timeout` seconds have gone (then an assertion naming what).
     How long each wait took goes to stderr: where a drill spends its time."""
     began = time.monotonic()
     while True:
         answer = check()
         if answer:
-            print(f"[drill] {what}: {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
+            if say:
+                print(f"[drill] {what}: {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
             return answer
         if time.monotonic() > began + timeout:
             raise AssertionError(f"{what}: not within {timeout:.0f}s")
@@ -214,12 +215,14 @@ class Intake:
     rate: float = 40.0
     senders: int = 3
     answers: dict[int, list[int | str]] = field(default_factory=dict)  # record -> statuses ("no answer": none came)
+    sent: list[tuple[float, int | str]] = field(default_factory=list)  # (monotonic time a POST was sent, its answer)
     events: dict[int, list[str]] = field(default_factory=dict)  # record -> event ids of its 202
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def post(self, http: httpx.Client, n: int) -> int | str:
+        sent_at = time.monotonic()
         try:
             r = http.post(f"{self.base_url}/v1/records/{AGENCY}", content=child(n), headers={
                 "Authorization": f"Bearer {self.token}", "Content-Type": CONTENT_TYPE})
@@ -232,6 +235,7 @@ class Intake:
                     self.events[n] = [e["event_id"] for e in r.json()["events"]]
         with self._lock:
             self.answers.setdefault(n, []).append(status)
+            self.sent.append((sent_at, status))
         return status
 
     def send_one(self) -> int | str:
@@ -257,6 +261,10 @@ class Intake:
         for t in self._threads:
             t.start()
         return self
+
+    def halt(self) -> None:
+        """No new POST from now on (those in flight run their course: stop() waits for them)."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -287,7 +295,11 @@ class Intake:
         todo = self.unacknowledged()
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
             for n in todo:
-                wait_for(lambda n=n: self.post(http, n) == 202, timeout, f"record {n} accepted on resend", every=0.5)
+                def accepted(n: int = n) -> bool:
+                    return self.post(http, n) == 202
+                wait_for(accepted, timeout, f"record {n} accepted on resend", every=0.5, say=False)
+        if todo:
+            print(f"[drill] resent {len(todo)} records until accepted", file=sys.stderr, flush=True)
         return todo
 
 
@@ -362,21 +374,25 @@ async def open_transactions(bootstrap: str, topics: Iterable[str]) -> bool:
     return any(stable[tp] < high[tp] for tp in high)
 
 
-async def settled(bootstrap: str, consumed: dict[str, str], written: Iterable[str]) -> bool:
-    """Nothing more can appear: each group (group -> input topic) has committed to the end of its input, and no
-    transaction is open on the topics it writes. In exactly-once mode a delivery is committed with its input
-    offsets, so once this holds every delivery that will ever be made for what was consumed is readable."""
+async def unsettled(bootstrap: str, consumed: dict[str, str], written: Iterable[str]) -> str:
+    """What may still appear ("" once nothing can): a group (group -> input topic) not yet committed to the end of
+    its input, or a transaction open on the topics they write. In exactly-once mode a delivery is committed with its
+    input offsets, so once this is "" every delivery that will ever be made for what was consumed is readable."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
+    behind = []
     try:
         for group, topic in consumed.items():
             ends = await _end_offsets(bootstrap, [topic], "read_committed")
             committed = await admin.list_consumer_group_offsets(group)
-            if any(committed.get(tp) is None or committed[tp].offset < end for tp, end in ends.items()):
-                return False
+            lag = sum(end - (committed[tp].offset if committed.get(tp) else 0) for tp, end in ends.items())
+            if lag > 0:
+                behind.append(f"{group} {lag} behind on {topic}")
     finally:
         await admin.close()
-    return not await open_transactions(bootstrap, written)
+    if await open_transactions(bootstrap, written):
+        behind.append("a transaction open")
+    return "; ".join(behind)
 
 
 @dataclass(frozen=True)
@@ -475,13 +491,19 @@ class Drill:
         consumed = {s.group("share"): s.topics.events, s.group("audit-indexer"): s.topics.audit}
         written = [*self.stack.delivery_topics().values(), s.topics.audit, s.topics.deadletter]
 
+        last = ["not asked yet"]
+
         def done() -> bool:
             assert not self.stack.exited(), f"a broker process exited: {self.stack.exited()}"
             try:
-                return run(settled(self.bootstrap, consumed, written))
-            except Exception:  # a coordinator moving after a restart: ask again
-                return False
-        wait_for(done, timeout, "every consumed event committed and no transaction open", every=0.5)
+                last[0] = run(unsettled(self.bootstrap, consumed, written))
+            except Exception as exc:  # a coordinator moving after a restart: ask again
+                last[0] = type(exc).__name__
+            return not last[0]
+        try:
+            wait_for(done, timeout, "every consumed event committed and no transaction open", every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (last: {last[0]})") from None
 
     def entitlement(self) -> dict[str, set[str]]:
         for n in self.posted - set(self._entitlement):

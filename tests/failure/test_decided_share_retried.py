@@ -19,40 +19,60 @@ import pytest
 
 import broker.service.decisions as service_decisions
 from broker.kafka.apache import unavailable_reason
+from broker.service.messages import header
 from tests.integration.service import Service, running_service
 from tests.integration.test_human_decisions import (
     HUB,
     attendance,
-    audit_of,
-    child_with_objection,
     delivered_ids,
     eventually,
     patient,
-    pending,
     post,
     protocol_file,
     pulled,
     referrals_url,
 )
+from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
 SHARE = {"decision": "share", "reason": "compelling grounds: the strategy discussion needs the attendance"}
 
 
-async def _child_with_objection_while_held(svc: Service, http: httpx.AsyncClient, nhs: str, family: str) -> str:
-    """A child known to the broker, with an objection recorded: its Patient's delivery to the hub is held (the key
-    is broken), so the token comes from the share stage's decision record."""
+async def _now(value: Any) -> Any:
+    return value
+
+
+def _audited(svc: Service, kind: str, event_id: str) -> list[dict[str, Any]]:
+    return [e["record"] for e in svc.runtime.audit_store.search(kind=kind, limit=1000)
+            if e["record"].get("event_id") == event_id]
+
+
+async def _child_with_objection(svc: Service, http: httpx.AsyncClient, nhs: str, family: str) -> str:
+    """A child known to the broker, with an objection recorded. Its Patient's delivery to the hub may be held (the
+    key is broken), so the token is read off the events topic."""
     [patient_event] = await post(svc, http, patient(family.lower(), nhs, family))
 
-    async def token() -> str | None:
-        found = [d for d in await audit_of(svc, "decision", 1) if d["event_id"] == patient_event]
-        return found[0]["subject"] if found else None
+    async def token() -> str | None:  # the events topic is keyed by the child's linkage token
+        records = await read_topic(svc.runtime.bootstrap, svc.settings.topics.events)
+        return next((r.key.decode() for r in records if header(r.headers, "event_id") == patient_event), None)
 
-    subject = await eventually(token, attempts=600)
+    subject = await eventually(token, attempts=1200)
     r = await http.put(f"{svc.base_url}/v1/admin/consent/{subject}", headers=svc.headers("admin"),
                        json={"status": "not_sought", "objection": True, "recorded_on": "2026-11-01"})
     assert r.status_code == 200, r.text
     return subject
+
+
+async def _referred(svc: Service, http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
+    """The event's referral, as the hub's decider sees it (patient: the share worker may start late on a loaded
+    host, and then the Patient itself, decided after the objection, is referred too)."""
+    async def listed() -> list[dict[str, Any]] | None:
+        r = await http.get(referrals_url(svc), headers=svc.headers("decision_maker:test-csc"))
+        assert r.status_code == 200, r.text
+        return [x for x in r.json()["referrals"] if x["event_id"] == event_id] or None
+
+    [referral] = await eventually(listed, attempts=1200)
+    return referral
 
 
 async def _decide_share(svc: Service, http: httpx.AsyncClient, referral_id: str) -> dict[str, Any]:
@@ -70,14 +90,12 @@ async def _arrived_once(svc: Service, http: httpx.AsyncClient, event_id: str, de
     assert got["delivery"]["human_decision"]["choice"] == "share"
     assert got["delivery"]["decision_id"] == decision_id
 
-    async def settled() -> bool:
-        return svc.runtime.held.owed() == [] and bool(
-            [d for d in await audit_of(svc, "delivered", 1) if d["event_id"] == event_id])
+    async def settled() -> bool:  # owed no more, and the audit indexer has caught up with the `delivered` record
+        return svc.runtime.held.owed() == [] and bool(_audited(svc, "delivered", event_id))
 
-    await eventually(settled, attempts=600)
+    await eventually(settled, attempts=900)
     assert (await delivered_ids(svc)).count(event_id) == 1
-    humans = [h for h in await audit_of(svc, "human_decision", 1) if h["event_id"] == event_id]
-    sent = [d for d in await audit_of(svc, "delivered", 1) if d["event_id"] == event_id]
+    humans, sent = _audited(svc, "human_decision", event_id), _audited(svc, "delivered", event_id)
     assert len(humans) == 1 and humans[0]["human_decision"]["choice"] == "share", humans
     assert humans[0]["fields_released"], humans[0]  # the audit says what the person disclosed
     assert [d["decision_id"] for d in sent] == [decision_id]
@@ -92,20 +110,20 @@ async def test_a_decided_share_whose_subscriber_key_fails_is_delivered_once_when
         key_file = svc.runtime.protocol.subscribers[HUB].key_file
         good_key = key_file.read_bytes()
         key_file.write_text("not a public key\n")  # broken before the hub is ever sealed to
-        await _child_with_objection_while_held(svc, http, "9990000107", "Deltaexample")
+        await _child_with_objection(svc, http, "9990000107", "Deltaexample")
         [visit] = await post(svc, http, attendance("HDR001", "9990000107", "Deltaexample", "20240304101500"))
-        [referral] = await pending(svc, http, "decision_maker:test-csc", 1)
+        referral = await _referred(svc, http, visit)
 
         answer = await _decide_share(svc, http, referral["referral_id"])
         assert answer["status"] == "share" and answer["delivered"] is False and answer["delivery_pending"] is True
         assert answer["delivery"].startswith("decided, delivery pending: subscriber public key unusable")
         assert str(key_file) not in answer["delivery"]
         # decided and audited as decided now; nothing sent while the key is broken, however often it is retried
-        [human] = [h for h in await audit_of(svc, "human_decision", 1) if h["event_id"] == visit]
+        [human] = await eventually(lambda: _now(_audited(svc, "human_decision", visit)), attempts=900)
         assert human["decision_id"] == answer["decision_id"]
         await asyncio.sleep(1.0)  # a few retry rounds (0.3 s each) with the key still broken
         assert visit not in await delivered_ids(svc) and not svc.runtime.delivered.sent([HUB], [visit])
-        assert [o.referral_id for o in svc.runtime.held.owed()] == [referral["referral_id"]]
+        assert [o.referral_id for o in svc.runtime.held.owed()] == [referral["referral_id"]]  # owed, and only it
 
         key_file.write_bytes(good_key)  # the operator restores the key: the decided share goes out, once
         await _arrived_once(svc, http, visit, answer["decision_id"])
@@ -127,9 +145,9 @@ async def test_a_decided_share_made_while_kafka_does_not_answer_is_delivered_onc
     async with running_service(tmp_path, None, protocol=protocol_file(tmp_path)) as svc, \
             httpx.AsyncClient(timeout=60) as http:
         svc.runtime.held_recheck_seconds = 0.3
-        await child_with_objection(svc, http, "9990000115", "Epsilonexample")
+        await _child_with_objection(svc, http, "9990000115", "Epsilonexample")
         [visit] = await post(svc, http, attendance("HDR002", "9990000115", "Epsilonexample", "20240305101500"))
-        [referral] = await pending(svc, http, "decision_maker:test-csc", 1)
+        referral = await _referred(svc, http, visit)
         assert svc.runtime.local_kafka is not None
         pid = svc.runtime.local_kafka.pid(1)
         assert pid is not None

@@ -152,10 +152,10 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
         stricter.write_text(SAMPLE.read_text().replace('version: "1.0.0"', 'version: "1.1.0"', 1)
                             .replace("risk_at_least: high", "risk_at_least: critical"))
         proc = subprocess.run([sys.executable, "-m", "broker.cli.main", "policy", "diff", "--from", str(SAMPLE),
-                               "--to", str(stricter), "--replay"], env=env, capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
+                               "--to", str(stricter), "--replay", "--json"], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
         report = json.loads(proc.stdout)
+        assert proc.returncode == (1 if report["changed"] else 0), proc.stderr  # 1: the change alters a decision
         assert "mash_hub" in json.dumps(report)
 
 

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from broker.cli.decisions import app as decisions_app
 from broker.policy.engine import REGISTER_AGE_NOTE
-from broker.service.facts import read_facts
+from broker.service.facts import batch_facts, read_facts
 from tests.integration.service import Service, running_service
 
 pytestmark = pytest.mark.integration
@@ -303,6 +303,24 @@ async def test_the_cli_records_and_lists_through_the_api(svc, http) -> None:
     listed = await asyncio.to_thread(runner.invoke, decisions_app, [
         "determinations", token, "--url", svc.base_url, "--key", key])
     assert listed.exit_code == 0 and listed.output.count("s47_request\t") == 1
+
+
+async def test_a_closed_case_ends_the_s47_request_for_good_and_the_audit_says_so(svc, http) -> None:
+    rt = svc.runtime
+    token = await known_child(svc, http, "9990000093")
+    r = await http.post(url(svc, f"/subjects/{token}/s47-requests"), json={"partners": [TRUST]},
+                        headers=svc.headers(f"decision_maker:{LA}"))
+    request_id = r.json()["id"]
+    assert (await batch_facts(rt, [token])).for_event(token, None).s47_requested_of == {TRUST}
+    rt.cases.set(token, False, str(uuid.uuid4()))  # what the share stage writes when a closure event arrives
+    assert (await batch_facts(rt, [token])).determined == {}
+    ended = rt.determinations.s47_request(request_id)
+    assert ended.end_reason == "case_closed" and ended.ended_by == "share"
+    rt.cases.set(token, True, str(uuid.uuid4()))  # reopened: a new enquiry needs a new request
+    assert read_facts(rt, [token]).determined == {}
+    records = await eventually(lambda: len(determination_audit(svc, token)) >= 2 and determination_audit(svc, token))
+    assert records[-1]["actor"] == "share" and records[-1]["determination"]["status"] == "ended"
+    assert records[-1]["determination"]["reason_code"] == "case_closed"
 
 
 # --- the facts in decisions, and erasure ---------------------------------------------------------------------------

@@ -109,7 +109,8 @@ def test_transactions_are_bounded_by_count_and_time():
     """No batch is held open past the latency budget: a slow batch is cut small, a fast one never past the cap."""
     assert transaction_size(0.0) == 64
     assert transaction_size(0.001) == 25  # 1 ms a message: 25 ms of work
-    assert transaction_size(0.5) == 1  # never zero: a very slow message is a transaction of its own
+    assert transaction_size(0.5) == 8  # a starved host's slow messages still share a commit (TX_MIN_MESSAGES)
+    assert transaction_size(0.5, least=1) == 1
     assert transaction_size(0.00001) == 64
 
 

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError
 from broker.bench.records import BY_NAME, nhs_number
 from broker.crypto.client import SubscriberClient
 from broker.crypto.errors import NotForThisSubscriber
+from broker.kafka.topology import kafka_users, subscriber_user
 from tests.integration.conftest import SESSION_KAFKA, kafka_bootstrap  # noqa: F401 (the session's one Kafka)
 from tests.integration.service import Service, running_service
 
@@ -37,6 +38,14 @@ def apache(kafka_bootstrap: str) -> str:  # noqa: F811 (the fixture imported abo
     if SESSION_KAFKA.get("kind") == "embedded Tansu":
         pytest.skip(f"needs Apache Kafka (transactions, read_committed): {SESSION_KAFKA.get('why', '')}")
     return kafka_bootstrap
+
+
+def acl_group(prefix: str, subscriber: str) -> str:
+    """The consumer group a subscriber's principal may use (its KafkaUser's group ACL, broker/kafka/topology.py)."""
+    [user] = [u for u in kafka_users(prefix, [subscriber], [], "mash-kafka")
+              if u["metadata"]["name"] == subscriber_user(subscriber)]
+    [group] = [a["resource"]["name"] for a in user["spec"]["authorization"]["acls"] if a["resource"]["type"] == "group"]
+    return group
 
 
 def expected(n: int) -> dict[str, Any]:
@@ -164,9 +173,9 @@ async def raw_values(bootstrap: str, topic: str) -> list[bytes]:
 
 @pytest.mark.parametrize("kind", ["confluent-kafka", "aiokafka"])
 async def test_a_hub_consumer_group_reads_and_opens_its_deliveries(apache, tmp_path, kind):
-    group = f"hub-app-{kind}-{uuid.uuid4().hex[:6]}"
     async with running_service(tmp_path, apache) as svc, httpx.AsyncClient(timeout=30) as http:
         topic = svc.settings.topics.deliver(HUB)
+        group = acl_group(svc.settings.topic_prefix, HUB)
         client = svc.client_for(HUB)
 
         # first run of the hub: what was sent so far, opened and committed

@@ -87,8 +87,8 @@ def test_diff_command(tmp_path, event_file) -> None:
     new["tests"] = [t for t in new["tests"] if t["expect"].get("rule") != "mash-s47-significant-harm"]
     (tmp_path / "new.yaml").write_text(yaml.safe_dump(new, sort_keys=False))
     result = runner.invoke(app, ["diff", "--from", str(SAMPLE), "--to", str(tmp_path / "new.yaml"),
-                                 "--events", str(path)])
-    assert result.exit_code == 0, result.output
+                                 "--events", str(path), "--json"])
+    assert result.exit_code == 1, result.output  # the change alters a decision
     out = json.loads(result.stdout)
     assert out["to"] == "exampleshire-mash-isp@1.1.0"
     assert out["subscribers"]["mash_hub"]["events_removed"] == [event["event_id"]]

@@ -26,15 +26,32 @@ def guide_files() -> list[str]:
     return sorted(set(re.findall(r"`((?:broker|schemas|tests|adapters)/[\w./-]+)`", section)))
 
 
-def test_the_protocol_schema_enum_is_the_registry() -> None:
-    schema = json.loads((ROOT / "schemas" / "protocol.schema.json").read_text())
-    assert schema["$defs"]["mask_kind"]["enum"] == KINDS
+def schema_enum() -> list[str]:
+    return json.loads((ROOT / "schemas" / "protocol.schema.json").read_text())["$defs"]["mask_kind"]["enum"]
 
 
-def test_the_policy_readme_table_is_the_registry() -> None:
+def readme_table() -> list[str]:
     text = (ROOT / "broker" / "policy" / "README.md").read_text()
     table = text.split("### Masks", 1)[1].split("\n\n", 2)[1]
-    assert re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE) == KINDS
+    return re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE)
+
+
+# Every copy of the list that cannot import the registry, and how to read it: the places a new kind must be added.
+COPIES = {"schemas/protocol.schema.json": schema_enum, "broker/policy/README.md": readme_table}
+
+
+def drifted(kinds: list[str]) -> set[str]:
+    return {place for place, read in COPIES.items() if read() != kinds}
+
+
+def test_every_copy_equals_the_registry() -> None:
+    assert drifted(KINDS) == set()
+
+
+def test_a_new_kind_in_the_registry_names_exactly_the_guides_files_to_extend() -> None:
+    """What a newcomer adding `first_letter` to MASKS is told: the registry-driven copies, all in the guide."""
+    assert drifted([*KINDS, "first_letter"]) == set(COPIES)
+    assert set(COPIES) | {"broker/policy/masks.py"} <= set(guide_files())
 
 
 def test_mask_kinds_for_callers_is_derived_from_the_registry() -> None:

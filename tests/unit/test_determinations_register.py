@@ -12,11 +12,18 @@ import pytest
 from broker.crypto.errors import DecryptionFailed
 from broker.crypto.factory import open_key_provider
 from broker.pipeline.identify import Identity
-from broker.pipeline.register_facts import BatchFacts, birth_dates, child_birth_dates, children, plan_birth_dates
+from broker.pipeline.register_facts import (
+    BatchFacts,
+    Determined,
+    birth_dates,
+    child_birth_dates,
+    children,
+    plan_birth_dates,
+)
 from broker.pipeline.resolve import Resolution
 from broker.policy.facts import CaseFacts
 from broker.service.facts import open_birth_date, seal_birth_date
-from broker.stores.determinations import CASE_CLOSED, SUPERSEDED, DeterminationRegister, Determined
+from broker.stores.determinations import CASE_CLOSED, SUPERSEDED, DeterminationRegister
 from broker.stores.identities import IdentityRegister
 from broker.stores.migrate import REGISTERS, migrate
 

@@ -27,7 +27,7 @@ from broker.pipeline.share_plan import (
     SharePlan,
     plan_share,
 )
-from broker.policy import Protocol
+from broker.policy import ConsentState, Protocol
 from tests.policy.conftest import base_protocol, compile_data, make_event
 from tests.unit.test_intake_plan import MemoryKeys
 
@@ -36,6 +36,7 @@ MASK_KEY = b"fictitious-mask-key-for-tests-01"
 REFERRAL = {"referral_date": "2026-05-04", "referral_source": "5A", "primary_need_code": "N1"}
 NAMES = ("hub", "gp_one", "helper")
 BASIS = ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para6", "dpa2018_s36_4", "children_act_1989_s47"]
+SC_BASIS = ["uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g", "dpa2018_sch1_para6", "children_act_1989_s47"]
 
 
 class Keys:
@@ -71,7 +72,7 @@ def world(tmp_path_factory) -> dict[str, Any]:
          "conditions": {"case_open": True},
          "fields": [{"classifications": ["identity"], "action": "release"}]},
         {"id": "gp-masked", "description": "GP with the NHS number masked", "subscribers": ["gp_one"],
-         "event_types": ["social_care.*"], "purpose": "care", "lawful_basis": BASIS,
+         "event_types": ["social_care.*"], "purpose": "care", "lawful_basis": SC_BASIS,
          "fields": [{"paths": ["subject.child.nhs_number"], "action": "mask", "mask": "keyed_hash"},
                     {"classifications": ["identity"], "action": "release"}]},
     ]
@@ -223,7 +224,7 @@ def test_an_erased_childs_notice_goes_to_its_past_recipients_only_whatever_the_r
     assert delivery.subscriber == "helper" and header(delivery.message.headers, "event_type") == NOTICE_TYPE
     opened = world["clients"]["helper"].open(delivery.message.value)
     assert opened["payload"]["erased_tokens"] == notice["payload"]["erased_tokens"]
-    assert [a["reason"] for a in plan.audits] == [NOTICE_REASON] and plan.decided == ()
+    assert [a["reason"] for a in plan.audits] == [NOTICE_REASON] and plan.decided == () and plan.failures == ()
     again = _plan(world, _items(notice), ShareFacts(sent=frozenset({("helper", notice["event_id"])}),
                                                      notice_recipients=facts.notice_recipients))
     assert again.deliveries == () and again.duplicates == ("helper",)
@@ -241,3 +242,15 @@ def test_a_poison_message_is_dead_lettered_sealed_and_the_batch_goes_on(world):
     assert b"Testchild" not in dead.value
     assert reveal_blob(record["input"], f"deadletter:{record['content_sha256']}", keys.store) == raw
     assert {s for s, _ in _who(plan)} == set(NAMES)
+
+
+def test_an_objection_refers_the_share_to_a_person_once_and_never_what_was_already_sent(world):
+    event = make_event("social_care.assessment", "social_care", {"actual_start_date": "2026-05-01"})
+    objection = {_token(event): ConsentState(objection=True, recorded_on="2026-04-20")}
+    plan = _plan(world, [Item(event, 3, 42)], ShareFacts(consent=objection))
+    assert sorted(r.decision.subscriber for r in plan.referrals) == sorted(NAMES) and plan.deliveries == ()
+    assert all((r.token, r.partition, r.offset) == (_token(event), 3, 42) and r.decision.human_decision is not None
+               for r in plan.referrals)
+    redelivered = _plan(world, [Item(event, 3, 42)],
+                        ShareFacts(consent=objection, sent=frozenset({("hub", event["event_id"])})))
+    assert sorted(r.decision.subscriber for r in redelivered.referrals) == ["gp_one", "helper"]

@@ -24,9 +24,10 @@
   class AuthError extends Error {}
 
   async function api(path, options) {
+    const headers = { "Authorization": "Bearer " + apiKey, "Accept": "application/json" };
+    if (options && options.body) headers["Content-Type"] = "application/json";
     const response = await fetch(path, Object.assign({}, options, {
-      headers: { "Authorization": "Bearer " + apiKey, "Accept": "application/json" },
-      cache: "no-store", credentials: "omit",
+      headers: headers, cache: "no-store", credentials: "omit",
     }));
     if (response.status === 401 || response.status === 403) {
       throw new AuthError(response.status === 401 ? "The API key was not accepted." :
@@ -77,6 +78,7 @@
       $(id).replaceChildren();
     }
     $("verify-text").textContent = "";
+    $("find-result").textContent = "";
     $("login-error").textContent = message || "";
   }
 
@@ -99,6 +101,14 @@
     if (v && typeof v === "object") return Object.entries(v).map(([path, kind]) => path + " (" + kind + ")").join(", ");
     return v || "";
   };
+
+  // A consent restriction set aside under a duty to disclose: shown on the row itself, never only in a detail.
+  function overrideMark(o) {
+    if (!o) return "";
+    return el("span", { className: "override", title: "Consent " + o.restriction +
+      (o.recorded_on ? " (recorded " + o.recorded_on + ")" : "") + " set aside under " + o.gateway },
+    ["OVERRIDDEN: " + o.restriction + " set aside under " + o.gateway]);
+  }
 
   function tokenLink(token) {
     if (!token) return "";
@@ -152,7 +162,8 @@
     ["Seq", (e) => e.seq], ["Time", when], ["Kind", kindOf], ["Actor", (e) => rec(e).actor],
     ["Child", (e) => tokenLink(rec(e).subject)], ["Agency", (e) => rec(e).agency],
     ["Subscriber", (e) => rec(e).subscriber], ["Event type", (e) => rec(e).event_type],
-    ["Rule", (e) => rec(e).rule_id], ["Detail", detail],
+    ["Rule", (e) => rec(e).rule_id], ["Consent override", (e) => overrideMark(rec(e).consent_override)],
+    ["Detail", detail],
   ];
 
   const DISCLOSURE_COLUMNS = [
@@ -160,7 +171,8 @@
     ["Child", (d) => tokenLink(d.subject)], ["Event type", (d) => d.event_type], ["Rule", (d) => d.rule_id],
     ["Purpose", (d) => d.purpose], ["Lawful basis", (d) => list(d.lawful_basis)],
     ["Released", (d) => list(d.fields_released)], ["Masked", (d) => list(d.fields_masked)],
-    ["Withheld", (d) => list(d.fields_withheld)], ["Read", (d) => d.read_at || "not yet read"],
+    ["Withheld", (d) => list(d.fields_withheld)], ["Consent override", (d) => overrideMark(d.consent_override)],
+    ["Read", (d) => d.read_at || "not yet read"],
   ];
 
   // --- views ----------------------------------------------------------------------------------------------------
@@ -201,11 +213,43 @@
       table(ENTRY_COLUMNS, data.entries, "No records about this child."));
   }
 
-  async function subscriberDisclosures(name) {
-    const data = await api("/v1/ig/subscribers/" + encodeURIComponent(name) + "/disclosures");
-    $("disclosures-results").replaceChildren(el("p", { className: "count" },
-      [data.disclosures.length + " disclosure(s) to " + data.subscriber]),
-    table(DISCLOSURE_COLUMNS, data.disclosures, "Nothing has been disclosed to this subscriber."));
+  // Disclosures to one subscriber, oldest first, a page at a time; the count is the store's total, not the page's.
+  let disclosuresNext = null;
+  let disclosuresName = null;
+  // Find a child: the server computes the tokens and records the lookup; identifiers leave the form once sent.
+  const IDENTIFIER_FIELDS = ["nhs_number", "upn", "la_child_id", "la_system", "family_name", "given_name",
+    "birth_date", "postcode"];
+  async function findChild() {
+    const form = $("find-form");
+    const body = {};
+    for (const name of ["reason", "reference", ...IDENTIFIER_FIELDS]) {
+      const v = String(form.elements[name].value).trim();
+      if (v) body[name] = v;
+    }
+    for (const name of IDENTIFIER_FIELDS) form.elements[name].value = "";
+    $("find-result").textContent = "";
+    const found = await api("/v1/ig/children/find", { method: "POST", body: JSON.stringify(body) });
+    $("find-result").textContent = "Found by " + found.matched_by.join(", ").replace(/_/g, " ") + ": " +
+      (found.recorded ? "records held under " + found.tokens_with_records.length + " token(s)."
+        : "nothing is recorded about this child.") + (found.note ? " Note: " + found.note + "." : "");
+    await openTimeline(found.subject);
+  }
+
+  async function subscriberDisclosures(name, more) {
+    const params = new URLSearchParams({ limit: "500" });
+    if (more && disclosuresNext != null) params.set("after_seq", String(disclosuresNext));
+    const data = await api("/v1/ig/subscribers/" + encodeURIComponent(name) + "/disclosures?" + params.toString());
+    disclosuresName = name;
+    disclosuresNext = data.next_after_seq;
+    $("disclosures-more").hidden = disclosuresNext == null;
+    if (!more) {
+      $("disclosures-results").replaceChildren(el("p", { className: "count", id: "disclosures-count" }, [""]));
+    }
+    $("disclosures-results").append(table(DISCLOSURE_COLUMNS, data.disclosures, more ? "No more disclosures." :
+      "Nothing has been disclosed to this subscriber."));
+    const shown = $("disclosures-results").querySelectorAll("tbody tr").length;
+    $("disclosures-count").textContent = data.total + " disclosure(s) to " + data.subscriber +
+      (data.total > shown ? " (the oldest " + shown + " shown)" : "");
   }
 
   async function deadLetters() {
@@ -302,10 +346,12 @@
       ev.preventDefault();
       run(() => openTimeline($("timeline-form").elements.subject.value.trim()));
     });
+    $("find-form").addEventListener("submit", (ev) => { ev.preventDefault(); run(findChild); });
     $("disclosures-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      run(() => subscriberDisclosures($("disclosures-form").elements.name.value.trim()));
+      run(() => subscriberDisclosures($("disclosures-form").elements.name.value.trim(), false));
     });
+    $("disclosures-more").addEventListener("click", () => run(() => subscriberDisclosures(disclosuresName, true)));
     $("deadletters-refresh").addEventListener("click", () => run(deadLetters));
     for (const button of $("tabs").querySelectorAll("button")) {
       button.addEventListener("click", () => selectTab(button.dataset.tab));

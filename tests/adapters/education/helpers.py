@@ -21,7 +21,9 @@ def fixture(name: str) -> bytes:
 
 def adapt(adapter, data: bytes, **ctx) -> AdapterOutput:
     """Adapt, then assert every event is schema-valid once the pipeline completes it."""
-    out = adapter.adapt(data, AdaptContext(source="test.xml", received_at=RECEIVED, settings=AdapterSettings(**ctx)))
+    settings = {k: ctx.pop(k) for k in list(ctx) if k in AdapterSettings.__dataclass_fields__}
+    context = AdaptContext(source="test.xml", received_at=RECEIVED, settings=AdapterSettings(**settings), **ctx)
+    out = adapter.adapt(data, context)
     assert_canonical(out.events)
     return out
 
