@@ -142,6 +142,7 @@ class FhirAdapter:
     content_types = ("application/fhir+json", "application/fhir+xml", "application/json", "application/xml",
                      "text/xml")
     extensions = (".json", ".xml")
+    expects = 'a FHIR resource or Bundle: JSON with "resourceType", or XML in the http://hl7.org/fhir namespace'
 
     def sniff(self, data: bytes) -> bool:
         head = data[:4096]

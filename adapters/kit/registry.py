@@ -36,6 +36,11 @@ def load_errors() -> tuple[str, ...]:
     return _discover()[1]
 
 
+def broken_entry_points() -> tuple[str, ...]:
+    """The names of the entry points that failed to load, alone (for /readyz, which is public: no module paths)."""
+    return tuple(error.split(":", 1)[0] for error in load_errors())
+
+
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
@@ -92,8 +97,68 @@ def select(agency: str, data: bytes, *, source: str, content_type: str | None = 
     for adapter in all_adapters():
         if adapter.agency == agency and getattr(adapter, "recognised_by_content", False) and adapter.sniff(data):
             return adapter
+    elsewhere = _read_elsewhere(agency, data)
     if not mine:
-        raise NoAdapter(Rejection(source, "", "", f"no {agency} adapter accepts this {what}"), "media_type")
-    names = ", ".join(a.name for a in mine)
-    reason = body_problem(data) or f"the body is not in a format the {what}'s adapter ({names}) reads"
+        raise NoAdapter(Rejection(source, "", "", _not_listed(agency, content_type, filename) + elsewhere),
+                        "media_type")
+    reason = body_problem(data) or _not_recognised(agency, data, mine, what) + elsewhere
     raise NoAdapter(Rejection(source, "", "", reason), "body")
+
+
+def body_kind(data: bytes) -> str | None:
+    """What kind of text the body plainly is (JSON, XML, HL7 v2, CSV), from its first line; None when unclear."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] in (b"{", b"["):
+        return "JSON"
+    if head[:1] == b"<":
+        return "XML"
+    if head[:4] in (b"MSH|", b"FHS|", b"BHS|"):
+        return "HL7 v2"
+    first = head.split(b"\n", 1)[0]
+    return "CSV" if b"," in first else None
+
+
+def expectation(adapter: Adapter) -> str:
+    """What an adapter's sniff looks for, in words for the sender: its optional `expects`, else its formats."""
+    expects = getattr(adapter, "expects", None)
+    return expects if isinstance(expects, str) and expects else " or ".join(adapter.formats)
+
+
+def _not_recognised(agency: str, data: bytes, mine: list[Adapter], what: str) -> str:
+    """Why adapters that list this content type (or file ending) did not take the body: what it is, what they expect."""
+    expected = "; or ".join(f"{expectation(a)} ({a.name})" for a in mine)
+    kind = body_kind(data)
+    if kind == "CSV":
+        return f"the body is CSV but its header is not a known {agency} file: expected {expected}"
+    if kind is not None:
+        return f"the body is {kind} but not a known {agency} format: expected {expected}"
+    return f"the body is not in a format the {what}'s adapter reads: expected {expected}"
+
+
+def _not_listed(agency: str, content_type: str | None, filename: str | None) -> str:
+    """No adapter of the agency lists this label: name the label (a header the sender chose, bounded) and the ones
+    that are listed. A file name is not repeated: it may name a child."""
+    mine = [a for a in all_adapters() if a.agency == agency]
+    if content_type:
+        accepted = sorted({t for a in mine for t in a.content_types})
+        return (f"no {agency} adapter accepts content type '{media_type(content_type)[:100]}' "
+                f"({agency} adapters accept {', '.join(accepted) or 'none'})")
+    if filename:
+        endings = sorted({e for a in mine for e in a.extensions})
+        return f"no {agency} adapter reads this file type ({agency} adapters read {', '.join(endings) or 'none'})"
+    return f"no {agency} adapter reads this input"
+
+
+def _read_elsewhere(agency: str, data: bytes) -> str:
+    """When another agency's adapter recognises the body, say so: the likeliest cause is the wrong agency's path."""
+    others = sorted({a.agency for a in all_adapters() if a.agency != agency and _sniffs(a, data)})
+    if not others:
+        return ""
+    return f"; the body looks like a {' or '.join(others)} record: send it for that agency"
+
+
+def _sniffs(adapter: Adapter, data: bytes) -> bool:
+    try:
+        return bool(adapter.sniff(data))
+    except Exception:  # a third-party sniff that breaks on an input it never expected must not turn a 4xx into a 500
+        return False

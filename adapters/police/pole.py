@@ -30,6 +30,7 @@ class PoleAdapter:
     formats = ("POLE JSON submission (NPCC POLE vocabulary)", "POLE JSON Lines")
     content_types = ("application/json", "application/vnd.mash.pole+json")
     extensions = (".json", ".jsonl")
+    expects = 'a JSON object with "records" (a submission) or "force_code" and "event_type" (one record or line)'
 
     def sniff(self, data: bytes) -> bool:
         head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -38,6 +38,9 @@ class Ssda903Adapter:
                "by name)",)
     content_types = ("text/csv",)
     extensions = (".csv",)
+    # What sniff looks for, told to a sender whose CSV it did not recognise (adapters.kit.registry.expectation).
+    expects = ("an SSDA903 header row: CHILD,SEX,DOB (header file), CHILD,DECOM (episodes) or CHILD,MISSING,"
+               "MIS_START (missing), column order free")
 
     def sniff(self, data: bytes) -> bool:
         first = data[:2048].split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
@@ -48,7 +51,8 @@ class Ssda903Adapter:
         system = (ctx.system or "").strip()[:MAX_SYSTEM]
         if not system:
             raise AdapterInputError(Rejection(ctx.source, "", "", "SSDA903 files do not name the local authority: "
-                                                                  "the sending system must be given"))
+                                                                  "give the sending system (HTTP: the "
+                                                                  "X-Source-System header; convert: --system)"))
         rc = RowContext(system=system, received_at=ctx.received_at, today=receipt_day(ctx))
         mapper = MAPPERS[table.kind.name]
         out = AdapterOutput()

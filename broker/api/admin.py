@@ -17,6 +17,7 @@ from broker.policy import ConsentState
 from broker.policy.consent import DATA_PROTECTION, OBJECTION, ConsentRecord
 from broker.service.erasure import announce_owed, erase_child, key_shred_records, known_child
 from broker.service.reprocess import reprocess
+from broker.stores.registry import forgetting
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -127,7 +128,7 @@ async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], 
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: erasure is recorded only for a "
                             "token the broker has received records about (check the token)")
     reports, summary = erase_child(rt.keys, rt.erasures, rt.audit_store, rt.identities.aliases(subject),
-                                   principal.actor, forget=(rt.identities, rt.determinations))
+                                   principal.actor, forget=forgetting(rt))
     await rt.emit_audit(key_shred_records(reports, summary, principal.actor))
     # the notice stays owed if Kafka or the keys fail now; the service's notifier publishes it within seconds
     with contextlib.suppress(KafkaError, TimeoutError, CryptoError):

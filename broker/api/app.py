@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
             await rt.start()
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
+        assert rt.audit_store is not None  # opened by rt.start()
         s = rt.settings
         app.state.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience or "", jwks_url=s.oidc_jwks_url,
                                       roles_claim=s.oidc_roles_claim,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.kit.registry import broken_entry_points
 from broker.kafka.admin import list_topics
 
 router = APIRouter(tags=["operations"])
@@ -37,6 +38,14 @@ def subscriber_health(rt: Any) -> str:
     return "degraded: " + ", ".join(parts)
 
 
+def adapter_health() -> str:
+    """"ok", or the adapter plug-ins installed but not loaded (degraded: their formats are refused until fixed)."""
+    broken = broken_entry_points()
+    if not broken:
+        return "ok"
+    return f"degraded: adapter entry points not loaded: {', '.join(broken)} (see mash-broker doctor)"
+
+
 @router.get("/readyz", summary="Readiness: Kafka answers, topics exist, stores open, workers running",
             responses={503: {"description": "Kafka, a store or a worker is down: take this instance out of service"}})
 async def readyz(request: Request) -> JSONResponse:
@@ -63,6 +72,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["subscribers"] = subscriber_health(rt)
     except Exception as exc:  # the held register unreadable: the stores check says so too
         checks["subscribers"] = f"unknown ({type(exc).__name__})"
+    checks["adapters"] = adapter_health()
     checks["kafka_epoch"] = rt.epoch_state.readiness() if rt.epoch_state is not None else "not checked"
     kafka_in_use = getattr(rt, "kafka_in_use", None)  # which Kafka, in words: Apache, the embedded Tansu, external
     if any(checks[c] != "ok" for c in HARD_CHECKS):

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
 from broker.schema.validate import validate_event
-from broker.service.as_decided import explain_recorded, format_recorded, recorded_decision, register_context
+from broker.service.as_decided import (
+    explain_recorded,
+    format_recorded,
+    recorded_decision,
+    recorded_event,
+    register_context,
+)
 
 router = APIRouter(prefix="/v1/ig/policy", tags=["information governance"])
 Ig = Annotated[Principal, Depends(require("ig_auditor"))]
@@ -60,6 +67,23 @@ async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -
     result["as_of"] = "now: the consent, case and determinations registers' state at this request"
     if body.format == "text":
         return PlainTextResponse(format_explanation(result))
+    return result
+
+
+@router.get("/decisions/{decision_id}/explain",
+            summary="Explain a recorded decision as decided, and whether today's protocol decides the same")
+async def explain_as_decided(request: Request, principal: Ig,
+                             decision_id: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")],
+                             format: Literal["json", "text"] = "json") -> Any:
+    """The decision's audit record gives the event id, subscriber and protocol version; the event is read back from
+    the events topic (404 once retention or erasure took it: POST /explain with the event and decision_id then);
+    the decision is made again under today's protocol with the determinations in force at its time and consent and
+    case status as the registers hold them now (`as_decided.as_of` says which is which)."""
+    rt = request.app.state.runtime
+    record = recorded_decision(rt.audit_store, decision_id)
+    result = explain_recorded(rt, rt.protocol, record, await recorded_event(rt, record["event_id"]))
+    if format == "text":
+        return PlainTextResponse(format_recorded(result) + format_explanation(result))
     return result
 
 

@@ -7,12 +7,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
-from adapters.kit.registry import AGENCIES, all_adapters, media_type
-from broker.api.auth import Principal, require
+from adapters.kit.registry import AGENCIES, all_adapters
+from broker.api.auth import Principal, authenticated, require
+from broker.errors import NotFound
 from broker.service.intake import InputRefused, ingest
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 NO_CHILD = "no child in this input: nothing to publish"
+
+
+class UnknownAgency(NotFound, ValueError):
+    """The path names no agency the schema knows (404): the path's value is not repeated, the known ones are."""
+
+    def __init__(self) -> None:
+        super().__init__(f"unknown agency (expected one of {', '.join(AGENCIES)})")
+
+
+async def known_agency(agency: str, grants: Annotated[tuple[Principal, ...], Depends(authenticated)]) -> None:
+    """Runs before the scope check (a route dependency), after authentication: `/v1/records/probation` is an
+    unknown agency (404), not a credential that "may not act for" it (403). The agencies are public (OpenAPI)."""
+    if agency not in AGENCIES:
+        raise UnknownAgency()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -43,7 +58,9 @@ def _accepted_types() -> dict[str, Any]:
     "202 only when Kafka acknowledged every event, dead letter and audit record; an input that cannot be kept "
     "within a limit is refused whole (413) with nothing published.",
     openapi_extra={"requestBody": _accepted_types()},
-    responses={413: {"description": "Body too large, too large to keep as a dead letter, or too slow to read"},
+    dependencies=[Depends(known_agency)],
+    responses={404: {"description": "Unknown agency (the path is not one of the schema's agencies)"},
+               413: {"description": "Body too large, too large to keep as a dead letter, or too slow to read"},
                415: {"description": "No adapter for this content type, or a Content-Encoding (gzip...)"},
                422: {"description": "Every record was rejected (dead-lettered), or the body is not what the content "
                                     "type's adapter reads (not UTF-8, a JSON array...)"},
@@ -57,8 +74,6 @@ async def submit_record(
     # The audit record's pattern for a system code: anything else is refused here (422), not at audit time (500).
     x_source_system: Annotated[str | None, Header(max_length=200, pattern=r"^[A-Za-z0-9 _.:/()-]{1,200}$")] = None,
 ) -> JSONResponse:
-    if agency not in AGENCIES:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown agency (expected one of {', '.join(AGENCIES)})")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):  # adapters read the record's own bytes; a compressed body is not one
         label = encoding if encoding in ("gzip", "deflate", "br", "compress", "zstd") else "this"
@@ -90,8 +105,8 @@ async def submit_record(
         # dead-letter or to make the sender resend, so 202, with a note saying plainly that nothing was published.
         content["note"] = NO_CHILD
         return JSONResponse(content, status.HTTP_202_ACCEPTED)
-    if result.adapter is None and result.refused == "media_type":
-        content["detail"] = f"no {agency} adapter accepts content type '{media_type(content_type)}'"
+    if result.adapter is None and result.refused == "media_type" and result.rejections:
+        content["detail"] = result.rejections[0].reason  # the type refused, the types listed, a likelier agency
         return JSONResponse(content, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
     if result.adapter is None and result.refused == "body" and result.rejections:
         content["detail"] = result.rejections[0].reason  # what is wrong with the body (not UTF-8, gzip, an array)

@@ -283,7 +283,7 @@ def bounded_http_protocol() -> type | str:
     except ImportError:
         return "h11"
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """httptools with a bound on each request's head: bytes are counted as they arrive, up to the blank line
         that ends the head (body bytes in the same read are not head bytes), until the parser has the headers."""
 

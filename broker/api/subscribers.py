@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
+from broker.api.subscriber_models import Acknowledged, DeliveryPage, problems
 from broker.clock import now_iso
 from broker.logging import get_logger
 from broker.service.delivery import CURSOR_PREFIX, BadCursor, behind, decode_legacy_cursor
@@ -85,10 +86,16 @@ async def _read(request: Request, name: str, after: str | None, limit: int, acto
     return {"deliveries": deliveries, "next_cursor": rt.cursor_codec.issue(name, position)}
 
 
-@router.get("/{name}/events", summary="Pull sealed deliveries after a cursor",
-            responses={400: {"description": "`after` is not a cursor this API issued to this subscriber"},
-                       410: {"description": "`after` is from before Kafka lost its topics (or from an earlier, "
-                             "unsigned version): pull without `after` to resume from the acknowledged cursor"}})
+# Answers every subscriber endpoint may give besides its own: who asks, and for which subscriber.
+_ACCESS = {401: "Missing or unknown API key or access token", 403: "Not a subscriber key, or another subscriber's",
+           404: "No such subscriber in the protocol"}
+
+
+@router.get("/{name}/events", summary="Pull sealed deliveries after a cursor", response_model=DeliveryPage,
+            responses=problems({**_ACCESS,
+                                400: "`after` is not a cursor this API issued to this subscriber",
+                                410: "`after` is from before Kafka lost its topics (or from an earlier, unsigned "
+                                     "version): pull without `after` to resume from the acknowledged cursor"}))
 async def pull(request: Request, name: str, principal: Subscriber,
                after: Annotated[str | None, Query(max_length=2000, description="Cursor from a previous pull; "
                                                   "omitted: resume from the last acknowledged cursor.")] = None,
@@ -96,10 +103,11 @@ async def pull(request: Request, name: str, principal: Subscriber,
     return await _read(request, name, after, limit, principal.actor)
 
 
-@router.post("/{name}/ack", summary="Acknowledge everything up to a cursor",
-             responses={400: {"description": "Not a cursor this API issued to this subscriber"},
-                        409: {"description": "Behind the acknowledged cursor: acknowledgements only move forward"},
-                        410: {"description": "From before Kafka lost its topics: resume without `after`"}})
+@router.post("/{name}/ack", summary="Acknowledge everything up to a cursor", response_model=Acknowledged,
+             responses=problems({**_ACCESS,
+                                 400: "Not a cursor this API issued to this subscriber",
+                                 409: "Behind the acknowledged cursor: acknowledgements only move forward",
+                                 410: "From before Kafka lost its topics: resume without `after`"}))
 async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> dict[str, str]:
     """Only a cursor this API issued to this subscriber, in this Kafka epoch, and not behind the acknowledged one:
     an acknowledgement is where every later read without `after` resumes, so it can never skip a delivery."""
@@ -123,7 +131,14 @@ async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> 
 
 @router.get("/{name}/stream", summary="Server-sent events: deliveries as they arrive",
             response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"description": "`text/event-stream`: per delivery an `event: delivery` whose `id` is "
+                             "its cursor and whose `data` is one Delivery as JSON; `: keep-alive` comments while "
+                             "idle. A reconnecting client sends `Last-Event-ID` and resumes after it.",
+                             "content": {"text/event-stream": {
+                                 "schema": {"type": "string", "description": "SSE frames; data: Delivery"},
+                                 "x-sse-data": {"$ref": "#/components/schemas/Delivery"}}}},
+                       **problems({**_ACCESS, 400: "`after` or `Last-Event-ID` is not a cursor this API issued",
+                                   410: "The cursor is from before Kafka lost its topics: reconnect without one"})})
 async def stream(request: Request, name: str, principal: Subscriber,
                  after: Annotated[str | None, Query(max_length=2000)] = None,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=2000,

@@ -334,6 +334,20 @@ class AuditStore:
                                          " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
         return disclosures([*decisions, *(_entry(r) for r in sorted(related, key=lambda r: int(r[0])))])
 
+    def every_disclosure(self, *, subscriber: str | None = None, subject: str | None = None,
+                         aliases: Sequence[str] = (), page: int = 1000) -> list[Disclosure]:
+        """Every disclosure (to a subscriber, or about a child), oldest first, read a page at a time: what a subject
+        access report must list in full, however many there are."""
+        out: list[Disclosure] = []
+        after = 0
+        while found := self.disclosures(subscriber=subscriber, subject=subject, aliases=aliases, limit=page,
+                                        after_seq=after):
+            out += found
+            after = found[-1].seq
+            if len(found) < page:
+                break
+        return out
+
     def count_disclosures(self, *, subscriber: str | None = None, subject: str | None = None,
                           since: str | None = None, until: str | None = None, aliases: Sequence[str] = ()) -> int:
         """How many decisions to deliver `disclosures` would page through (the figure IG reads, not a page's)."""

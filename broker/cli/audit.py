@@ -186,7 +186,7 @@ def export(
                     json.dump(bundle, f, indent=1)
                 else:
                     assert subject is not None
-                    found = store.disclosures(subject=subject, aliases=tokens)
+                    found = store.every_disclosure(subject=subject, aliases=tokens)
                     status = store.verify() if store.public_key is not None else None
                     f.write(subject_access_report(subject, found, entries, now, status))
                     count = len(found)

@@ -25,9 +25,9 @@ from broker.crypto.hpke_keys import SUITES, X25519, generate_subscriber_keypair
 from broker.crypto.keystore import KeyStore
 from broker.errors import NotFound
 from broker.service.erasure import erase_child, key_shred_records, known_child
-from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.identities import IdentityRegister
+from broker.stores.registry import open_forgotten
 
 app = typer.Typer(help="Data keys, key-encryption keys, crypto-shredding and subscriber key pairs.",
                   no_args_is_help=True)
@@ -58,19 +58,20 @@ def shred_subject(store: KeyStore, token: str, data_dir: Path, store_url: str | 
     erasures = ErasureRegister(data_dir / ErasureRegister.FILE, store_url)
     audit = open_audit_store(data_dir, audit_url)
     identities = IdentityRegister(data_dir / IdentityRegister.FILE, store_url)
-    determinations = DeterminationRegister(data_dir / DeterminationRegister.FILE, store_url)
+    # every register a shred forgets (broker/stores/registry.py), the identity register opened once for both jobs
+    forget = open_forgotten(data_dir, store_url, identities=identities)
     try:
         if not known_child(identities, audit, token, store):
             raise UnknownChild("no record of this child: erasure is recorded only for a token the broker has "
                                "received records about (check the token)")
         reports, summary = erase_child(store, erasures, audit, identities.aliases(token), actor,
-                                       forget=(identities, determinations))
+                                       forget=forget)
         audit.append(key_shred_records(reports, summary, actor))
     finally:
         audit.close()
         erasures.close()
-        identities.close()
-        determinations.close()
+        for register in {id(r): r for r in (identities, *forget)}.values():
+            register.close()
     return {**reports[0].audit_fields(), **summary, "actor": actor}
 
 

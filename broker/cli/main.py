@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -28,17 +30,30 @@ for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup"
 
 
 @app.command()
-def adapters() -> None:
-    """List the installed adapters with the formats and content types they accept."""
-    from adapters.kit.registry import all_adapters, load_errors
+def adapters(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: adapters and entry points not loaded.")]
+    = False,
+) -> None:
+    """List the installed adapters with the formats and content types they accept; exit 1 when a plug-in's entry
+    point did not load."""
+    from adapters.kit.registry import all_adapters, expectation, load_errors
 
+    found, broken = all_adapters(), load_errors()
+    if as_json:
+        typer.echo(json.dumps({"adapters": [{"name": a.name, "agency": a.agency, "formats": list(a.formats),
+                                             "content_types": list(a.content_types),
+                                             "extensions": list(a.extensions), "expects": expectation(a)}
+                                            for a in found], "not_loaded": list(broken)}, indent=2))
+        raise typer.Exit(1 if broken else 0)
     table = Table("adapter", "agency", "formats", "content types", "file endings")
-    for a in all_adapters():
+    for a in found:
         table.add_row(a.name, a.agency, ", ".join(a.formats), ", ".join(a.content_types), ", ".join(a.extensions))
-    console = Console()
+    # Without a terminal (a pipe, a file, CI) Rich assumes 80 columns and cuts names: print the table at full width.
+    console = Console() if sys.stdout.isatty() else Console(width=400)
     console.print(table)
-    for error in load_errors():
+    for error in broken:
         console.print(f"[red]not loaded:[/red] {error}")
+    raise typer.Exit(1 if broken else 0)
 
 
 @app.command()
@@ -56,6 +71,7 @@ def run(
     import uvicorn
     from aiokafka.errors import KafkaError
 
+    from adapters.kit.registry import load_errors
     from broker import aio
     from broker.api.app import create_app
     from broker.api.limits import bounded_http_protocol
@@ -94,6 +110,11 @@ def run(
             raise StartupFailed(f"Kafka ({where}) unavailable: {detail}") from None
         typer.echo(f"mash-broker {base}  API docs: {base}/docs  IG page: {base}/ig  health: {base}/readyz  "
                    f"Kafka: {runtime.kafka_in_use}", err=True)
+        # The address a hub's own consumer needs (docs/subscribers.md): on the local Kafka a port chosen at start.
+        typer.echo(f"Kafka bootstrap: {runtime.bootstrap}  (delivery topics {settings.topics.deliver('<name>')}, "
+                   f"consumer group {settings.topic_prefix}.subscriber.<name>)", err=True)
+        for error in load_errors():  # a plug-in installed but not loaded: said at start, by doctor and by /readyz
+            typer.echo(f"adapter not loaded: {error}: reinstall it into this environment and restart", err=True)
         if runtime.embedded is not None:
             typer.echo(EMBEDDED_NOTICE, err=True)
             if runtime.local_kafka_note:  # why not Apache Kafka: Java or the jars missing (MASH_LOCAL_KAFKA=auto)

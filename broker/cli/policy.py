@@ -146,14 +146,21 @@ def _recorded_event(event_id: str, event_file: Path | None, settings: Any) -> di
             raise EventsFileError(f"{event_file}: holds no event with the decision's event id")
         return events[0]
     import asyncio
+    from types import SimpleNamespace
 
-    from broker.service.replay import replay_events
+    from broker.crypto import open_key_provider
+    from broker.kafka.security import kafka_client_options
+    from broker.service.as_decided import EventGone, recorded_event
 
-    for event in asyncio.run(replay_events(settings)):
-        if event.get("event_id") == event_id:
-            return event
-    raise ValueError("the decision's event is no longer on the events topic (retention, or erased): give it with "
-                     "EVENT.json")
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("--decision without EVENT.json reads the events topic: set KAFKA_BOOTSTRAP_SERVERS")
+    # what recorded_event reads of a runtime: only the decided event's keys are unwrapped (each unwrap audited)
+    source = SimpleNamespace(bootstrap=settings.kafka_bootstrap_servers, settings=settings,
+                             kafka_security=kafka_client_options(settings), keys=open_key_provider(settings.data_dir))
+    try:
+        return asyncio.run(recorded_event(source, event_id))
+    except EventGone as exc:
+        raise ValueError(f"{exc}: give it with EVENT.json") from None
 
 
 @app.command("explain")

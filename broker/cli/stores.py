@@ -1,4 +1,4 @@
-"""`mash-broker stores`: the registers (delivered log, cursors, consent, case state, identity register)."""
+"""`mash-broker stores`: the registers (the list is broker/stores/registry.py's REGISTERS)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from broker.config import Settings
+from broker.stores.registry import register_names
 
-app = typer.Typer(help="The registers: SQLite files in the data directory, or PostgreSQL (MASH_STORE_URL).",
+app = typer.Typer(help="The registers: SQLite files in the data directory, or PostgreSQL (MASH_STORE_URL): "
+                       f"{register_names()}.",
                   no_args_is_help=True)
 
 

@@ -163,8 +163,11 @@ def build_vector(suite: str, recorded: Mapping[str, Any] | None = None) -> dict[
     ck_id = "ck_testvector0001"
     info = content_key_info(subscriber, ck_id, suite)
     content_key = _fixed(f"{suite}\x1fcontent key", 32)
-    sk_e = derive_x25519_keypair(_fixed(f"{suite}\x1fephemeral ikm", 32))[0] if suite == X25519 else \
-        _fixed(f"{suite}\x1fephemeral x25519", 32)
+    # The X25519 ephemeral: from DeriveKeyPair for DHKEM (as RFC 9180's own vectors do); X-Wing takes 32 raw bytes.
+    if suite == X25519:
+        sk_e = derive_x25519_keypair(_fixed(f"{suite}\x1fephemeral ikm", 32))[0]
+    else:
+        sk_e = _fixed(f"{suite}\x1fephemeral x25519", 32)
     recipient: dict[str, str]
     kem: dict[str, str]
     if suite == X25519:

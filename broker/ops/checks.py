@@ -343,6 +343,18 @@ def check_consent_review(settings: Settings) -> CheckResult:
     return CheckResult("consent review", "ok", "no consent records from the first register await review")
 
 
+def check_adapters() -> CheckResult:
+    """The installed adapter plug-ins: one whose entry point fails to import is a problem (its agency's records in
+    that format would be refused as an unknown format), named by entry point and target, never by a traceback."""
+    from adapters.kit.registry import all_adapters, load_errors
+
+    broken = load_errors()
+    if broken:
+        return CheckResult("adapters", "problem", f"{len(broken)} adapter entry point(s) broken: {'; '.join(broken)}. "
+                           "Reinstall the plug-in into the broker's environment and restart")
+    return CheckResult("adapters", "ok", f"{len(all_adapters())} adapters loaded")
+
+
 async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] | None = None) -> list[CheckResult]:
     """Every check, in the order a person would fix them."""
     protocol = check_protocol(settings.protocol_file, protocol_loader)
@@ -355,6 +367,7 @@ async def run_checks(settings: Settings, protocol_loader: Callable[[Path], Any] 
                         dev_mode=settings.dev_mode),
         check_named_key(settings.data_dir, "mask", 1, "the protocol's keyed-hash masks", dev_mode=settings.dev_mode),
         protocol.result,
+        check_adapters(),
         kafka.result,
         check_topics(settings, kafka.topics, protocol.subscribers),
         *await check_kafka_engine(settings, kafka.topics, protocol.subscribers),

@@ -41,6 +41,7 @@ from broker.pipeline.erasure import ERASED_RESEND, refuse_erased
 from broker.pipeline.intake import Prepared
 from broker.pipeline.messages import Outgoing, encode, event_headers
 from broker.pipeline.resolve import Known, Resolution, audit_fields, resolve_events
+from broker.schema.envelope import linkage_token
 from broker.schema.loader import load_schema
 
 DEFAULT_MESSAGE_LIMIT = 1_048_576  # aiokafka's max_request_size default, if the producer does not say
@@ -98,7 +99,7 @@ class Resolved:
     resolutions: tuple[tuple[str, Resolution], ...] = ()
 
     def tokens(self) -> set[str]:
-        return {event["subject"]["linkage"]["token"] for event in self.events}
+        return {linkage_token(event) for event in self.events}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,7 @@ def plan_intake(request: IntakeRequest, prepared: Prepared, resolved: Resolved, 
     published: set[str] = set()
     for index, event in enumerate(events):
         where = f"event {index} ({event['event_type']})"
-        token = event["subject"]["linkage"]["token"]
+        token = linkage_token(event)
         try:
             protected = protect_event(event, keys)
         except ErasedData:  # the keystore will not protect an erased child's old record again
@@ -286,7 +287,7 @@ def _input_tokens(prepared: Prepared, events: Sequence[dict[str, Any]]) -> list[
     """The children the input's events name, one token each: the token each event is published under (the
     identity register's, which an erasure shreds with all the child's aliases), and the token of each event the
     schema refused. One per child keeps the seal small: a share costs ~200 bytes of the message limit."""
-    found = {event["subject"]["linkage"]["token"] for event in events}
+    found = {linkage_token(event) for event in events}
     return sorted(found | set(prepared.rejected_tokens))
 
 

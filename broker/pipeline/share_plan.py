@@ -42,6 +42,7 @@ from broker.pipeline.share import share
 from broker.policy import ConsentState, Decision, SubscriberKeyError, decide, release
 from broker.policy import Protocol as SharingProtocol
 from broker.policy.facts import CaseFacts
+from broker.schema.envelope import linkage_token
 
 # A subscriber that cannot be sealed to: its deliveries are held (broker/service/held.py), the others go on.
 SEAL_FAULTS = (SubscriberKeyError, SealError)
@@ -71,7 +72,7 @@ class Item:
 
     @property
     def token(self) -> str:
-        return str(self.event["subject"]["linkage"]["token"])
+        return linkage_token(self.event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,7 +173,8 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         case_open=cond.get("case_open"), registered_with=cond.get("registered_with"),
         plan_kinds=frozenset(cond["plan_kinds"]) if "plan_kinds" in cond else None,
         referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None,
-        s47_request=bool(cond.get("s47_request", False)), adult_at_risk=bool(cond.get("adult_at_risk", False)))
+        s47_request=bool(cond.get("s47_request", False)), adult_at_risk=bool(cond.get("adult_at_risk", False)),
+        restricted=cond.get("restricted"))
     if conditions.referral_sources is not None and types - {"social_care.referral"}:
         problems.add(["rules", i, "conditions", "referral_sources"],
                      "only a social_care.referral carries a referral source: name no other event type")
@@ -210,6 +211,8 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
         narrative_review=dict(raw["narrative_review"]) if "narrative_review" in raw else None,
         requires_human_decision=raw.get("requires_human_decision"),
         requires_service_agreement=bool(raw.get("requires_service_agreement", False)),
+        restricted_release=frozenset((raw.get("restricted_records") or {}).get("release", ())),
+        restricted_reason=(raw.get("restricted_records") or {}).get("reason"),
         para18_alone=relies_on_para18_alone(basis), tables={t: field_table(t, field_rules) for t in sorted(types)})
     _check_lawful_basis(rule, i, selected, problems)
     return rule
@@ -260,6 +263,38 @@ def _check_s47_requests(rules: tuple[Rule, ...], systems: Mapping[tuple[str, str
                          "tell which body disclosed an event and the condition can never hold")
 
 
+LA_DUTIES = ("children_act_1989_s17", "children_act_1989_s47")  # the LA's duties that may need a child's whereabouts
+
+
+def _check_restricted_releases(rules: tuple[Rule, ...], subs: Mapping[str, Subscriber],
+                               partners: list[Mapping[str, Any]], problems: _Problems) -> None:
+    """`restricted_records` releases a restricted (refuge, witness protection) record's location or contact: only
+    to the local authority, under its duty to a child in need or at risk, and only what the rule's fields release."""
+    kind = {p["id"]: (p["agency"], p["role"]) for p in partners}
+    for i, rule in enumerate(rules):
+        if not rule.restricted_release:
+            continue
+        what = " and ".join(sorted(rule.restricted_release))
+        for sub in (s for s in subs.values() if s.name in rule.subscribers or s.role in rule.subscribers):
+            if kind.get(sub.partner) != ("social_care", "safeguarding_partner"):
+                problems.add(["rules", i, "restricted_records"],
+                             f"releases a restricted record's {what} to {sub.name}, whose partner {sub.partner} is "
+                             "not the local authority (a safeguarding_partner of agency social_care): only "
+                             "children's social care may need to know where a restricted child is, to protect "
+                             "them; every other subscriber gets no location or contact of a restricted record")
+        if not set(LA_DUTIES) & {*rule.lawful_basis, *(rule.recipient_basis or ())}:
+            problems.add(["rules", i, "restricted_records"],
+                         f"releases a restricted record's {what} under no duty of the local authority to the child: "
+                         f"cite {' or '.join(LA_DUTIES)} (the enquiry or the service that needs the child's "
+                         "whereabouts)")
+        for label in sorted(rule.restricted_release):
+            if not any(table[leaf].action != "withhold" for t, table in rule.tables.items()
+                       for leaf, cls in field_classes(t).items() if cls == label):
+                problems.add(["rules", i, "restricted_records", "release"],
+                             f"the rule's fields withhold every {label} field, so releasing {label} from a "
+                             "restricted record changes nothing: remove it")
+
+
 def _index(subs: Mapping[str, Subscriber], rules: tuple[Rule, ...]) -> dict[tuple[str, str], tuple[Rule, ...]]:
     index: dict[tuple[str, str], tuple[Rule, ...]] = {}
     for sub in subs.values():
@@ -288,6 +323,7 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
     systems = _partner_systems(data, problems)
     rules = tuple(_rule(raw, i, subs, data["purposes"], problems) for i, raw in enumerate(data["rules"]))
     _check_s47_requests(rules, systems, problems)
+    _check_restricted_releases(rules, subs, data["partners"], problems)
     _check_tests(data, {r.id for r in rules}, problems)
     shared = frozenset(label for r in rules for t, table in r.tables.items() for leaf, label in field_classes(t).items()
                        if table[leaf].action != "withhold" and label not in ("operational",))

@@ -14,6 +14,7 @@ from broker.policy.codes import RISK_ORDER
 from broker.policy.consent import ConsentState
 from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.model import Conditions, Subscriber
+from broker.policy.restricted import anyone_marked
 
 
 def under_18(event: Mapping[str, Any], birth_date: date | None = None) -> bool | None:
@@ -107,6 +108,9 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
         found = ("the recorded determination is that the subject is not" if facts.adult_at_risk is False
                  else "no determination is recorded that the subject is")
         return f"{found} an adult at risk (Care Act 2014 s42(1); DPA 2018 Sch 1 para 18(3))"
+    if cond.restricted is not None and anyone_marked(event) is not cond.restricted:
+        return ("no one in the event is marked restricted" if cond.restricted
+                else "someone in the event is marked restricted (a PDS restricted or redacted record)")
     if cond.consent_status is not None and consent.status not in cond.consent_status:
         return f"consent status {consent.status} is not among {', '.join(sorted(cond.consent_status))}"
     return None

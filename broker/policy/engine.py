@@ -196,15 +196,21 @@ def partition(table: Mapping[str, FieldOutcome], paths: Sequence[str]) -> Partit
     return tuple(released), tuple(masked), tuple(withheld)
 
 
+def rule_split(rule: Rule, event_type: str, paths: Sequence[str]) -> Partition:
+    """What `rule` releases, masks and withholds of these present paths: its field table, then a restricted
+    record's location and contact withheld unless the rule's `restricted_records` releases them (restricted.py).
+    Every delivery (the engine's, a person's decided share) splits fields here, so none skips the restriction."""
+    split = partition(rule.tables[event_type], paths)
+    return restricted.restrict(split, event_type, rule.restricted_release) if restricted.marked(paths) else split
+
+
 def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber, check: RuleCheck,
              paths: Sequence[str]) -> Decision:
     rule = check.rule
     key = (event_type, tuple(paths))
     split = rule.partitions.get(key)
     if split is None:
-        split = partition(rule.tables[event_type], paths)
-        if restricted.marked(paths):  # never location or contact, whatever the rule (restricted.py)
-            split = restricted.restrict(split, event_type)
+        split = rule_split(rule, event_type, paths)
         if len(rule.partitions) >= PARTITION_MEMO_SIZE:
             rule.partitions.clear()
         rule.partitions[key] = split
@@ -217,7 +223,7 @@ def _deliver(protocol: Protocol, event_id: str, event_type: str, sub: Subscriber
     if check.note:
         reason += f"; {check.note}"
     if restricted.marked(paths):
-        reason += f"; {restricted.NOTE}"
+        reason += f"; {restricted.note(rule)}"
     if check.people_withheld:  # positions only: a role (suspect, victim) would say something about the person
         reason += ("; the data of " + ", ".join(f"related_people[{i}]" for i in check.people_withheld)
                    + " withheld: that person's objection (UK GDPR Art 21) or refusal is recorded")

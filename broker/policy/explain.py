@@ -34,7 +34,10 @@ def _rules(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Con
                                  "lawful_basis": list(rule.lawful_basis),
                                  "recipient_basis": list(rule.recipient_basis or rule.lawful_basis),
                                  "para18_reason": rule.para18_reason,
-                                 "narrative_review": dict(rule.narrative_review) if rule.narrative_review else None}
+                                 "narrative_review": dict(rule.narrative_review) if rule.narrative_review else None,
+                                 "restricted_records": ({"release": sorted(rule.restricted_release),
+                                                         "reason": rule.restricted_reason}
+                                                        if rule.restricted_release else None)}
         if event_type not in rule.event_types:
             entry.update(covers_event_type=False, applies=False,
                          reason=f"covers {', '.join(rule.event_type_patterns)}, not {event_type}")
@@ -58,12 +61,15 @@ def _fields(protocol: Protocol, event: Mapping[str, Any], rule_id: str | None) -
         entry: dict[str, Any] = {"path": path, "classification": labels.get(path, "unknown")}
         if rule is None:
             entry.update(outcome="withheld", mask=None, because="the event is withheld")
-        elif restricted.marked(paths) and labels.get(path) in restricted.NEVER_RELEASED:
-            entry.update(outcome="withheld", mask=None, because=restricted.NOTE)
+        elif restricted.marked(paths) and labels.get(path) in restricted.withheld_classes(rule):
+            entry.update(outcome="withheld", mask=None, because=restricted.note(rule))
         else:
             outcome = table.get(path, NOT_IN_SCHEMA)
+            # a restricted record's location or contact the rule's restricted_records releases: say so, and why
+            why = (f"; {restricted.note(rule)}" if restricted.marked(paths) and outcome.action != "withhold"
+                   and labels.get(path) in restricted.NEVER_RELEASED else "")
             entry.update(outcome={"release": "released", "mask": "masked", "withhold": "withheld"}[outcome.action],
-                         mask=outcome.mask, because=outcome.because)
+                         mask=outcome.mask, because=outcome.because + why)
         out.append(entry)
     return out
 

@@ -42,6 +42,7 @@ class Conditions:
     plan_kinds: frozenset[str] | None = None  # a CP-IS notice's payload.plan_kind (the unborn-child route)
     s47_request: bool = False  # the LA has called upon the subscriber's partner under CA 1989 s47(9) (facts.py)
     adult_at_risk: bool = False  # a recorded determination that the adult subject is at risk (DPA Sch 1 para 18(3))
+    restricted: bool | None = None  # someone in the event is (True) or no one is (False) marked restricted
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -73,6 +74,11 @@ class Rule:
     # Why every event this rule matches goes to a recorded human decision instead of being shared (e.g. health to
     # police about a capacitous adult: a public-interest judgement, MARAC); None: the rule shares by itself.
     requires_human_decision: str | None = None
+    # `restricted_records`: the classifications (location, contact) of a restricted record this rule still releases
+    # as its fields say, and the sentence saying why the local authority needs them (restricted.py; compile checks
+    # every subscriber is the LA under s17/s47). Empty: a restricted record's location and contact are withheld.
+    restricted_release: frozenset[str] = frozenset()
+    restricted_reason: str | None = None
     # event type -> leaf path -> outcome
     tables: Mapping[str, Mapping[str, FieldOutcome]] = field(default_factory=dict, repr=False)
     # Memo of (event type, present paths) -> (released, masked, withheld): events of one shape repeat, so most

@@ -26,7 +26,7 @@ from typing import Any
 
 from broker.policy.consent import ConsentState, effective_consent
 from broker.policy.decision import DECISION_NAMESPACE, Decision, uuid5_text
-from broker.policy.engine import partition, people_withheld
+from broker.policy.engine import people_withheld, rule_split
 from broker.policy.errors import PolicyError
 from broker.policy.model import Protocol
 from broker.policy.paths import present_paths
@@ -128,7 +128,7 @@ def person_decision(protocol: Protocol, event: Mapping[str, Any], *, subscriber:
                           "changed since the referral")
     if subscriber not in protocol.subscribers:
         raise PolicyError(f"{subscriber} is not a subscriber of protocol {protocol.revision}")
-    released, masked, withheld = partition(rule.tables[event_type], present_paths(event))
+    released, masked, withheld = rule_split(rule, event_type, present_paths(event))  # restriction too
     if choice == "share_in_part":
         labels = field_classes(event_type)
         kept_back = [p for p in released if withholding.covers(p, labels.get(p))]

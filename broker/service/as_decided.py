@@ -140,3 +140,32 @@ def format_recorded(result: Mapping[str, Any]) -> str:
     verdict = ("today's protocol decides the SAME" if a["same"] else
                "today's protocol decides DIFFERENTLY in: " + ", ".join(a["differs_in"]))
     return f"{head}\n{verdict} (protocol version {result['protocol']['version']}); {a['note']}\n\n"
+
+
+class EventGone(NotFound, LookupError):
+    """The decided event is no longer on the events topic (retention passed, or the child was erased)."""
+
+    def __init__(self) -> None:
+        super().__init__("the decision's event is no longer on the events topic (retention, or erased)")
+
+
+async def recorded_event(rt: Any, event_id: str) -> dict[str, Any]:
+    """The decided event read back from the events topic and opened. The event id is in the clear in the sealed
+    envelope, so only that event's keys are unwrapped (each unwrap is audited); an erased child's event is gone."""
+    from contextlib import aclosing
+
+    from broker.crypto import reveal_event
+    from broker.kafka.scan import scan_topic
+    from broker.service.messages import decode
+
+    records = scan_topic(rt.bootstrap, rt.settings.topics.events, **rt.kafka_security)
+    async with aclosing(records):  # stopping at the event must still stop the consumer
+        async for record in records:
+            sealed = decode(record.value)
+            if sealed.get("event_id") != event_id:
+                continue
+            revealed = reveal_event(sealed, rt.keys, reason="ig explain decision", on_unavailable="mark")
+            if revealed.shredded:
+                raise EventGone
+            return dict(revealed.event)
+    raise EventGone

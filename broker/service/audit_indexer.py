@@ -56,6 +56,8 @@ async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
+    store = rt.audit_store
+    assert store is not None  # set by Runtime.start()
     consumer = group_consumer(rt.bootstrap, rt.settings.group("audit-indexer"), rt.settings.topics.audit,
                               fetch_wait_ms=INDEXER_FETCH_WAIT_MS, **rt.kafka_security)
     await consumer.start()
@@ -66,10 +68,10 @@ async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
             for message in (m for msgs in batch.values() for m in msgs):
                 pending += _records(decode(message.value))
                 if len(pending) >= APPEND_RECORDS:
-                    await asyncio.to_thread(rt.audit_store.append, pending, on_invalid=_skip_invalid)
+                    await asyncio.to_thread(store.append, pending, on_invalid=_skip_invalid)
                     pending = []
             if pending:
-                await asyncio.to_thread(rt.audit_store.append, pending, on_invalid=_skip_invalid)
+                await asyncio.to_thread(store.append, pending, on_invalid=_skip_invalid)
             if batch:
                 await consumer.commit()
     finally:

@@ -143,6 +143,7 @@ def _record(rt: Runtime, referral: Referral, now: str, actor: str, reason: str, 
     """The `human_decision` audit record: who decided, what, why; with the fields disclosed once they are known
     (a share whose event could not be released records the choice without them)."""
     p = rt.protocol
+    assert p is not None  # set by Runtime.start()
     rule = p.rule(referral.rule_id)
     fields: dict[str, Any] = {"purpose": rule.purpose} if rule is not None else {}
     if decision is not None:

@@ -140,6 +140,7 @@ def _clear(register: Any) -> int:
 
 async def reconcile_kafka_epoch(rt: Runtime, created_topics: list[str]) -> EpochState:
     """At start, after the topics are ensured and the registers opened: compare, reconcile, record."""
+    assert rt.cursors is not None and rt.producer is not None  # set by Runtime.start()
     s = rt.settings
     topic = epoch_topic(s.topic_prefix)
     created = await ensure_epoch_topic(rt.bootstrap, topic, s.kafka_replication_factor, **rt.kafka_security)

@@ -27,6 +27,7 @@ from broker.pipeline.erasure import (
     notice_event,
     refuse_erased,
 )
+from broker.schema.envelope import linkage_token
 from broker.service.messages import encode, event_headers, header
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from broker.audit.store import AuditStore
     from broker.service.runtime import Runtime
     from broker.stores.erasures import ErasureRegister
+    from broker.stores.registry import Forgets
 
 log = get_logger("mash.erasure")
 _PAGE = 10_000  # the audit store's largest search page
@@ -76,13 +78,13 @@ def known_child(identities: Any, audit: AuditStore | None, token: str, keys: Any
 
 
 def erase_child(keys: Any, erasures: ErasureRegister, audit: AuditStore | None, tokens: list[str], actor: str,
-                at: str | None = None, forget: Sequence[Any] = ()) -> tuple[list[ShredReport], dict[str, Any]]:
+                at: str | None = None, *, forget: Sequence[Forgets]) -> tuple[list[ShredReport], dict[str, Any]]:
     """Erase one child under every token it carried (current first): the erasure register first (so that a shred
     that fails half way still hides and refuses the child's data, and can be run again), then the data keys. A
     `person.erased` notice is owed (for a first erasure, or one that destroyed keys made since: data received after
     an earlier erasure); the service publishes it. `forget`: the registers that hold plain facts about the child
-    (the identity register's date of birth, the determinations register), each deleting them under every token
-    (`forget(tokens)`), after the erasure is recorded. Returns the shred reports and the summary."""
+    (broker/stores/registry.py's FORGOTTEN_ON_SHRED: no default, so no caller leaves one out), each deleting them
+    under every token (`forget(tokens)`), after the erasure is recorded. Returns the shred reports and the summary."""
     at = at or now_iso()
     before = received_before(audit, tokens)
     first = not erasures.erased_at(tokens)
@@ -115,13 +117,13 @@ def erasure_blocks(rt: Runtime, events: list[dict[str, Any]], source: str = "req
     """
     if rt.erasures is None or not events:
         return events, []
-    erased = rt.erasures.erased_at({e["subject"]["linkage"]["token"] for e in events})
+    erased = rt.erasures.erased_at({linkage_token(e) for e in events})
     if not erased:
         return events, []
-    mine = {e["event_id"] for e in events if e["subject"]["linkage"]["token"] in erased}
+    mine = {e["event_id"] for e in events if linkage_token(e) in erased}
     if received_at is not None:
-        before = {e["event_id"] for e in events if e["subject"]["linkage"]["token"] in erased
-                  and received_at <= erased[e["subject"]["linkage"]["token"]]}
+        before = {e["event_id"] for e in events if linkage_token(e) in erased
+                  and received_at <= erased[linkage_token(e)]}
     else:
         before = rt.erasures.erased_events(mine)
     if mine - before:  # published just before the erasure, while the audit indexer had not stored it yet
@@ -163,6 +165,7 @@ async def announce_owed(rt: Runtime, actor: str = "erasure") -> int:
 
 
 async def _announce(rt: Runtime, actor: str) -> int:
+    assert rt.erasures is not None and rt.producer is not None  # set by Runtime.start()
     done = 0
     for tokens, erased_at in rt.erasures.notices_owed():
         event = notice_event(tokens, erased_at)
@@ -193,6 +196,7 @@ async def run_erasure_notices(rt: Runtime, stop: asyncio.Event, every: float = N
 def past_recipients(rt: Runtime, tokens: Sequence[str]) -> set[str]:
     """Every subscriber ever sent a delivery about these tokens: the recipients register, and the audit log's
     deliveries for what was delivered before the register existed (who a `person.erased` notice goes to)."""
+    assert rt.delivered is not None  # set by Runtime.start()
     return rt.delivered.recipients(tokens) | {r["subscriber"] for r in _audited(rt.audit_store, "delivered", tokens)
                                               if r.get("subscriber")}
 
@@ -203,6 +207,8 @@ async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: s
     """The share worker's handling of a `person.erased` notice: sealed to every subscriber of the protocol that was
     ever sent a delivery about any of the erased tokens (the recipients register, and the audit log's deliveries
     for what was delivered before it existed), whatever the rules. (sends, delivered-log marks, audit records)."""
+    producer = producer or rt.producer  # the share worker's transactional one, so the notice commits with its batch
+    assert rt.protocol is not None and producer is not None  # set by Runtime.start()
     told = past_recipients(rt, event["payload"]["erased_tokens"])
     sends, marks, audits = [], [], []
     for subscriber in sorted(told & set(rt.protocol.subscribers)):
@@ -218,9 +224,8 @@ async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: s
         decision_id = uuid5_text(EVENT_NAMESPACE_BYTES, f"erasure-notice\x1f{event['event_id']}\x1f{subscriber}")
         headers = [("event_id", event["event_id"].encode()), ("decision_id", decision_id.encode()),
                    ("protocol_version", str(rt.protocol.version).encode()), ("event_type", NOTICE_TYPE.encode())]
-        # `producer`: the share worker's transactional one, so the notice commits with its batch
-        sends.append(await (producer or rt.producer).send(rt.settings.topics.deliver(subscriber), sealed,
-                                                          key=token.encode(), headers=headers))
+        sends.append(await producer.send(rt.settings.topics.deliver(subscriber), sealed, key=token.encode(),
+                                         headers=headers))
         marks.append((subscriber, event["event_id"], decision_id))
         audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token, subscriber=subscriber,
                                       event_id=event["event_id"], decision_id=decision_id, reason=NOTICE_REASON))

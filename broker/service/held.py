@@ -29,6 +29,7 @@ from broker.kafka.clients import reader
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
 from broker.pipeline.share import share
+from broker.schema.envelope import linkage_token
 from broker.service.decisions import retry_decided
 from broker.service.facts import read_facts
 from broker.service.messages import decode
@@ -60,6 +61,7 @@ async def run_held_release(rt: Runtime, stop: asyncio.Event) -> None:
 
 async def release_round(rt: Runtime) -> dict[str, int]:
     """One pass: refresh which subscribers cannot be sealed to, and release what the others have held."""
+    assert rt.held is not None and rt.protocol is not None  # set by Runtime.start()
     faults = rt.check_subscriber_keys()
     released: dict[str, int] = {}
     for subscriber in sorted(rt.held.counts()):
@@ -112,7 +114,7 @@ async def read_positions(rt: Runtime, topic: str, wanted: Iterable[tuple[int, in
 async def release_held(rt: Runtime, subscriber: str, rows: list[Held]) -> int:
     """Deliver (or drop, saying why) the held rows in order; returns how many are done. Stops at the first row
     whose event cannot be read back or revealed, so that what follows it stays behind it."""
-    assert rt.producer is not None and rt.protocol is not None
+    assert rt.producer is not None and rt.protocol is not None and rt.delivered is not None and rt.held is not None
     records, highest = await read_positions(rt, rt.settings.topics.events, ((h.partition, h.offset) for h in rows))
     done: list[str] = []
     audits: list[dict[str, Any]] = []
@@ -139,7 +141,7 @@ async def release_held(rt: Runtime, subscriber: str, rows: list[Held]) -> int:
             event = rt.reveal(decode(msg.value)).event
         except (KeyUnavailable, KmsError):
             break  # an outage: try again next round
-        token = event["subject"]["linkage"]["token"]
+        token = linkage_token(event)
         outcome = await _release_one(rt, subscriber, event, token, now, audits)
         if outcome is None:  # the key failed again between the check and the seal
             break
@@ -153,6 +155,7 @@ async def _release_one(rt: Runtime, subscriber: str, event: dict[str, Any], toke
                        audits: list[dict[str, Any]]) -> str | None:
     """Decide again for `subscriber` and deliver, or drop with an audit record: "delivered", "dropped", or None if
     the subscriber still cannot be sealed to."""
+    assert rt.protocol is not None and rt.producer is not None and rt.delivered is not None and rt.cases is not None
     erasures = getattr(rt, "erasures", None)
     if erasures is not None and erasures.is_erased(token):
         audits.append(_dropped(rt, now, subscriber, event, token, "child erased while the delivery was held"))

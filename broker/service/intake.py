@@ -45,6 +45,7 @@ from broker.pipeline.intake_plan import (
     resolve_intake,
 )
 from broker.pipeline.resolve import Known
+from broker.schema.envelope import linkage_token
 from broker.service.erasure import published_before
 from broker.service.facts import learn_birth_dates
 
@@ -173,7 +174,7 @@ def _erasure_facts(rt: Runtime, prepared: Prepared, resolved: Resolved) -> Erasu
     if rt.erasures is None or not tokens:
         return ErasureFacts()
     erased = rt.erasures.erased_at(tokens)
-    mine = {e["event_id"] for e in resolved.events if e["subject"]["linkage"]["token"] in erased}
+    mine = {e["event_id"] for e in resolved.events if linkage_token(e) in erased}
     if not mine:
         return ErasureFacts(erased)
     before = rt.erasures.erased_events(mine)

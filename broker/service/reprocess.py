@@ -23,6 +23,7 @@ from broker.errors import Conflict, NotFound
 from broker.kafka.scan import scan_topic
 from broker.pipeline.deadletter import INPUT_KIND, input_key
 from broker.pipeline.intake import prepare
+from broker.schema.envelope import linkage_token
 from broker.service.intake import IntakeResult, ingest
 from broker.service.messages import decode
 
@@ -99,10 +100,11 @@ async def reprocess(rt: Runtime, deadletter_id: str, actor: str) -> IntakeResult
     # the children the input names today (an adapter fixed since may read more of it): none erased since
     ctx = AdaptContext(source="reprocess", received_at=received_at, system=record.get("system"),
                        settings=rt.adapter_settings)
+    assert rt.linkage is not None  # loaded before the service serves (Runtime.load_local)
     prepared = await asyncio.to_thread(prepare, record["agency"], data, ctx, rt.linkage,
                                        content_type=record.get("content_type"))
     named = [i.token for ids in prepared.identities for i in ids] + prepared.rejected_tokens
-    named += [e["subject"]["linkage"]["token"] for e in prepared.events]
+    named += [linkage_token(e) for e in prepared.events]
     if named and rt.identities is not None:
         named += [rt.identities.current(t) for t in set(named)]
     if erased_since(rt, named, received_at):

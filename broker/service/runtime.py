@@ -53,7 +53,8 @@ from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
 from broker.stores.identities import IdentityRegister
-from broker.stores.migrate import REGISTERS, sqlite_registers
+from broker.stores.migrate import sqlite_registers
+from broker.stores.registry import REGISTERS
 from broker.stores.served import FirstServed
 
 log = get_logger("mash.runtime")
@@ -162,17 +163,7 @@ class Runtime:
         log.info("topics_ready", created=created)
         self.producer = producer(self.bootstrap, **self.kafka_security)
         await self.producer.start()
-        url = s.store_url  # PostgreSQL shared by every pod, else SQLite files in the data directory
-        self.delivered = DeliveredLog(s.data_dir / DeliveredLog.FILE, url)
-        self.cursors = CursorStore(s.data_dir / CursorStore.FILE, url)
-        self.first_served = FirstServed(s.data_dir / FirstServed.FILE, url)
-        self.consent = ConsentRegister(s.data_dir / ConsentRegister.FILE, url)
-        self.cases = CaseRegister(s.data_dir / CaseRegister.FILE, url)
-        self.identities = IdentityRegister(s.data_dir / IdentityRegister.FILE, url)
-        self.erasures = ErasureRegister(s.data_dir / ErasureRegister.FILE, url)
-        self.held = HeldDeliveries(s.data_dir / HeldDeliveries.FILE, url)
-        self.referrals = ReferralRegister(s.data_dir / ReferralRegister.FILE, url)
-        self.determinations = DeterminationRegister(s.data_dir / DeterminationRegister.FILE, url)
+        self.open_registers()
         self.audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
         # Does Kafka still hold what the registers point at? If not, say so and clear those positions.
         self.epoch_state = await reconcile_kafka_epoch(self, created)
@@ -205,6 +196,7 @@ class Runtime:
     async def _record_protocol_in_force(self) -> None:
         """A protocol_change audit record when the protocol in force differs from the last one recorded."""
         p = self.protocol
+        assert p is not None and self.audit_store is not None  # loaded by start() before this runs
         history = self.audit_store.protocol_history()
         last = history[-1]["record"] if history else None
         digest = hashlib.sha256(self.settings.protocol_file.read_bytes()).hexdigest()
@@ -222,7 +214,9 @@ class Runtime:
         path = self.settings.data_dir / "dev-credentials.json"
         if path.exists() or self.api_keys.principals():
             return
-        wanted = [("intake", a) for a in AGENCIES] + [("subscriber", n) for n in self.protocol.subscribers]
+        assert self.protocol is not None  # loaded by start() before this runs
+        wanted: list[tuple[str, str | None]] = [("intake", a) for a in AGENCIES]
+        wanted += [("subscriber", n) for n in self.protocol.subscribers]
         wanted += [("ig_auditor", None), ("admin", None)] + [("decision_maker", p) for p in self.protocol.partners]
         creds = {}
         for role, scope in wanted:
@@ -239,6 +233,7 @@ class Runtime:
         once, and the protocol in force points at that .pub. The protocol file and the key files beside it are never
         written: two data directories started from one protocol (two developers, parallel tests) each keep their own
         keys instead of overwriting each other's, and a real key beside the protocol is never replaced."""
+        assert self.protocol is not None  # loaded by start() before this runs
         keys_dir = self.settings.data_dir / "subscriber-keys"
         redirected = {}
         for sub in self.protocol.subscribers.values():
@@ -262,6 +257,7 @@ class Runtime:
         """The released view sealed to the subscriber's public key (fails, never plaintext, without one)."""
         sealer = self._sealers.get(subscriber)
         if sealer is None:
+            assert self.protocol is not None  # loaded by start()
             sub = self.protocol.subscribers[subscriber]
             sealer = self._sealers[subscriber] = DeliverySealer(subscriber, sub.public_key(), sub.key_suite)
         return sealer.seal(released)
@@ -269,6 +265,7 @@ class Runtime:
     def check_subscriber_keys(self, *, warn: bool = False) -> dict[str, str]:
         """Which subscribers cannot be sealed to now, and why (one plain warning line each with `warn`): their
         deliveries are held (broker/service/held.py) and /readyz names them as degraded."""
+        assert self.protocol is not None  # loaded by start()
         faults: dict[str, str] = {}
         for sub in self.protocol.subscribers.values():
             if problems := key_problems([sub]):
@@ -285,6 +282,7 @@ class Runtime:
     def _topic_plan(self) -> list[TopicSpec]:
         """The layout's topics for this protocol (broker/kafka/topology.py: names, partitions, retention)."""
         s = self.settings
+        assert self.protocol is not None  # loaded by start()
         return topic_plan(s.topic_prefix, s.event_partitions, self.protocol.subscribers)
 
     def required_topics(self) -> list[str]:
@@ -309,11 +307,15 @@ class Runtime:
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)
 
+    def open_registers(self) -> None:
+        """Every register of broker/stores/registry.py's REGISTERS, each as its attribute (rt.cases, rt.identities...):
+        PostgreSQL shared by every pod (MASH_STORE_URL), else SQLite files in the data directory."""
+        for spec in REGISTERS:
+            setattr(self, spec.attr, spec.open(self.settings.data_dir, self.settings.store_url))
+
     def _registers(self) -> list[Any]:
-        """The registers that are open (every one of REGISTERS once `start` has run)."""
-        return [r for r in (self.delivered, self.cursors, self.first_served, self.consent, self.cases,
-                            self.identities, self.erasures, self.held, self.referrals, self.determinations)
-                if r is not None]
+        """The registers that are open (every one of broker/stores/registry.py's REGISTERS once `start` has run)."""
+        return [r for spec in REGISTERS if (r := getattr(self, spec.attr)) is not None]
 
     def stores_status(self) -> str:
         try:

@@ -9,6 +9,7 @@ from broker.stores.db import open_register
 
 class CaseRegister:
     FILE, TABLE = "cases.sqlite", "cases"  # its SQLite file in the data directory, and its table
+    TABLES = ("cases",)  # every table, for `stores migrate`
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS cases (subject TEXT PRIMARY KEY,"

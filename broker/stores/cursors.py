@@ -26,6 +26,7 @@ class EpochRecord:
 
 class CursorStore:
     FILE, TABLE = "cursors.sqlite", "acked"  # its SQLite file in the data directory, and its table
+    TABLES = ("acked", "kafka_epoch")  # every table, for `stores migrate` (the epoch too: cursors carry it)
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS acked (subscriber TEXT PRIMARY KEY,"

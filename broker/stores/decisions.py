@@ -92,6 +92,7 @@ class AlreadyDecided(Conflict):
 
 class ReferralRegister:
     FILE, TABLE = "decisions.sqlite", "referrals"  # its SQLite file in the data directory, and its table
+    TABLES = ("referrals",)  # every table, for `stores migrate`
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         # durable: a referral must outlive a power cut once the batch that raised it is committed, and a person's

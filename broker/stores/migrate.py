@@ -7,42 +7,32 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from broker.stores.cases import CaseRegister
-from broker.stores.consent import ConsentRegister
-from broker.stores.cursors import CursorStore
-from broker.stores.decisions import ReferralRegister
-from broker.stores.delivered import DeliveredLog
-from broker.stores.determinations import DeterminationRegister
-from broker.stores.erasures import ErasureRegister
-from broker.stores.held import HeldDeliveries
-from broker.stores.identities import IdentityRegister
-from broker.stores.served import FirstServed
+from broker.stores.registry import REGISTERS as SPECS
 
-REGISTERS = (DeliveredLog, CursorStore, FirstServed, ConsentRegister, CaseRegister, IdentityRegister,
-             ErasureRegister, HeldDeliveries, ReferralRegister, DeterminationRegister)
+REGISTERS = tuple(spec.cls for spec in SPECS)  # the register classes, in broker/stores/registry.py's order
 MIGRATED = ".migrated"
 _CHUNK = 5000
 
 
 def sqlite_registers(data_dir: Path) -> list[str]:
     """The register files still in the data directory."""
-    return [cls.FILE for cls in REGISTERS if (data_dir / cls.FILE).is_file()]
+    return [spec.file for spec in SPECS if (data_dir / spec.file).is_file()]
 
 
 def migrate(data_dir: Path, url: str) -> dict[str, int]:
     """Copy every SQLite register into the PostgreSQL database at `url` (rows already there are kept), then rename
     each file to <name>.migrated so the broker starts on PostgreSQL. Returns rows copied per register."""
     copied: dict[str, int] = {}
-    for cls in REGISTERS:
-        name = cls.FILE
+    for spec in SPECS:
+        name = spec.file
         if not (data_dir / name).is_file():
             continue
         source = sqlite3.connect(data_dir / name)
-        target = cls(data_dir / name, url)  # creates the tables in PostgreSQL
+        target = spec.open(data_dir, url)  # creates the tables in PostgreSQL
         try:
             count = 0
             held = {t for (t,) in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            for table in getattr(cls, "TABLES", (cls.TABLE,)):  # fixed table names, from REGISTERS
+            for table in spec.tables:  # fixed table names, from the register list
                 if table not in held:  # a file from before the register gained this table
                     continue
                 rows = source.execute(f"SELECT * FROM {table}")

@@ -15,6 +15,7 @@ from broker.stores.db import open_register
 
 class FirstServed:
     FILE, TABLE = "first-served.sqlite", "first_served"  # its SQLite file in the data directory, and its table
+    TABLES = ("first_served",)  # every table, for `stores migrate`
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         self.db = open_register(path, ["CREATE TABLE IF NOT EXISTS first_served (subscriber TEXT NOT NULL,"

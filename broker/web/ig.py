@@ -111,7 +111,7 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
     def timeline(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> dict[str, Any]:
         tokens = aliases(subject)
         return {"subject": subject, "tokens": tokens, "entries": audit.timeline(subject, aliases=tokens),
-                "disclosures": [d.to_dict() for d in audit.disclosures(subject=subject, aliases=tokens)]}
+                "disclosures": [d.to_dict() for d in audit.every_disclosure(subject=subject, aliases=tokens)]}
 
     @api.get("/children/{subject}/report", response_class=HTMLResponse,
              summary="Subject access report: every disclosure about one child (HTML)")
@@ -119,7 +119,7 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
                caller: Annotated[Any, Depends(require_ig)]) -> HTMLResponse:
         verification = audit.verify() if audit.public_key is not None else None
         tokens = aliases(subject)
-        found = audit.disclosures(subject=subject, aliases=tokens)
+        found = audit.every_disclosure(subject=subject, aliases=tokens)
         body = subject_access_report(subject, found, audit.timeline(subject, aliases=tokens), now_iso(), verification)
         # an export of what was shared about a child: recorded with who took it, as `mash-broker audit export` is
         audit.log("admin_action", actor=caller.actor, action="audit.export", target="sar", subject=subject,

@@ -94,7 +94,7 @@ FHIR_XML = f'<Patient {FHIR}><id value="p1"/><gender value="female"/></Patient>'
      "body is gzip-compressed"),
     ("health", "application/fhir+json", b'[{"resourceType": "Patient"}]', "body", "a JSON array is not a record"),
     ("police", "application/vnd.mash.pole+json", b"[1, 2]", "body", "a JSON array is not a record"),
-    ("health", "text/csv", b"a,b\r\n", "media_type", "no health adapter accepts this content type"),
+    ("health", "text/csv", b"a,b\r\n", "media_type", "no health adapter accepts content type 'text/csv'"),
 ])
 def test_no_adapter_says_what_is_actually_wrong(agency: str, content_type: str, body: bytes, kind: str,
                                                 reason: str) -> None:

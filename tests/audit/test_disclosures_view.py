@@ -73,6 +73,13 @@ def test_disclosures_page_by_seq_without_gaps_or_repeats(busy: AuditStore) -> No
     assert seen == [f"dec-d{j:05d}" for j in range(DELIVERIES)]
 
 
+def test_a_subject_access_report_reads_every_disclosure_past_a_page(busy: AuditStore) -> None:
+    """The report and the timeline list all of a child's disclosures, not the first page of them."""
+    assert len(busy.disclosures(subject=CHILD_A, limit=7)) == 7
+    every = busy.every_disclosure(subject=CHILD_A, page=7)
+    assert [d.decision_id for d in every] == [f"dec-d{j:05d}" for j in range(DELIVERIES)]
+
+
 def test_a_disclosure_carries_its_consent_override(busy: AuditStore) -> None:
     overridden = [d for d in busy.disclosures(subject=CHILD_A) if d.consent_override]
     assert [d.decision_id for d in overridden] == ["dec-d00006"] and overridden[0].consent_override == OVERRIDE

@@ -191,3 +191,23 @@ def test_registers_are_checked_where_they_live(installation: Path, pg_database: 
     (installation / "consent.sqlite").write_bytes(b"")  # a register left behind by a move to PostgreSQL
     found = checks.check_registers(base.model_copy(update={"store_url": pg_database}))
     assert found.status == "problem" and "stores migrate" in found.detail
+
+
+def test_a_broken_adapter_entry_point_is_a_problem(kafka: str, installation: Path, tmp_path: Path) -> None:
+    """Issue 23: an installed plug-in whose entry point fails to import made doctor say "healthy"."""
+    from tests.adapters.plugins import BROKEN_ENTRY_POINT, BROKEN_TARGET, install_broken_plugin
+
+    protocol = protocol_under_test(tmp_path)[0]
+    settings = settings_for(installation, protocol, kafka, "plugins")
+    site = install_broken_plugin(tmp_path / "site")
+    env = {**os.environ, "MASH_DATA_DIR": str(installation), "MASH_PROTOCOL_FILE": str(protocol),
+           "MASH_TOPIC_PREFIX": settings.topic_prefix, "COLUMNS": "200", "KAFKA_BOOTSTRAP_SERVERS": kafka,
+           "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-m", "broker.cli.main", "doctor"], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.lstrip("│ ").startswith("adapters"))
+    assert "problem" in row and BROKEN_ENTRY_POINT in proc.stdout and BROKEN_TARGET in proc.stdout, proc.stdout
+    assert "problem(s)" in proc.stdout and "adapters" in proc.stdout.splitlines()[-1]
+
+    assert checks.check_adapters().status == "ok"  # this process has only the broker's own adapters

@@ -46,6 +46,10 @@ def _apache_unavailable() -> str | None:
     return unavailable_reason()
 
 
+# C1 only: a test node's JIT work is mostly start-up, and C2 compiling hot paths it never runs long enough to use
+# costs a 2-core CI host about 40% of the JVM's CPU (measured on the 3-node drills, tests/failure/cluster.py).
+TEST_JVM_FLAGS = ("-XX:TieredStopAtLevel=1",)
+
 _APACHE: dict[str, object] = {}  # the session's one Apache Kafka and how many conftests' fixtures hold it
 
 
@@ -54,7 +58,8 @@ def _shared_apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     """One JVM for the whole run: the failure, fuzz and guarantee conftests import kafka_bootstrap, which makes each
     its own session fixture; they share this node, started by the first and stopped when the last lets go."""
     if not _APACHE:
-        _APACHE["kafka"] = ApacheKafka(nodes=1, data_dir=tmp_path_factory.mktemp("apache-kafka")).start()
+        _APACHE["kafka"] = ApacheKafka(nodes=1, data_dir=tmp_path_factory.mktemp("apache-kafka"),
+                                       jvm_flags=TEST_JVM_FLAGS).start()
         _APACHE["holders"] = 0
     kafka = _APACHE["kafka"]
     assert isinstance(kafka, ApacheKafka)

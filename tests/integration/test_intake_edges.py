@@ -49,6 +49,40 @@ async def test_a_body_no_adapter_reads_gets_the_true_reason(kafka_bootstrap, tmp
         assert detail in found, found
 
 
+async def test_misleading_refusals_name_the_real_cause(kafka_bootstrap, tmp_path):
+    """Issue 23: each refusal says what is actually wrong (the body's kind and the header expected, the agency that
+    reads it, an unknown agency, the header to set), and never repeats a value of the body."""
+    wrong_header = b"CHILD_ID,GENDER,BIRTH\r\n999001,1,01/02/2015\r\n"
+    police = b'{"force_code": "99", "event_type": "incident_child_present", "child": {"name": "Testchild Example"}}'
+    episodes = b"CHILD,DECOM\r\n999001,01/02/2025\r\n"
+    async with running_service(tmp_path, kafka_bootstrap) as svc, httpx.AsyncClient(timeout=30) as http:
+        async def post(agency: str, actor: str, body: bytes, content_type: str) -> httpx.Response:
+            return await http.post(f"{svc.base_url}/v1/records/{agency}", content=body,
+                                   headers=svc.headers(actor, **{"Content-Type": content_type}))
+
+        r = await post("social_care", "intake:social_care", wrong_header, "text/csv")
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("the body is CSV but its header is not a known social_care file: "
+                                             "expected an SSDA903 header row"), r.text
+        r = await post("health", "intake:health", police, "application/json")
+        assert r.status_code == 422, r.text
+        assert "the body is JSON but not a known health format" in r.json()["detail"]
+        assert "looks like a police record" in r.json()["detail"]
+        r = await post("police", "intake:police", wrong_header, "text/csv")
+        assert r.status_code == 415, r.text
+        assert r.json()["detail"].startswith("no police adapter accepts content type 'text/csv' (police adapters "
+                                             "accept application/json"), r.text
+        r = await post("probation", "intake:police", police, "application/json")
+        assert r.status_code == 404, r.text  # was 403 "this credential may not act for that agency"
+        assert r.json()["detail"] == "unknown agency (expected one of police, health, education, social_care)"
+        r = await http.post(f"{svc.base_url}/v1/records/probation", content=police)
+        assert r.status_code == 401, r.text  # who asks is checked first: the path is no oracle for strangers
+        r = await post("social_care", "intake:social_care", episodes, "text/csv")
+        assert r.status_code == 422, r.text
+        assert "X-Source-System header" in r.json()["detail"] + r.text, r.text
+        assert "999001" not in r.text
+
+
 async def test_an_element_with_200k_attributes_is_refused_quickly_over_http(kafka_bootstrap, tmp_path):
     """Defect 9: the 2.3 MB Patient that took 276 s of CPU is refused in well under a second, value-free."""
     attributes = " ".join(f'a{i}="Testvalue{i}"' for i in range(200_000))

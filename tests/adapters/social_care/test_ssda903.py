@@ -217,7 +217,8 @@ def test_unusable_files_are_refused(data: bytes, record: str, field: str, reason
 def test_the_sending_authority_must_be_named() -> None:
     with pytest.raises(AdapterInputError) as info:
         ADAPTER.adapt(csv_file(EPISODES_HEADER, EPISODE), dataclasses.replace(CSV_CTX, system=None))
-    assert "sending system must be given" in info.value.rejection.reason
+    assert "give the sending system (HTTP: the X-Source-System header; convert: --system)" in \
+        info.value.rejection.reason
 
 
 def test_sniff() -> None:
