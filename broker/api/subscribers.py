@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from broker.api.auth import Principal, require
 from broker.api.subscriber_models import Acknowledged, DeliveryPage, problems
 from broker.clock import now_iso
+from broker.errors import Conflict, NotFound
 from broker.logging import get_logger
 from broker.service.delivery import CURSOR_PREFIX, BadCursor, behind, decode_legacy_cursor
 from broker.service.erasure import unerased
@@ -26,6 +27,21 @@ from broker.service.share import delivery_view
 log = get_logger("mash.delivery")
 router = APIRouter(prefix="/v1/subscribers", tags=["delivery"])
 Subscriber = Annotated[Principal, Depends(require("subscriber", scope_param="name"))]
+
+
+class UnknownSubscriber(NotFound, LookupError):
+    """The path names no subscriber of the protocol (404): nothing to read, fail closed."""
+
+    def __init__(self) -> None:
+        super().__init__("no such subscriber in the protocol")
+
+
+class AckBehind(Conflict, ValueError):
+    """An acknowledgement behind the acknowledged cursor (409): acknowledgements only move forward."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        super().__init__(f"cursor is behind the acknowledged one (partition {', '.join(map(str, partitions))}): "
+                         "acknowledgements only move forward; read again with `after` instead")
 
 
 class Ack(BaseModel):
@@ -59,7 +75,7 @@ def _positions(rt: Any, name: str, cursor: str | None) -> dict[int, int]:
 def _topic(request: Request, name: str) -> str:
     rt = request.app.state.runtime
     if name not in rt.protocol.subscribers:  # unknown subscriber: nothing to read (fail closed)
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscriber in the protocol")
+        raise UnknownSubscriber()
     return rt.settings.topics.deliver(name)
 
 
@@ -121,9 +137,7 @@ async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> 
         if not current or not current.startswith(CURSOR_PREFIX):
             return
         if partitions := behind(positions, _acknowledged(rt, name)):
-            raise HTTPException(status.HTTP_409_CONFLICT, "cursor is behind the acknowledged one (partition "
-                                f"{', '.join(map(str, partitions))}): acknowledgements only move forward; read "
-                                "again with `after` instead")
+            raise AckBehind(list(partitions))
 
     rt.cursors.put_if(name, body.cursor, now_iso(), not_behind)
     return {"acknowledged": body.cursor}

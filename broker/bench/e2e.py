@@ -442,7 +442,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
                         decided_now = len(observer.seen.decided_at) - warm_decided
                         rss_now = {n: s[-1][1] for n, s in memory.items() if s}
                         row = soak_row(now - t_start, now - row_t, rate, sent, decided_now, window, rss_now,
-                                       {n: cpu_now[n] - cpu_last[n] for n in cpu_now})
+                                       {n: cpu_now[n] - cpu_last[n] for n in cpu_now}, most=events)
                         rows.append(row)
                         watch.on_row(row)
                         cpu_last, row_t, next_row = cpu_now, now, next_row + watch.every
@@ -496,12 +496,13 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
 
 
 def soak_row(t_s: float, window_s: float, rate: float, sent: Sent, decided: int, window: list[tuple[str, float]],
-             rss: dict[str, float], cpu_s: dict[str, float]) -> dict[str, Any]:
+             rss: dict[str, float], cpu_s: dict[str, float], most: int | None = None) -> dict[str, Any]:
     """One soak row: progress so far, latency of the deliveries first seen in the window, RSS now (MB) and each
-    process's CPU over the window (percent of one core)."""
+    process's CPU over the window (percent of one core). `most`: the run's events, what "offered" stops at."""
     latencies = [t - sent.accepted[e] for e, t in window if e in sent.accepted]
     lat = percentiles(latencies)
-    return {"t_s": round(t_s, 1), "offered": round(rate * t_s), "accepted": len(sent.accepted), "decided": decided,
+    offered = round(rate * t_s) if most is None else min(round(rate * t_s), most)
+    return {"t_s": round(t_s, 1), "offered": offered, "accepted": len(sent.accepted), "decided": decided,
             "behind": max(len(sent.accepted) - decided, 0), "deliveries": len(latencies), "http_errors": sent.errors,
             "latency_ms": {k: (None if math.isnan(v) else round(v, 1)) for k, v in lat.items()},
             "rss_mb": {k: round(v, 1) for k, v in rss.items()},

@@ -88,6 +88,7 @@ def test_a_soak_row_reports_the_window_and_prints_as_one_line():
     line = soak_line(row)
     assert "\n" not in line and line.startswith("soak 01:02:05")
     assert "kafka (JVM) 431.3" in line and "behind 1" in line
+    assert soak_row(7200.0, 60.0, 100, sent, 2, [], {}, {}, most=360_000)["offered"] == 360_000  # sending over
     quiet = soak_row(60.0, 60.0, 100, Sent(), 0, [], {}, {})
     assert "p50/p99/max -/-/- ms" in soak_line(quiet)  # an empty window prints, never a NaN
 

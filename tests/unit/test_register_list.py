@@ -95,7 +95,7 @@ def test_the_check_finds_a_new_register_class_no_one_listed(tmp_path: Path) -> N
 
 def test_each_register_lists_every_table_it_creates_so_stores_migrate_copies_them_all(tmp_path: Path) -> None:
     """`stores migrate` copies spec.tables: a table missing there is left behind in SQLite (the cursor register's
-    Kafka epoch was, and every cursor a subscriber held would have failed after the move)."""
+    Kafka epoch was: after the move every cursor a subscriber held was refused as stale)."""
     for spec in REGISTERS:
         made = set(tables_and_columns(spec.cls, tmp_path))
         assert set(spec.tables) == made, f"{spec.cls.__qualname__}.TABLES {spec.tables} != created {sorted(made)}"
