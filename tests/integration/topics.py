@@ -6,8 +6,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 
 async def read_topic(bootstrap: str, topic: str, want: int | None = None) -> list[ConsumerRecord]:
-    """Records from the beginning until `want` are read or the topic stops giving (3 empty polls in a row): the
-    embedded broker's end offsets are not reliable, so the end is found by polling."""
+    """Records from the beginning until `want` are read (or 40 s pass), else until the topic stops giving (3 empty
+    polls in a row): the embedded broker's end offsets are not reliable, so the end is found by polling. With `want`
+    empty polls never end the read: on a loaded host a producer's records can lag the first polls."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -19,7 +20,7 @@ async def read_topic(bootstrap: str, topic: str, want: int | None = None) -> lis
             got = [m for msgs in batch.values() for m in msgs]
             out += got
             empty = 0 if got else empty + 1
-            if (want is not None and len(out) >= want) or empty >= 3:
+            if (len(out) >= want) if want is not None else empty >= 3:
                 break
         return out
     finally:
