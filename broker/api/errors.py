@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from broker.api.limits import BodyTooLarge
 from broker.errors import BrokerError, Conflict, InputRejected, NotFound, Refused, Unavailable
 from broker.service.decisions import DecisionRefused
 from broker.service.delivery import StaleCursor
@@ -27,6 +28,7 @@ FAMILY_STATUS: dict[type[BrokerError], int] = {
 # Where one member answers otherwise than its family, most specific first.
 STATUS: dict[type[BrokerError], int] = {
     StaleCursor: status.HTTP_410_GONE,  # issued by this API, but Kafka no longer holds those positions
+    BodyTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,  # a streamed body passed its limit while the route read it
 }
 RETRY_AFTER_S: dict[type[BrokerError], int] = {DecisionRefused: 30}  # others: 5 (intake resends soon)
 DEFAULT_RETRY_AFTER_S = 5

@@ -129,7 +129,15 @@ class _Table:
 
 
 class BodyTooLarge(InputRejected):
-    """Raised from receive() when a streamed body passes its route's limit."""
+    """Raised from receive() when a streamed body passes its route's limit: a 413 (broker/api/errors.py), whether
+    the application's handler or this middleware answers it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(over_limit(limit))
+
+
+def over_limit(limit: int) -> str:
+    return f"request body larger than this endpoint's limit of {limit} bytes"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -191,7 +199,7 @@ class LimitsMiddleware:
                 await _answer(send, 400, "Content-Length is not a number")
                 return
             if too_large:
-                await _answer(send, 413, f"request body larger than this endpoint's limit of {limit} bytes")
+                await _answer(send, 413, over_limit(limit))
                 return
 
         if path.startswith(INTAKE_PREFIX):
@@ -200,7 +208,7 @@ class LimitsMiddleware:
             try:
                 receive = await _buffered(receive, limit)
             except BodyTooLarge:
-                await _answer(send, 413, f"request body larger than this endpoint's limit of {limit} bytes")
+                await _answer(send, 413, over_limit(limit))
                 return
 
         started = False
@@ -217,7 +225,7 @@ class LimitsMiddleware:
             await self.app(scope, receive, watch)
         except BodyTooLarge:
             if not started:
-                await _answer(send, 413, f"request body larger than this endpoint's limit of {limit} bytes")
+                await _answer(send, 413, over_limit(limit))
 
     def _after(self, status: int, address: str, credential: str | None, presented: bool, new_intake: bool) -> None:
         """Account for the answer: a 401 to a presented credential is a failure; a first authenticated intake
@@ -241,7 +249,7 @@ def _counting(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge
+                raise BodyTooLarge(limit)
         return message
 
     return counted
@@ -258,7 +266,7 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
             break
         size += len(message.get("body", b""))
         if size > limit:
-            raise BodyTooLarge
+            raise BodyTooLarge(limit)
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             first = None

@@ -9,12 +9,12 @@ What a migrated "no" may have been in law, and how it is read until reviewed: br
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from broker.cli.service_call import call_service
 from broker.config import Settings
 from broker.policy.consent_review import OUTCOMES
 
@@ -55,28 +55,12 @@ def v1_review(token: str,
               key: Annotated[str | None, typer.Option(help="An ig_auditor or admin API key (MASH_API_KEY).")] = None,
               ) -> None:
     """Record one child's review through the service's API; exit 0 recorded, 1 refused (the reason), 2 unusable."""
-    import httpx
 
     if outcome not in OUTCOMES:
         typer.echo(f"consent v1-review: --outcome must be one of {', '.join(OUTCOMES)}", err=True)
         raise typer.Exit(2)
-    settings = Settings()
-    key = key or os.environ.get("MASH_API_KEY")
-    if not key:
-        typer.echo("consent v1-review: give --key or set MASH_API_KEY (an ig_auditor or admin key)", err=True)
-        raise typer.Exit(2)
-    base = url or f"http://{settings.host}:{settings.port}"
     body = {"outcome": outcome, **({"reviewed_on": reviewed_on} if reviewed_on else {})}
-    try:
-        r = httpx.post(f"{base}/v1/ig/consent/v1-records/{token}/review", json=body, timeout=30,
-                       headers={"Authorization": f"Bearer {key}"})
-    except httpx.HTTPError as exc:
-        typer.echo(f"consent v1-review: the service did not answer ({type(exc).__name__})", err=True)
-        raise typer.Exit(2) from None
-    if r.status_code != 200:
-        detail = r.json().get("detail") if r.headers.get("content-type", "").startswith("application/json") else ""
-        typer.echo(f"refused ({r.status_code}): {detail}", err=True)
-        raise typer.Exit(1)
-    answer = r.json()
+    answer = call_service("consent v1-review", "POST", f"/v1/ig/consent/v1-records/{token}/review", body, url=url,
+                          key=key, key_hint="an ig_auditor or admin key", timeout=30)
     now = ",".join(f"{x['kind']}={x['state']}" for x in answer["records_now"] if x["subject"] == "child") or "-"
     typer.echo(f"{answer['subject']}\t{answer['review']['outcome']}\tthe child's records now: {now}")

@@ -11,12 +11,12 @@ list recorded determinations (broker/stores/determinations.py) through the same 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from broker.cli.service_call import call_service
 from broker.config import Settings
 
 app = typer.Typer(help="Referrals waiting for a recorded human decision (share, withhold, share in part).",
@@ -61,27 +61,11 @@ def decide(referral_id: str,
            url: Annotated[str | None, typer.Option(help="The service (default http://MASH_HOST:MASH_PORT).")] = None,
            key: Annotated[str | None, typer.Option(help="A decision_maker API key (MASH_API_KEY).")] = None) -> None:
     """Decide one referral through the service's API; exit 0 decided, 1 refused (the service's reason), 2 unusable."""
-    import httpx
 
-    settings = Settings()
-    key = key or os.environ.get("MASH_API_KEY")
-    if not key:
-        typer.echo("decisions decide: give --key or set MASH_API_KEY (a decision_maker key)", err=True)
-        raise typer.Exit(2)
-    base = url or f"http://{settings.host}:{settings.port}"
     body = {"decision": decision, "reason": reason, "withhold_classifications": withhold_classification or [],
             "withhold_paths": withhold_path or []}
-    try:
-        r = httpx.post(f"{base}/v1/decisions/referrals/{referral_id}", json=body, timeout=60,
-                       headers={"Authorization": f"Bearer {key}"})
-    except httpx.HTTPError as exc:
-        typer.echo(f"decisions decide: the service did not answer ({type(exc).__name__})", err=True)
-        raise typer.Exit(2) from None
-    if r.status_code != 200:
-        detail = r.json().get("detail") if r.headers.get("content-type", "").startswith("application/json") else ""
-        typer.echo(f"refused ({r.status_code}): {detail}", err=True)
-        raise typer.Exit(1)
-    answer = r.json()
+    answer = call_service("decisions decide", "POST", f"/v1/decisions/referrals/{referral_id}", body, url=url,
+                          key=key, key_hint="a decision_maker key")
     typer.echo(f"{answer['referral_id']}\t{answer['status']}\t{'delivered' if answer['delivered'] else 'not sent'}"
                f"\t{answer['delivery']}")
 
@@ -96,26 +80,8 @@ Key = Annotated[str | None, typer.Option(help="A decision_maker (or, for s47(9) 
 
 def _call(command: str, method: str, path: str, body: dict[str, object] | None, url: str | None,
           key: str | None) -> dict[str, object]:
-    """One API call; exits 1 refused (the service's value-free reason), 2 unusable."""
-    import httpx
-
-    settings = Settings()
-    key = key or os.environ.get("MASH_API_KEY")
-    if not key:
-        typer.echo(f"decisions {command}: give --key or set MASH_API_KEY", err=True)
-        raise typer.Exit(2)
-    base = url or f"http://{settings.host}:{settings.port}"
-    try:
-        r = httpx.request(method, f"{base}/v1/decisions{path}", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {key}"})
-    except httpx.HTTPError as exc:
-        typer.echo(f"decisions {command}: the service did not answer ({type(exc).__name__})", err=True)
-        raise typer.Exit(2) from None
-    if r.status_code not in (200, 201):
-        detail = r.json().get("detail") if r.headers.get("content-type", "").startswith("application/json") else ""
-        typer.echo(f"refused ({r.status_code}): {detail}", err=True)
-        raise typer.Exit(1)
-    return r.json()
+    """One API call under /v1/decisions; exits 1 refused (the service's value-free reason), 2 unusable."""
+    return call_service(f"decisions {command}", method, f"/v1/decisions{path}", body, url=url, key=key)
 
 
 def _line(view: dict[str, object]) -> str:

@@ -120,7 +120,9 @@ async def test_wrong_scope_is_403_and_unknown_agency_404(svc, http):
     assert r.status_code == 403
     r = await http.post(f"{svc.base_url}/v1/records/fire_service", content=b"{}",
                         headers=svc.headers("intake:health", **{"Content-Type": "application/json"}))
-    assert r.status_code == 403  # no key may act for an agency that does not exist
+    # an agency that does not exist is named as that, before any scope check (it is not a question of rights)
+    assert r.status_code == 404 and "unknown agency" in r.json()["detail"]
+    assert "fire_service" not in r.text
 
 
 def _cursor(positions: object) -> str:

@@ -41,6 +41,8 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
         banner = next((line for line in iter(proc.stderr.readline, "") if "/docs" in line), "")
         assert f"http://127.0.0.1:{port}/docs" in banner
         # the embedded broker is named as what it is: for development, with the setting for a real cluster
+        # after the address subscribers connect to
+        assert proc.stderr.readline().startswith("Kafka bootstrap: 127.0.0.1:")
         assert proc.stderr.readline().strip() == EMBEDDED_NOTICE
         ready = None
         for _ in range(200):
@@ -53,7 +55,7 @@ def test_run_serves_and_stops_without_orphans(tmp_path, sig) -> None:
             time.sleep(0.1)
         assert ready is not None and ready.status_code == 200, ready and ready.text
         assert ready.json()["checks"] == {"kafka": "ok", "stores": "ok", "workers": "ok", "subscribers": "ok",
-                                          "kafka_epoch": "ok"}
+                                          "kafka_epoch": "ok", "adapters": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
         assert "mash_records_received_total" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         brokers = [c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()]
