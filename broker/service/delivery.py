@@ -123,6 +123,16 @@ def behind(cursor: Mapping[int, int], acknowledged: Mapping[int, int]) -> list[i
     return sorted(p for p, o in acknowledged.items() if cursor.get(p, 0) < o)
 
 
+PULL_EMPTY_RETRIES = 5  # at most 2 s more of a pull spent waiting for records the end offsets say are there
+
+
+async def _behind(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Is any partition's fetch position short of its end offset?"""
+    ends = await consumer.end_offsets(tps)
+    positions = [await consumer.position(tp) for tp in tps]
+    return any(at < ends.get(tp, 0) for at, tp in zip(positions, tps, strict=True))
+
+
 class DeliveryReader:
     """One assigned (group-less) consumer per delivery topic, reused across requests under a lock."""
 
@@ -136,7 +146,8 @@ class DeliveryReader:
             # read_committed (clients.reader): a share worker's aborted or still-open batch is never served
             consumer = reader(self.bootstrap, **self.security)
             await consumer.start()
-            partitions = sorted(consumer.partitions_for_topic(topic) or {0})
+            # a group-less consumer knows a topic's partitions only once it has asked for its metadata (scan.py)
+            partitions = sorted(await consumer._client._wait_on_metadata(topic) or {0})
             tps = [TopicPartition(topic, p) for p in partitions]
             consumer.assign(tps)
             self._consumers[topic] = (consumer, asyncio.Lock(), tps)
@@ -154,10 +165,17 @@ class DeliveryReader:
             for tp in tps:
                 consumer.seek(tp, position[tp.partition])
             out: list[ConsumerRecord] = []
+            retries = 0
             while len(out) < limit:
                 batch = await consumer.getmany(*tps, timeout_ms=EMPTY_POLL_MS, max_records=limit - len(out))
                 if not batch:
-                    break
+                    # Apache Kafka's first fetches after a seek can come back empty on a busy host, so an empty
+                    # poll ends the read only at the end offsets (read_committed: the last stable offset), or after
+                    # a few tries: the embedded broker's end offsets can lie below its true end (scan.py)
+                    if retries >= PULL_EMPTY_RETRIES or not await _behind(consumer, tps):
+                        break
+                    retries += 1
+                    continue
                 for records in batch.values():
                     for record in records[: limit - len(out)]:
                         out.append(record)
