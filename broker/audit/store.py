@@ -105,6 +105,16 @@ def _checkpoint(row: Sequence[Any]) -> dict[str, Any]:
             "signature": row[5]}
 
 
+def _time_range(where: list[str], params: list[Any], since: str | None, until: str | None) -> None:
+    """Add `since <= time < until` (either end optional) to a WHERE being built."""
+    if since:
+        where.append("time >= ?")
+        params.append(normalise_time(since))
+    if until:
+        where.append("time < ?")
+        params.append(normalise_time(until))
+
+
 class AuditStore:
     def __init__(self, sql: _Sql, *, signing_key: Ed25519PrivateKey | None = None,
                  public_key: Ed25519PublicKey | None = None, checkpoint_every: int = 1000,
@@ -265,12 +275,7 @@ class AuditStore:
             if value is not None:
                 where.append(f"{name} = ?")
                 params.append(value)
-        if since:
-            where.append("time >= ?")
-            params.append(normalise_time(since))
-        if until:
-            where.append("time < ?")
-            params.append(normalise_time(until))
+        _time_range(where, params, since, until)
         if before_seq is not None:
             where.append("seq < ?")
             params.append(before_seq)
@@ -308,12 +313,7 @@ class AuditStore:
         if tokens:
             where.append(f"subject IN ({','.join('?' * len(tokens))})")
             params.extend(tokens)
-        if since:
-            where.append("time >= ?")
-            params.append(normalise_time(since))
-        if until:
-            where.append("time < ?")
-            params.append(normalise_time(until))
+        _time_range(where, params, since, until)
         return " AND ".join(where), params
 
     def disclosures(self, *, subscriber: str | None = None, subject: str | None = None, since: str | None = None,

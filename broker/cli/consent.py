@@ -14,8 +14,7 @@ from typing import Annotated
 
 import typer
 
-from broker.cli.service_call import call_service
-from broker.config import Settings
+from broker.cli.service_call import call_service, open_local_register
 from broker.policy.consent_review import OUTCOMES
 
 app = typer.Typer(help="The first consent register's records: list them for IG review, record a review.",
@@ -29,12 +28,7 @@ def v1_list(include_reviewed: Annotated[bool, typer.Option("--all", help="Also t
     """One tab-separated line per child: token, awaiting review?, the migrated records, the review if any."""
     from broker.stores.consent import ConsentRegister
 
-    settings = Settings()
-    folder = data_dir or settings.data_dir
-    if not settings.store_url and not (folder / ConsentRegister.FILE).is_file():
-        typer.echo("no consent register in the data directory", err=True)
-        raise typer.Exit(1)
-    register = ConsentRegister(folder / ConsentRegister.FILE, settings.store_url)
+    register = open_local_register(ConsentRegister, ConsentRegister.FILE, "consent", data_dir)
     try:
         cases, waiting = register.migrated_cases(include_reviewed=include_reviewed), register.awaiting_review()
     finally:

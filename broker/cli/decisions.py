@@ -16,8 +16,7 @@ from typing import Annotated
 
 import typer
 
-from broker.cli.service_call import call_service
-from broker.config import Settings
+from broker.cli.service_call import call_service, open_local_register
 
 app = typer.Typer(help="Referrals waiting for a recorded human decision (share, withhold, share in part).",
                   no_args_is_help=True)
@@ -32,12 +31,7 @@ def list_referrals(status: Annotated[str, typer.Option(help="pending, share, sha
     """Referrals, oldest first: ids, token, event type, rule, restriction, who may decide (never event content)."""
     from broker.stores.decisions import ReferralRegister
 
-    settings = Settings()
-    folder = data_dir or settings.data_dir
-    if not settings.store_url and not (folder / ReferralRegister.FILE).is_file():
-        typer.echo("no referral register in the data directory", err=True)
-        raise typer.Exit(1)
-    register = ReferralRegister(folder / ReferralRegister.FILE, settings.store_url)
+    register = open_local_register(ReferralRegister, ReferralRegister.FILE, "referral", data_dir)
     try:
         found = register.listed(status=None if status == "all" else status,
                                 deciders={partner} if partner else None)

@@ -1,5 +1,6 @@
-"""One call to the running service's API from the command line, for the commands whose act the service must make
-and audit under the caller's credential (decisions, determinations, consent reviews).
+"""The command line's two ways to a register's facts: one call to the running service's API, for the commands whose
+act the service must make and audit under the caller's credential (decisions, determinations, consent reviews); and
+a register opened on the host, for listings an operator reads there.
 
 Exit codes as every such command documents them: 1 refused (with the service's value-free reason), 2 unusable (no
 key, or no answer).
@@ -8,7 +9,9 @@ key, or no answer).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
@@ -38,3 +41,16 @@ def call_service(command: str, method: str, path: str, body: dict[str, Any] | No
         raise typer.Exit(1)
     answer: dict[str, Any] = r.json()
     return answer
+
+
+R = TypeVar("R")
+
+
+def open_local_register(cls: Callable[[Path, str | None], R], file: str, what: str, data_dir: Path | None) -> R:
+    """A register read on the host (SQLite in the data directory, or MASH_STORE_URL); exits 1 when there is none."""
+    settings = Settings()
+    folder = data_dir or settings.data_dir
+    if not settings.store_url and not (folder / file).is_file():
+        typer.echo(f"no {what} register in the data directory", err=True)
+        raise typer.Exit(1)
+    return cls(folder / file, settings.store_url)
