@@ -14,6 +14,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MASH_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka cluster to use; unset: start the embedded Tansu broker on 127.0.0.1 and a free port.")
+    local_kafka_port: int | None = Field(
+        None, ge=1, le=65535, description="Port on 127.0.0.1 of the local Kafka started without "
+        "KAFKA_BOOTSTRAP_SERVERS (`make run`): the Apache Kafka node's client listener, or the embedded Tansu's; "
+        "printed in the start banner. Unset: a free port (Apache Kafka keeps the one it first chose, in "
+        "<data_dir>/kafka/cluster.json).")
     kafka_security_protocol: str = Field(
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL for the Kafka cluster.")
     kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when SASL is used.")
@@ -93,6 +98,20 @@ class Settings(BaseSettings):
                                       "<issuer>/.well-known/openid-configuration.")
     oidc_roles_claim: str = Field("roles", description="Claim listing the caller's roles as mash.<role>[.<scope>], "
                                   "e.g. mash.intake.health, mash.subscriber.mash_hub, mash.ig_auditor, mash.admin.")
+    kafka_reads_interval_seconds: float = Field(
+        30.0, ge=0, description="How often the process that runs the audit indexer asks Kafka for the subscribers' "
+        "consumer-group offsets on their delivery topics and audits those that advanced as reads "
+        "(delivery_read_up_to); 0 turns it off.")
+    fhir_code_system_base: str = Field(
+        "https://mash-broker.example/fhir", description="Base URL of the partnership's own FHIR code systems and "
+        "identifier systems in the FHIR AuditEvent export (<base>/CodeSystem/audit-kind, .../lawful-basis, "
+        ".../rule, ...): set it to a URL the partnership controls.")
+    calendar_file: Path = Field(
+        Path("deploy/calendars/exampleshire.yaml"), description="The partnership's calendar for the hub's timeliness "
+        "clocks: time zone, when the working and school days start, school holidays, and the bank holidays file "
+        "it names (broker/pipeline/hub/calendar.py).")
+    hub_clock_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the hub watch settles the running timeliness clocks (met or breached).")
 
     @property
     def topics(self) -> Topics:

@@ -93,7 +93,8 @@ class CensusExclusionsAdapter:
             try:
                 child = people.pupil(r)
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, position(pupil_el), p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, position(pupil_el), p.field, p.reason,
+                                                pupil_el.sourceline))
                 continue
             child["school"] = public(transfer.source_school)
             identities[pupil_el] = (child, r.warnings)

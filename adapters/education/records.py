@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from adapters.education.reading import Element, position
@@ -21,15 +22,15 @@ def map_records(records: Iterable[Element], ctx: AdaptContext, mapper: Mapper) -
         try:
             record_id, events = mapper(el)
         except FieldProblem as p:
-            out.rejections.append(Rejection(ctx.source, position(el), p.field, p.reason))
+            out.rejections.append(Rejection(ctx.source, position(el), p.field, p.reason, el.sourceline))
             continue
         if record_id in seen:
             # Same id, same version: the events would share ids with the first and be dropped as duplicates.
             out.rejections.append(Rejection(ctx.source, position(el), "", "duplicate of an earlier record in this file "
-                                            "(same identifier)"))
+                                            "(same identifier)", el.sourceline))
             continue
         seen.add(record_id)
-        out.events.extend(events)
+        out.add(events, partial(position, el), el.sourceline)
     return out
 
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from adapters.health.fhir_common import Context
 from adapters.health.fhir_resources import MAPPERS, SUPPORTING
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput, FieldProblem, Rejection
+from adapters.kit.json_lines import locator
 from adapters.kit.xml import local, parse_xml
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -104,11 +105,12 @@ def _load(data: bytes, source: str) -> tuple[str, Any]:
     raise AdapterInputError(Rejection(source, "", "", "neither FHIR JSON nor FHIR XML"))
 
 
-def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str | None]]:
-    """(position, resource type, raw resource, fullUrl) for a single resource or each Bundle entry."""
+def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str | None, int | None]]:
+    """(position, resource type, raw resource, fullUrl, line) for a single resource or each Bundle entry. The line
+    is XML's (lxml keeps it); a JSON entry's is found only when something is rejected (kit.json_lines)."""
     if kind == "json":
         if doc["resourceType"] != "Bundle":
-            return [(_known_type(doc["resourceType"]) or "resource", doc["resourceType"], doc, None)]
+            return [(_known_type(doc["resourceType"]) or "resource", doc["resourceType"], doc, None, None)]
         entries = doc.get("entry") or []
         if not isinstance(entries, list):
             raise AdapterInputError(Rejection(source, "", "Bundle.entry", "not a list of entries"))
@@ -118,12 +120,12 @@ def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str 
             rtype = res.get("resourceType") if isinstance(res, dict) else None
             full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
             out.append((f"Bundle.entry[{i}]", rtype if isinstance(rtype, str) else "", res,
-                        full_url if isinstance(full_url, str) else None))
+                        full_url if isinstance(full_url, str) else None, None))
         return out
     from lxml import etree
 
     if local(doc.tag) != "Bundle":
-        return [(_known_type(local(doc.tag)) or "resource", local(doc.tag), etree.tostring(doc), None)]
+        return [(_known_type(local(doc.tag)) or "resource", local(doc.tag), etree.tostring(doc), None, doc.sourceline)]
     out = []
     entries = [e for e in doc if local(e.tag) == "entry"]
     for i, entry in enumerate(entries):
@@ -131,7 +133,7 @@ def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str 
         res = next((c for c in holder if isinstance(c.tag, str)), None) if holder is not None else None
         url = next((c.get("value") for c in entry if local(c.tag) == "fullUrl"), None)
         out.append((f"Bundle.entry[{i}]", local(res.tag) if res is not None else "",
-                    etree.tostring(res) if res is not None else None, url))
+                    etree.tostring(res) if res is not None else None, url, entry.sourceline))
     return out
 
 
@@ -154,9 +156,11 @@ class FhirAdapter:
         kind, doc = _load(data, ctx.source)
         entries = _entries(kind, doc, ctx.source)
         out = AdapterOutput()
-        models: list[tuple[str, str, Any]] = []
+        if kind == "json":  # a Bundle entry's line, found only if one is rejected
+            out.locate = locator(data, "entry", r"Bundle\.entry\[(\d+)\]")
+        models: list[tuple[str, str, Any, int | None]] = []
         resolved: dict[str, Any] = {}
-        for position, rtype, raw, full_url in entries:
+        for position, rtype, raw, full_url, line in entries:
             base = _known_type(rtype) or "resource"
             try:
                 if raw is None or not rtype:
@@ -167,16 +171,16 @@ class FhirAdapter:
                     out.skip(rtype)  # a FHIR type that carries no safeguarding fact the adapter maps
                     continue
                 model = _model(rtype, raw, base)
-                models.append((position, base, model))
+                models.append((position, base, model, line))
                 # References resolve by "Type/id" and by the entry's fullUrl (urn:uuid:... in transaction Bundles).
                 if model.id:
                     resolved[f"{rtype}/{model.id}"] = model
                 if full_url:
                     resolved[full_url] = model
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, position, p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, position, p.field, p.reason, line))
         fctx = Context(system=ctx.system or "fhir", received_at=ctx.received_at, resources=resolved)
-        for position, base, model in models:
+        for position, base, model, line in models:
             mapper = MAPPERS.get(model.get_resource_type())
             if mapper is None:  # read only to resolve references
                 out.skip(base)
@@ -185,9 +189,10 @@ class FhirAdapter:
                 events = mapper(model, fctx, base)
                 if not events:  # valid, but not the hub's business (an ordinary Condition)
                     out.skip(base)
-                out.events.extend(events)
+                out.add(events, position, line)
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, position, p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, position, p.field, p.reason, line))
+        out.rejections = [out.located(r) for r in out.rejections]  # JSON: the line map, built only now
         return out
 
 

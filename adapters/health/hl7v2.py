@@ -11,7 +11,16 @@ import hashlib
 from typing import Any
 
 from adapters.health.fhir_common import PARENTAL, RELATIONSHIP_ROLE
-from adapters.health.hl7v2_reading import Message, components, date_only, split_messages, starts_like_hl7, ts
+from adapters.health.hl7v2_reading import (
+    Message,
+    components,
+    date_only,
+    message_line,
+    segment_lines,
+    split_messages,
+    starts_like_hl7,
+    ts,
+)
 from adapters.kit.events import new_event, warning
 from adapters.kit.identifiers import check_nhs_number, normalise_postcode
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput, FieldProblem, Rejection
@@ -291,15 +300,23 @@ class Hl7v2Adapter:
         if len(texts) > MAX_MESSAGES:
             raise AdapterInputError(Rejection(ctx.source, "", "", f"more than {MAX_MESSAGES} messages"))
         out = AdapterOutput()
+        lines: list[list[list[tuple[bytes, int]]]] = []  # the segments' input lines, read on the first rejection
+
+        def line(message: int, field: str = "") -> int | None:
+            if not lines:
+                lines.append(segment_lines(data))
+            return message_line(lines[0], message, field)
+
+        out.locate = lambda record: line(int(record[8:])) if record[8:].isdigit() else None  # "message N"
         for n, text in enumerate(texts, start=1):
             try:
                 msg = Message.parse(text)
                 event = map_message(msg, ctx)
                 if msg.guessed:  # known only once every field was read (a hex escape may need the guess too)
                     event["data_quality"].append(CHARSET_GUESSED)
-                out.events.append(event)
+                out.add([event], f"message {n}")
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, f"message {n}", p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, f"message {n}", p.field, p.reason, line(n, p.field)))
         return out
 
 

@@ -57,6 +57,33 @@ def split_messages(data: bytes) -> list[bytes]:
     return [p.strip(b"\r") for p in parts if p.strip(b"\r\t ")]
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def segment_lines(data: bytes) -> list[list[tuple[bytes, int]]]:
+    """Per message (as split_messages finds them), its segments' names and input lines (1-based, CR, LF or CRLF
+    ending a line, as an editor counts them): for rejections that name the line of the segment at fault. Built only
+    when something is rejected."""
+    messages: list[list[tuple[bytes, int]]] = []
+    for number, line in enumerate(_LINE_END.split(data.removeprefix(UTF8_BOM)), start=1):
+        name = line.strip(MLLP_START + MLLP_END + b"\t ")[:3]
+        if name == b"MSH":
+            messages.append([])
+        if messages and name and name not in BATCH_SEGMENTS:
+            messages[-1].append((name, number))
+    return messages
+
+
+def message_line(lines: list[list[tuple[bytes, int]]], message: int, field: str = "") -> int | None:
+    """The line of message `message` (1-based) where `field` ("PID-7", "MRG") is: its segment's first line in that
+    message, else the message's MSH line; None when the message is not found."""
+    if not 0 < message <= len(lines) or not lines[message - 1]:
+        return None
+    segments = lines[message - 1]
+    wanted = field.split("-", 1)[0].encode("ascii", "replace")
+    return next((number for name, number in segments if name == wanted), segments[0][1])
+
+
 # HL7 table 0211 (MSH-18, first repetition: the message's character set) -> Python codec. The ISO 2022 switching
 # sets (ISO IR14, IR87, IR159) and UTF-16/32 are not read: such a message is refused, naming MSH-18.
 CHARSETS = {"ASCII": "ascii", "ISO IR6": "ascii", "UNICODE UTF-8": "utf-8", "GB 18030-2000": "gb18030",

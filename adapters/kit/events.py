@@ -47,6 +47,16 @@ def event_id(agency: str, system: str, record_id: str, record_version: str, part
     return uuid5_text(EVENT_NAMESPACE_BYTES, "\x1f".join((agency, system, record_id, record_version, part)))
 
 
+def _risk(level: str, categories: Iterable[str], agency_levels: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The risk block. `agency_levels`: (scale, level) gradings on the agency's own scales, which the protocol's
+    risk_scales map to the common level (broker/policy/thresholds.py); adapters do not map them."""
+    risk: dict[str, Any] = {"level": level, "categories": sorted(set(categories))}
+    gradings = [{"scale": scale, "level": grade} for scale, grade in dict.fromkeys(agency_levels)]
+    if gradings:
+        risk["agency_levels"] = gradings
+    return risk
+
+
 def warning(code: str, field: str, message: str) -> dict[str, str]:
     """A data-quality warning. `message` must be fixed text: never a value from the record."""
     return {"code": code, "field": field, "message": message}
@@ -108,6 +118,7 @@ def new_event(
     part: str = "",
     risk_level: str = "unknown",
     risk_categories: Iterable[str] = (),
+    agency_levels: Iterable[tuple[str, str]] = (),
     lawful_basis: Mapping[str, Any] | None = None,
     consent: Mapping[str, Any] | None = None,
     warnings: Iterable[Mapping[str, str]] = (),
@@ -121,7 +132,7 @@ def new_event(
         "source": {"agency": agency, "system": system, "record_id": record_id,
                    "record_version": record_version, "format": fmt},
         "subject": {"child": prune(dict(child)), "related_people": _related(related_people)},
-        "risk": {"level": risk_level, "categories": sorted(set(risk_categories))},
+        "risk": _risk(risk_level, risk_categories, agency_levels),
         "lawful_basis": dict(lawful_basis or DEFAULT_LAWFUL_BASIS[agency]),
         "consent": dict(consent or {"status": "not_sought"}),
         "data_quality": [dict(w) for w in warnings],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from broker.errors import InputRejected
@@ -14,15 +15,29 @@ class Rejection:
     """Why one record (or the whole input) was refused. Never carries a value from the record."""
 
     source: str  # file name, or "request" for HTTP intake
-    record: str  # position: "record 3", "line 12", "Bundle.entry[2]", "Children/Child[4]"; "" for the whole input
+    record: str  # position: "record 3", "row 4", "Bundle.entry[2]", "Children/Child[4]"; "" for the whole input
     field: str  # element or field path inside the record; "" when the record as a whole is refused
     reason: str
+    # The input line (1-based) the problem is on, where the input has lines: a CSV row's, an HL7 v2 segment's, an
+    # XML element's (lxml's sourceline), a JSON record's (kit.json_lines). None where it has none, or it is unknown.
+    line: int | None = None
+
+    @property
+    def position(self) -> str:
+        """The record and its line in one phrase, as the audit log and the CLI name it: 'record 3, line 12'."""
+        if self.line is None or self.record == f"line {self.line}":
+            return self.record
+        return f"{self.record}, line {self.line}" if self.record else f"line {self.line}"
 
     def __str__(self) -> str:
-        return ": ".join(p for p in (self.source, self.record, self.field, self.reason) if p)
+        return ": ".join(p for p in (self.source, self.position, self.field, self.reason) if p)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def at(self, line: int | None) -> Rejection:
+        """This rejection on that line (kept as it is when the line is unknown)."""
+        return self if line is None or line == self.line else replace(self, line=line)
 
 
 class AdapterInputError(InputRejected):
@@ -50,11 +65,44 @@ class AdapterOutput:
     # AllergyIntolerance, a lone Organization), counted by record kind. The kind is the format's own vocabulary (a
     # FHIR resource type name), never a string the sender chose. Not rejections: nothing is wrong with them.
     skipped: dict[str, int] = field(default_factory=dict)
+    # Which input record each event came from, for a problem found after the adapter (the canonical schema refusing
+    # an event): spans (first event index, end index, record position, line) added by `add`, in event order. The
+    # position may be a function, for positions that cost something to work out (an XML element's path).
+    origins: list[tuple[int, int, str | Callable[[], str], int | None]] = field(default_factory=list)
+    # For inputs whose lines are worked out only when needed (JSON: a line map costs a second parse, paid only when
+    # something is rejected): a record position -> its line. Intake puts the line on each rejection that lacks one.
+    locate: Callable[[str], int | None] | None = None
 
     def skip(self, kind: str) -> None:
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
 
+    def add(self, events: Sequence[dict[str, Any]], record: str | Callable[[], str], line: int | None = None) -> None:
+        """One input record's events, remembered as coming from that record (and line)."""
+        start = len(self.events)
+        self.events.extend(events)
+        if len(self.events) > start:
+            self.origins.append((start, len(self.events), record, line))
+
+    def origin(self, index: int) -> tuple[str, int | None] | None:
+        """The record (and line) event `index` came from; None when the adapter did not say (plain events.append)."""
+        at = bisect.bisect_right(self.origins, index, key=lambda span: span[0]) - 1
+        if at < 0 or not self.origins[at][0] <= index < self.origins[at][1]:
+            return None
+        _, _, named, line = self.origins[at]
+        record = named if isinstance(named, str) else named()
+        if line is None and self.locate is not None and record:
+            line = self.locate(record)
+        return record, line
+
+    def located(self, rejection: Rejection) -> Rejection:
+        """The rejection with its record's line, when the adapter can find it on demand (`locate`)."""
+        if rejection.line is not None or self.locate is None or not rejection.record:
+            return rejection
+        return rejection.at(self.locate(rejection.record))
+
     def extend(self, other: AdapterOutput) -> None:
+        shift = len(self.events)
+        self.origins.extend((start + shift, end + shift, record, line) for start, end, record, line in other.origins)
         self.events.extend(other.events)
         self.rejections.extend(other.rejections)
         for kind, count in other.skipped.items():

@@ -126,7 +126,7 @@ def map_record(record: Mapping[str, Any], src: Origin) -> list[dict[str, Any]]:
     common: dict[str, Any] = {
         "agency": "police", "system": src.system, "record_id": record["reference"],
         "record_version": str(record["version"]), "fmt": FORMAT, "occurred_at": record["occurred"]["start"],
-        "child": child, "related_people": related, "risk_level": risk.risk_level(record),
+        "child": child, "related_people": related, "agency_levels": risk.agency_levels(record),
         "risk_categories": risk.risk_categories(record), "warnings": warnings,
     }
     event_type = EVENT_TYPE[record["event_type"]]

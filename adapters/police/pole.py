@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput, FieldProblem, Rejection
+from adapters.kit.json_lines import locator
 from adapters.police.checks import envelope_problem, record_problem
 from adapters.police.mapping import map_record, origin
 from adapters.police.reading import read
@@ -43,12 +44,15 @@ class PoleAdapter:
             if problem is not None:
                 raise AdapterInputError(Rejection(ctx.source, "", problem.field, problem.reason))
         out = AdapterOutput(rejections=list(parsed.rejections))
+        # "record N" of a submission: its line found only if something is rejected; "line N" (JSON Lines) is one
+        out.locate = locator(data, "records", r"record (\d+)", first=1)
         for position, record in parsed.records:
             try:
-                out.events.extend(_events(record, parsed.envelope, ctx))
+                out.add(_events(record, parsed.envelope, ctx), position)
             except FieldProblem as p:
                 out.rejections.append(Rejection(ctx.source, position, p.field, p.reason))
         out.rejections.sort(key=lambda r: _order(r.record))
+        out.rejections = [out.located(r) for r in out.rejections]  # the line map, built only when one is rejected
         return out
 
 

@@ -1,8 +1,10 @@
-"""Risk level and categories from the officer's assessments (DASH, PPN grading) and the vulnerability concerns.
+"""Risk gradings and categories from the officer's assessments (DASH, PPN grading) and the vulnerability concerns.
 
-Level: the higher of the DASH risk and the vulnerability (PPN) grading, each mapped standard -> low,
-medium -> medium, high -> high; neither given -> unknown. Neither scale has a grade above high, so the adapter never
-asserts `critical` (that is for the hub's own judgement), and never `none` (attending police is not "no risk").
+Gradings: the DASH risk (scale `police_dash`) and the vulnerability (PPN) grading (scale `police_vulnerability`),
+each as the officer recorded it (standard, medium, high), in `risk.agency_levels`. Where those sit on the
+partnership's common scale is the protocol's `risk_scales` (the sample maps standard -> low, medium -> medium,
+high -> high): the adapter maps nothing, so `risk.level` stays `unknown` and a partnership moves a threshold without a
+release (broker/policy/thresholds.py).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-GRADING_LEVEL = {"standard": "low", "medium": "medium", "high": "high"}
-LEVELS = ("unknown", "none", "low", "medium", "high", "critical")
+DASH_SCALE = "police_dash"
+VULNERABILITY_SCALE = "police_vulnerability"
 
 # Input concern -> canonical risk category; child_concern says only "a child is a concern", so it adds none.
 CONCERN_CATEGORY = {
@@ -28,10 +30,11 @@ PPN_CONCERNS = ("child_concern", "child_sexual_exploitation", "child_criminal_ex
 EVENT_CATEGORY = {"domestic_abuse": "domestic_abuse"}
 
 
-def risk_level(record: Mapping[str, Any]) -> str:
-    grades = [record.get("dash_risk"), (record.get("vulnerability") or {}).get("grading")]
-    levels = [GRADING_LEVEL[g] for g in grades if g]
-    return max(levels, key=LEVELS.index) if levels else "unknown"
+def agency_levels(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(scale, grading) of each assessment the record carries, as the officer recorded it."""
+    grades = [(DASH_SCALE, record.get("dash_risk")),
+              (VULNERABILITY_SCALE, (record.get("vulnerability") or {}).get("grading"))]
+    return [(scale, str(grade)) for scale, grade in grades if grade]
 
 
 def concerns(record: Mapping[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from lxml import etree
@@ -60,7 +61,8 @@ def map_child(child_el: Element, header: CinHeader, system: str, ctx: AdaptConte
     details = elements(child_el, "CINdetails")
     if not details:
         scope.rejections.append(Rejection(ctx.source, element_path(child_el), "CINdetails",
-                                          "missing: a child in the census has at least one episode of need"))
+                                          "missing: a child in the census has at least one episode of need",
+                                          child_el.sourceline))
     for el in details:
         details_events(el, scope)
     return AdapterOutput(scope.events, scope.rejections)
@@ -92,9 +94,14 @@ class CinAdapter:
             if child_el in refused:
                 continue
             try:
-                out.extend(map_child(child_el, header, system, ctx))
+                mapped = map_child(child_el, header, system, ctx)
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, element_path(child_el), p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, element_path(child_el), p.field, p.reason,
+                                                child_el.sourceline))
+                continue
+            # the Child is the input record: its path only on demand (it counts the Child's preceding siblings)
+            out.add(mapped.events, partial(element_path, child_el), child_el.sourceline)
+            out.rejections.extend(mapped.rejections)
         return out
 
     def _schema_refusals(self, root: Element, header: CinHeader, ctx: AdaptContext,
@@ -106,8 +113,17 @@ class CinAdapter:
         if schema is None or year is None:  # year is None only when schema is: for the type checker
             return set()
         findings: list[SchemaFinding] = schema_findings(root, schema, year)
-        out.rejections.extend(Rejection(ctx.source, f.record, f.field, f.reason) for f in findings)
+        out.rejections.extend(_finding(f, ctx.source) for f in findings)
         return {f.child for f in findings if f.child is not None}
+
+
+def _finding(finding: SchemaFinding, source: str) -> Rejection:
+    """An XSD finding in a Child is that Child's rejection (its record), the path below it the field."""
+    if finding.child is None:
+        return Rejection(source, finding.record, finding.field, finding.reason, finding.line)
+    child = element_path(finding.child)
+    below = finding.record.removeprefix(child).lstrip("/")
+    return Rejection(source, child, below or finding.field, finding.reason, finding.line)
 
 
 # XSD validation where the operator provides the DfE schemas (MASH_CIN_XSD_DIR): the shell loads them once at start

@@ -69,7 +69,16 @@ class ChildScope:
         try:
             build()
         except FieldProblem as p:
-            self.rejections.append(Rejection(self.source, element_path(record), p.field, p.reason))
+            self.reject(record, p)
+
+    def reject(self, el: Element, p: FieldProblem, at: Element | None = None) -> None:
+        """A problem in element `el` of this child. The input record is the <Child> (one dead letter however many
+        of its events are refused): the path below it goes in the field, the line is that of the element at fault
+        (`at`, else `el`)."""
+        below = relative_path(el, self.child_el)
+        where = "/".join(part for part in (below, p.field) if part)
+        self.rejections.append(Rejection(self.source, element_path(self.child_el), where, p.reason,
+                                         (at if at is not None else el).sourceline))
 
 
 @dataclass(slots=True)
@@ -136,7 +145,7 @@ def details_events(details: Element, scope: ChildScope) -> None:
     try:
         referral_date = required_date(text(details, "CINreferralDate"), "CINreferralDate", "iso", scope.today)
     except FieldProblem as p:
-        scope.rejections.append(Rejection(scope.source, element_path(details), p.field, p.reason))
+        scope.reject(details, p)
         return
     record_id = f"{scope.child['la_child_id']}:{referral_date}"
     parts: Counter[str] = Counter()
@@ -236,7 +245,7 @@ def _plan(el: Element, scope: ChildScope, emit: Emit) -> None:
     try:
         start = r.required_date("CPPstartDate")
     except FieldProblem as p:
-        scope.rejections.append(Rejection(scope.source, element_path(el), p.field, p.reason))
+        scope.reject(el, p)
         return
     initial = r.code("InitialCategoryOfAbuse", codes.ABUSE_CATEGORY)
     latest = r.code("LatestCategoryOfAbuse", codes.ABUSE_CATEGORY)
@@ -271,14 +280,14 @@ def _reviews(plan: Element, scope: ChildScope) -> list[str]:
     try:
         group = one(plan, "Reviews")
     except FieldProblem as p:
-        scope.rejections.append(Rejection(scope.source, element_path(plan), p.field, p.reason))
+        scope.reject(plan, p)
         return []
     for i, el in enumerate(elements(group, "CPPreviewDate"), start=1):
         field_name = f"Reviews/CPPreviewDate[{i}]"
         try:
             out.add(required_date((el.text or "").strip(), field_name, "iso", scope.today))
         except FieldProblem as p:
-            scope.rejections.append(Rejection(scope.source, element_path(plan), p.field, p.reason))
+            scope.reject(plan, p, el)
     return sorted(out)
 
 

@@ -25,6 +25,7 @@ class SchemaFinding:
     record: str  # element path of the failing element
     field: str  # its local name
     reason: str
+    line: int | None = None  # the input line libxml2 reports the error on
 
 
 def load_schema(path: str | Path) -> etree.XMLSchema:
@@ -44,7 +45,7 @@ def schema_findings(root: Element, schema: etree.XMLSchema, year: int) -> list[S
         out.append(SchemaFinding(
             child=_enclosing_child(el), record=element_path(el) if el is not None else "",
             field=local(el.tag) if el is not None else "",
-            reason=f"does not conform to the CIN {year} XML schema ({entry.type_name})"))
+            reason=f"does not conform to the CIN {year} XML schema ({entry.type_name})", line=entry.line or None))
     return out
 
 

@@ -58,24 +58,24 @@ class Ssda903Adapter:
         out = AdapterOutput()
         width = len(table.columns)
         ignored = [_unknown_columns(table.unknown, table.kind.name)] if table.unknown else []
-        for row in table.rows:
+        for number, row in enumerate(table.rows, start=1):
             if not any(c.strip() for c in row.cells):
                 continue  # blank lines carry nothing
-            where = f"line {row.line}"
+            where = f"row {number}"  # the data row after the header, with the line it starts on (quotes span lines)
             if len(row.cells) != width:
                 out.rejections.append(Rejection(ctx.source, where, "", f"row has {len(row.cells)} cells, the header "
-                                                                       f"has {width}"))
+                                                                       f"has {width}", row.line))
                 continue
             values = {name: cell.strip() for name, cell in zip(table.columns, row.cells, strict=True)}
             try:
                 result = mapper(values, rc)
             except FieldProblem as p:
-                out.rejections.append(Rejection(ctx.source, where, p.field, p.reason))
+                out.rejections.append(Rejection(ctx.source, where, p.field, p.reason, row.line))
                 continue
             for event in result.events:
                 event["data_quality"].extend(dict(w) for w in ignored)
-            out.events.extend(result.events)
-            out.rejections.extend(Rejection(ctx.source, where, p.field, p.reason) for p in result.problems)
+            out.add(result.events, where, row.line)
+            out.rejections.extend(Rejection(ctx.source, where, p.field, p.reason, row.line) for p in result.problems)
         return out
 
 

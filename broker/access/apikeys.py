@@ -39,10 +39,11 @@ def scope_problem(role: str, scope: str | None, agencies: Collection[str] | None
         return f"unknown role (expected one of {', '.join(ROLES)})"
     if (role in SCOPED) != (scope is not None):
         return f"role {role} {'needs' if role in SCOPED else 'takes no'} scope"
-    known = {"intake": agencies, "subscriber": subscribers, "decision_maker": partners}.get(role)
+    known = {"intake": agencies, "subscriber": subscribers, "decision_maker": partners,
+             "hub_decision": subscribers}.get(role)
     if known is not None and scope not in known:
         what = {"intake": "agency", "subscriber": "subscriber in the protocol",
-                "decision_maker": "partner in the protocol"}[role]
+                "decision_maker": "partner in the protocol", "hub_decision": "hub subscriber in the protocol"}[role]
         return f"no such {what} for an {role} key (expected one of {', '.join(sorted(known)) or 'none'})"
     return None
 

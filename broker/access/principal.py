@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 # decision_maker: decides referrals (shares the law routes to a person) for one partner of the protocol, its scope:
 # the hub partner, or an agency's DPO for its own data (broker/policy/referral.py says who may decide which).
-ROLES = ("intake", "subscriber", "ig_auditor", "admin", "decision_maker")
-SCOPED = {"intake", "subscriber", "decision_maker"}
+# hub_decision: records the MASH hub's decisions (POST /v1/hub/decisions) for one hub subscriber, its scope.
+ROLES = ("intake", "subscriber", "ig_auditor", "admin", "decision_maker", "hub_decision")
+SCOPED = {"intake", "subscriber", "decision_maker", "hub_decision"}
 
 # A subject goes into the audit actor verbatim only when it is plainly an opaque id: the actor pattern's characters,
 # short, and no run of 10 digits (the audit schema's guard against an NHS number). Anything else (an e-mail address,

@@ -10,12 +10,14 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from broker.aio import blocking
 from broker.api.auth import Principal, require
 from broker.clock import now_iso
-from broker.crypto import CryptoError
+from broker.crypto import CryptoError, ShredReport
 from broker.policy import ConsentState
 from broker.policy.consent import DATA_PROTECTION, OBJECTION, ConsentRecord
 from broker.service.erasure import announce_owed, erase_child, key_shred_records, known_child
+from broker.service.ports import AdminPorts
 from broker.service.reprocess import reprocess
 from broker.stores.registry import forgetting
 
@@ -101,13 +103,8 @@ async def put_consent(request: Request, subject: Annotated[str, Path(pattern=TOK
     is an opaque pseudonym no one can proofread, and a mistyped one would record an objection against nobody while
     the answer said it was recorded. An objection that comes before any record belongs in the agency's record
     (the canonical event's `consent`), which arrives with the child's first record."""
-    rt = request.app.state.runtime
-    if not known_child(rt.identities, rt.audit_store, subject):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: consent is recorded only for a "
-                            "token the broker has received records about (check the token)")
-    current = rt.identities.current(subject)
-    state = body.state()  # who entered it is the audit record's actor; recorded_by, the role the body names
-    rt.consent.put(current, state)
+    rt: AdminPorts = request.app.state.runtime
+    current, state = await blocking(_put_consent, rt, subject, body)
     await rt.emit_audit([rt.audit_record("admin_action", time=now_iso(), actor=principal.actor, subject=current,
                                          action="consent.record", reason=_consent_reason(body))])
     if body.records is None:  # the old answer, for the old form
@@ -116,19 +113,25 @@ async def put_consent(request: Request, subject: Annotated[str, Path(pattern=TOK
     return {"subject": current, "records": [r.to_summary() for r in state.records]}  # never a ref: a local id
 
 
+def _put_consent(rt: Any, subject: str, body: ConsentBody) -> tuple[str, ConsentState]:
+    """The registers' part of put_consent (blocking): (the child's current token, the state recorded)."""
+    if not known_child(rt.identities, rt.audit_store, subject):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: consent is recorded only for a "
+                            "token the broker has received records about (check the token)")
+    current = rt.identities.current(subject)
+    state = body.state()  # who entered it is the audit record's actor; recorded_by, the role the body names
+    rt.consent.put(current, state)
+    return current, state
+
+
 @router.post("/keys/shred/{subject}", summary="Crypto-shred one child's data keys (erasure, retention expiry)")
 async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], principal: Admin) -> dict[str, Any]:
     """Every token the child has carried (the identity register's aliases), so a merge cannot hide old records.
     Recorded in the erasure register (HTTP never serves the child's deliveries again, intake refuses resends of its
     old records) and announced to the subscribers that received its data (`person.erased`): see
     broker/pipeline/erasure.py."""
-    rt = request.app.state.runtime
-    # as for consent: a mistyped token would record an erasure of nobody
-    if not known_child(rt.identities, rt.audit_store, subject, rt.keys):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: erasure is recorded only for a "
-                            "token the broker has received records about (check the token)")
-    reports, summary = erase_child(rt.keys, rt.erasures, rt.audit_store, rt.identities.aliases(subject),
-                                   principal.actor, forget=forgetting(rt))
+    rt: AdminPorts = request.app.state.runtime
+    reports, summary = await blocking(_erase, rt, subject, principal.actor)
     await rt.emit_audit(key_shred_records(reports, summary, principal.actor))
     # the notice stays owed if Kafka or the keys fail now; the service's notifier publishes it within seconds
     with contextlib.suppress(KafkaError, TimeoutError, CryptoError):
@@ -137,10 +140,26 @@ async def shred(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], 
     return summary
 
 
+def _erase(rt: Any, subject: str, actor: str) -> tuple[list[ShredReport], dict[str, Any]]:
+    """The key store's and registers' part of shred (blocking): the shred reports and the answer's summary."""
+    # as for consent: a mistyped token would record an erasure of nobody
+    if not known_child(rt.identities, rt.audit_store, subject, rt.keys):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of this child: erasure is recorded only for a "
+                            "token the broker has received records about (check the token)")
+    return erase_child(rt.keys, rt.erasures, rt.audit_store, rt.identities.aliases(subject), actor,
+                       forget=forgetting(rt))
+
+
 @router.post("/deadletters/{deadletter_id}/reprocess", summary="Run a dead letter's input through intake again")
 async def reprocess_deadletter(request: Request, deadletter_id: Annotated[str, Path(pattern=DEADLETTER_ID)],
                                principal: Admin) -> dict[str, Any]:
     # DeadLetterNotFound: 404, DeadLetterErased: 409, value-free (broker/api/errors.py)
-    result = await reprocess(request.app.state.runtime, deadletter_id, principal.actor)
+    result = await reprocess(_rt(request), deadletter_id, principal.actor)
     return {"deadletter_id": deadletter_id, "event_ids": result.event_ids,
             "rejections": [r.to_dict() for r in result.rejections]}
+
+
+def _rt(request: Request) -> AdminPorts:
+    """What this router uses of the running broker (broker/service/ports.py)."""
+    runtime: AdminPorts = request.app.state.runtime
+    return runtime

@@ -9,14 +9,19 @@ from typing import Any
 from fastapi import FastAPI
 
 from broker import __version__
-from broker.api import admin, consent_review, decisions, errors, health, ig_policy, intake, subscribers
+from broker.api import admin, consent_review, decisions, errors, health, hub, ig_policy, intake, subscribers
 from broker.api.auth import require
 from broker.api.limits import Limits, LimitsMiddleware
 from broker.api.oidc import OidcVerifier
 from broker.audit.keys import actor_hash_key
+from broker.audit.sar import recipient_words
 from broker.config import Settings
+from broker.service.child_identity import reveal_child_name
+from broker.service.root import load_local, open_broker
 from broker.service.runtime import Runtime
+from broker.web.docs import make_docs_router
 from broker.web.ig import make_ig_router
+from broker.web.ig_digest import make_digest_router
 
 DESCRIPTION = """Interoperability broker for multi-agency child safeguarding.
 
@@ -38,12 +43,10 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or Runtime(settings)
-        if rt.producer is None:  # `mash-broker run` starts it first, to report an unreachable Kafka plainly
-            await rt.start()
+        # `mash-broker run` opens it first, to report a misconfiguration or an unreachable Kafka plainly
+        rt = runtime or await open_broker(load_local(settings))
         app.state.runtime = rt
         app.state.api_keys = rt.api_keys
-        assert rt.audit_store is not None  # opened by rt.start()
         s = rt.settings
         app.state.oidc = OidcVerifier(s.oidc_issuer, s.oidc_audience or "", jwks_url=s.oidc_jwks_url,
                                       roles_claim=s.oidc_roles_claim,
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
     # redirect_slashes off: Starlette builds a trailing-slash redirect's Location from the Host header, which the
     # caller controls; a wrong path is a plain 404 instead.
     app = FastAPI(title="mash-broker", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  redirect_slashes=False)
+                  redirect_slashes=False, docs_url=None, redoc_url=None)  # /docs: served offline, below
     # Body and rate limits before any parsing or authentication, for every route (broker/api/limits.py).
     app.add_middleware(LimitsMiddleware, limits=Limits.from_settings(runtime.settings if runtime else settings))
     errors.install(app)  # every error's HTTP status, one place (broker/api/errors.py)
@@ -65,14 +68,21 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
     app.include_router(subscribers.router)
     app.include_router(admin.router)
     app.include_router(decisions.router)
+    app.include_router(hub.router)  # the MASH hub's decisions (issue 16)
     app.include_router(ig_policy.router)
     app.include_router(consent_review.router)  # the first consent register's records, for IG review
 
     # IG sees dead letters but may not reprocess them (that republishes data): admins only, /v1/admin/deadletters
     app.include_router(make_ig_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
                                       lambda token: app.state.runtime.identities.aliases(token),
-                                      lambda: app.state.runtime.linkage))
+                                      lambda: app.state.runtime.linkage,
+                                      lambda: recipient_words(app.state.runtime.protocol),
+                                      lambda token: app.state.runtime.consent_for(token),
+                                      lambda tokens, ids: reveal_child_name(app.state.runtime, tokens, ids)))
+    app.include_router(make_digest_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
+                                          lambda: app.state.runtime.protocol))  # the owning agency is told
     app.include_router(health.router)
+    app.include_router(make_docs_router("mash-broker"))  # Swagger UI from the broker's own files, not a CDN
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, Any]:

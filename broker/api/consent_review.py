@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.aio import blocking
 from broker.api.auth import Principal, authenticated
 from broker.clock import now_iso
 from broker.policy.consent_review import OUTCOMES
+from broker.service.ports import ConsentReviewPorts
 
 router = APIRouter(prefix="/v1/ig/consent", tags=["information governance"])
 TOKEN = r"^lt[0-9]{1,9}_[A-Za-z0-9_-]{20,64}$"
@@ -44,8 +46,8 @@ class ReviewBody(BaseModel):
 
 
 @router.get("/v1-records", summary="Children whose consent records came from the first register, for IG review")
-async def v1_records(request: Request, principal: Reviewer,
-                     include_reviewed: Annotated[bool, Query(alias="all")] = False) -> dict[str, Any]:
+def v1_records(request: Request, principal: Reviewer,  # def: all blocking (broker/aio.py)
+               include_reviewed: Annotated[bool, Query(alias="all")] = False) -> dict[str, Any]:
     """Those awaiting review (a migrated refusal or objection, read the stricter way until reviewed), or with
     `all=true` every migrated child and each review made. Tokens, kinds, states and dates only."""
     register = request.app.state.runtime.consent
@@ -63,14 +65,19 @@ async def review(request: Request, subject: Annotated[str, Path(pattern=TOKEN)],
     """Once per child. A reclassification replaces the migrated records with one record of the kind found (dated as
     the original, `recorded_by: ig_review`); `confirmed` keeps the migrated reading. Either way the stricter reading
     ends for this child, and the review is audited under the caller's credential."""
-    rt = request.app.state.runtime
+    rt: ConsentReviewPorts = request.app.state.runtime
     on = body.reviewed_on or dt.date.today().isoformat()
-    try:
-        case = rt.consent.review(subject, body.outcome, on, principal.actor)
-    except ValueError as exc:  # value-free: the outcomes allowed, or that there is no "no" to reclassify
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    case, records = await blocking(_review, rt, subject, body.outcome, on, principal.actor)
     await rt.emit_audit([rt.audit_record("admin_action", time=now_iso(), actor=principal.actor, subject=subject,
                                          action="consent.v1_review",
                                          reason=f"first consent register's records reviewed: {body.outcome}")])
-    records = rt.consent.get(subject)
     return {**case.view(), "records_now": [] if records is None else [r.to_summary() for r in records.records]}
+
+
+def _review(rt: Any, subject: str, outcome: str, on: str, actor: str) -> tuple[Any, Any]:
+    """The consent register's part of review (blocking): the review made, and the child's records after it."""
+    try:
+        case = rt.consent.review(subject, outcome, on, actor)
+    except ValueError as exc:  # value-free: the outcomes allowed, or that there is no "no" to reclassify
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return case, rt.consent.get(subject)

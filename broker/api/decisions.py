@@ -20,10 +20,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.aio import blocking
 from broker.api.auth import Principal, authenticated
 from broker.policy.referral import Withholding
 from broker.service.decisions import decide_referral
 from broker.service.determinations import determine_adult, listed, record_s47, withdraw_adult, withdraw_s47
+from broker.service.ports import DecidingPorts
 from broker.stores.determinations import AT_RISK_REASONS, NOT_AT_RISK_REASONS, WITHDRAW_REASONS
 from broker.stores.determinations import REFERENCE as REFERENCE_PATTERN
 
@@ -57,22 +59,22 @@ class DecisionBody(BaseModel):
 
 
 @router.get("/referrals", summary="Referrals waiting for (or given) a recorded human decision")
-async def list_referrals(request: Request, principals: Deciders,
-                         state: Annotated[Literal["pending", "share", "share_in_part", "withhold", "all"],
-                                          Query(alias="status")] = "pending",
-                         limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+def list_referrals(request: Request, principals: Deciders,  # def: all blocking (broker/aio.py)
+                   state: Annotated[Literal["pending", "share", "share_in_part", "withhold", "all"],
+                                    Query(alias="status")] = "pending",
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
     """The referrals the caller's partners may decide, oldest first: ids, the child's token, event type, rule,
     restriction, the bases relied on and the engine's reason. Never the event's content."""
-    rt = request.app.state.runtime
+    rt: DecidingPorts = request.app.state.runtime
     partners = {p.scope for p in principals if p.scope}
     found = rt.referrals.listed(status=None if state == "all" else state, deciders=partners, limit=limit)
     return {"referrals": [r.view() for r in found], "count": len(found)}
 
 
 @router.get("/referrals/{referral_id}", summary="One referral")
-async def get_referral(request: Request, referral_id: Annotated[str, Path(pattern=REFERRAL_ID)],
-                       principals: Deciders) -> dict[str, Any]:
-    rt = request.app.state.runtime
+def get_referral(request: Request, referral_id: Annotated[str, Path(pattern=REFERRAL_ID)],
+                 principals: Deciders) -> dict[str, Any]:  # def: all blocking (broker/aio.py)
+    rt: DecidingPorts = request.app.state.runtime
     found = rt.referrals.get(referral_id)
     partners = {p.scope for p in principals if p.scope}
     if found is None or not partners & set(found.deciders):  # not yours to see: as if it did not exist
@@ -90,9 +92,9 @@ async def decide(request: Request, referral_id: Annotated[str, Path(pattern=REFE
     """Recorded once (a second decision is 409) and audited (`human_decision`, with the caller as actor and the
     reason). On share or share in part the event is delivered to the subscriber at once, released under the rule's
     field rules minus what was withheld; an erased child's event is never delivered."""
-    rt = request.app.state.runtime
+    rt: DecidingPorts = request.app.state.runtime
     partners = {p.scope for p in principals if p.scope}
-    referral = rt.referrals.get(referral_id)
+    referral = await blocking(rt.referrals.get, referral_id)
     # the actor: the grant that entitles the caller to decide this referral (a token may hold several)
     entitled = [p for p in principals if referral is not None and p.scope in referral.deciders] or list(principals)
     # DecisionRefused answers with its own status (503 with Retry-After 30): broker/api/errors.py
@@ -170,11 +172,11 @@ _RECORDING: dict[int | str, dict[str, Any]] = {
 
 @router.get("/subjects/{subject}/determinations", summary="The s47(9) requests and adult-at-risk determinations "
             "recorded about a child", responses={404: _RECORDING[404]})
-async def list_determinations(request: Request, subject: Annotated[str, Path(pattern=TOKEN)],
-                              principals: Recorders) -> dict[str, Any]:
+def list_determinations(request: Request, subject: Annotated[str, Path(pattern=TOKEN)],
+                        principals: Recorders) -> dict[str, Any]:  # def: all blocking (broker/aio.py)
     """Every record under any token the child carried, in force or ended, oldest first: partner ids, codes,
     references, who recorded and ended each and when."""
-    current, found = listed(request.app.state.runtime, subject)
+    current, found = listed(_rt(request), subject)
     return {"subject": current, "determinations": found, "count": len(found)}
 
 
@@ -193,7 +195,7 @@ async def request_s47(request: Request, subject: Annotated[str, Path(pattern=TOK
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "requested_by: name the requesting local authority's partner id")
     entitled = [p for p in principals if p.role == ADMIN or p.scope == requested_by] or list(principals)
-    made = await record_s47(request.app.state.runtime, subject, requested_by=requested_by,
+    made = await record_s47(_rt(request), subject, requested_by=requested_by,
                             partners=body.partners, enquiry_ref=body.enquiry_ref, actor=entitled[0].actor,
                             acting_for=acting_for)
     return made.view()
@@ -203,9 +205,9 @@ async def request_s47(request: Request, subject: Annotated[str, Path(pattern=TOK
 async def withdraw_s47_request(request: Request, request_id: Annotated[str, Path(pattern=REFERRAL_ID)],
                                body: WithdrawBody, principals: Recorders) -> dict[str, Any]:
     """By a decision maker of the requesting local authority, or an administrator."""
-    rt = request.app.state.runtime
+    rt: DecidingPorts = request.app.state.runtime
     acting_for = _acting_for(principals)
-    found = rt.determinations.s47_request(request_id)
+    found = await blocking(rt.determinations.s47_request, request_id)
     entitled = [p for p in principals if p.role == ADMIN or (found is not None and p.scope == found.requested_by)]
     ended = await withdraw_s47(rt, request_id, reason=body.reason, actor=(entitled or list(principals))[0].actor,
                                acting_for=acting_for)
@@ -218,7 +220,7 @@ async def put_adult_at_risk(request: Request, subject: Annotated[str, Path(patte
                             principals: Deciders) -> dict[str, Any]:
     """By a decision maker. Supersedes the determination in force; `adult_at_risk` conditions hold only on a
     determination that the subject is at risk."""
-    made = await determine_adult(request.app.state.runtime, subject, at_risk=body.at_risk, reason=body.reason,
+    made = await determine_adult(_rt(request), subject, at_risk=body.at_risk, reason=body.reason,
                                  reference=body.reference, actor=principals[0].actor)
     return made.view()
 
@@ -228,6 +230,12 @@ async def put_adult_at_risk(request: Request, subject: Annotated[str, Path(patte
 async def withdraw_adult_at_risk(request: Request, subject: Annotated[str, Path(pattern=TOKEN)], body: WithdrawBody,
                                  principals: Deciders) -> dict[str, Any]:
     """By a decision maker: the subject is then undetermined (no `adult_at_risk` condition holds)."""
-    ended = await withdraw_adult(request.app.state.runtime, subject, reason=body.reason,
+    ended = await withdraw_adult(_rt(request), subject, reason=body.reason,
                                  actor=principals[0].actor)
     return ended.view()
+
+
+def _rt(request: Request) -> DecidingPorts:
+    """What this router uses of the running broker (broker/service/ports.py)."""
+    runtime: DecidingPorts = request.app.state.runtime
+    return runtime

@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.kit.registry import broken_entry_points
+from broker.aio import blocking
 from broker.kafka.admin import list_topics
+from broker.service.ports import HealthPorts
 
 router = APIRouter(tags=["operations"])
 
@@ -24,10 +26,10 @@ async def healthz() -> dict[str, str]:
 HARD_CHECKS = ("kafka", "stores", "workers")
 
 
-def subscriber_health(rt: Any) -> str:
+def subscriber_health(rt: HealthPorts) -> str:
     """"ok", or each subscriber that cannot be served now, by name (no paths or key details: /readyz is public)."""
     faults = dict(rt.subscriber_faults)
-    held = rt.held.counts() if rt.held is not None else {}
+    held = rt.held.counts()
     names = sorted(set(faults) | set(held))
     if not names:
         return "ok"
@@ -53,7 +55,7 @@ async def readyz(request: Request) -> JSONResponse:
     nothing is lost) or when this start found Kafka had lost its topics and reconciled; 503 "not ready" when Kafka,
     the stores or a worker is down. Degraded is not 503 on purpose: a load balancer that drops the instance would stop
     intake, and every healthy subscriber's deliveries with it, for one subscriber's missing key."""
-    rt = request.app.state.runtime
+    rt: HealthPorts = request.app.state.runtime
     checks: dict[str, Any] = {}
     try:
         topics = await asyncio.wait_for(list_topics(rt.bootstrap, **rt.kafka_security), timeout=3)
@@ -66,14 +68,14 @@ async def readyz(request: Request) -> JSONResponse:
     local = getattr(rt, "local_kafka", None)
     if local is not None and not local.alive():
         checks["kafka"] = "the local Apache Kafka has exited: restart mash-broker (its data is kept on disk)"
-    checks["stores"] = rt.stores_status()
+    checks["stores"] = await blocking(rt.stores_status)
     checks["workers"] = "ok" if rt.workers_alive() else "a worker has stopped"
     try:
-        checks["subscribers"] = subscriber_health(rt)
+        checks["subscribers"] = await blocking(subscriber_health, rt)
     except Exception as exc:  # the held register unreadable: the stores check says so too
         checks["subscribers"] = f"unknown ({type(exc).__name__})"
     checks["adapters"] = adapter_health()
-    checks["kafka_epoch"] = rt.epoch_state.readiness() if rt.epoch_state is not None else "not checked"
+    checks["kafka_epoch"] = rt.epoch_state.readiness()
     kafka_in_use = getattr(rt, "kafka_in_use", None)  # which Kafka, in words: Apache, the embedded Tansu, external
     if any(checks[c] != "ok" for c in HARD_CHECKS):
         return JSONResponse({"status": "not ready", "checks": checks, "kafka_in_use": kafka_in_use}, 503)

@@ -9,6 +9,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from broker.aio import blocking
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
 from broker.schema.validate import validate_event
@@ -19,6 +20,7 @@ from broker.service.as_decided import (
     recorded_event,
     register_context,
 )
+from broker.service.ports import IgPolicyPorts
 
 router = APIRouter(prefix="/v1/ig/policy", tags=["information governance"])
 Ig = Annotated[Principal, Depends(require("ig_auditor"))]
@@ -36,7 +38,7 @@ class ExplainBody(BaseModel):
 
 @router.post("/explain", summary="Why a subscriber would (not) receive this canonical event, field by field",
              responses={422: {"description": "The event is not a canonical event (each field named, no value)"}})
-async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -> Any:
+def explain_decision(request: Request, body: ExplainBody, principal: Ig) -> Any:  # def: all blocking (broker/aio.py)
     """Only canonical events are explained: the engine decides over events the schema admitted, and an arbitrary
     object (a `subject` that is a string, a `child` that is a list) made it fail with a 500. The schema's findings
     are paths and reasons, never values."""
@@ -49,7 +51,7 @@ async def explain_decision(request: Request, body: ExplainBody, principal: Ig) -
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             {"reason": "not a canonical event", "fields": [
                                 {"field": p.field, "reason": p.reason} for p in problems[:50]]})
-    rt = request.app.state.runtime
+    rt: IgPolicyPorts = request.app.state.runtime
     if body.decision_id is not None:
         record = recorded_decision(rt.audit_store, body.decision_id, body.event.get("event_id"))
         recorded = explain_recorded(rt, rt.protocol, record, body.event)
@@ -79,9 +81,10 @@ async def explain_as_decided(request: Request, principal: Ig,
     the events topic (404 once retention or erasure took it: POST /explain with the event and decision_id then);
     the decision is made again under today's protocol with the determinations in force at its time and consent and
     case status as the registers hold them now (`as_decided.as_of` says which is which)."""
-    rt = request.app.state.runtime
-    record = recorded_decision(rt.audit_store, decision_id)
-    result = explain_recorded(rt, rt.protocol, record, await recorded_event(rt, record["event_id"]))
+    rt: IgPolicyPorts = request.app.state.runtime
+    record = await blocking(recorded_decision, rt.audit_store, decision_id)
+    event = await recorded_event(rt, record["event_id"])
+    result = await blocking(explain_recorded, rt, rt.protocol, record, event)
     if format == "text":
         return PlainTextResponse(format_recorded(result) + format_explanation(result))
     return result

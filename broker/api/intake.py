@@ -11,6 +11,7 @@ from adapters.kit.registry import AGENCIES, all_adapters
 from broker.api.auth import Principal, authenticated, require
 from broker.errors import NotFound
 from broker.service.intake import InputRefused, ingest
+from broker.service.ports import IntakePorts
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 NO_CHILD = "no child in this input: nothing to publish"
@@ -79,7 +80,7 @@ async def submit_record(
         label = encoding if encoding in ("gzip", "deflate", "br", "compress", "zstd") else "this"
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                             f"{label} Content-Encoding is not accepted: send the body uncompressed")
-    rt = request.app.state.runtime
+    rt: IntakePorts = request.app.state.runtime
     body = await read_body(request, rt.settings.max_body_bytes)
     try:  # Kafka or keys unavailable, intake busy: 503 with Retry-After (broker/api/errors.py)
         result = await ingest(rt, agency, body, content_type=content_type, system=x_source_system,

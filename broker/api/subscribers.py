@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from broker.aio import blocking
 from broker.api.auth import Principal, require
 from broker.api.subscriber_models import Acknowledged, DeliveryPage, problems
 from broker.clock import now_iso
@@ -22,6 +23,7 @@ from broker.errors import Conflict, NotFound
 from broker.logging import get_logger
 from broker.service.delivery import CURSOR_PREFIX, BadCursor, behind, decode_legacy_cursor
 from broker.service.erasure import unerased
+from broker.service.ports import ServingPorts
 from broker.service.share import delivery_view
 
 log = get_logger("mash.delivery")
@@ -73,19 +75,30 @@ def _positions(rt: Any, name: str, cursor: str | None) -> dict[int, int]:
 
 
 def _topic(request: Request, name: str) -> str:
-    rt = request.app.state.runtime
+    rt: ServingPorts = request.app.state.runtime
     if name not in rt.protocol.subscribers:  # unknown subscriber: nothing to read (fail closed)
         raise UnknownSubscriber()
     return rt.settings.topics.deliver(name)
 
 
 async def _read(request: Request, name: str, after: str | None, limit: int, actor: str) -> dict[str, Any]:
-    rt = request.app.state.runtime
+    rt: ServingPorts = request.app.state.runtime
     topic = _topic(request, name)
-    cursor = _positions(rt, name, after)
+    cursor = await blocking(_positions, rt, name, after)
     records, position = await rt.delivery_reader.read(topic, cursor, limit)
-    records = unerased(rt, records)  # an erased child's deliveries: never served again; the cursor moves past them
-    views = [delivery_view(record) for record in records]
+    deliveries = await blocking(_to_serve, rt, name, records, cursor)
+    if deliveries:
+        now = now_iso()
+        await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=actor, subscriber=name,
+                                             event_id=d["event_id"], decision_id=d["decision_id"])
+                             for d in deliveries])
+    return {"deliveries": deliveries, "next_cursor": rt.cursor_codec.issue(name, position)}
+
+
+def _to_serve(rt: Any, name: str, records: list[Any], cursor: dict[int, int]) -> list[dict[str, Any]]:
+    """The records read, as deliveries with their cursors: less an erased child's (never served again; the cursor
+    moves past them) and copies of events this subscriber was served already (the first-served register)."""
+    views = [delivery_view(record) for record in unerased(rt, records)]
     keep = rt.first_served.keep(name, [(v["event_id"], v["partition"], v["offset"]) for v in views])
     deliveries, running = [], dict(cursor)
     for view, kept in zip(views, keep, strict=True):
@@ -94,12 +107,7 @@ async def _read(request: Request, name: str, after: str | None, limit: int, acto
             deliveries.append({**view, "cursor": rt.cursor_codec.issue(name, running)})
         else:  # a redelivered copy of an event this subscriber was already served: skipped, the cursor moves on
             rt.metrics.duplicates.labels(name).inc()
-    if deliveries:
-        now = now_iso()
-        await rt.emit_audit([rt.audit_record("delivery_read", time=now, actor=actor, subscriber=name,
-                                             event_id=d["event_id"], decision_id=d["decision_id"])
-                             for d in deliveries])
-    return {"deliveries": deliveries, "next_cursor": rt.cursor_codec.issue(name, position)}
+    return deliveries
 
 
 # Answers every subscriber endpoint may give besides its own: who asks, and for which subscriber.
@@ -124,11 +132,11 @@ async def pull(request: Request, name: str, principal: Subscriber,
                                  400: "Not a cursor this API issued to this subscriber",
                                  409: "Behind the acknowledged cursor: acknowledgements only move forward",
                                  410: "From before Kafka lost its topics: resume without `after`"}))
-async def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> dict[str, str]:
+def ack(request: Request, name: str, body: Ack, principal: Subscriber) -> dict[str, str]:  # def: all blocking
     """Only a cursor this API issued to this subscriber, in this Kafka epoch, and not behind the acknowledged one:
     an acknowledgement is where every later read without `after` resumes, so it can never skip a delivery."""
     _topic(request, name)
-    rt = request.app.state.runtime
+    rt: ServingPorts = request.app.state.runtime
     positions = _positions(rt, name, body.cursor)
 
     def not_behind(current: str | None) -> None:
@@ -161,7 +169,7 @@ async def stream(request: Request, name: str, principal: Subscriber,
                                                              "is absent.")] = None) -> StreamingResponse:
     _topic(request, name)
     start = after if after is not None else last_event_id
-    _positions(request.app.state.runtime, name, start)  # a bad cursor is a 400/410 now, not a stream that dies
+    await blocking(_positions, request.app.state.runtime, name, start)  # a bad cursor: 400/410 now, not mid-stream
 
     async def events() -> AsyncIterator[bytes]:
         cursor = start

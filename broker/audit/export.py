@@ -1,5 +1,5 @@
-"""Exports of the audit log: verifiable JSON Lines, CSV for spreadsheets, a FHIR R4B AuditEvent Bundle, and a
-subject access report (HTML) listing every disclosure about one child.
+"""Exports of the audit log: verifiable JSON Lines, CSV for spreadsheets, and a FHIR R4B AuditEvent Bundle (the
+subject access report is broker/audit/sar.py).
 
 JSON Lines layout (one JSON object per line):
   1. header      {"type": "mash-broker-audit-export", "version": 2, "exported_at", "public_key", "key_id",
@@ -13,7 +13,6 @@ checkpoint_every and head) checks it standalone. Version 1 files (no checkpoint_
 from __future__ import annotations
 
 import csv
-import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
@@ -21,8 +20,6 @@ from typing import Any, TextIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker.audit.checkpoint import key_id, parse_public_key, public_key_b64
-from broker.audit.disclosures import Disclosure
-from broker.audit.verify import VerifyResult
 from broker.errors import InputRejected
 
 EXPORT_TYPE = "mash-broker-audit-export"
@@ -142,162 +139,3 @@ def write_csv(out: TextIO, entries: Iterable[Mapping[str, Any]]) -> int:
         count += 1
     return count
 
-
-# --- FHIR R4B AuditEvent Bundle ----------------------------------------------------------------------------------
-NS = "https://mash-broker.example/fhir"
-DCM = "http://dicom.nema.org/resources/ontology/DCM"
-_TYPE = {  # kind -> DICOM audit event type (code, display)
-    "record_received": ("110107", "Import"), "record_adapted": ("110107", "Import"),
-    "record_rejected": ("110107", "Import"), "deadlettered": ("110107", "Import"),
-    "event_published": ("110107", "Import"), "decision": ("110106", "Export"), "delivered": ("110106", "Export"),
-    "delivery_read": ("110106", "Export"), "key_unwrap": ("110100", "Application Activity"),
-    "key_shred": ("110100", "Application Activity"), "protocol_change": ("110100", "Application Activity"),
-    "admin_action": ("110100", "Application Activity"), "identity_linked": ("110100", "Application Activity"),
-    "human_decision": ("110106", "Export"), "determination": ("110100", "Application Activity"),
-}
-_ACTION = {"record_received": "C", "record_adapted": "C", "event_published": "C", "delivery_read": "R",
-           "key_shred": "D", "identity_linked": "U"}
-_FAILED = {"record_rejected", "deadlettered"}
-
-
-def _joined(value: list[str] | dict[str, str]) -> str:
-    """A field list, or masked fields with their mask kind: 'path (kind)'."""
-    if isinstance(value, dict):
-        return ", ".join(f"{path} ({kind})" for path, kind in value.items())
-    return ", ".join(value)
-
-
-def _ident(system: str, value: Any) -> dict[str, Any]:
-    return {"identifier": {"system": f"{NS}/{system}", "value": str(value)}}
-
-
-def _lawful_basis_words() -> Mapping[str, str]:
-    from broker.policy.codes import LAWFUL_BASIS
-
-    return LAWFUL_BASIS
-
-
-def audit_event(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """One chained entry (with its body) as a FHIR R4B AuditEvent."""
-    r = entry["record"]
-    kind = r["kind"]
-    code, display = _TYPE[kind]
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent", "id": r["record_id"],
-        "type": {"system": DCM, "code": code, "display": display},
-        "subtype": [{"system": f"{NS}/CodeSystem/audit-kind", "code": kind}],
-        "action": _ACTION.get(kind, "E"), "recorded": r["time"],
-        "outcome": "4" if kind in _FAILED else "0",
-        "agent": [{"who": _ident("actor", r["actor"]), "requestor": True}],
-        "source": {"observer": {"display": "mash-broker"},
-                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
-                             "display": "Application Server"}]},
-    }
-    if r.get("reason"):
-        event["outcomeDesc"] = r["reason"]
-    elif kind == "decision":
-        event["outcomeDesc"] = (f"delivered under rule {r.get('rule_id')}" if r.get("outcome") == "deliver"
-                                else "withheld")
-    if r.get("subscriber"):
-        event["agent"].append({"who": _ident("subscriber", r["subscriber"]), "requestor": kind == "delivery_read"})
-    words = _lawful_basis_words()
-    purposes = [{"coding": [{"system": f"{NS}/CodeSystem/lawful-basis", "code": c,
-                             **({"display": words[c]} if c in words else {})}]} for c in r.get("lawful_basis", [])]
-    if r.get("purpose"):
-        purposes.append({"coding": [{"system": f"{NS}/CodeSystem/purpose", "code": r["purpose"]}]})
-    if purposes:
-        event["purposeOfEvent"] = purposes
-    entities: list[dict[str, Any]] = []
-    if r.get("subject"):
-        entities.append({"what": _ident("linkage-token", r["subject"]),
-                         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
-                                  "display": "Person"},
-                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
-                                  "display": "Patient"}})
-    if r.get("event_id"):
-        details = [{"type": "event_type", "valueString": r["event_type"]}] if r.get("event_type") else []
-        for name in ("fields_released", "fields_masked", "fields_withheld"):
-            if r.get(name):
-                details.append({"type": name, "valueString": _joined(r[name])})
-        entities.append({"what": _ident("event-id", r["event_id"]),
-                         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
-                                  "display": "System Object"}, **({"detail": details} if details else {})})
-    entities.append({"what": _ident("audit-entry", entry["seq"]), "name": "audit chain entry",
-                     "detail": [{"type": k, "valueString": entry[k]} for k in ("prev_hash", "record_sha256", "hash")]})
-    event["entity"] = entities
-    return event
-
-
-def fhir_bundle(entries: Iterable[Mapping[str, Any]], exported_at: str) -> dict[str, Any]:
-    """A collection Bundle of AuditEvents; pruned entries (no body) are left out."""
-    items = [{"fullUrl": f"urn:uuid:{e['record']['record_id']}", "resource": audit_event(e)}
-             for e in entries if e.get("record")]
-    return {"resourceType": "Bundle", "type": "collection", "timestamp": exported_at, "entry": items}
-
-
-# --- Subject access report ---------------------------------------------------------------------------------------
-_SAR_CSS = """body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1b1b}table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #bbb;padding:.35rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
-th{background:#eef1f5}.ok{color:#0b6b2b}.bad{color:#a40000}code{font-size:.85rem}"""
-
-
-def _list(values: Sequence[str] | Mapping[str, str]) -> str:
-    if isinstance(values, Mapping):
-        return "<br>".join(f"<code>{html.escape(p)}</code> ({html.escape(k)})" for p, k in values.items()) or "&mdash;"
-    return "<br>".join(f"<code>{html.escape(v)}</code>" for v in values) or "&mdash;"
-
-
-def _override(o: Mapping[str, Any] | None) -> str:
-    """A consent restriction set aside under a duty to disclose, in words; a dash when consent was not overridden."""
-    if not o:
-        return "&mdash;"
-    on = f" (recorded {html.escape(str(o['recorded_on']))})" if o.get("recorded_on") else ""
-    return (f'<strong class="bad">Overridden</strong>: the {html.escape(str(o["restriction"]))}{on} was set aside'
-            f" under the duty to disclose <code>{html.escape(str(o['gateway']))}</code>")
-
-
-def subject_access_report(subject: str, found: Sequence[Disclosure], timeline: Sequence[Mapping[str, Any]],
-                          generated_at: str, verification: VerifyResult | None = None) -> str:
-    """HTML listing every disclosure about one child: when, to whom, under which rule and lawful basis, which
-    fields were released, masked or withheld, and when the recipient read it."""
-    e = html.escape
-    words = _lawful_basis_words()
-    withheld = sum(1 for t in timeline if (t.get("record") or {}).get("kind") == "decision"
-                   and t["record"].get("outcome") == "withhold")
-    received = sum(1 for t in timeline if (t.get("record") or {}).get("kind") == "event_published")
-    rows = []
-    for d in found:
-        basis = "<br>".join(f"<code>{e(c)}</code> {e(words.get(c, ''))}" for c in d.lawful_basis) or "&mdash;"
-        rows.append(
-            f"<tr><td>{e(d.delivered_at or d.decided_at)}</td><td>{e(d.subscriber)}</td><td>{e(d.event_type or '')}"
-            f"</td><td><code>{e(d.rule_id or '')}</code></td><td>{e(d.purpose or '')}</td><td>{basis}</td>"
-            f"<td>{_list(d.fields_released)}</td><td>{_list(d.fields_masked)}</td><td>{_list(d.fields_withheld)}</td>"
-            f"<td>{_override(d.consent_override)}</td>"
-            f"<td>{e(d.read_at or 'not yet read')}</td><td>{e(d.protocol_version or '')}</td></tr>")
-    if verification is None:
-        status = "<p>Audit chain: not verified for this report.</p>"
-    elif verification.ok:
-        status = f'<p class="ok">Audit chain verified: {e(verification.reason)}.</p>'
-    else:
-        status = (f'<p class="bad">Audit chain verification FAILED at record {verification.first_bad_seq}: '
-                  f"{e(verification.reason)}.</p>")
-    table = ("<table><thead><tr><th>Shared on</th><th>Recipient</th><th>Event</th><th>Rule</th><th>Purpose</th>"
-             "<th>Lawful basis</th><th>Fields released</th><th>Fields masked</th><th>Fields withheld</th>"
-             "<th>Consent override</th><th>Read by recipient</th><th>Protocol version</th></tr></thead>"
-             "<tbody>" + "".join(rows) + "</tbody></table>"
-             ) if rows else "<p>No information about this child has been shared.</p>"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Subject access report: disclosures</title>
-<style>{_SAR_CSS}</style></head><body>
-<h1>Subject access report: disclosures about one child</h1>
-<p>Child (linkage token): <code>{e(subject)}</code><br>Generated: {e(generated_at)}</p>
-{status}
-<p>{received} event(s) about this child reached the broker; {len(found)} disclosure(s) were made;
-{withheld} decision(s) withheld information from a recipient.</p>
-<h2>Disclosures</h2>
-{table}
-<p>Each row is one release to one recipient, under the named rule of the information sharing protocol.
-Fields are named by their place in the record, never by their content. Records past their retention period are
-no longer listed.</p>
-</body></html>
-"""

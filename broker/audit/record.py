@@ -23,8 +23,9 @@ AUDIT_SCHEMA = "audit-record.schema.json"
 
 KINDS: tuple[str, ...] = (
     "record_received", "record_adapted", "record_rejected", "deadlettered", "event_published", "decision",
-    "delivered", "delivery_read", "key_unwrap", "key_shred", "protocol_change", "admin_action", "identity_linked",
-    "human_decision", "determination",
+    "delivered", "delivery_read", "delivery_read_up_to", "key_unwrap", "key_shred", "protocol_change", "admin_action",
+    "identity_linked", "human_decision", "determination",
+    "hub_clock",  # a timeliness clock met or breached (issue 16, broker/service/hub_watch.py): action met|breached
 )
 
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from broker.audit.chain import GENESIS, INDEX_COLUMNS, TOMBSTONE_COLUMNS, extend_canonical
 from broker.audit.checkpoint import parse_public_key, sign_checkpoint
 from broker.audit.disclosures import Disclosure, disclosures
+from broker.audit.kafka_reads import first_reads
 from broker.audit.keys import PUBLIC_KEY_FILE, SigningKeyMissing, load_signing_key
 from broker.audit.record import AuditRecordError, audit_record, normalise_time, validate_record
 from broker.audit.retention import cutoffs, expired
@@ -298,7 +299,17 @@ class AuditStore:
                 f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE subject IN ({marks}) OR (kind = 'delivery_read' AND"
                 f" decision_id IN (SELECT decision_id FROM audit_entry WHERE subject IN ({marks})"
                 " AND decision_id IS NOT NULL)) ORDER BY seq LIMIT ?", (*tokens, *tokens, limit)).fetchall()
-        return [_entry(r) for r in rows]
+        found = [_entry(r) for r in rows]
+        sent = [e["record"] for e in found if e.get("record", {}).get("kind") == "delivered"]
+        if not any("offset" in d for d in sent):
+            return found
+        # a Kafka read names no child: the group's committed offsets that first went past one of its deliveries
+        with self._lock:
+            up_to = [_entry(r) for r in self._sql.query_in(
+                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'delivery_read_up_to' AND subscriber IN"
+                " ({marks}) ORDER BY seq", [d["subscriber"] for d in sent if "offset" in d])]
+        covering = {id(r) for r in first_reads(sent, [e["record"] for e in up_to if e.get("record")])}
+        return sorted([*found, *(e for e in up_to if id(e.get("record")) in covering)], key=lambda e: e["seq"])
 
     def _disclosure_where(self, subscriber: str | None, tokens: Sequence[str], since: str | None,
                           until: str | None) -> tuple[str, list[str]]:
@@ -332,6 +343,10 @@ class AuditStore:
         with self._lock:
             related = self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered',"
                                          " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
+            # Kafka reads name no decision: a group's committed offset covers the deliveries below it on its topic
+            subscribers = [e["record"]["subscriber"] for e in decisions if e.get("record")]
+            related += self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'delivery_read_up_to'"
+                                          " AND subscriber IN ({marks})", subscribers)
         return disclosures([*decisions, *(_entry(r) for r in sorted(related, key=lambda r: int(r[0])))])
 
     def every_disclosure(self, *, subscriber: str | None = None, subject: str | None = None,
@@ -355,6 +370,19 @@ class AuditStore:
         where, params = self._disclosure_where(subscriber, tokens, since, until)
         with self._lock:
             return int(self._sql.execute(f"SELECT COUNT(*) FROM audit_entry WHERE {where}", params).fetchone()[0])
+
+    def event_sources(self, found: Sequence[Disclosure]) -> dict[str, tuple[str, str | None]]:
+        """event id -> (agency, source system) of the disclosed events, from their `event_published` records: whose
+        data each disclosure was (the owning agency's digest). Read by the children's tokens, which are indexed."""
+        wanted = {d.event_id for d in found}
+        with self._lock:
+            rows = self._sql.query_in("SELECT body FROM audit_entry WHERE kind = 'event_published' AND subject IN"
+                                      " ({marks})", [d.subject for d in found if d.subject])
+        out: dict[str, tuple[str, str | None]] = {}
+        for (body,) in rows:
+            if body is not None and (r := json.loads(body))["event_id"] in wanted:
+                out.setdefault(r["event_id"], (r.get("agency", "unknown"), r.get("system")))
+        return out
 
     def protocol_history(self) -> list[dict[str, Any]]:
         return self.search(kind="protocol_change", limit=10000, newest_first=False)

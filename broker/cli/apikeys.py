@@ -59,6 +59,8 @@ def _protocol_names(protocol_file: Path | None, role: str) -> set[str]:
     except ProtocolError as exc:
         typer.echo(f"cannot check the {role} scope against the protocol: {exc}", err=True)
         raise typer.Exit(2) from None
+    if role == "hub_decision":  # a hub's decisions: only a subscriber whose role is mash_hub
+        return {n for n, s in protocol.subscribers.items() if s.role == "mash_hub"}
     return set(protocol.partners if role == "decision_maker" else protocol.subscribers)
 
 
@@ -74,9 +76,9 @@ def create(role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}."
            data_dir: DataDir = None) -> None:
     """Create a key; it is printed once and only its hash is kept. The scope must exist: an agency for intake, a
     subscriber of the protocol for subscriber."""
-    named = _protocol_names(protocol_file, role) if role in ("subscriber", "decision_maker") and scope is not None \
-        else None
-    subscribers = named if role == "subscriber" else None
+    named = _protocol_names(protocol_file, role) \
+        if role in ("subscriber", "decision_maker", "hub_decision") and scope is not None else None
+    subscribers = named if role in ("subscriber", "hub_decision") else None
     partners = named if role == "decision_maker" else None
     keys = _store(data_dir)
     try:

@@ -80,7 +80,7 @@ def run(
     from broker.kafka.embedded import NOTICE as EMBEDDED_NOTICE
     from broker.kafka.embedded import EmbeddedBrokerError
     from broker.logging import configure
-    from broker.service.runtime import STARTUP_ERRORS, Runtime, StartupFailed
+    from broker.service.root import STARTUP_ERRORS, StartupFailed, load_local, open_kafka, open_runtime
 
     if dev:
         os.environ["MASH_DEV_MODE"] = "1"
@@ -88,23 +88,24 @@ def run(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     configure(settings.log_level, settings.log_format)
-    runtime = Runtime(settings)
     try:
-        runtime.load_local()
+        local = load_local(settings)
     except STARTUP_ERRORS as exc:
         typer.echo(f"mash-broker cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
-    application = create_app(settings, share_workers=share_workers, audit_indexer=audit_indexer, runtime=runtime)
     base = f"http://{settings.host}:{settings.port}"
 
     async def serve() -> None:
         # Kafka is reached before the server starts, so that an unreachable cluster or an embedded broker that will
         # not start is one plain line, not a server's lifespan traceback.
+        kafka = None
         try:
-            await runtime.start()
+            kafka = await open_kafka(settings)
+            runtime = await open_runtime(local, kafka)
         except (*STARTUP_ERRORS, KafkaError, EmbeddedBrokerError, KafkaUnavailable) as exc:
-            await runtime.stop()
-            where = settings.kafka_bootstrap_servers or ("the local Apache Kafka" if runtime.local_kafka is not None
+            if kafka is not None:
+                await kafka.close()
+            where = settings.kafka_bootstrap_servers or ("the local Apache Kafka" if kafka and kafka.local_kafka
                                                          else "the embedded broker")
             detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
             raise StartupFailed(f"Kafka ({where}) unavailable: {detail}") from None
@@ -119,6 +120,7 @@ def run(
             typer.echo(EMBEDDED_NOTICE, err=True)
             if runtime.local_kafka_note:  # why not Apache Kafka: Java or the jars missing (MASH_LOCAL_KAFKA=auto)
                 typer.echo(f"Apache Kafka not used: {runtime.local_kafka_note}", err=True)
+        application = create_app(settings, share_workers=share_workers, audit_indexer=audit_indexer, runtime=runtime)
         config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, http=bounded_http_protocol())  # request heads bounded
         await uvicorn.Server(config).serve()
@@ -145,13 +147,13 @@ def worker(
     from broker.aio import run
     from broker.config import Settings
     from broker.logging import configure
-    from broker.service.runtime import Runtime
+    from broker.service.root import load_local, open_broker
 
     settings = Settings()
     configure(settings.log_level, settings.log_format)
 
     async def main() -> None:
-        rt = await Runtime(settings).start()
+        rt = await open_broker(load_local(settings))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, rt.stop_event.set)

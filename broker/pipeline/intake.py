@@ -5,13 +5,14 @@ Both HTTP intake and `mash-broker convert` run this; only what happens to the re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
+from adapters.kit.interface import AdaptContext, AdapterInputError, AdapterOutput, Rejection
 from adapters.kit.registry import NoAdapter, select
 from broker.pipeline.identify import Identity, LinkageKey, complete_identified
-from broker.schema.validate import validate_event
+from broker.schema.validate import FieldError, validate_event
 
 
 @dataclass(slots=True)
@@ -29,8 +30,16 @@ class Prepared:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _event_position(event: dict[str, Any], index: int) -> str:
-    return f"event {index} ({event.get('event_type', 'unknown type')})"
+def _schema_rejections(source: str, adapted: AdapterOutput, index: int, event: dict[str, Any],
+                       problems: Sequence[FieldError]) -> list[Rejection]:
+    """The canonical schema's refusal of event `index`, located at the input record (and line) it came from, as
+    the adapter recorded it (`AdapterOutput.add`); by the event's index when the adapter did not say. The event
+    type is the adapter's own constant, never the sender's text."""
+    kind = event.get("event_type") if isinstance(event.get("event_type"), str) else "unknown type"
+    where = adapted.origin(index)
+    record, line = where if where is not None else (f"event {index} ({kind})", None)
+    return [Rejection(source, record, p.field, f"canonical schema ({kind} event): {p.reason}", line)
+            for p in problems]
 
 
 def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, content_type: str | None = None,
@@ -51,15 +60,13 @@ def prepare(agency: str, data: bytes, ctx: AdaptContext, key: LinkageKey, *, con
     except Exception as exc:  # an adapter bug must not lose the record: reject it (it is dead-lettered whole)
         out.rejections.append(Rejection(ctx.source, "", "", f"adapter {out.adapter} failed ({type(exc).__name__})"))
         return out
-    out.rejections.extend(adapted.rejections)
+    out.rejections.extend(adapted.located(r) for r in adapted.rejections)
     out.skipped = dict(adapted.skipped)
     for i, draft in enumerate(adapted.events):
         event, ids = complete_identified(draft, key, ctx.received_at)
         problems = validate_event(event)
         if problems:  # an adapter bug or an unmappable value: fail closed, name every field
-            out.rejections.extend(
-                Rejection(ctx.source, _event_position(event, i), p.field, f"canonical schema: {p.reason}")
-                for p in problems)
+            out.rejections.extend(_schema_rejections(ctx.source, adapted, i, event, problems))
             token = ((event.get("subject") or {}).get("linkage") or {}).get("token")
             if isinstance(token, str):
                 out.rejected_tokens.append(token)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -36,7 +36,15 @@ from broker.crypto.envelope import protect_event
 from broker.crypto.errors import ErasedData
 from broker.crypto.provider import KeyProvider
 from broker.crypto.split_seal import seal_split, sealed_overhead
-from broker.pipeline.deadletter import bounded, deadletter_record, input_key, input_message, sealed_input_size
+from broker.pipeline.deadletter import (
+    bounded,
+    deadletter_record,
+    input_key,
+    input_message,
+    per_record,
+    sealed_input_size,
+    summary_reason,
+)
 from broker.pipeline.erasure import ERASED_RESEND, refuse_erased
 from broker.pipeline.intake import Prepared
 from broker.pipeline.messages import Outgoing, encode, event_headers
@@ -228,7 +236,8 @@ def recordable(rejection: Rejection) -> Rejection:
     if ok_position and ok_field and ok_reason:
         return rejection
     return Rejection(rejection.source, rejection.record if ok_position else "",
-                     rejection.field if ok_field else "", rejection.reason if ok_reason else UNRECORDABLE)
+                     rejection.field if ok_field else "", rejection.reason if ok_reason else UNRECORDABLE,
+                     rejection.line)
 
 
 def fits(message: Outgoing, limit: int) -> bool:
@@ -247,13 +256,16 @@ def _deadletters(request: IntakeRequest, prepared: Prepared, events: Sequence[di
     else:
         messages.append(_sealed_input(request, prepared, events, erasure, keys, params))
         kept_as = None  # the records reference the sealed input by its hash
-    listed, summary = bounded(result.rejections, result.rejections[0].source)
+    # one dead letter per rejected input record, however many fields or events of it were refused
+    listed, summary = bounded(per_record(result.rejections), result.rejections[0].source)
     audits: list[dict[str, Any]] = []
-    for rejection in [*listed, *([summary] if summary else [])]:
+    for problems in [*listed, *([[summary]] if summary else [])]:
+        rejection = problems[0]
         record = deadletter_record(rejection, agency=request.agency, system=request.system,
                                    content_type=request.content_type, received_at=request.received_at,
-                                   content_sha256=request.content_sha256, sealed_input=kept_as)
-        audits += _rejection_audits(request, rejection, record["deadletter_id"], prepared.adapter)
+                                   content_sha256=request.content_sha256, sealed_input=kept_as, problems=problems)
+        audits += _rejection_audits(request, replace(rejection, reason=summary_reason(problems)),
+                                    record["deadletter_id"], prepared.adapter)
         messages.append(Outgoing(params.deadletter_topic, record["deadletter_id"].encode(), encode(record)))
         result.deadletter_ids.append(record["deadletter_id"])
     return messages, audits
@@ -296,7 +308,8 @@ def _rejection_audits(request: IntakeRequest, rejection: Rejection, deadletter_i
     common, digest = request.common(), request.content_sha256
 
     def build(r: Rejection) -> list[dict[str, Any]]:
-        where: dict[str, Any] = {"position": r.record or None, "field": r.field or None}
+        position = r.position if len(r.position) <= 200 else r.record  # the line, where the audit schema has room
+        where: dict[str, Any] = {"position": position or None, "field": r.field or None}
         return [audit_record("record_rejected", **common, adapter=adapter, reason=r.reason, content_sha256=digest,
                              **where),
                 audit_record("deadlettered", **common, deadletter_id=deadletter_id, reason=r.reason,

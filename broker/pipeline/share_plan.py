@@ -42,6 +42,7 @@ from broker.pipeline.share import share
 from broker.policy import ConsentState, Decision, SubscriberKeyError, decide, release
 from broker.policy import Protocol as SharingProtocol
 from broker.policy.facts import CaseFacts
+from broker.policy.thresholds import assessed
 from broker.schema.envelope import linkage_token
 
 # A subscriber that cannot be sealed to: its deliveries are held (broker/service/held.py), the others go on.
@@ -210,6 +211,7 @@ def decisions(protocol: SharingProtocol, event: dict[str, Any], *, consent: Cons
     except Exception:  # found again below, per subscriber
         pass
     out: list[tuple[str, Decision | None, dict[str, Any] | None, str | None]] = []
+    event = dict(assessed(protocol.risk_scales, event))  # as share() does: deliver the level decided on
     for name in protocol.subscribers:
         try:
             decision = decide(protocol, event, name, consent=consent, facts=facts)

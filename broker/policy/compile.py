@@ -15,9 +15,11 @@ from typing import Any
 import yaml
 
 from broker.policy.codes import ALIASES, CONSENT, KEY_SUITES, RISK_ORDER
+from broker.policy.digest import digest_problems
 from broker.policy.errors import ProtocolError
 from broker.policy.fields import covers, field_table
 from broker.policy.governance import build_governance, governance_problems
+from broker.policy.hub import build_hub
 from broker.policy.lawful import (
     Recipient,
     RuleFacts,
@@ -29,6 +31,7 @@ from broker.policy.lawful import (
 from broker.policy.model import Conditions, FieldRule, Partner, Protocol, Rule, Subscriber
 from broker.policy.schema_check import check_schema
 from broker.policy.source import line_of, parse_yaml, yaml_path
+from broker.policy.thresholds import build_scales
 from broker.schema.classification import CRIMINAL, SPECIAL, field_classes, leaf_markers
 from broker.schema.loader import load_schema
 
@@ -145,6 +148,28 @@ def _check_overlaps(fields: list[Mapping[str, Any]], i: int, problems: _Problems
                 first.setdefault((kind, name), j)
 
 
+# The payload fields that name partners on the MASH hub's records, and the event types that carry each (partner_in).
+PARTNER_FIELDS = {"contributing_partners": frozenset({"mash.decision"}),
+                  "referring_partners": frozenset({"mash.decision"}),
+                  "assigned_partner": frozenset({"mash.action"})}
+
+
+def conditions_of(cond: Mapping[str, Any]) -> Conditions:
+    """A `conditions` mapping (a rule's, or an invariant's `when`) as Conditions: the one reading of the keys. A new
+    condition needs its finite domain in broker/policy/domains.py too, or the invariant checker refuses it."""
+    return Conditions(
+        risk_at_least=cond.get("risk_at_least"), risk_at_most=cond.get("risk_at_most"),
+        risk_categories_any=frozenset(cond["risk_categories_any"]) if "risk_categories_any" in cond else None,
+        subject_under_18=bool(cond.get("subject_under_18", False)),
+        consent_status=frozenset(cond["consent_status"]) if "consent_status" in cond else None,
+        case_open=cond.get("case_open"), registered_with=cond.get("registered_with"),
+        plan_kinds=frozenset(cond["plan_kinds"]) if "plan_kinds" in cond else None,
+        referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None,
+        s47_request=bool(cond.get("s47_request", False)), adult_at_risk=bool(cond.get("adult_at_risk", False)),
+        restricted=cond.get("restricted"),
+        partner_in=frozenset(cond["partner_in"]) if "partner_in" in cond else None)
+
+
 def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purposes: Mapping[str, str],
           problems: _Problems) -> Rule:
     roles = {s.role for s in subs.values()}
@@ -164,23 +189,18 @@ def _rule(raw: Mapping[str, Any], i: int, subs: Mapping[str, Subscriber], purpos
     for sub in selected:
         if purpose in purposes and purpose not in sub.purposes:
             problems.add(["rules", i, "purpose"], f"subscriber {sub.name} is not registered for this purpose")
-    cond = raw.get("conditions", {})
-    conditions = Conditions(
-        risk_at_least=cond.get("risk_at_least"), risk_at_most=cond.get("risk_at_most"),
-        risk_categories_any=frozenset(cond["risk_categories_any"]) if "risk_categories_any" in cond else None,
-        subject_under_18=bool(cond.get("subject_under_18", False)),
-        consent_status=frozenset(cond["consent_status"]) if "consent_status" in cond else None,
-        case_open=cond.get("case_open"), registered_with=cond.get("registered_with"),
-        plan_kinds=frozenset(cond["plan_kinds"]) if "plan_kinds" in cond else None,
-        referral_sources=frozenset(cond["referral_sources"]) if "referral_sources" in cond else None,
-        s47_request=bool(cond.get("s47_request", False)), adult_at_risk=bool(cond.get("adult_at_risk", False)),
-        restricted=cond.get("restricted"))
+    conditions = conditions_of(raw.get("conditions", {}))
     if conditions.referral_sources is not None and types - {"social_care.referral"}:
         problems.add(["rules", i, "conditions", "referral_sources"],
                      "only a social_care.referral carries a referral source: name no other event type")
     if conditions.plan_kinds is not None and types - {"health.child_protection_plan_notice"}:
         problems.add(["rules", i, "conditions", "plan_kinds"],
                      "only a health.child_protection_plan_notice carries a plan kind: name no other event type")
+    for name in sorted(conditions.partner_in or ()):
+        carriers = PARTNER_FIELDS[name]
+        if types - carriers:
+            problems.add(["rules", i, "conditions", "partner_in"],
+                         f"only {', '.join(sorted(carriers))} carries payload.{name}: name no other event type")
     if conditions.risk_at_least and conditions.risk_at_most and \
             RISK_ORDER[conditions.risk_at_least] > RISK_ORDER[conditions.risk_at_most]:
         problems.add(["rules", i, "conditions"], "risk_at_least is above risk_at_most: the rule can never match")
@@ -231,6 +251,25 @@ def _check_tests(data: Mapping[str, Any], rule_ids: set[str], problems: _Problem
         for j, pid in enumerate(facts.get("s47_requested_of", ())):
             if pid not in partner_ids:
                 problems.add(["tests", i, "facts", "s47_requested_of", j], "not the id of a partner in partners")
+
+
+def _invariants(data: Mapping[str, Any], subs: Mapping[str, Subscriber], problems: _Problems) -> tuple[Any, ...]:
+    """The `invariants` section compiled (invariants.py); proven when the file loads (prove.py)."""
+    from broker.policy.invariants import build_invariant
+
+    names = set(subs) | {s.role for s in subs.values()}
+    out = []
+    for i, raw in enumerate(data.get("invariants", [])):
+        invariant, found = build_invariant(raw, i, expand_event_types, conditions_of, names,
+                                           frozenset(event_types()))
+        for parts, reason in found:
+            problems.add(parts, reason)
+        leaves = {leaf for t in invariant.event_types for leaf in field_classes(t)}
+        for k, path in enumerate(invariant.paths or ()):
+            if not any(covers(path, leaf) for leaf in leaves):
+                problems.add(["invariants", i, "shares", "paths", k], "matches no field of the invariant's event types")
+        out.append(invariant)
+    return tuple(out)
 
 
 def _systems(partner: Mapping[str, Any]) -> frozenset[str]:
@@ -325,9 +364,19 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
     _check_s47_requests(rules, systems, problems)
     _check_restricted_releases(rules, subs, data["partners"], problems)
     _check_tests(data, {r.id for r in rules}, problems)
+    _duplicates(data.get("invariants", []), "id", "invariants", problems)
+    invariants = _invariants(data, subs, problems)
+    scales, scale_problems = build_scales(data.get("risk_scales"))
+    for parts, reason in scale_problems:
+        problems.add(parts, reason)
+    hub, hub_problems = build_hub(data.get("hub"), expand_event_types, frozenset(s.role for s in subs.values()))
+    for parts, reason in hub_problems:
+        problems.add(parts, reason)
     shared = frozenset(label for r in rules for t, table in r.tables.items() for leaf, label in field_classes(t).items()
                        if table[leaf].action != "withhold" and label not in ("operational",))
     for parts, reason in governance_problems(data, shared):
+        problems.add(parts, reason)
+    for parts, reason in digest_problems(data):
         problems.add(parts, reason)
     problems.raise_any()
     head = data["protocol"]
@@ -335,13 +384,18 @@ def parse_protocol(data: Any, origin: str = "<protocol>", *, base_dir: Path | No
         id=head["id"], version=head["version"], title=head["title"], effective_from=head["effective_from"],
         review_by=head.get("review_by"), owner=head.get("owner"), purposes=dict(data["purposes"]),
         governance=build_governance(data.get("governance")),
-        partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"], _systems(p)) for p in data["partners"]},
+        partners={p["id"]: Partner(p["id"], p["name"], p["agency"], p["role"], _systems(p),
+                                   bool(p.get("disclosure_digest", False))) for p in data["partners"]},
         subscribers=subs, rules=rules, tests=tuple(data.get("tests", [])), origin=origin,
-        index=_index(subs, rules), partner_by_system=systems)
+        index=_index(subs, rules), partner_by_system=systems, invariants=invariants,
+        hub=hub, risk_scales=scales)
 
 
-def load_protocol(path: str | Path) -> Protocol:
-    """Read and compile a protocol file. Key files are resolved against its folder but not read (see keys.py)."""
+def load_protocol(path: str | Path, *, prove: bool = True) -> Protocol:
+    """Read and compile a protocol file. Key files are resolved against its folder but not read (see keys.py).
+    Its invariants are proven over every decision it can make (prove.py): one that breaks them is refused, each
+    broken invariant a ProtocolError with a counterexample. `prove=False` only for `policy explain`, which must
+    be able to show a refused protocol's counterexample."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -351,4 +405,20 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ProtocolError(str(path), "", "not UTF-8 text") from None
     except OSError as exc:
         raise ProtocolError(str(path), "", f"cannot read ({exc.strerror})") from None
-    return parse_protocol(text, str(path), base_dir=path.resolve().parent)
+    protocol = parse_protocol(text, str(path), base_dir=path.resolve().parent)
+    if prove and protocol.invariants:
+        _refuse_unproven(protocol, text.encode(), str(path))
+    return protocol
+
+
+def _refuse_unproven(protocol: Protocol, text: bytes, origin: str) -> None:
+    from broker.policy.prove import prove_cached
+
+    proof = prove_cached(protocol, text)
+    problems = _Problems(origin, None)
+    if proof.unprovable:
+        problems.add(["invariants"], "cannot be proven: the checker has no finite domain for condition(s) "
+                                     f"{', '.join(proof.unprovable)} (broker/policy/domains.py)")
+    for c in proof.counterexamples:
+        problems.items.append(ProtocolError(origin, c.where, c.sentence(origin)))
+    problems.raise_any()

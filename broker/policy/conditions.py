@@ -58,6 +58,18 @@ def registered_with(event: Mapping[str, Any], kind: str, sub: Subscriber) -> boo
     return bool(mine) and any(_code(s, "urn") == mine for s in schools)
 
 
+def partner_named(event: Mapping[str, Any], fields: frozenset[str], partner: str) -> bool:
+    """Is `partner` named in one of these payload fields (a partner id, or a list of them) of a MASH hub record?"""
+    payload = event.get("payload")
+    if not isinstance(payload, Mapping) or not partner:
+        return False
+    for name in fields:
+        value = payload.get(name)
+        if value == partner or (isinstance(value, list) and partner in value):
+            return True
+    return False
+
+
 def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
           facts: CaseFacts | bool | None, source_partner: str | None = None) -> str | None:
     """The first condition the event fails, in words; None when every condition holds. `facts`: the registers'
@@ -108,6 +120,9 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
         found = ("the recorded determination is that the subject is not" if facts.adult_at_risk is False
                  else "no determination is recorded that the subject is")
         return f"{found} an adult at risk (Care Act 2014 s42(1); DPA 2018 Sch 1 para 18(3))"
+    if cond.partner_in is not None and not partner_named(event, cond.partner_in, sub.partner):
+        return (f"the subscriber's partner {sub.partner} is not named in the record's "
+                + " or ".join(f"payload.{f}" for f in sorted(cond.partner_in)))
     if cond.restricted is not None and anyone_marked(event) is not cond.restricted:
         return ("no one in the event is marked restricted" if cond.restricted
                 else "someone in the event is marked restricted (a PDS restricted or redacted record)")

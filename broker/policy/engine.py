@@ -28,6 +28,7 @@ from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import FieldOutcome, Partition, Protocol, Rule, Subscriber
 from broker.policy.paths import present_paths
+from broker.policy.thresholds import assessed
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +263,9 @@ def decide(protocol: Protocol, event: Mapping[str, Any], subscriber: str, *, con
            case_open: bool | None = None, facts: CaseFacts | None = None) -> Decision:
     """The decision for one subscriber. `consent` is the broker's register for this child (None: the event's own
     consent block only); `facts` are the registers' facts (facts.py; None: nothing known, so conditions reading them
-    fail). `case_open=` is a shorthand for `facts=CaseFacts(case_open=...)`."""
+    fail). `case_open=` is a shorthand for `facts=CaseFacts(case_open=...)`. The risk level decided on is the
+    common scale's: the protocol's risk_scales map the agencies' own gradings (thresholds.py)."""
+    event = assessed(protocol.risk_scales, event)
     return _decide(protocol, event, subscriber, effective_consent(consent, event), facts_of(facts, case_open),
                    lambda: present_paths(event))
 
@@ -270,6 +273,7 @@ def decide(protocol: Protocol, event: Mapping[str, Any], subscriber: str, *, con
 def decide_all(protocol: Protocol, event: Mapping[str, Any], consent: ConsentState | None = None, *,
                case_open: bool | None = None, facts: CaseFacts | None = None) -> list[Decision]:
     """One decision per subscriber of the protocol, in protocol order (arguments as for `decide`)."""
+    event = assessed(protocol.risk_scales, event)
     effective = effective_consent(consent, event)
     known = facts_of(facts, case_open)
     found: list[tuple[str, ...]] = []

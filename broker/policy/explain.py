@@ -17,6 +17,7 @@ from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import Protocol
 from broker.policy.paths import present_paths
+from broker.policy.thresholds import assess, assessed
 from broker.schema.classification import field_classes
 
 
@@ -84,6 +85,8 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
     """The decision with its reasons: subscriber, consent as used, every rule naming the subscriber, every field."""
     known = facts_of(facts, case_open)
     decision = decide(protocol, event, subscriber, consent=consent, facts=known)
+    assessment = assess(protocol.risk_scales, event)
+    event = assessed(protocol.risk_scales, event)  # the rules below are tried on the level decided on
     used = effective_consent(consent, event)
     sub = protocol.subscribers.get(subscriber)
     return {
@@ -91,7 +94,11 @@ def explain(protocol: Protocol, event: Mapping[str, Any], subscriber: str, conse
         "governance": protocol.governance.as_dict() if protocol.governance else None,
         "event": {"event_id": decision.event_id, "event_type": decision.event_type,
                   "source_agency": (event.get("source") or {}).get("agency"),
-                  "risk_level": (event.get("risk") or {}).get("level")},
+                  "risk_level": assessment.level, "risk_source_level": assessment.source_level,
+                  # each agency grading and where the protocol's risk_scales place it (thresholds.py)
+                  "risk_gradings": [{"scale": g.scale, "level": g.level, "common": g.common}
+                                    for g in assessment.gradings],
+                  "risk_assessment": assessment.describe()},
         "subscriber": ({"name": sub.name, "known": True, "role": sub.role, "partner": sub.partner,
                         "purposes": list(sub.purposes)} if sub else {"name": subscriber, "known": False}),
         "consent": used.summary(),  # value-free: codes, dates, whose and of what kind
@@ -159,7 +166,8 @@ def format_explanation(expl: Mapping[str, Any]) -> str:
     d, p, e, s = expl["decision"], expl["protocol"], expl["event"], expl["subscriber"]
     lines = [f"protocol {p['id']} version {p['version']}: {p['title']}",
              *format_governance(expl.get("governance")),
-             f"event {e['event_id']} ({e['event_type']}, from {e['source_agency']}, risk {e['risk_level']})",
+             f"event {e['event_id']} ({e['event_type']}, from {e['source_agency']}, "
+             f"{e.get('risk_assessment') or 'risk ' + str(e['risk_level'])})",
              f"subscriber {s['name']}" + (f" (role {s['role']}, partner {s['partner']})" if s["known"]
                                           else ": not in this protocol"),
              f"consent: {expl['consent']['status']}" + (", objection recorded" if expl["consent"]["objection"] else "")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker.policy.hub import HubRules
+
 
 @dataclass(frozen=True, slots=True)
 class FieldOutcome:
@@ -43,6 +45,9 @@ class Conditions:
     s47_request: bool = False  # the LA has called upon the subscriber's partner under CA 1989 s47(9) (facts.py)
     adult_at_risk: bool = False  # a recorded determination that the adult subject is at risk (DPA Sch 1 para 18(3))
     restricted: bool | None = None  # someone in the event is (True) or no one is (False) marked restricted
+    # A MASH hub record names the subscriber's partner in one of these payload fields (contributing_partners,
+    # referring_partners of a mash.decision; assigned_partner of a mash.action): feedback and coordination.
+    partner_in: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,6 +100,8 @@ class Partner:
     # The `source.system` codes (ODS, LA or force codes) the partner's events carry, upper-cased: how a decision
     # knows which partner disclosed an event (the `s47_request` condition: was this body called upon?).
     source_systems: frozenset[str] = frozenset()
+    # Told what of its data went to whom: a daily disclosure digest for its IG lead (broker/audit/digest.py)
+    disclosure_digest: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -167,6 +174,14 @@ class Protocol:
     # (agency, source.system upper-cased) -> the partner that declared it (partners[].source_systems; unique by
     # compile). Keyed by agency too: an LA code and a force code may be the same digits.
     partner_by_system: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    # The `invariants` section (invariants.Invariant): what the protocol promises about every decision it can make,
+    # proven when the protocol file loads (prove.py).
+    invariants: tuple[Any, ...] = field(default=(), repr=False)
+    # The `hub` section (broker/policy/hub.py): cumulative concern, enquiries, repeat referrals and clocks.
+    hub: HubRules = field(default_factory=HubRules, repr=False)
+    # The `risk_scales` section (broker/policy/thresholds.py): scale id -> RiskScale, each agency's own gradings
+    # mapped to the common risk level when the broker decides.
+    risk_scales: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def revision(self) -> str:

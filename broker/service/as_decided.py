@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.aio import blocking
 from broker.errors import NotFound
 from broker.pipeline.as_decided import AS_OF, AS_OF_NOTE, determined_at
 from broker.pipeline.register_facts import BatchFacts, children
@@ -164,7 +165,8 @@ async def recorded_event(rt: Any, event_id: str) -> dict[str, Any]:
             sealed = decode(record.value)
             if sealed.get("event_id") != event_id:
                 continue
-            revealed = reveal_event(sealed, rt.keys, reason="ig explain decision", on_unavailable="mark")
+            revealed = await blocking(reveal_event, sealed, rt.keys, reason="ig explain decision",
+                                      on_unavailable="mark")  # the key store: unwraps by the KMS
             if revealed.shredded:
                 raise EventGone
             return dict(revealed.event)

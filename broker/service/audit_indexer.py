@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from broker.aio import blocking
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.service.messages import decode
 
 if TYPE_CHECKING:
-    from broker.service.runtime import Runtime
+    from broker.service.ports import IndexerPorts
 
 log = get_logger("mash.audit")
 # The audit store may trail the audit topic by a fraction of a second; no delivery waits on it. A short wait made the
@@ -43,7 +44,7 @@ def _skip_invalid(index: int, problems: list[str]) -> None:
     log.error("audit_record_invalid", index=index, problems=problems)
 
 
-async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
+async def run_audit_indexer(rt: IndexerPorts, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await _index_loop(rt, stop)
@@ -55,9 +56,8 @@ async def run_audit_indexer(rt: Runtime, stop: asyncio.Event) -> None:
             await asyncio.sleep(1.0)
 
 
-async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
+async def _index_loop(rt: IndexerPorts, stop: asyncio.Event) -> None:
     store = rt.audit_store
-    assert store is not None  # set by Runtime.start()
     consumer = group_consumer(rt.bootstrap, rt.settings.group("audit-indexer"), rt.settings.topics.audit,
                               fetch_wait_ms=INDEXER_FETCH_WAIT_MS, **rt.kafka_security)
     await consumer.start()
@@ -68,10 +68,10 @@ async def _index_loop(rt: Runtime, stop: asyncio.Event) -> None:
             for message in (m for msgs in batch.values() for m in msgs):
                 pending += _records(decode(message.value))
                 if len(pending) >= APPEND_RECORDS:
-                    await asyncio.to_thread(store.append, pending, on_invalid=_skip_invalid)
+                    await blocking(store.append, pending, on_invalid=_skip_invalid)
                     pending = []
             if pending:
-                await asyncio.to_thread(store.append, pending, on_invalid=_skip_invalid)
+                await blocking(store.append, pending, on_invalid=_skip_invalid)
             if batch:
                 await consumer.commit()
     finally:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
 
+from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto.errors import SealError
 from broker.errors import BrokerError
@@ -49,11 +50,12 @@ from broker.policy.referral import (
     withholding_problems,
 )
 from broker.service.messages import decode, header
+from broker.service.positions import read_positions
 from broker.stores.decisions import AlreadyDecided, Referral
 
 if TYPE_CHECKING:
     from broker.policy import Protocol
-    from broker.service.runtime import Runtime
+    from broker.service.ports import DecisionPorts
 
 log = get_logger("mash.decisions")
 __all__ = ["AlreadyDecided", "DecisionRefused", "Outcome", "decide_referral", "referral_for", "retry_decided"]
@@ -99,13 +101,22 @@ def may_decide(referral: Referral, partners: set[str]) -> bool:
     return bool(partners & set(referral.deciders))
 
 
-async def decide_referral(rt: Runtime, referral_id: str, *, choice: str, reason: str, withholding: Withholding,
+async def decide_referral(rt: DecisionPorts, referral_id: str, *, choice: str, reason: str, withholding: Withholding,
                           actor: str, partners: set[str]) -> Outcome:
     """Record one person's decision on one referral, audit it, and deliver on share / share in part.
 
     Checked in this order, each a DecisionRefused with a value-free message: the referral exists (404), the caller
     acts for a partner named for it (403), the choice and the reason can stand (422), it is still pending (409)."""
-    assert rt.referrals is not None and rt.protocol is not None
+    decided, now = await blocking(_decide, rt, referral_id, choice, reason, withholding, actor, partners)
+    if choice == "withhold":
+        await rt.emit_audit([_record(rt, decided, now, actor, reason, withholding, None)])
+        return Outcome(decided, False, "withheld by the decision: nothing sent")
+    return await _share(rt, decided)
+
+
+def _decide(rt: DecisionPorts, referral_id: str, choice: str, reason: str, withholding: Withholding, actor: str,
+            partners: set[str]) -> tuple[Referral, str]:
+    """The registers' part of decide_referral (blocking: broker/aio.py): the referral decided, and when."""
     referral = rt.referrals.get(referral_id)
     if referral is None:
         raise DecisionRefused(404, "no such referral")
@@ -125,25 +136,20 @@ async def decide_referral(rt: Runtime, referral_id: str, *, choice: str, reason:
     if choice != "withhold":
         # owed before it is decided: a crash between the two leaves a row the retry skips while the referral is
         # pending, never a decided share nobody will deliver
-        assert rt.held is not None
         rt.held.owe(referral.referral_id, referral.subscriber, referral.event_id, now)
     try:
         decided = rt.referrals.decide(referral_id, status=choice, decision_id=decision_id, decided_at=now,
                                       decided_by=actor, reason=reason.strip(), withheld=kept_back)
     except AlreadyDecided:
         raise DecisionRefused(409, "this referral was already decided") from None
-    if choice == "withhold":
-        await rt.emit_audit([_record(rt, decided, now, actor, reason, withholding, None)])
-        return Outcome(decided, False, "withheld by the decision: nothing sent")
-    return await _share(rt, decided)
+    return decided, now
 
 
-def _record(rt: Runtime, referral: Referral, now: str, actor: str, reason: str, withholding: Withholding,
+def _record(rt: DecisionPorts, referral: Referral, now: str, actor: str, reason: str, withholding: Withholding,
             decision: Decision | None) -> dict[str, Any]:
     """The `human_decision` audit record: who decided, what, why; with the fields disclosed once they are known
     (a share whose event could not be released records the choice without them)."""
     p = rt.protocol
-    assert p is not None  # set by Runtime.start()
     rule = p.rule(referral.rule_id)
     fields: dict[str, Any] = {"purpose": rule.purpose} if rule is not None else {}
     if decision is not None:
@@ -161,7 +167,7 @@ def _record(rt: Runtime, referral: Referral, now: str, actor: str, reason: str, 
         **fields)
 
 
-def _not_sent(rt: Runtime, referral: Referral, now: str, why: str) -> dict[str, Any]:
+def _not_sent(rt: DecisionPorts, referral: Referral, now: str, why: str) -> dict[str, Any]:
     return rt.audit_record("admin_action", time=now, actor="decisions", action="delivery.not_sent",
                            subject=referral.subject, subscriber=referral.subscriber, event_id=referral.event_id,
                            decision_id=referral.decision_id, reason=why)
@@ -183,10 +189,11 @@ class _Pending(Exception):
 
 
 # The attempts running in this process, per runtime: the decider's request and the retry loop share one attempt.
-_attempts: weakref.WeakKeyDictionary[Runtime, dict[str, asyncio.Task[tuple[bool, str]]]] = weakref.WeakKeyDictionary()
+_attempts: weakref.WeakKeyDictionary[DecisionPorts, dict[str, asyncio.Task[tuple[bool, str]]]] = \
+    weakref.WeakKeyDictionary()
 
 
-def _owner(rt: Runtime) -> str:
+def _owner(rt: DecisionPorts) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{id(rt)}"
 
 
@@ -195,7 +202,7 @@ def _withholding(referral: Referral) -> Withholding:
     return Withholding(tuple(kept.get("classifications", ())), tuple(kept.get("paths", ())))
 
 
-def _attempt(rt: Runtime, referral_id: str) -> asyncio.Task[tuple[bool, str]]:
+def _attempt(rt: DecisionPorts, referral_id: str) -> asyncio.Task[tuple[bool, str]]:
     """The running attempt to settle this decided delivery, or a new one. It runs to its end whoever stops waiting
     for it: a Kafka send abandoned half way could land after a retry had sent it again."""
     running = _attempts.setdefault(rt, {})
@@ -214,11 +221,10 @@ def _attempt(rt: Runtime, referral_id: str) -> asyncio.Task[tuple[bool, str]]:
     return task
 
 
-async def _share(rt: Runtime, referral: Referral) -> Outcome:
+async def _share(rt: DecisionPorts, referral: Referral) -> Outcome:
     """The disclosure a share decision makes, attempted at once; whatever stops it now (the subscriber's key, Kafka,
     the event not readable yet) leaves it owed, and the retry loop (`retry_decided`) makes it later. The answer
     says which, honestly: delivered, not sent for good and why, or decided with the delivery pending."""
-    assert rt.referrals is not None
     task = _attempt(rt, referral.referral_id)
     try:
         delivered, note = await asyncio.wait_for(asyncio.shield(task), DELIVERY_WAIT_S)
@@ -229,21 +235,21 @@ async def _share(rt: Runtime, referral: Referral) -> Outcome:
     except Exception as exc:  # an outage while delivering (Kafka): owed, retried
         delivered, note = False, (f"{PENDING}: delivery failed ({type(exc).__name__}); the broker retries until "
                                   "it is delivered")
-    return Outcome(rt.referrals.get(referral.referral_id) or referral, delivered, note)
+    now_held = await blocking(rt.referrals.get, referral.referral_id)
+    return Outcome(now_held or referral, delivered, note)
 
 
-async def retry_decided(rt: Runtime) -> int:
+async def retry_decided(rt: DecisionPorts) -> int:
     """One pass over the decided deliveries still owed (run by the held-deliveries loop): each attempted again
     unless this process is already at it, its referral is not decided yet (the row was written just before the
     decision), or its subscriber's key is still unusable and its decision already audited. Returns how many were
     settled (delivered, or not sent for good with the reason audited)."""
-    assert rt.held is not None and rt.referrals is not None
     running = _attempts.get(rt, {})
     settled = 0
-    for owed in rt.held.owed():
+    for owed in await blocking(rt.held.owed):
         if owed.referral_id in running:
             continue
-        referral = rt.referrals.get(owed.referral_id)
+        referral = await blocking(rt.referrals.get, owed.referral_id)
         if referral is not None and referral.status == "pending":
             continue
         if owed.audited_at is not None and owed.sent_at is None and owed.subscriber in rt.subscriber_faults:
@@ -254,34 +260,33 @@ async def retry_decided(rt: Runtime) -> int:
             continue
         except Exception:  # an outage: logged by the attempt, tried again next round
             continue
-        settled += bool(done) or rt.held.owed_one(owed.referral_id) is None
+        settled += bool(done) or await blocking(rt.held.owed_one, owed.referral_id) is None
     return settled
 
 
-async def _settle(rt: Runtime, referral_id: str) -> tuple[bool, str]:
+async def _settle(rt: DecisionPorts, referral_id: str) -> tuple[bool, str]:
     """One attempt, under this process's claim on the row (another process at it: pending)."""
-    assert rt.held is not None
     owner, now = _owner(rt), now_iso()
     stale = (datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(seconds=CLAIM_LEASE_S)).isoformat()
-    if not rt.held.claim(referral_id, owner, now, stale.replace("+00:00", "Z")):
+    if not await blocking(rt.held.claim, referral_id, owner, now, stale.replace("+00:00", "Z")):
         raise _Pending("another broker process is delivering it")
     try:
         return await _settle_claimed(rt, referral_id)
     finally:
-        rt.held.unclaim(referral_id, owner)
+        await blocking(rt.held.unclaim, referral_id, owner)
 
 
-async def _settle_claimed(rt: Runtime, referral_id: str) -> tuple[bool, str]:
+async def _settle_claimed(rt: DecisionPorts, referral_id: str) -> tuple[bool, str]:
     """Audit the decision (once), then deliver (once), then audit the delivery (once), each step recorded in the
     owed row as it is done, so that an attempt stopped anywhere is taken up where it stopped."""
-    assert rt.held is not None and rt.referrals is not None and rt.protocol is not None
-    owed, referral = rt.held.owed_one(referral_id), rt.referrals.get(referral_id)
+    owed, referral = await blocking(lambda: (rt.held.owed_one(referral_id), rt.referrals.get(referral_id)))
     if owed is None:  # settled meanwhile
         return (referral is not None and referral.delivered_at is not None), "delivered"
     if referral is not None and referral.status == "pending":
         raise _Pending("not decided yet")
     if referral is None or referral.status not in ("share", "share_in_part"):
-        rt.held.settled(referral_id)  # decided otherwise (withhold), or gone from the register: nothing owed
+        # decided otherwise (withhold), or gone from the register: nothing owed
+        await blocking(rt.held.settled, referral_id)
         return False, "nothing to deliver"
     now = now_iso()
     withholding = _withholding(referral)
@@ -292,10 +297,10 @@ async def _settle_claimed(rt: Runtime, referral_id: str) -> tuple[bool, str]:
     if owed.audited_at is None:
         await rt.emit_audit([_record(rt, referral, referral.decided_at or now, referral.decided_by or "decisions",
                                      referral.decision_reason or "", withholding, decision)])
-        rt.held.audited(referral_id, now)
+        await blocking(rt.held.audited, referral_id, now)
     if final is not None:  # never to be sent: say why, once, and owe nothing more
         await rt.emit_audit([_not_sent(rt, referral, now, final)])
-        rt.held.settled(referral_id)
+        await blocking(rt.held.settled, referral_id)
         return False, final
     if owed.sent_at is None:
         assert decision is not None and event is not None
@@ -303,23 +308,21 @@ async def _settle_claimed(rt: Runtime, referral_id: str) -> tuple[bool, str]:
     await rt.emit_audit([rt.audit_record("delivered", time=now, actor="decisions", subject=referral.subject,
                                          subscriber=referral.subscriber, event_id=referral.event_id,
                                          decision_id=referral.decision_id)])
-    rt.held.settled(referral_id)
+    await blocking(rt.held.settled, referral_id)
     log.info("human_decision_delivered", subscriber=referral.subscriber, event_id=referral.event_id)
     return True, "delivered"
 
 
-async def _prepare(rt: Runtime, referral: Referral, withholding: Withholding) -> tuple[
+async def _prepare(rt: DecisionPorts, referral: Referral, withholding: Withholding) -> tuple[
         Decision | None, dict[str, Any] | None, str | None]:
     """The event read again and the person's decision over it: (decision, event, None) to deliver, (None, None, why)
     when it is never to be sent. Raises _Pending (or Kafka's error) when the event cannot be read now."""
-    from broker.service.held import read_positions  # held imports share, which imports this module
-
-    assert rt.protocol is not None and rt.delivered is not None and referral.decision_id is not None
-    if rt.erasures is not None and rt.erasures.is_erased(referral.subject):
+    assert referral.decision_id is not None
+    if rt.erasures is not None and await blocking(rt.erasures.is_erased, referral.subject):
         return None, None, ERASED
     if referral.subscriber not in rt.protocol.subscribers:
         return None, None, "not sent: the subscriber is no longer in the protocol"
-    if rt.delivered.sent([referral.subscriber], [referral.event_id]) and referral.delivered_at is None:
+    if await blocking(rt.delivered.sent, [referral.subscriber], [referral.event_id]) and referral.delivered_at is None:
         return None, None, "already delivered to this subscriber"  # by a rule, after the objection was lifted
     records, highest = await read_positions(rt, rt.settings.topics.events, [(referral.partition, referral.position)])
     msg = records.get((referral.partition, referral.position))
@@ -327,7 +330,7 @@ async def _prepare(rt: Runtime, referral: Referral, withholding: Withholding) ->
         if highest.get(referral.partition, -1) > referral.position:
             return None, None, GONE  # retention ran out or the topic was compacted: it will not come back
         raise _Pending("the event cannot be read from the events topic now")
-    revealed = rt.reveal(decode(msg.value))
+    revealed = await blocking(rt.reveal, decode(msg.value))  # the key store
     if revealed.event.get("event_id") != referral.event_id:
         return None, None, GONE
     if revealed.shredded:
@@ -336,17 +339,16 @@ async def _prepare(rt: Runtime, referral: Referral, withholding: Withholding) ->
         decision = person_decision(rt.protocol, revealed.event, subscriber=referral.subscriber,
                                    rule_id=referral.rule_id, decision_id=referral.decision_id,
                                    choice=referral.status, withholding=withholding,
-                                   consent=rt.consent_for(referral.subject))
+                                   consent=await blocking(rt.consent_for, referral.subject))
     except PolicyError as exc:
         return None, None, f"not sent: {exc}"
     return decision, revealed.event, None
 
 
-async def _send(rt: Runtime, referral: Referral, decision: Decision, event: dict[str, Any], now: str) -> None:
+async def _send(rt: DecisionPorts, referral: Referral, decision: Decision, event: dict[str, Any], now: str) -> None:
     """Release, seal, send, mark. Before sending, the delivery topic is searched for this decision's message if an
     earlier attempt got as far as sending without hearing back (Kafka may have written it after all)."""
-    assert rt.producer is not None and rt.delivered is not None and rt.held is not None
-    assert rt.protocol is not None and rt.referrals is not None and referral.decision_id is not None
+    assert referral.decision_id is not None
     sub = rt.protocol.subscribers[referral.subscriber]
     if problems := key_problems([sub]):  # checked at each attempt: a cached sealer outlives a key file removed
         raise _Pending(f"subscriber public key unusable ({problems[0].split(':')[0]})")
@@ -359,22 +361,27 @@ async def _send(rt: Runtime, referral: Referral, decision: Decision, event: dict
     except (SubscriberKeyError, SealError):
         raise _Pending("subscriber public key unusable") from None
     topic = rt.settings.topics.deliver(referral.subscriber)
-    owed = rt.held.owed_one(referral.referral_id)
+    owed = await blocking(rt.held.owed_one, referral.referral_id)
     if owed is not None and owed.attempted_from is not None and \
             await _already_on(rt, topic, owed.attempted_from, referral.decision_id):
         pass  # an earlier attempt's message reached Kafka after all: marked below, never sent twice
     else:
-        rt.held.attempting(referral.referral_id, await _end_offset(rt, topic))
+        await blocking(rt.held.attempting, referral.referral_id, await _end_offset(rt, topic))
         headers = [("event_id", referral.event_id.encode()), ("decision_id", referral.decision_id.encode()),
                    ("protocol_version", str(rt.protocol.version).encode())]
         await rt.producer.send_and_wait(topic, sealed, key=referral.subject.encode(), headers=headers)
+    await blocking(_mark_sent, rt, referral, now)
+
+
+def _mark_sent(rt: DecisionPorts, referral: Referral, now: str) -> None:
+    assert referral.decision_id is not None
     rt.delivered.mark([(referral.subscriber, referral.event_id, referral.decision_id)],
                       [(referral.subject, referral.subscriber)])
     rt.referrals.delivered(referral.referral_id, now)
     rt.held.sent(referral.referral_id, now)
 
 
-async def _end_offset(rt: Runtime, topic: str) -> int:
+async def _end_offset(rt: DecisionPorts, topic: str) -> int:
     """Where the subscriber's (one-partition) delivery topic ends now: a later search for this message starts here."""
     consumer = reader(rt.bootstrap, **rt.kafka_security)
     await consumer.start()
@@ -385,7 +392,7 @@ async def _end_offset(rt: Runtime, topic: str) -> int:
         await consumer.stop()
 
 
-async def _already_on(rt: Runtime, topic: str, start: int, decision_id: str) -> bool:
+async def _already_on(rt: DecisionPorts, topic: str, start: int, decision_id: str) -> bool:
     """Whether a message carrying this decision id is on the delivery topic at or after `start`."""
     consumer = reader(rt.bootstrap, **rt.kafka_security)
     await consumer.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from broker.aio import blocking
 from broker.clock import now_iso
 from broker.service.decisions import DecisionRefused
 from broker.service.erasure import known_child
@@ -29,7 +30,7 @@ from broker.stores.determinations import (
 
 if TYPE_CHECKING:
     from broker.policy import Protocol
-    from broker.service.runtime import Runtime
+    from broker.service.ports import Auditing, DeterminationPorts
     from broker.stores.determinations import DeterminationRegister
     from broker.stores.identities import IdentityRegister
 
@@ -69,12 +70,11 @@ def s47_problems(protocol: Protocol, requested_by: str, partners: Sequence[str])
     return problems
 
 
-def _registers(rt: Runtime) -> tuple[IdentityRegister, DeterminationRegister, Protocol]:
-    assert rt.identities is not None and rt.determinations is not None and rt.protocol is not None
+def _registers(rt: DeterminationPorts) -> tuple[IdentityRegister, DeterminationRegister, Protocol]:
     return rt.identities, rt.determinations, rt.protocol
 
 
-def _child(rt: Runtime, subject: str) -> str:
+def _child(rt: DeterminationPorts, subject: str) -> str:
     """The child's current token, or DeterminationRefused (unknown: 404, erased: 409)."""
     identities, _, _ = _registers(rt)
     if not known_child(identities, rt.audit_store, subject):
@@ -86,7 +86,7 @@ def _child(rt: Runtime, subject: str) -> str:
     return current
 
 
-def s47_record(rt: Runtime, request: S47Request, status: str, actor: str, code: str | None = None) -> dict[str, Any]:
+def s47_record(rt: Auditing, request: S47Request, status: str, actor: str, code: str | None = None) -> dict[str, Any]:
     """The `determination` audit record of an s47(9) request's change (ids and codes only)."""
     reason = {"recorded": "s47(9) request recorded: the local authority calls upon the partners named to assist "
                           "its s47 enquiry (Children Act 1989 s47(9)-(11))",
@@ -100,7 +100,7 @@ def s47_record(rt: Runtime, request: S47Request, status: str, actor: str, code: 
                        **({"reason_code": code} if code else {})})
 
 
-def adult_record(rt: Runtime, made: AdultAtRisk, status: str, actor: str, code: str) -> dict[str, Any]:
+def adult_record(rt: Auditing, made: AdultAtRisk, status: str, actor: str, code: str) -> dict[str, Any]:
     texts = {**AT_RISK_REASONS, **NOT_AT_RISK_REASONS, **WITHDRAW_REASONS,
              SUPERSEDED: "superseded by a newer determination"}
     head = {"recorded": "adult-at-risk determination recorded" if made.at_risk
@@ -114,10 +114,18 @@ def adult_record(rt: Runtime, made: AdultAtRisk, status: str, actor: str, code: 
                        "at_risk": made.at_risk, "reason_code": code})
 
 
-async def record_s47(rt: Runtime, subject: str, *, requested_by: str, partners: Sequence[str],
+async def record_s47(rt: DeterminationPorts, subject: str, *, requested_by: str, partners: Sequence[str],
                      enquiry_ref: str | None, actor: str, acting_for: Collection[str] | None) -> S47Request:
     """Record an s47(9) request. `acting_for`: the partners the caller's decision_maker grants act for (None for an
     administrator, who records on the named local authority's behalf)."""
+    request = await blocking(_record_s47, rt, subject, requested_by, partners, enquiry_ref, actor, acting_for)
+    await rt.emit_audit([s47_record(rt, request, "recorded", actor)])
+    return request
+
+
+def _record_s47(rt: DeterminationPorts, subject: str, requested_by: str, partners: Sequence[str],
+                enquiry_ref: str | None, actor: str, acting_for: Collection[str] | None) -> S47Request:
+    """The registers' part of record_s47 (blocking: broker/aio.py)."""
     _, register, protocol = _registers(rt)
     current = _child(rt, subject)
     if acting_for is not None and requested_by not in acting_for:
@@ -125,14 +133,19 @@ async def record_s47(rt: Runtime, subject: str, *, requested_by: str, partners: 
                                         "s47(9) request")
     if problems := s47_problems(protocol, requested_by, partners):
         raise DeterminationRefused(422, "; ".join(problems))
-    request = register.request_s47(current, requested_by=requested_by, partners=partners,
-                                            enquiry_ref=enquiry_ref, recorded_by=actor, at=now_iso())
-    await rt.emit_audit([s47_record(rt, request, "recorded", actor)])
-    return request
+    return register.request_s47(current, requested_by=requested_by, partners=partners, enquiry_ref=enquiry_ref,
+                                recorded_by=actor, at=now_iso())
 
 
-async def withdraw_s47(rt: Runtime, request_id: str, *, reason: str, actor: str,
+async def withdraw_s47(rt: DeterminationPorts, request_id: str, *, reason: str, actor: str,
                        acting_for: Collection[str] | None) -> S47Request:
+    ended = await blocking(_withdraw_s47, rt, request_id, reason, actor, acting_for)
+    await rt.emit_audit([s47_record(rt, ended, "withdrawn", actor, reason)])
+    return ended
+
+
+def _withdraw_s47(rt: DeterminationPorts, request_id: str, reason: str, actor: str,
+                  acting_for: Collection[str] | None) -> S47Request:
     _, register, _ = _registers(rt)
     found = register.s47_request(request_id)
     if found is None or (acting_for is not None and found.requested_by not in acting_for):
@@ -141,41 +154,48 @@ async def withdraw_s47(rt: Runtime, request_id: str, *, reason: str, actor: str,
     if reason not in WITHDRAW_REASONS:
         raise DeterminationRefused(422, "reason: not one of " + ", ".join(WITHDRAW_REASONS))
     try:
-        ended = register.end_s47(request_id, by=actor, reason=reason, at=now_iso())
+        return register.end_s47(request_id, by=actor, reason=reason, at=now_iso())
     except AlreadyEnded:
         raise DeterminationRefused(409, f"this s47(9) request is no longer in force ({found.end_reason})") from None
-    await rt.emit_audit([s47_record(rt, ended, "withdrawn", actor, reason)])
-    return ended
 
 
-async def determine_adult(rt: Runtime, subject: str, *, at_risk: bool, reason: str, reference: str | None,
+async def determine_adult(rt: DeterminationPorts, subject: str, *, at_risk: bool, reason: str, reference: str | None,
                           actor: str) -> AdultAtRisk:
-    _, register, _ = _registers(rt)
-    current = _child(rt, subject)
-    allowed = AT_RISK_REASONS if at_risk else NOT_AT_RISK_REASONS
-    if reason not in allowed:
-        raise DeterminationRefused(422, f"reason: for at_risk {str(at_risk).lower()}, one of " + ", ".join(allowed))
-    made, before = register.determine(current, at_risk=at_risk, reason=reason, reference=reference,
-                                               recorded_by=actor, at=now_iso())
+    made, before = await blocking(_determine_adult, rt, subject, at_risk, reason, reference, actor)
     records = [adult_record(rt, before, "superseded", actor, SUPERSEDED)] if before is not None else []
     await rt.emit_audit([*records, adult_record(rt, made, "recorded", actor, reason)])
     return made
 
 
-async def withdraw_adult(rt: Runtime, subject: str, *, reason: str, actor: str) -> AdultAtRisk:
+def _determine_adult(rt: DeterminationPorts, subject: str, at_risk: bool, reason: str, reference: str | None,
+                     actor: str) -> tuple[AdultAtRisk, AdultAtRisk | None]:
+    _, register, _ = _registers(rt)
+    current = _child(rt, subject)
+    allowed = AT_RISK_REASONS if at_risk else NOT_AT_RISK_REASONS
+    if reason not in allowed:
+        raise DeterminationRefused(422, f"reason: for at_risk {str(at_risk).lower()}, one of " + ", ".join(allowed))
+    return register.determine(current, at_risk=at_risk, reason=reason, reference=reference, recorded_by=actor,
+                              at=now_iso())
+
+
+async def withdraw_adult(rt: DeterminationPorts, subject: str, *, reason: str, actor: str) -> AdultAtRisk:
+    ended = await blocking(_withdraw_adult, rt, subject, reason, actor)
+    await rt.emit_audit([adult_record(rt, ended, "withdrawn", actor, reason)])
+    return ended
+
+
+def _withdraw_adult(rt: DeterminationPorts, subject: str, reason: str, actor: str) -> AdultAtRisk:
     _, register, _ = _registers(rt)
     current = _child(rt, subject)
     if reason not in WITHDRAW_REASONS:
         raise DeterminationRefused(422, "reason: not one of " + ", ".join(WITHDRAW_REASONS))
     try:
-        ended = register.withdraw_determination(current, by=actor, reason=reason, at=now_iso())
+        return register.withdraw_determination(current, by=actor, reason=reason, at=now_iso())
     except AlreadyEnded:
         raise DeterminationRefused(409, "no adult-at-risk determination is in force for this subject") from None
-    await rt.emit_audit([adult_record(rt, ended, "withdrawn", actor, reason)])
-    return ended
 
 
-def listed(rt: Runtime, subject: str) -> tuple[str, list[dict[str, Any]]]:
+def listed(rt: DeterminationPorts, subject: str) -> tuple[str, list[dict[str, Any]]]:
     """(current token, every record about the child under any token it carried), for a known child."""
     identities, register, _ = _registers(rt)
     if not known_child(identities, rt.audit_store, subject):

@@ -23,13 +23,21 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from broker.audit import audit_record
 from broker.clock import now_iso
 from broker.kafka.clients import reader
 from broker.kafka.topology import min_insync_replicas
 from broker.logging import get_logger
 
 if TYPE_CHECKING:
-    from broker.service.runtime import Runtime
+    from aiokafka import AIOKafkaProducer
+
+    from broker.config import Settings
+    from broker.service.audit_emitter import AuditEmitter
+    from broker.stores.cursors import CursorStore
+    from broker.stores.delivered import DeliveredLog
+    from broker.stores.held import HeldDeliveries
+    from broker.stores.served import FirstServed
 
 log = get_logger("mash.epoch")
 EPOCH_SUFFIX = ".epoch"
@@ -125,7 +133,22 @@ class EpochState:
                 "before then must be resent by their agencies and subscribers resume without `after`")
 
 
-def _positions_registers(rt: Runtime) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class EpochParts:
+    """What the reconciliation uses, at start before the Runtime is built (broker/service/root.py)."""
+    settings: Settings
+    bootstrap: str
+    kafka_security: dict[str, Any]
+    embedded: bool  # the embedded Tansu: it keeps its topics in memory (said in the warning)
+    producer: AIOKafkaProducer
+    audit: AuditEmitter
+    cursors: CursorStore
+    delivered: DeliveredLog
+    first_served: FirstServed
+    held: HeldDeliveries
+
+
+def _positions_registers(rt: EpochParts) -> dict[str, Any]:
     return {"delivered log": rt.delivered, "acknowledged cursors": rt.cursors, "first served": rt.first_served,
             "held deliveries": rt.held}
 
@@ -138,15 +161,14 @@ def _clear(register: Any) -> int:
     return int(register.db.clear(type(register).TABLE))
 
 
-async def reconcile_kafka_epoch(rt: Runtime, created_topics: list[str]) -> EpochState:
+async def reconcile_kafka_epoch(rt: EpochParts, created_topics: list[str]) -> EpochState:
     """At start, after the topics are ensured and the registers opened: compare, reconcile, record."""
-    assert rt.cursors is not None and rt.producer is not None  # set by Runtime.start()
     s = rt.settings
     topic = epoch_topic(s.topic_prefix)
     created = await ensure_epoch_topic(rt.bootstrap, topic, s.kafka_replication_factor, **rt.kafka_security)
     remembered = rt.cursors.epoch()  # read before the markers: a marker is always written before its register row
     markers = frozenset() if created else await read_markers(rt.bootstrap, topic, **rt.kafka_security)
-    registers = {name: r for name, r in _positions_registers(rt).items() if r is not None}
+    registers = _positions_registers(rt)
     verdict = plan_epoch(remembered.epoch if remembered else None, markers,
                          events_topic_created=s.topics.events in created_topics,
                          positions_remembered=any(_count(r) for r in registers.values()))
@@ -170,13 +192,13 @@ async def reconcile_kafka_epoch(rt: Runtime, created_topics: list[str]) -> Epoch
         log.info("kafka_epoch_recorded", verdict=verdict.value)
         return EpochState(in_force, verdict, None, {})
     total = sum(cleared.values())
-    why = "the embedded broker keeps them in memory" if rt.embedded is not None else \
+    why = "the embedded broker keeps them in memory" if rt.embedded else \
         "or this is another cluster: its epoch marker is missing"
     log.warning("kafka_topics_lost", detail=(
         f"Kafka has lost its topics since the registers were last written ({why}): cleared "
         f"{', '.join(f'{name} ({n} rows)' for name, n in cleared.items())}; records acknowledged before this start "
         "must be resent by their agencies, and subscribers resume from the start of their (new) delivery topics"))
-    await rt.emit_audit([rt.audit_record(
+    await rt.audit.emit([audit_record(
         "admin_action", time=now, actor="runtime", action="kafka.topics_lost", count=total,
         reason="Kafka lost its topics: delivered log, acknowledged cursors, first-served positions and held "
                "deliveries cleared so that resends are delivered again")])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.kit.events import EVENT_NAMESPACE_BYTES, uuid5_text
 from adapters.kit.interface import Rejection
+from broker.aio import blocking
 from broker.audit import audit_record
 from broker.clock import now_iso
 from broker.crypto.envelope import protect_event
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
     from broker.audit.store import AuditStore
-    from broker.service.runtime import Runtime
+    from broker.service.ports import ErasurePorts
     from broker.stores.erasures import ErasureRegister
     from broker.stores.registry import Forgets
 
@@ -106,7 +107,7 @@ def key_shred_records(reports: list[ShredReport], summary: dict[str, Any], actor
 
 
 # --- intake --------------------------------------------------------------------------------------------------------
-def erasure_blocks(rt: Runtime, events: list[dict[str, Any]], source: str = "request",
+def erasure_blocks(rt: ErasurePorts, events: list[dict[str, Any]], source: str = "request",
                    received_at: str | None = None) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """(events to publish, rejections) for a request's resolved events: an erased child's events received before
     its erasure are refused (broker/pipeline/erasure.py). Call it right after `_resolve`, before anything is
@@ -139,7 +140,7 @@ def published_before(audit: AuditStore | None, erased: dict[str, str], event_ids
 
 
 # --- HTTP delivery -------------------------------------------------------------------------------------------------
-def unerased(rt: Runtime, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+def unerased(rt: ErasurePorts, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
     """The delivery records HTTP may serve: those about an erased child made before its erasure are dropped (the
     caller's cursor still moves past them). One register query per page when no erased child is among them."""
     if rt.erasures is None or not records:
@@ -155,7 +156,7 @@ def unerased(rt: Runtime, records: list[ConsumerRecord]) -> list[ConsumerRecord]
 
 
 # --- the notice ----------------------------------------------------------------------------------------------------
-async def announce_owed(rt: Runtime, actor: str = "erasure") -> int:
+async def announce_owed(rt: ErasurePorts, actor: str = "erasure") -> int:
     """Publish every `person.erased` notice the erasure register owes (API and CLI shreds alike); a notice stays
     owed until Kafka acknowledged it. Returns how many were published. One at a time per process (the shred's own
     call and the notifier); two processes may both publish a notice: the same event id, delivered once."""
@@ -164,23 +165,22 @@ async def announce_owed(rt: Runtime, actor: str = "erasure") -> int:
         return await _announce(rt, actor)
 
 
-async def _announce(rt: Runtime, actor: str) -> int:
-    assert rt.erasures is not None and rt.producer is not None  # set by Runtime.start()
+async def _announce(rt: ErasurePorts, actor: str) -> int:
     done = 0
-    for tokens, erased_at in rt.erasures.notices_owed():
+    for tokens, erased_at in await blocking(rt.erasures.notices_owed):
         event = notice_event(tokens, erased_at)
-        protected = protect_event(event, rt.keys, scope=NOTICE_SCOPE)
+        protected = await blocking(protect_event, event, rt.keys, scope=NOTICE_SCOPE)  # may make a data key
         await (await rt.producer.send(rt.settings.topics.events, encode(protected), key=tokens[0].encode(),
                                       headers=event_headers(event)))
         await rt.emit_audit([rt.audit_record("event_published", time=now_iso(), actor=actor,
                                              event_id=event["event_id"], event_type=NOTICE_TYPE, subject=tokens[0],
                                              reason=NOTICE_REASON)])
-        rt.erasures.announced(tokens[0], erased_at, now_iso())
+        await blocking(rt.erasures.announced, tokens[0], erased_at, now_iso())
         done += 1
     return done
 
 
-async def run_erasure_notices(rt: Runtime, stop: asyncio.Event, every: float = NOTICE_EVERY_S) -> None:
+async def run_erasure_notices(rt: ErasurePorts, stop: asyncio.Event, every: float = NOTICE_EVERY_S) -> None:
     """Background task: publish owed notices (a CLI shred cannot: it has no Kafka producer)."""
     while not stop.is_set():
         try:
@@ -193,23 +193,21 @@ async def run_erasure_notices(rt: Runtime, stop: asyncio.Event, every: float = N
             await asyncio.wait_for(stop.wait(), every)
 
 
-def past_recipients(rt: Runtime, tokens: Sequence[str]) -> set[str]:
+def past_recipients(rt: ErasurePorts, tokens: Sequence[str]) -> set[str]:
     """Every subscriber ever sent a delivery about these tokens: the recipients register, and the audit log's
     deliveries for what was delivered before the register existed (who a `person.erased` notice goes to)."""
-    assert rt.delivered is not None  # set by Runtime.start()
     return rt.delivered.recipients(tokens) | {r["subscriber"] for r in _audited(rt.audit_store, "delivered", tokens)
                                               if r.get("subscriber")}
 
 
-async def deliver_notice(rt: Runtime, event: dict[str, Any], token: str, sent: set[tuple[str, str]],
+async def deliver_notice(rt: ErasurePorts, event: dict[str, Any], token: str, sent: set[tuple[str, str]],
                          now: str, producer: Any = None,
                          ) -> tuple[list[Any], list[tuple[str, str, str]], list[dict[str, Any]]]:
     """The share worker's handling of a `person.erased` notice: sealed to every subscriber of the protocol that was
     ever sent a delivery about any of the erased tokens (the recipients register, and the audit log's deliveries
     for what was delivered before it existed), whatever the rules. (sends, delivered-log marks, audit records)."""
     producer = producer or rt.producer  # the share worker's transactional one, so the notice commits with its batch
-    assert rt.protocol is not None and producer is not None  # set by Runtime.start()
-    told = past_recipients(rt, event["payload"]["erased_tokens"])
+    told = await blocking(past_recipients, rt, event["payload"]["erased_tokens"])
     sends, marks, audits = [], [], []
     for subscriber in sorted(told & set(rt.protocol.subscribers)):
         if (subscriber, event["event_id"]) in sent:

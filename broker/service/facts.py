@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 
+from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import KeyShredded
 from broker.crypto.errors import DecryptionFailed
@@ -25,7 +26,8 @@ from broker.service.determinations import s47_record
 
 if TYPE_CHECKING:
     from broker.crypto.provider import KeyProvider
-    from broker.service.runtime import Runtime
+    from broker.service.ports import FactsPorts
+    from broker.stores.determinations import S47Request
 
 # The schema's label of subject.child.date_of_birth: the data key that seals it in the identity register is the
 # child's own identity key, so shredding the child leaves every copy unreadable, as it does the events.
@@ -64,9 +66,8 @@ def open_birth_date(keys: KeyProvider, token: str, sealed: str) -> str | None:
         raise DecryptionFailed("birth_dates.sealed") from None
 
 
-def _opened(rt: Runtime, tokens: Iterable[str]) -> dict[str, str | None]:
+def _opened(rt: FactsPorts, tokens: Iterable[str]) -> dict[str, str | None]:
     """token -> its date of birth (None: in conflict); tokens with none, or one shredded, are left out."""
-    assert rt.identities is not None
     out: dict[str, str | None] = {}
     for token, sealed in rt.identities.sealed_birth_dates(tokens).items():
         if sealed is None:
@@ -76,7 +77,7 @@ def _opened(rt: Runtime, tokens: Iterable[str]) -> dict[str, str | None]:
     return out
 
 
-def learn_birth_dates(rt: Runtime, events: Iterable[Mapping[str, Any]], at: str) -> None:
+def learn_birth_dates(rt: FactsPorts, events: Iterable[Mapping[str, Any]], at: str) -> None:
     """Intake: the identity register learns the dates of birth the accepted events carry (one read, one write)."""
     dates = birth_dates(events)
     if not dates or rt.identities is None:
@@ -85,7 +86,7 @@ def learn_birth_dates(rt: Runtime, events: Iterable[Mapping[str, Any]], at: str)
     rt.identities.record_birth_dates([(t, seal_birth_date(rt.keys, t, dob)) for t, dob in learned], conflicts, at)
 
 
-def read_facts(rt: Runtime, tokens: Iterable[str]) -> BatchFacts:
+def read_facts(rt: FactsPorts, tokens: Iterable[str]) -> BatchFacts:
     """The determinations in force and the dates of birth of these children (under any token each carried)."""
     wanted = list(dict.fromkeys(tokens))
     if not wanted or rt.identities is None:
@@ -96,15 +97,22 @@ def read_facts(rt: Runtime, tokens: Iterable[str]) -> BatchFacts:
     return BatchFacts(determined, child_birth_dates(tied, _opened(rt, (t for ts in tied.values() for t in ts))))
 
 
-async def batch_facts(rt: Runtime, tokens: Iterable[str]) -> BatchFacts:
+async def batch_facts(rt: FactsPorts, tokens: Iterable[str]) -> BatchFacts:
     """`read_facts` for a share batch, after ending the s47(9) requests of children whose case is closed (their
     end is audited at once: the register's write is not part of the batch's Kafka transaction)."""
+    facts, ended = await blocking(_ending_closed, rt, list(tokens))
+    if ended:
+        await rt.emit_audit([s47_record(rt, r, "ended", "share", r.end_reason) for r in ended])
+    return facts
+
+
+def _ending_closed(rt: FactsPorts, tokens: list[str]) -> tuple[BatchFacts, list[S47Request]]:
+    """The registers' part of `batch_facts` (blocking): the facts once the closed cases' requests are ended."""
     facts = read_facts(rt, tokens)
     open_requests = {t: d for t, d in facts.determined.items() if d.s47_open}
     closed = [t for t in open_requests if rt.cases is not None and rt.cases.is_open(t) is False]
     if not closed or rt.determinations is None:
-        return facts
+        return facts, []
     ended = rt.determinations.end_closed((a for t in closed for a in open_requests[t].s47_open), at=now_iso())
-    await rt.emit_audit([s47_record(rt, r, "ended", "share", r.end_reason) for r in ended])
-    return read_facts(rt, tokens)
+    return read_facts(rt, tokens), ended
 

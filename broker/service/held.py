@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import ConsumerRecord, TopicPartition
-
+from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import KeyUnavailable, KmsError
-from broker.kafka.clients import reader
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
 from broker.pipeline.share import share
@@ -33,18 +30,19 @@ from broker.schema.envelope import linkage_token
 from broker.service.decisions import retry_decided
 from broker.service.facts import read_facts
 from broker.service.messages import decode
+from broker.service.positions import read_positions
 from broker.service.share import SEAL_FAULTS
 from broker.stores.held import Held
 
 if TYPE_CHECKING:
-    from broker.service.runtime import Runtime
+    from broker.policy import ConsentState
+    from broker.policy.facts import CaseFacts
+    from broker.service.ports import HeldPorts
 
 log = get_logger("mash.held")
-EMPTY_POLLS = 3
-POLL_MS = 400
 
 
-async def run_held_release(rt: Runtime, stop: asyncio.Event) -> None:
+async def run_held_release(rt: HeldPorts, stop: asyncio.Event) -> None:
     """Supervised like a share worker: an error is logged and the loop goes on after the next pause."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -59,20 +57,19 @@ async def run_held_release(rt: Runtime, stop: asyncio.Event) -> None:
             log.exception("held_release_failed")
 
 
-async def release_round(rt: Runtime) -> dict[str, int]:
+async def release_round(rt: HeldPorts) -> dict[str, int]:
     """One pass: refresh which subscribers cannot be sealed to, and release what the others have held."""
-    assert rt.held is not None and rt.protocol is not None  # set by Runtime.start()
     faults = rt.check_subscriber_keys()
     released: dict[str, int] = {}
-    for subscriber in sorted(rt.held.counts()):
+    for subscriber in sorted(await blocking(rt.held.counts)):
         if subscriber in faults or subscriber not in rt.protocol.subscribers:
             continue  # still unusable (or removed from the protocol: kept, and named in /readyz, until it returns)
-        while rows := rt.held.oldest(subscriber):
+        while rows := await blocking(rt.held.oldest, subscriber):
             done = await release_held(rt, subscriber, rows)
             released[subscriber] = released.get(subscriber, 0) + done
             if done < len(rows):  # some events could not be read back: stop here, keep order, try next round
                 break
-        if not rt.held.counts().get(subscriber):
+        if not (await blocking(rt.held.counts)).get(subscriber):
             log.info("held_deliveries_released", subscriber=subscriber, count=released.get(subscriber, 0))
     # a person's decided shares still owed (broker/service/decisions.py)
     if getattr(rt, "referrals", None) is not None and (settled := await retry_decided(rt)):
@@ -80,48 +77,16 @@ async def release_round(rt: Runtime) -> dict[str, int]:
     return released
 
 
-async def read_positions(rt: Runtime, topic: str, wanted: Iterable[tuple[int, int]]) -> tuple[
-        dict[tuple[int, int], ConsumerRecord], dict[int, int]]:
-    """The records at the (partition, offset) positions wanted, read with an assigned (group-less) reader, and the
-    highest offset seen per partition (a wanted offset below it that was not found is gone: retention, compaction)."""
-    by_partition: dict[int, set[int]] = {}
-    for partition, offset in wanted:
-        by_partition.setdefault(partition, set()).add(offset)
-    found: dict[tuple[int, int], ConsumerRecord] = {}
-    highest: dict[int, int] = {}
-    consumer = reader(rt.bootstrap, **rt.kafka_security)
-    await consumer.start()
-    try:
-        for partition, offsets in sorted(by_partition.items()):
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            consumer.seek(tp, min(offsets))
-            empty, last = 0, max(offsets)
-            while empty < EMPTY_POLLS and not offsets <= {o for p, o in found if p == partition}:
-                batch = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1000)
-                records = batch.get(tp, [])
-                empty = 0 if records else empty + 1
-                found.update(((partition, r.offset), r) for r in records if r.offset in offsets)
-                if records:
-                    highest[partition] = max(highest.get(partition, -1), records[-1].offset)
-                if records and records[-1].offset >= last:
-                    break
-    finally:
-        await consumer.stop()
-    return found, highest
-
-
-async def release_held(rt: Runtime, subscriber: str, rows: list[Held]) -> int:
+async def release_held(rt: HeldPorts, subscriber: str, rows: list[Held]) -> int:
     """Deliver (or drop, saying why) the held rows in order; returns how many are done. Stops at the first row
     whose event cannot be read back or revealed, so that what follows it stays behind it."""
-    assert rt.producer is not None and rt.protocol is not None and rt.delivered is not None and rt.held is not None
     records, highest = await read_positions(rt, rt.settings.topics.events, ((h.partition, h.offset) for h in rows))
     done: list[str] = []
     audits: list[dict[str, Any]] = []
     now = now_iso()
     for row in rows:
         # checked row by row, just before the send: another process's release loop may have sent it meanwhile
-        if rt.delivered.sent([subscriber], [row.event_id]):
+        if await blocking(rt.delivered.sent, [subscriber], [row.event_id]):
             done.append(row.event_id)
             continue
         msg = records.get((row.partition, row.offset))
@@ -138,7 +103,7 @@ async def release_held(rt: Runtime, subscriber: str, rows: list[Held]) -> int:
         if msg is None:  # not readable now: keep the order, try again next round
             break
         try:
-            event = rt.reveal(decode(msg.value)).event
+            event = (await blocking(rt.reveal, decode(msg.value))).event  # the key store
         except (KeyUnavailable, KmsError):
             break  # an outage: try again next round
         token = linkage_token(event)
@@ -147,24 +112,20 @@ async def release_held(rt: Runtime, subscriber: str, rows: list[Held]) -> int:
             break
         done.append(row.event_id)
     await rt.emit_audit(audits)
-    rt.held.release(subscriber, done)
+    await blocking(rt.held.release, subscriber, done)
     return len(done)
 
 
-async def _release_one(rt: Runtime, subscriber: str, event: dict[str, Any], token: str, now: str,
+async def _release_one(rt: HeldPorts, subscriber: str, event: dict[str, Any], token: str, now: str,
                        audits: list[dict[str, Any]]) -> str | None:
     """Decide again for `subscriber` and deliver, or drop with an audit record: "delivered", "dropped", or None if
     the subscriber still cannot be sealed to."""
-    assert rt.protocol is not None and rt.producer is not None and rt.delivered is not None and rt.cases is not None
-    erasures = getattr(rt, "erasures", None)
-    if erasures is not None and erasures.is_erased(token):
+    at_release = await blocking(_registers_at_release, rt, event, token)
+    if at_release is None:
         audits.append(_dropped(rt, now, subscriber, event, token, "child erased while the delivery was held"))
         return "dropped"
-    transition = case_transition(event)
-    case_open = transition if transition is not None else rt.cases.is_open(token)
-    facts = read_facts(rt, [token]).for_event(token, case_open)  # the registers' facts at release, as consent
-    for decision, released in share(rt.protocol, event, consent=rt.consent_for(token), facts=facts,
-                                    mask_key=rt.mask_key):
+    consent, facts = at_release
+    for decision, released in share(rt.protocol, event, consent=consent, facts=facts, mask_key=rt.mask_key):
         if decision.subscriber != subscriber:
             continue
         if released is None:
@@ -177,17 +138,30 @@ async def _release_one(rt: Runtime, subscriber: str, event: dict[str, Any], toke
             return None
         headers = [("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
                    ("protocol_version", str(rt.protocol.version).encode())]
-        await rt.producer.send_and_wait(rt.settings.topics.deliver(subscriber), sealed, key=token.encode(),
-                                        headers=headers)
-        rt.delivered.mark([(subscriber, decision.event_id, decision.decision_id)])
+        acked = await rt.producer.send_and_wait(rt.settings.topics.deliver(subscriber), sealed, key=token.encode(),
+                                                headers=headers)
+        await blocking(rt.delivered.mark, [(subscriber, decision.event_id, decision.decision_id)])
         audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token, subscriber=subscriber,
-                                      event_id=decision.event_id, decision_id=decision.decision_id))
+                                      event_id=decision.event_id, decision_id=decision.decision_id,
+                                      topic=acked.topic, partition=acked.partition, offset=acked.offset))
         return "delivered"
     audits.append(_dropped(rt, now, subscriber, event, token, "decided again at release: no decision"))
     return "dropped"
 
 
-def _dropped(rt: Runtime, now: str, subscriber: str, event: dict[str, Any], token: str, reason: str,
+def _registers_at_release(rt: HeldPorts, event: dict[str, Any], token: str,
+                          ) -> tuple[ConsentState | None, CaseFacts] | None:
+    """(consent, register facts) for deciding a held event again now; None when its child was erased since."""
+    erasures = getattr(rt, "erasures", None)
+    if erasures is not None and erasures.is_erased(token):
+        return None
+    transition = case_transition(event)
+    case_open = transition if transition is not None else rt.cases.is_open(token)
+    facts = read_facts(rt, [token]).for_event(token, case_open)  # the registers' facts at release, as consent
+    return rt.consent_for(token), facts
+
+
+def _dropped(rt: HeldPorts, now: str, subscriber: str, event: dict[str, Any], token: str, reason: str,
              decision_id: str | None = None) -> dict[str, Any]:
     return rt.audit_record("admin_action", time=now, actor="share", action="delivery.held_dropped", subject=token,
                            subscriber=subscriber, event_id=event["event_id"], decision_id=decision_id, reason=reason)

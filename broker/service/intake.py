@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from aiokafka.errors import KafkaError
 
 from adapters.kit.interface import AdaptContext
+from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import CryptoError, KeyUnavailable
 from broker.errors import InputRejected, Unavailable
@@ -50,10 +51,10 @@ from broker.service.erasure import published_before
 from broker.service.facts import learn_birth_dates
 
 if TYPE_CHECKING:
-    from broker.service.runtime import Runtime
+    from broker.service.ports import IntakePorts
 
 __all__ = ["UNRECORDABLE", "InputRefused", "IntakeBusy", "IntakeResult", "KafkaUnavailable", "KeysUnavailable",
-           "ingest", "message_limit", "recordable"]
+           "ingest", "ingest_prepared", "message_limit", "recordable"]
 
 PUBLISH_TIMEOUT_S = 15.0
 # Reading an input (adapt, link, validate) runs on worker threads so that /healthz and every other request keep
@@ -88,7 +89,7 @@ class InputRefused(InputRejected, ValueError):
         self.result = result
 
 
-async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | None, system: str | None,
+async def ingest(rt: IntakePorts, agency: str, data: bytes, *, content_type: str | None, system: str | None,
                  actor: str, source: str = "request") -> IntakeResult:
     request = IntakeRequest(agency, data, now_iso(), actor, system, content_type, source)
     ctx = AdaptContext(source=source, received_at=request.received_at, system=system,
@@ -98,24 +99,42 @@ async def ingest(rt: Runtime, agency: str, data: bytes, *, content_type: str | N
     if prepared is None:
         await _refuse(rt, refused_plan(request, None, f"input took longer than {PREPARE_TIME_LIMIT_S:g} s to read: "
                                                       "send it in smaller files"))
+    return await ingest_prepared(rt, request, prepared)
+
+
+async def ingest_prepared(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> IntakeResult:
+    """Everything after reading: resolve, plan, publish, then the registers. The MASH hub's decisions come in here
+    (broker/service/hub.py): built from the hub's request instead of an adapter, then published like any record."""
+    agency = request.agency
+    resolved, plan = await blocking(_plan, rt, request, prepared)
+    if plan.refusal is not None:
+        await _refuse(rt, plan)
+    await _publish(rt, plan)
+    await blocking(_after_publish, rt, plan, resolved, request.received_at)
+    rt.metrics.observe_intake(agency, len(plan.result.event_ids), plan.result.rejections)
+    return plan.result
+
+
+def _plan(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> tuple[Resolved, IntakePlan]:
+    """The registers read, then the plan, whose protection may make or unwrap data keys (the key store): one
+    blocking call (broker/aio.py)."""
     resolved = _resolve(rt, prepared)
     erasure = _erasure_facts(rt, prepared, resolved)
     try:
         with rt.metrics.time("protect"):
-            plan = plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
+            return resolved, plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
     except CryptoError as exc:  # fail closed: never plaintext; the sender resends once keys are back
         rt.metrics.key_failures.inc()
         raise KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted") from None
-    if plan.refusal is not None:
-        await _refuse(rt, plan)
-    await _publish(rt, plan)
-    _apply_registers(rt, plan, request.received_at)  # once Kafka holds the events, person.linked included
+
+
+def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: str) -> None:
+    """The registers once Kafka holds the events (blocking): links, person.linked folds, dates of birth."""
+    _apply_registers(rt, plan, at)
     # the children's dates of birth, from the published events that carry one (broker/stores/identities.py): before
     # the 202, so a later request's event without one is decided on the child's age
     published = set(plan.result.event_ids)
-    learn_birth_dates(rt, (e for e in resolved.events if e["event_id"] in published), request.received_at)
-    rt.metrics.observe_intake(agency, len(plan.result.event_ids), plan.result.rejections)
-    return plan.result
+    learn_birth_dates(rt, (e for e in resolved.events if e["event_id"] in published), at)
 
 
 # --- reading the input, off the event loop -----------------------------------------------------------------------
@@ -132,7 +151,7 @@ def _prepare_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-async def _prepare_off_loop(agency: str, data: bytes, ctx: AdaptContext, rt: Runtime,
+async def _prepare_off_loop(agency: str, data: bytes, ctx: AdaptContext, rt: IntakePorts,
                             content_type: str | None) -> Prepared | None:
     """`prepare` on a worker thread, within PREPARE_TIME_LIMIT_S; None when it took longer (the thread finishes its
     read in the background, its result unused: Python cannot stop a thread, the pool's size bounds the cost)."""
@@ -147,7 +166,6 @@ async def _prepare_off_loop(agency: str, data: bytes, ctx: AdaptContext, rt: Run
         with _pool_lock:
             _pending -= 1
 
-    assert rt.linkage is not None  # loaded before the service serves (Runtime.load_local)
     future = _prepare_pool().submit(prepare, agency, data, ctx, rt.linkage, content_type=content_type)
     future.add_done_callback(done)
     try:
@@ -156,17 +174,16 @@ async def _prepare_off_loop(agency: str, data: bytes, ctx: AdaptContext, rt: Run
         return None
 
 
-def _resolve(rt: Runtime, prepared: Prepared) -> Resolved:
+def _resolve(rt: IntakePorts, prepared: Prepared) -> Resolved:
     """Read the identity register's view of the request's identities; resolve the events' tokens (pure)."""
     if not prepared.events:
         return resolve_intake(prepared, Known())
-    assert rt.identities is not None
     with rt.metrics.time("resolve"):
         known = rt.identities.known(identity.token for event_ids in prepared.identities for identity in event_ids)
         return resolve_intake(prepared, known)
 
 
-def _erasure_facts(rt: Runtime, prepared: Prepared, resolved: Resolved) -> ErasureFacts:
+def _erasure_facts(rt: IntakePorts, prepared: Prepared, resolved: Resolved) -> ErasureFacts:
     """What the erasure register says of the request's children: one query when none of them is erased. For an
     erased child, which of the request's events were received before its erasure: the register's list, and the
     audit log for events published just before it, while the audit indexer had not stored them yet."""
@@ -183,18 +200,18 @@ def _erasure_facts(rt: Runtime, prepared: Prepared, resolved: Resolved) -> Erasu
     return ErasureFacts(erased, frozenset(before))
 
 
-def message_limit(rt: Runtime) -> int:
+def message_limit(rt: IntakePorts) -> int:
     """The largest message the producer sends (its max_request_size): a larger one fails MessageSizeTooLargeError."""
     return int(getattr(rt.producer, "_max_request_size", DEFAULT_MESSAGE_LIMIT) or DEFAULT_MESSAGE_LIMIT)
 
 
-def _params(rt: Runtime) -> IntakeParams:
+def _params(rt: IntakePorts) -> IntakeParams:
     topics = rt.settings.topics
     return IntakeParams(topics.events, topics.deadletter, message_limit(rt))
 
 
 # --- applying: Kafka first, then the audit, then the registers -----------------------------------------------------
-async def _refuse(rt: Runtime, plan: IntakePlan) -> NoReturn:
+async def _refuse(rt: IntakePorts, plan: IntakePlan) -> NoReturn:
     """Nothing is published; the refused input's receipt and rejection go to the audit log (the reasons are fixed
     texts with numbers), then the refusal is raised (413)."""
     assert plan.refusal is not None
@@ -206,9 +223,8 @@ async def _refuse(rt: Runtime, plan: IntakePlan) -> NoReturn:
     raise InputRefused(plan.refusal, plan.result)
 
 
-async def _publish(rt: Runtime, plan: IntakePlan) -> None:
+async def _publish(rt: IntakePorts, plan: IntakePlan) -> None:
     """Send every message, wait for Kafka's acknowledgement of all, then the audit records (which say so)."""
-    assert rt.producer is not None
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             sends = [await rt.producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
@@ -221,11 +237,10 @@ async def _publish(rt: Runtime, plan: IntakePlan) -> None:
         raise KafkaUnavailable(f"Kafka did not acknowledge ({type(exc).__name__})") from exc
 
 
-def _apply_registers(rt: Runtime, plan: IntakePlan, at: str) -> None:
+def _apply_registers(rt: IntakePorts, plan: IntakePlan, at: str) -> None:
     """Write the links, carry consent over a merge, count (their audit records went with the request's)."""
     if not plan.links:
         return
-    assert rt.identities is not None and rt.consent is not None
     rt.identities.apply(plan.links, at)
     for resolution in plan.links:
         if resolution.conflict:

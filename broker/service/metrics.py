@@ -44,6 +44,15 @@ class Metrics:
                                 "conflict: not linked, for review)", ["outcome"], registry=r)
         self.consumer_lag = Gauge("mash_consumer_lag", "Records behind the partition high-water mark",
                                   ["group", "topic", "partition"], registry=r)
+        # The hub watch (issue 16), for the partnership's performance framework: counts only, labels from the protocol
+        self.hub_enquiries = Counter("mash_hub_enquiries_total", "MASH enquiry contributions (opened: a new enquiry; "
+                                     "joined: an open enquiry; folded: two enquiries merged)", ["action"], registry=r)
+        self.hub_cumulative = Counter("mash_hub_cumulative_concerns_total", "Cumulative concerns raised, per protocol "
+                                      "rule", ["rule"], registry=r)
+        self.hub_repeat_referrals = Counter("mash_hub_repeat_referrals_total", "Referrals within the protocol's months "
+                                            "of a previous referral's closure", registry=r)
+        self.hub_clocks = Counter("mash_hub_clocks_total", "Timeliness clocks settled (clock: decision or encompass; "
+                                  "outcome: met or breached)", ["clock", "outcome"], registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
                                        buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
 

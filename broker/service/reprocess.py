@@ -10,13 +10,13 @@ received after a child's erasure is new data and may be reprocessed.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from adapters.kit.interface import AdaptContext
 from adapters.kit.registry import AGENCIES
+from broker.aio import blocking
 from broker.crypto import KeyShredded
 from broker.crypto.split_seal import open_split
 from broker.errors import Conflict, NotFound
@@ -28,7 +28,7 @@ from broker.service.intake import IntakeResult, ingest
 from broker.service.messages import decode
 
 if TYPE_CHECKING:
-    from broker.service.runtime import Runtime
+    from broker.service.ports import ReprocessPorts
 
 
 
@@ -44,7 +44,7 @@ class DeadLetterErased(Conflict, PermissionError):
                          "it is not reopened or reprocessed")
 
 
-async def find_deadletter(rt: Runtime, deadletter_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+async def find_deadletter(rt: ReprocessPorts, deadletter_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The rejection record (newest wins) and the input message it references (None for a record that carries
     its input, or none). One scan: the topic is small and read rarely."""
     found: dict[str, Any] | None = None
@@ -66,7 +66,7 @@ def _ms(when: str) -> float:
     return dt.datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
 
 
-def erased_since(rt: Runtime, tokens: Iterable[str], received_at: str) -> bool:
+def erased_since(rt: ReprocessPorts, tokens: Iterable[str], received_at: str) -> bool:
     """Whether any of the tokens was erased at or after `received_at` (the input is older than the erasure)."""
     wanted = [t for t in tokens if isinstance(t, str)]
     if rt.erasures is None or not wanted:
@@ -74,7 +74,7 @@ def erased_since(rt: Runtime, tokens: Iterable[str], received_at: str) -> bool:
     return any(_ms(at) >= _ms(received_at) for at in rt.erasures.erased_at(wanted).values())
 
 
-def _open_input(rt: Runtime, deadletter_id: str, record: dict[str, Any], kept: dict[str, Any] | None) -> bytes:
+def _open_input(rt: ReprocessPorts, deadletter_id: str, record: dict[str, Any], kept: dict[str, Any] | None) -> bytes:
     if kept is not None:
         if erased_since(rt, kept.get("tokens") or (), kept["received_at"]):
             raise DeadLetterErased(deadletter_id)
@@ -90,24 +90,28 @@ def _open_input(rt: Runtime, deadletter_id: str, record: dict[str, Any], kept: d
     raise DeadLetterNotFound(f"{deadletter_id} (its input was not kept)")
 
 
-async def reprocess(rt: Runtime, deadletter_id: str, actor: str) -> IntakeResult:
+def _named_erased_since(rt: ReprocessPorts, named: list[str], received_at: str) -> bool:
+    """Whether a child the input names (under the token it carries now, too) was erased since it was received."""
+    if named and rt.identities is not None:
+        named = [*named, *(rt.identities.current(t) for t in set(named))]
+    return erased_since(rt, named, received_at)
+
+
+async def reprocess(rt: ReprocessPorts, deadletter_id: str, actor: str) -> IntakeResult:
     """Run the dead letter's original input through intake again (after an adapter fix or a protocol change)."""
     record, kept = await find_deadletter(rt, deadletter_id)
     if record.get("agency") not in AGENCIES:
         raise DeadLetterNotFound(f"{deadletter_id} is a worker dead letter (no agency input to reprocess)")
-    data = _open_input(rt, deadletter_id, record, kept)
+    data = await blocking(_open_input, rt, deadletter_id, record, kept)
     received_at = (kept or record)["received_at"]
     # the children the input names today (an adapter fixed since may read more of it): none erased since
     ctx = AdaptContext(source="reprocess", received_at=received_at, system=record.get("system"),
                        settings=rt.adapter_settings)
-    assert rt.linkage is not None  # loaded before the service serves (Runtime.load_local)
-    prepared = await asyncio.to_thread(prepare, record["agency"], data, ctx, rt.linkage,
-                                       content_type=record.get("content_type"))
+    prepared = await blocking(prepare, record["agency"], data, ctx, rt.linkage,
+                              content_type=record.get("content_type"))
     named = [i.token for ids in prepared.identities for i in ids] + prepared.rejected_tokens
     named += [linkage_token(e) for e in prepared.events]
-    if named and rt.identities is not None:
-        named += [rt.identities.current(t) for t in set(named)]
-    if erased_since(rt, named, received_at):
+    if await blocking(_named_erased_since, rt, named, received_at):
         raise DeadLetterErased(deadletter_id)
     result = await ingest(rt, record["agency"], data, content_type=record.get("content_type"),
                           system=record.get("system"), actor=actor, source=f"reprocess:{deadletter_id}")

@@ -45,9 +45,11 @@ from typing import IO, TYPE_CHECKING, Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from broker.aio import blocking
+from broker.audit.kafka_reads import with_positions
 from broker.clock import now_iso
 from broker.crypto import KeyUnavailable, KmsError
-from broker.kafka.clients import group_consumer, start_transactional
+from broker.kafka.clients import fetch_wait_ms, group_consumer, start_transactional
 from broker.logging import get_logger
 from broker.pipeline.erasure import NOTICE_TYPE
 from broker.pipeline.share_plan import (
@@ -70,14 +72,15 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer, ConsumerRecord
 
     from broker.config import Settings
-    from broker.service.runtime import Runtime
+    from broker.pipeline.register_facts import BatchFacts
+    from broker.service.ports import SharePorts
 
 log = get_logger("mash.share")
 __all__ = ["HELD_REASON", "SEAL_FAULTS", "delivery_view", "next_offsets", "process_batch", "run_share_worker",
            "transaction_size", "transactional_id", "worker_instance"]
 
 
-async def run_share_worker(rt: Runtime, stop: asyncio.Event, name: str = "share-0") -> None:
+async def run_share_worker(rt: SharePorts, stop: asyncio.Event, name: str = "share-0") -> None:
     """Supervised: a crash is logged and the worker rejoins the group after a pause; uncommitted work is redone."""
     while not stop.is_set():
         try:
@@ -166,13 +169,12 @@ class Pending:
     marks: list[tuple[str, str, str]] = field(default_factory=list)  # (subscriber, event_id, decision_id)
     recipients: set[tuple[str, str]] = field(default_factory=set)  # (token, subscriber)
 
-    def record(self, rt: Runtime) -> None:
+    def record(self, rt: SharePorts) -> None:
         if self.marks:
-            assert rt.delivered is not None
             rt.delivered.mark(self.marks, self.recipients)
 
 
-async def _transactional(rt: Runtime, group: str, name: str) -> AIOKafkaProducer | None:
+async def _transactional(rt: SharePorts, group: str, name: str) -> AIOKafkaProducer | None:
     """This worker's transactional producer, or None in at-least-once mode; the mode is found once per process."""
     if rt.kafka_transactions is False:
         return None
@@ -208,10 +210,11 @@ class FinishBatchBeforeRevoke(ConsumerRebalanceListener):
         return None
 
 
-async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
+async def _share_loop(rt: SharePorts, stop: asyncio.Event, name: str) -> None:
     group = rt.settings.group("share")
     out = await _transactional(rt, group, name)  # before joining: a predecessor's open transaction is aborted first
-    consumer = group_consumer(rt.bootstrap, group, **rt.kafka_security)
+    # a cluster granting transactions is an Apache-like one, which answers fetches on arrival: a long wait is free
+    consumer = group_consumer(rt.bootstrap, group, fetch_wait_ms=fetch_wait_ms(out is not None), **rt.kafka_security)
     busy = asyncio.Lock()
     consumer.subscribe([rt.settings.topics.events], listener=FinishBatchBeforeRevoke(busy))
     try:
@@ -226,7 +229,8 @@ async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
             if out is None:
                 async with busy:
                     with rt.metrics.time("share_batch"):
-                        (await process_batch(rt, messages)).record(rt)
+                        pending = await process_batch(rt, messages)
+                        await blocking(pending.record, rt)
                     await consumer.commit(next_offsets(messages))
             else:
                 for part in cut(messages, transaction_size(per_message)):
@@ -251,7 +255,7 @@ async def _share_loop(rt: Runtime, stop: asyncio.Event, name: str) -> None:
             log.info("share_worker_stopped", worker=name)
 
 
-async def _transaction(rt: Runtime, out: AIOKafkaProducer, group: str, part: list[ConsumerRecord]) -> float:
+async def _transaction(rt: SharePorts, out: AIOKafkaProducer, group: str, part: list[ConsumerRecord]) -> float:
     """One batch in one transaction: deliveries, dead letters, audit records and the input offsets, committed or
     aborted together; then the delivered log (module docstring). Returns the seconds of work per message."""
     async with out.transaction():
@@ -261,25 +265,24 @@ async def _transaction(rt: Runtime, out: AIOKafkaProducer, group: str, part: lis
         # until commits took most of the time
         took = (time.perf_counter() - started) / len(part)
         await out.send_offsets_to_transaction(next_offsets(part), group)
-    pending.record(rt)
+    await blocking(pending.record, rt)
     return took
 
 
-async def process_batch(rt: Runtime, messages: list[ConsumerRecord], producer: AIOKafkaProducer | None = None,
+async def process_batch(rt: SharePorts, messages: list[ConsumerRecord], producer: AIOKafkaProducer | None = None,
                         ) -> Pending:
     """Read, plan, apply one batch (through `producer`: the worker's transactional one, else the shared one);
     returns the delivered-log marks for the caller to write at the right moment (module docstring)."""
     out = producer or rt.producer
-    assert out is not None and rt.delivered is not None and rt.protocol is not None
     now = now_iso()
-    items = _reveal(rt, messages)
+    items = await blocking(_reveal, rt, messages)  # the key store: a data key unwrapped by the KMS
     facts = await _read_facts(rt, [i for i in items if isinstance(i, Item)])
     plan = plan_share(items, facts, rt, ShareParams(rt.protocol, rt.mask_key, now, rt.settings.topics.deliver,
                                                      rt.settings.topics.deadletter))
     return await _apply(rt, plan, out, now, transactional=producer is not None)
 
 
-def _reveal(rt: Runtime, messages: list[ConsumerRecord]) -> list[Item | Poison]:
+def _reveal(rt: SharePorts, messages: list[ConsumerRecord]) -> list[Item | Poison]:
     """The batch's events in the clear, in order; an erased child's are left out (never shared again), a message
     that cannot be decoded or revealed is poison. A key outage raises: nothing is committed, the batch is retried."""
     items: list[Item | Poison] = []
@@ -297,16 +300,21 @@ def _reveal(rt: Runtime, messages: list[ConsumerRecord]) -> list[Item | Poison]:
     return items
 
 
-async def _read_facts(rt: Runtime, items: list[Item]) -> ShareFacts:
+async def _read_facts(rt: SharePorts, items: list[Item]) -> ShareFacts:
     """What the registers say of the batch: one delivered-log query, the held subscribers, each child's case state
     and consent, the register facts (broker/service/facts.py), and each erasure notice's past recipients."""
-    assert rt.protocol is not None and rt.cases is not None and rt.delivered is not None
     tokens = list(dict.fromkeys(i.token for i in items))
     folded = [i.event["payload"]["superseded_token"] for i in items if i.event["event_type"] == LINKED]
     notices = [i.event for i in items if i.event["event_type"] == NOTICE_TYPE]
     # the register facts of the batch's children (s47(9) requests, adult-at-risk determinations, the identity
     # register's date of birth): read once per batch, one query per register
     register = await batch_facts(rt, tokens)
+    return await blocking(_registers_say, rt, items, tokens, folded, notices, register)
+
+
+def _registers_say(rt: SharePorts, items: list[Item], tokens: list[str], folded: list[str],
+                   notices: list[dict[str, Any]], register: BatchFacts) -> ShareFacts:
+    """The rest of `_read_facts`, read in one blocking call (broker/aio.py)."""
     return ShareFacts(
         sent=frozenset(rt.delivered.sent(rt.protocol.subscribers, (i.event["event_id"] for i in items))),
         holding=frozenset(rt.held.counts()) if rt.held is not None else frozenset(),
@@ -317,33 +325,45 @@ async def _read_facts(rt: Runtime, items: list[Item]) -> ShareFacts:
                            for e in notices})
 
 
-async def _apply(rt: Runtime, plan: SharePlan, out: AIOKafkaProducer, now: str, *, transactional: bool) -> Pending:
+async def _apply(rt: SharePorts, plan: SharePlan, out: AIOKafkaProducer, now: str, *, transactional: bool) -> Pending:
     """The plan's effects in the module docstring's order: case state, produce and wait, (at-least-once: the
     delivered log), held deliveries and referrals, then the audit, inside the batch's transaction when there is one.
     """
-    assert rt.cases is not None and rt.protocol is not None
-    for write in plan.case_writes:
-        rt.cases.set(write.token, write.open, write.event_id)
+    if plan.case_writes:
+        await blocking(_write_cases, rt, plan)
     _observe(rt, plan)
     sends = [await out.send(m.topic, m.value, key=m.key) for m in plan.deadletters]
     sends += [await out.send(d.message.topic, d.message.value, key=d.message.key, headers=list(d.message.headers))
               for d in plan.deliveries]
-    await asyncio.gather(*sends)
+    acked = await asyncio.gather(*sends)
+    # each delivery's place on its topic, into its `delivered` record: what a Kafka group's committed offset covers
+    places = {(d.subscriber, d.decision_id): (m.topic, m.partition, m.offset)
+              for d, m in zip(plan.deliveries, acked[len(plan.deadletters):], strict=True)}
     pending = Pending(plan.marks, plan.recipients)
     if not transactional:  # at-least-once: the duplicate filter before the offsets are committed
-        pending.record(rt)
+        await blocking(pending.record, rt)
         pending = Pending()
-    if plan.held:  # before the batch's offsets are committed
-        assert rt.held is not None  # never dropped: a held delivery lost would be a delivery lost
+    if plan.held or plan.referrals:
+        await blocking(_hold_and_refer, rt, plan, now)
+    await rt.emit_audit(with_positions(plan.audits, places), out)
+    return pending
+
+
+def _write_cases(rt: SharePorts, plan: SharePlan) -> None:
+    for write in plan.case_writes:
+        rt.cases.set(write.token, write.open, write.event_id)
+
+
+def _hold_and_refer(rt: SharePorts, plan: SharePlan, now: str) -> None:
+    """Held deliveries and referrals: before the batch's offsets are committed."""
+    if plan.held:
         rt.held.hold(list(plan.held), now)
     if plan.referrals and rt.referrals is not None:  # likewise; a redelivered batch adds nothing (register docstring)
         rt.referrals.refer([referral_for(rt.protocol, r.decision, r.event, r.token, r.partition, r.offset, now)
                             for r in plan.referrals])
-    await rt.emit_audit(list(plan.audits), out)
-    return pending
 
 
-def _observe(rt: Runtime, plan: SharePlan) -> None:
+def _observe(rt: SharePorts, plan: SharePlan) -> None:
     """Metrics and log lines of a plan (value-free: subscriber names, positions, exception types)."""
     for poison in plan.poison:
         rt.metrics.poison.inc()

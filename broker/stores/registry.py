@@ -20,6 +20,7 @@ from broker.stores.delivered import DeliveredLog
 from broker.stores.determinations import DeterminationRegister
 from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
+from broker.stores.history import HistoryRegister
 from broker.stores.identities import IdentityRegister
 from broker.stores.served import FirstServed
 
@@ -90,6 +91,8 @@ REGISTERS: tuple[RegisterSpec, ...] = (
     RegisterSpec("referrals", ReferralRegister, "shares awaiting a human decision",
                  "keeps the decisions made (who decided, when, why): accountability for what was shared"),
     RegisterSpec("determinations", DeterminationRegister, "s47(9) requests and adult-at-risk determinations", FORGETS),
+    RegisterSpec("history", HistoryRegister, "the hub's history of each child's events, enquiries and clocks",
+                 FORGETS),
 )
 
 FORGOTTEN_ON_SHRED: tuple[RegisterSpec, ...] = tuple(r for r in REGISTERS if r.on_shred == FORGETS)

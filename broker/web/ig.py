@@ -7,29 +7,49 @@ its script and style are served from this package (no CDN, no build step) under 
 
 # No `from __future__ import annotations` here: FastAPI must resolve the router-local `Store` alias when each
 # endpoint is defined, which string annotations would defer past its scope.
-from collections.abc import Callable
+import base64
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from broker.audit.export import subject_access_report
 from broker.audit.record import KINDS, AuditRecordError
+from broker.audit.sar import (
+    MASK_WORDS,
+    SAR_CSS,
+    Recipient,
+    basis_words,
+    consent_lines,
+    override_words,
+    plain_field,
+    plain_fields,
+    subject_access_report,
+)
 from broker.audit.store import AuditStore
 from broker.clock import now_iso
+from broker.crypto import CryptoError
 from broker.errors import Unavailable
 from broker.pipeline.find_child import REASONS, ChildQuery, lookup_record
 from broker.pipeline.find_child import find_child as find_child_tokens
 from broker.pipeline.identify import LinkageKey
+from broker.policy.codes import LAWFUL_BASIS
 
 STATIC = Path(__file__).resolve().parent / "static"
 _ASSETS = {"ig.js": "text/javascript; charset=utf-8", "ig.css": "text/css; charset=utf-8"}
+# The subject access report opens inside the page (an iframe from srcdoc, which keeps the page's policy): its one
+# inline style block is allowed by its hash, nothing else inline is.
+_SAR_STYLE = "'sha256-" + base64.b64encode(hashlib.sha256(SAR_CSS.encode()).digest()).decode() + "'"
 _PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": f"default-src 'none'; script-src 'self'; style-src 'self' {_SAR_STYLE}; "
+                               "connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -45,6 +65,15 @@ class LinkageUnavailable(Unavailable, RuntimeError):
 
 def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
+
+
+def _in_words(event_type: str | None, d: Mapping[str, Any]) -> dict[str, Any]:
+    """A disclosure's fields as the subject access report words them (broker/audit/sar.py): one wording."""
+    return {"shared": plain_fields(event_type, d["fields_released"]), "basis": basis_words(d["lawful_basis"]),
+            "masked": [f"{plain_field(p)}: {MASK_WORDS.get(k, k.replace('_', ' '))}"
+                       for p, k in d["fields_masked"].items()],
+            "override": override_words(d["consent_override"]) or None,
+            "not_shared": [f for _, fs in plain_fields(event_type, d["fields_withheld"]) for f in fs]}
 
 
 class FindChildBody(BaseModel):
@@ -64,14 +93,34 @@ class FindChildBody(BaseModel):
     postcode: str | None = Field(None, max_length=10)
 
 
+ChildName = Callable[[list[str], list[str]], Awaitable[Mapping[str, str] | None]]
+
+
+def _words_for(entries: list[dict[str, Any]], named: Mapping[str, Recipient] | None = None) -> dict[str, Any]:
+    """The words for the codes these entries carry: `recipients` (subscriber -> the partner's name, when `named`
+    knows it) and `bases` (lawful basis and gateway code -> its title), so the page shows words, not codes."""
+    records = [e.get("record") or {} for e in entries]
+    subs = {r["subscriber"] for r in records if r.get("subscriber")}
+    codes = {c for r in records for c in r.get("lawful_basis", [])}
+    codes |= {str(r["consent_override"].get("gateway")) for r in records if r.get("consent_override")}
+    return {"recipients": {s: named[s].label for s in subs if named and s in named},
+            "bases": {c: LAWFUL_BASIS[c] for c in codes if c in LAWFUL_BASIS}}
+
+
 def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable[..., Any],
                    aliases: Callable[[str], list[str]] = lambda token: [token],
-                   linkage: Callable[[], LinkageKey | None] = lambda: None) -> APIRouter:
+                   linkage: Callable[[], LinkageKey | None] = lambda: None,
+                   recipients: Callable[[], Mapping[str, Recipient]] = dict,
+                   consent: Callable[[str], Any] = lambda token: None,
+                   child_name: ChildName | None = None) -> APIRouter:
     """The IG router. `store_factory()` returns the (long-lived) audit store, `require_ig` is the FastAPI
     dependency that admits only IG auditors, and `aliases(token)` lists every token the identity register ties to
     that child, so a child's timeline and subject access report cover the records kept under a token later folded
     into another. `linkage()` is the linkage key in force, with which Find a child computes the tokens intake gives
-    (None: the lookup is unavailable)."""
+    (None: the lookup is unavailable). For the subject access report: `recipients()` names each subscriber as the
+    protocol names its partner, `consent(token)` is the consent register's state for a token (or None), and
+    `child_name(tokens, event_ids)` reveals the child's name from the newest of those events (None: the report
+    names no one)."""
     api = APIRouter(prefix="/v1/ig", tags=["information governance"],
                     dependencies=[Depends(require_ig), Depends(_no_store)])
 
@@ -105,22 +154,50 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
         except AuditRecordError:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
         more = len(entries) == limit
-        return {"entries": entries, "next_before_seq": entries[-1]["seq"] if more else None}
+        return {"entries": entries, "next_before_seq": entries[-1]["seq"] if more else None,
+                **_words_for(entries, recipients())}
 
     @api.get("/children/{subject}/timeline", summary="Everything recorded about one child, oldest first")
     def timeline(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)]) -> dict[str, Any]:
-        tokens = aliases(subject)
-        return {"subject": subject, "tokens": tokens, "entries": audit.timeline(subject, aliases=tokens),
-                "disclosures": [d.to_dict() for d in audit.every_disclosure(subject=subject, aliases=tokens)]}
-
-    @api.get("/children/{subject}/report", response_class=HTMLResponse,
-             summary="Subject access report: every disclosure about one child (HTML)")
-    def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)],
-               caller: Annotated[Any, Depends(require_ig)]) -> HTMLResponse:
-        verification = audit.verify() if audit.public_key is not None else None
+        """Each disclosure also carries its fields in words, by class (`shared`, `masked`, `not_shared`), as the
+        subject access report gives them; `recipients` names each subscriber as the protocol names its partner."""
         tokens = aliases(subject)
         found = audit.every_disclosure(subject=subject, aliases=tokens)
-        body = subject_access_report(subject, found, audit.timeline(subject, aliases=tokens), now_iso(), verification)
+        named = recipients()
+        entries = audit.timeline(subject, aliases=tokens)
+        return {"subject": subject, "tokens": tokens, "entries": entries,
+                "disclosures": [{**d.to_dict(), **_in_words(d.event_type, d.to_dict())} for d in found],
+                **_words_for(entries, named)}
+
+    @api.get("/children/{subject}/report", response_class=HTMLResponse,
+             summary="Subject access report: every disclosure about one child, the child named (HTML, prints on A4)")
+    async def report(audit: Store, subject: Annotated[str, PathParam(pattern=TOKEN)],
+                     caller: Annotated[Any, Depends(require_ig)]) -> HTMLResponse:
+        """Names the child (revealed from the newest event about them, for this report only: the reveal is
+        recorded as admin_action `ig.reveal_identity` with who asked), names recipients as the protocol does,
+        gives fields in words by class and the lawful basis in words, the consent register's records and every
+        override, and what each recipient read."""
+        tokens = aliases(subject)
+        verification = await run_in_threadpool(audit.verify) if audit.public_key is not None else None
+        found = await run_in_threadpool(audit.every_disclosure, subject=subject, aliases=tokens)
+        entries = await run_in_threadpool(audit.timeline, subject, aliases=tokens)
+        child, note = None, "not named: this service cannot read the events topic"
+        published = [r["event_id"] for r in reversed([e.get("record") or {} for e in entries])
+                     if r.get("kind") == "event_published" and r.get("event_id")]
+        if child_name is not None and published:
+            audit.log("admin_action", actor=caller.actor, action="ig.reveal_identity", target="sar",
+                      subject=subject, count=1)  # before the reveal: an attempt that fails is still recorded
+            try:
+                child = await child_name(tokens, published)
+                note = "not named: no event about the child is held any more (retention, or erased)"
+            except (KafkaError, CryptoError, OSError, TimeoutError):  # Kafka or the keys: the report still goes
+                note = "not named: the events topic or the keys could not be read just now"
+        elif not published:
+            note = "not named: no event about this child reached the broker"
+        held = [r for t in tokens if (state := consent(t)) is not None for r in state.records]
+        body = subject_access_report(subject, found, entries, now_iso(), verification, child=child, child_note=note,
+                                     recipients=recipients(), consent=consent_lines(held), tokens=tokens,
+                                     generated_by=caller.actor)
         # an export of what was shared about a child: recorded with who took it, as `mash-broker audit export` is
         audit.log("admin_action", actor=caller.actor, action="audit.export", target="sar", subject=subject,
                   count=len(found))
@@ -159,7 +236,9 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
         except AuditRecordError:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
         more = len(found) == limit
-        return {"subscriber": name, "total": total, "disclosures": [d.to_dict() for d in found],
+        named = recipients()
+        return {"subscriber": name, "recipient": named[name].label if name in named else None, "total": total,
+                "disclosures": [{**d.to_dict(), **_in_words(d.event_type, d.to_dict())} for d in found],
                 "next_after_seq": found[-1].seq if more and found else None}
 
     # IG sees dead letters but does not reprocess them: reprocessing republishes data, an admin's act

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -25,12 +26,13 @@ class IgApp:
 
 def build_ig_app(store: AuditStore, key_dir: Path,
                  aliases: Callable[[str], list[str]] = lambda token: [token],
-                 linkage: LinkageKey | None = None) -> IgApp:
+                 linkage: LinkageKey | None = None, **router: Any) -> IgApp:
+    """`router`: make_ig_router's other readers (recipients, consent, child_name)."""
     keys = ApiKeyStore(key_dir / "api-keys.json")
     ig_key, _ = keys.create("ig_auditor")
     subscriber_key, _ = keys.create("subscriber", "csc-front-door")
     app = FastAPI()
     install(app)  # the broker's exception handlers: value-free answers, as the service gives them
     app.state.api_keys = keys
-    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), aliases, lambda: linkage))
+    app.include_router(make_ig_router(lambda: store, require("ig_auditor"), aliases, lambda: linkage, **router))
     return IgApp(app, ig_key, subscriber_key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from html.parser import HTMLParser
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -14,15 +13,14 @@ from broker.audit.export import (
     CSV_COLUMNS,
     ExportFormatError,
     embedded_public_key,
-    fhir_bundle,
     read_jsonl,
-    subject_access_report,
     write_csv,
     write_jsonl,
 )
+from broker.audit.fhir import fhir_bundle
 from broker.audit.store import AuditStore
 from broker.audit.verify import verify
-from tests.audit.conftest import CHILD_A, CHILD_B, seed_records
+from tests.audit.conftest import CHILD_A, seed_records
 
 NOW = "2026-03-06T12:00:00.000Z"
 
@@ -99,47 +97,4 @@ def test_fhir_bundle_validates(seeded: AuditStore) -> None:
     assert {a.who.identifier.value for a in event.agent} == {"share", "csc-front-door"}
 
 
-def test_subject_access_report_lists_every_disclosure(seeded: AuditStore) -> None:
-    found = seeded.disclosures(subject=CHILD_A)
-    page = subject_access_report(CHILD_A, found, seeded.timeline(CHILD_A), NOW, seeded.verify())
-
-    class Cells(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: list[list[str]] = []
-            self.text = ""
-            self.in_cell = False
-
-        def handle_starttag(self, tag: str, attrs: list) -> None:
-            if tag == "tr":
-                self.rows.append([])
-            elif tag == "td":
-                self.rows[-1].append("")
-                self.in_cell = True
-
-        def handle_endtag(self, tag: str) -> None:
-            self.in_cell = self.in_cell and tag != "td"
-
-        def handle_data(self, data: str) -> None:
-            self.text += data
-            if self.in_cell:
-                self.rows[-1][-1] += data
-
-    parser = Cells()
-    parser.feed(page)
-    body = [r for r in parser.rows if r]
-    assert len(body) == 1  # one disclosure about child A; the withholding is counted, not listed
-    when, to_whom, event_type, rule, purpose, basis, released, masked, withheld, override, read, version = body[0]
-    assert when == "2026-03-02T10:00:00.000Z" and to_whom == "csc-front-door" and rule == "health-to-front-door"
-    assert event_type == "health.urgent_care_attendance" and purpose == "safeguarding"
-    assert "Children Act 2004 s11" in basis and "uk_gdpr_art9_2_h" in basis
-    assert "payload.attendance_reason" in released and masked == "subject.child.birth_date (age_band)"
-    assert override == "\u2014"  # consent was not set aside for this disclosure
-    assert withheld == "payload.clinical_notes" and read == "2026-03-02T11:00:00.000Z" and version == "1"
-    assert "Audit chain verified" in parser.text and "1 decision(s) withheld" in parser.text
-    assert CHILD_B not in page
-
-
-def test_subject_access_report_escapes_markup() -> None:
-    page = subject_access_report("<script>x</script>", [], [], NOW)
-    assert "<script>x" not in page and "&lt;script&gt;" in page and "No information about this child" in page
+# The subject access report's tests: tests/audit/test_sar.py

@@ -30,13 +30,13 @@ pytestmark = [
 
 
 @contextmanager
-def _serving(ig: IgApp) -> Iterator[str]:
+def _serving(ig: IgApp, lifespan: str = "auto") -> Iterator[str]:
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(ig.app, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(ig.app, log_level="warning", access_log=False, lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -92,7 +92,7 @@ def test_ig_page_in_chromium(served: tuple[str, IgApp]) -> None:
             page.click("#search-form button[type=submit]")
             page.wait_for_selector("#search-results table")
             expect(page.locator("#search-results tbody tr")).to_have_count(2)
-            assert "record_received" in page.inner_text("#search-results")
+            assert "Record received" in page.inner_text("#search-results")  # in words, not the record's kind code
             page.screenshot(path=str(ARTIFACTS / "ig-search.png"), full_page=True)
 
             page.select_option("#search-form select[name=agency]", "")
@@ -105,8 +105,10 @@ def test_ig_page_in_chromium(served: tuple[str, IgApp]) -> None:
             assert page.locator("#timeline-results tbody tr").count() == 5
             assert page.locator("#timeline-disclosures tbody tr").count() == 1
             text = page.inner_text("#tab-timeline")
-            assert "health-to-front-door" in text and "subject.child.birth_date" in text
-            assert "2026-03-02T11:00:00.000Z" in text  # read by the recipient
+            assert "health-to-front-door" in text and "birth date (child): age band" in text
+            assert "subject.child.birth_date" not in text  # field paths only with "Show technical details"
+            read = page.locator("#timeline-disclosures tbody td.col-read time")
+            assert read.get_attribute("datetime") == "2026-03-02T11:00:00.000Z"  # read by the recipient
             page.screenshot(path=str(ARTIFACTS / "ig-timeline.png"), full_page=True)
 
             page.click("#tabs button[data-tab=deadletters]")
@@ -143,6 +145,8 @@ def test_a_childs_timeline_shows_the_tokens_the_identity_register_folded_into_it
             page.select_option("#kind-select", "identity_linked")
             page.click("#search-form button[type=submit]")
             sync_api.expect(page.locator("#search-results tbody tr")).to_have_count(1)
+            assert "two records of one child joined" in page.inner_text("#search-results")
+            page.check("#show-tech")
             assert f"token folded in: {CHILD_B}" in page.inner_text("#search-results")
             page.locator(f"#search-results a.token[data-token='{CHILD_A}']").first.click()
             page.wait_for_selector("#timeline-results table")

@@ -148,7 +148,7 @@ class Stack:
         return {s: self.settings.topics.deliver(s) for s in self.subscribers}
 
     def broker_topics(self) -> list[str]:
-        """Every topic the service creates (runtime._topic_plan, and the epoch marker topic)."""
+        """Every topic the service creates (broker/service/topics.py required_topics)."""
         t = self.settings.topics
         return [t.events, t.deadletter, t.audit, *self.delivery_topics().values(),
                 epoch_topic(self.env["MASH_TOPIC_PREFIX"])]

@@ -16,7 +16,7 @@ from broker.kafka.admin import ensure_topics
 from broker.kafka.topology import DAY_MS, topic_configs, topic_plan
 from broker.ops.provision import create_topics
 from broker.policy import load_protocol
-from broker.service.runtime import Runtime
+from broker.service.topics import service_topic_plan
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "protocols" / "sample-partnership.yaml"
@@ -33,9 +33,7 @@ async def topic_config(bootstrap: str, names: list[str]) -> dict[str, dict[str, 
 
 
 def service_plan(prefix: str) -> list:
-    rt = Runtime(Settings(topic_prefix=prefix, event_partitions=2))
-    rt.protocol = load_protocol(SAMPLE)
-    return rt._topic_plan()
+    return service_topic_plan(Settings(topic_prefix=prefix, event_partitions=2), load_protocol(SAMPLE))
 
 
 def test_the_service_plans_exactly_the_layout() -> None:

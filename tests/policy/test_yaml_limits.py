@@ -11,7 +11,7 @@ import pytest
 from broker.config import Settings
 from broker.policy import ProtocolError, load_protocol
 from broker.policy.source import MAX_EXPANDED_NODES, parse_yaml
-from broker.service.runtime import Runtime
+from broker.service.root import load_local
 from tests.policy.conftest import SAMPLE
 
 
@@ -38,9 +38,9 @@ def test_an_alias_bomb_is_refused_in_well_under_a_second(tmp_path) -> None:
 def test_the_start_reports_the_bomb_in_one_line(tmp_path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(alias_bomb())
-    runtime = Runtime(Settings(data_dir=tmp_path / "data", protocol_file=path, dev_mode=True))
+    settings = Settings(data_dir=tmp_path / "data", protocol_file=path, dev_mode=True)
     with pytest.raises(ProtocolError, match="alias bomb"):
-        runtime.load_local()
+        load_local(settings)
 
 
 @pytest.mark.parametrize(("text", "reason"), [

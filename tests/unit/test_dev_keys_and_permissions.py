@@ -11,7 +11,7 @@ from broker.audit.store import open_audit_store
 from broker.config import Settings
 from broker.crypto.client import SubscriberClient
 from broker.ops.checks import check_data_permissions
-from broker.service.runtime import Runtime
+from broker.service.root import Local, load_local
 from broker.stores.consent import ConsentRegister
 from broker.stores.db import private_sqlite_file
 from tests.integration.service import FIXTURES
@@ -23,8 +23,8 @@ def _mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _dev_runtime(data_dir, protocol_file) -> Runtime:
-    return Runtime(Settings(data_dir=data_dir, protocol_file=protocol_file, dev_mode=True)).load_local()
+def _dev_runtime(data_dir, protocol_file) -> Local:
+    return load_local(Settings(data_dir=data_dir, protocol_file=protocol_file, dev_mode=True))
 
 
 def test_two_data_directories_on_one_protocol_keep_their_own_subscriber_keys(tmp_path) -> None:
@@ -45,7 +45,7 @@ def test_two_data_directories_on_one_protocol_keep_their_own_subscriber_keys(tmp
         assert other.key_file == tmp_path / "two" / "subscriber-keys" / f"{name}.pub"
         assert sub.public_key() != other.public_key()
         # what the first directory's service seals, the first directory's private key opens
-        sealed = first.seal_for(name, {"event_id": "00000000-0000-4000-8000-000000000001"})
+        sealed = first.sealers.seal_for(name, {"event_id": "00000000-0000-4000-8000-000000000001"})
         opened = SubscriberClient.from_file(tmp_path / "one" / "subscriber-keys" / f"{name}.key", name).open(sealed)
         assert opened["event_id"] == "00000000-0000-4000-8000-000000000001"
 

@@ -7,7 +7,7 @@ import pytest
 from broker.api.oidc import grants_from_claims
 from broker.api.principal import Principal
 from broker.config import Settings
-from broker.service.runtime import Runtime, StartupFailed
+from broker.service.root import StartupFailed, load_local
 
 
 def test_roles_claim_maps_to_scoped_and_unscoped_roles() -> None:
@@ -56,4 +56,4 @@ def test_a_space_separated_scope_claim_and_a_missing_claim() -> None:
 def test_an_issuer_without_an_audience_stops_the_start(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, oidc_issuer="https://idp.example/realm", dev_mode=True)
     with pytest.raises(StartupFailed, match="MASH_OIDC_AUDIENCE"):
-        Runtime(settings).load_local()
+        load_local(settings)

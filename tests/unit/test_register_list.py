@@ -11,16 +11,17 @@ import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import get_type_hints
 
 import pytest
 
 import broker.stores
-from broker.config import Settings
 from broker.crypto.keystore import KeyStore
 from broker.crypto.kms_local import LocalKms
 from broker.service.erasure import erase_child
-from broker.service.runtime import Runtime
+from broker.service.root import open_registers
+from broker.service.runtime import Runtime, stores_status
 from broker.stores.registry import (
     FORGETS,
     FORGOTTEN_ON_SHRED,
@@ -117,11 +118,11 @@ def test_a_register_of_per_child_rows_says_what_a_childs_erasure_does_to_it(tmp_
 
 
 def test_a_shred_forgets_in_every_register_the_list_marks(tmp_path: Path, keystore: KeyStore) -> None:
-    rt = Runtime(Settings(data_dir=tmp_path / "data"))
-    rt.settings.data_dir.mkdir()
-    rt.open_registers()
+    (tmp_path / "data").mkdir()
+    opened = open_registers(tmp_path / "data", None)
+    rt = SimpleNamespace(**opened)  # the registers by attribute, as the Runtime holds them
     try:
-        assert rt.stores_status() == "ok"
+        assert stores_status(list(opened.values())) == "ok"
         assert rt.identities is not None and rt.determinations is not None and rt.erasures is not None
         rt.identities.record_birth_dates([(CHILD, "sealed-birth-date")], [], AT)
         rt.determinations.determine(CHILD, at_risk=True, reason="test determination", reference=None,
@@ -133,17 +134,23 @@ def test_a_shred_forgets_in_every_register_the_list_marks(tmp_path: Path, keysto
         assert rt.identities.sealed_birth_dates([CHILD]) == {} and rt.determinations.listed([CHILD]) == []
         assert rt.erasures.is_erased(CHILD)
     finally:
-        for register in rt._registers():
+        for register in opened.values():
             register.close()
 
 
 def test_a_runtime_names_every_register_and_a_shred_refuses_registers_not_open(tmp_path: Path) -> None:
-    rt = Runtime(Settings(data_dir=tmp_path / "data"))
-    for spec in REGISTERS:  # others read rt.cases, rt.identities...: each is declared, None until opened
-        assert spec.attr in vars(rt) and getattr(rt, spec.attr) is None, spec.attr
-    assert rt.stores_status().startswith("unavailable")
+    hints = get_type_hints(Runtime)
+    for spec in REGISTERS:  # others read rt.cases, rt.identities...: each a field of its own class, never None
+        assert hints.get(spec.attr) is spec.cls, spec.attr
+    (tmp_path / "data").mkdir()
+    opened = open_registers(tmp_path / "data", None)
+    assert list(opened) == [spec.attr for spec in REGISTERS]
+    opened["cases"].close()  # a register that no longer answers
+    assert stores_status(list(opened.values())).startswith("unavailable")
+    for register in opened.values():
+        register.close()
     with pytest.raises(TypeError, match="cannot forget"):  # never a shred that silently forgets nothing
-        forgetting(rt)
+        forgetting(SimpleNamespace(**{spec.attr: None for spec in REGISTERS}))
 
 
 def test_the_stores_help_names_every_register() -> None:

@@ -105,7 +105,7 @@ def test_sqlite_registers_move_into_postgresql_and_a_broker_will_not_start_besid
 
     from broker.cli.main import app
     from broker.config import Settings
-    from broker.service.runtime import Runtime, StartupFailed
+    from broker.service.root import StartupFailed, load_local
 
     data = tmp_path / "data"
     consent = ConsentRegister(data / "consent.sqlite")
@@ -117,7 +117,7 @@ def test_sqlite_registers_move_into_postgresql_and_a_broker_will_not_start_besid
 
     settings = Settings(data_dir=data, store_url=pg_database, dev_mode=True)
     with pytest.raises(StartupFailed, match="stores migrate"):  # IG's consent records must not be left behind
-        Runtime(settings).load_local()
+        load_local(settings)
 
     result = CliRunner().invoke(app, ["stores", "migrate", "--data-dir", str(data), "--url", pg_database])
     assert result.exit_code == 0, result.output
@@ -127,4 +127,4 @@ def test_sqlite_registers_move_into_postgresql_and_a_broker_will_not_start_besid
                                                                                           "2026-10-01")
     assert IdentityRegister(data / "identities.sqlite", pg_database).current(LA) == UPN
     assert (data / "consent.sqlite.migrated").is_file() and not (data / "consent.sqlite").exists()
-    Runtime(settings).load_local()  # now it starts
+    load_local(settings)  # now it starts

@@ -23,8 +23,10 @@
 
   class AuthError extends Error {}
 
-  async function api(path, options) {
-    const headers = { "Authorization": "Bearer " + apiKey, "Accept": "application/json" };
+  // as: "json" (the default) or "text" (the subject access report's HTML, explain's text)
+  async function api(path, options, as) {
+    const headers = { "Authorization": "Bearer " + apiKey, "Accept": as === "text" ? "text/html, text/plain"
+      : "application/json" };
     if (options && options.body) headers["Content-Type"] = "application/json";
     const response = await fetch(path, Object.assign({}, options, {
       headers: headers, cache: "no-store", credentials: "omit",
@@ -38,7 +40,7 @@
       try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
       throw new Error(typeof detail === "string" ? detail : "request refused (" + response.status + ")");
     }
-    return response.json();
+    return as === "text" ? response.text() : response.json();
   }
 
   function showError(err) {
@@ -79,6 +81,13 @@
     }
     $("verify-text").textContent = "";
     $("find-result").textContent = "";
+    $("explain-text").textContent = "";
+    $("explain").hidden = true;
+    $("report-open").hidden = true;
+    closeReport();
+    recipientNames = {};
+    basisNames = {};
+    timelineToken = null;
     $("login-error").textContent = message || "";
   }
 
@@ -88,14 +97,54 @@
     badge.textContent = v.ok ? "Verification OK" : "TAMPERED";
     badge.className = "badge " + (v.ok ? "ok" : "bad");
     $("verify-text").textContent = v.ok
-      ? v.reason + " (head seq " + v.head_seq + ", checked " + v.checked_at + ")"
+      ? v.reason + " (head seq " + v.head_seq + ", checked " + TIME.format(new Date(v.checked_at)) + ")"
       : "first bad record: seq " + v.first_bad_seq + " — " + v.reason;
+  }
+
+  // --- words and times ------------------------------------------------------------------------------------------
+  // Local time with its zone ("2 Mar 2026, 11:00 GMT"); the ISO time stays in the tooltip.
+  const TIME = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  function localTime(iso) {
+    if (!iso) return "";
+    const at = new Date(iso);
+    if (isNaN(at)) return iso;
+    return el("time", { dateTime: iso, title: iso }, [TIME.format(at)]);
+  }
+  const KIND_WORDS = {
+    record_received: "Record received", record_adapted: "Record read", record_rejected: "Record rejected",
+    deadlettered: "Dead-lettered", event_published: "Event recorded", decision: "Sharing decision",
+    delivered: "Sent", delivery_read: "Read by recipient", delivery_read_up_to: "Read by recipient (Kafka)",
+    key_unwrap: "Key used", key_shred: "Erased (keys shredded)", protocol_change: "Protocol changed",
+    admin_action: "Staff action", identity_linked: "Records linked", human_decision: "Decided by a person",
+  };
+  const words = (code) => String(code || "").replace(/_/g, " ");
+  const eventWords = (t) => String(t || "").replace(".", ": ").replace(/_/g, " ");
+  let recipientNames = {};  // subscriber -> "Partner (role)", as the API's answers name them
+  let basisNames = {};  // lawful basis or gateway code -> its words (UK GDPR, DPA 2018, the Acts)
+  function learnWords(data) {
+    Object.assign(recipientNames, data.recipients || {});
+    Object.assign(basisNames, data.bases || {});
+  }
+  function recipient(code) {
+    if (!code) return "";
+    return recipientNames[code] ? el("span", { title: code }, [recipientNames[code]]) : code;
   }
 
   // --- tables ---------------------------------------------------------------------------------------------------
   const rec = (e) => e.record || {};
-  const when = (e) => rec(e).time || (e.pruned && e.pruned.time) || "";
+  const whenIso = (e) => rec(e).time || (e.pruned && e.pruned.time) || "";
+  const when = (e) => localTime(whenIso(e));
   const kindOf = (e) => rec(e).kind || (e.pruned && e.pruned.kind) || "";
+  const kindWords = (e) => {
+    const kind = kindOf(e);
+    const r = rec(e);
+    if (kind === "decision" || kind === "human_decision") {
+      return (KIND_WORDS[kind] || kind) + ": " + (r.outcome === "deliver" ? "share" : r.outcome === "withhold"
+        ? "withhold" : words(r.outcome || (r.status === "referred" ? "referred to a person" : "")));
+    }
+    return KIND_WORDS[kind] || words(kind);
+  };
   const list = (v) => {
     if (Array.isArray(v)) return v.join(", ");
     if (v && typeof v === "object") return Object.entries(v).map(([path, kind]) => path + " (" + kind + ")").join(", ");
@@ -105,9 +154,10 @@
   // A consent restriction set aside under a duty to disclose: shown on the row itself, never only in a detail.
   function overrideMark(o) {
     if (!o) return "";
-    return el("span", { className: "override", title: "Consent " + o.restriction +
-      (o.recorded_on ? " (recorded " + o.recorded_on + ")" : "") + " set aside under " + o.gateway },
-    ["OVERRIDDEN: " + o.restriction + " set aside under " + o.gateway]);
+    const gateway = basisNames[o.gateway] || o.gateway;
+    return el("span", { className: "override", title: "gateway code: " + o.gateway },
+      ["OVERRIDDEN: " + words(o.restriction) + (o.recorded_on ? " (recorded " + o.recorded_on + ")" : "") +
+        " set aside under " + gateway]);
   }
 
   function tokenLink(token) {
@@ -120,13 +170,19 @@
     return a;
   }
 
-  function table(columns, rows, emptyText) {
+  // columns: [label, value of a row, "tech"?]: technical columns show only with "Show technical details"
+  function table(columns, rows, emptyText, rowAttrs) {
     if (!rows.length) return el("p", { className: "count" }, [emptyText || "Nothing found."]);
-    const head = el("tr", {}, columns.map((c) => el("th", { scope: "col" }, [c[0]])));
-    const body = rows.map((row) => el("tr", {}, columns.map((c) => {
-      const value = c[1](row);
-      return el("td", {}, [value instanceof Node ? value : String(value == null ? "" : value)]);
-    })));
+    const cls = (c) => [c[2] ? "tech" : "", "col-" + c[0].toLowerCase().replace(/[^a-z]+/g, "-")].join(" ").trim();
+    const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", className: cls(c) }, [c[0]])));
+    const body = rows.map((row) => {
+      const tr = el("tr", {}, columns.map((c) => {
+        const value = c[1](row);
+        return el("td", { className: cls(c) }, [value instanceof Node ? value : String(value == null ? "" : value)]);
+      }));
+      for (const [name, value] of Object.entries(rowAttrs ? rowAttrs(row) : {})) tr.setAttribute(name, value);
+      return tr;
+    });
     return el("div", { className: "scroll" }, [el("table", {}, [el("thead", {}, [head]), el("tbody", {}, body)])]);
   }
 
@@ -158,21 +214,62 @@
     return parts.join(" · ");
   }
 
+  // A short note for people; the field paths and codes are in the technical "Detail" column.
+  function note(e) {
+    const r = rec(e);
+    if (!e.record) return el("span", { className: "pruned" }, ["past retention"]);
+    if (r.human_decision) {
+      const h = r.human_decision;
+      return h.status === "referred" ? "referred to a person to decide" : "a person decided: " + words(h.choice);
+    }
+    if (r.kind === "identity_linked") return "two records of one child joined";
+    if (r.action) return words(r.action.replace(/[.]/g, " "));
+    return r.reason || "";
+  }
+
+  // A rule's id, linked to its row in the protocol in force.
+  function ruleLink(id) {
+    if (!id) return "";
+    const a = el("a", { className: "rule", href: "#", title: "Show this rule in the protocol" }, [id]);
+    a.addEventListener("click", (ev) => { ev.preventDefault(); run(() => openRule(id)); });
+    return a;
+  }
+
+  function explainLink(decisionId) {
+    if (!decisionId) return "";
+    const b = el("button", { type: "button", className: "small", title: "Why this was decided, and whether " +
+      "today's protocol decides the same" }, ["Explain"]);
+    b.dataset.decision = decisionId;
+    b.addEventListener("click", () => run(() => explainDecision(decisionId)));
+    return b;
+  }
+
+  // What was shared, by class in words (the API's `shared`, as the subject access report gives it).
+  function shared(d) {
+    const groups = d.shared || [];
+    if (!groups.length && !(d.masked || []).length) return list(d.fields_released);
+    const items = groups.map(([cls, fields]) => el("li", {}, [el("b", {}, [cls + ": "]), fields.join(", ")]));
+    if ((d.masked || []).length) items.push(el("li", {}, [el("b", {}, ["Partly shown: "]), d.masked.join(", ")]));
+    return el("div", {}, [eventWords(d.event_type), el("ul", { className: "fields" }, items)]);
+  }
+
   const ENTRY_COLUMNS = [
-    ["Seq", (e) => e.seq], ["Time", when], ["Kind", kindOf], ["Actor", (e) => rec(e).actor],
-    ["Child", (e) => tokenLink(rec(e).subject)], ["Agency", (e) => rec(e).agency],
-    ["Subscriber", (e) => rec(e).subscriber], ["Event type", (e) => rec(e).event_type],
-    ["Rule", (e) => rec(e).rule_id], ["Consent override", (e) => overrideMark(rec(e).consent_override)],
-    ["Detail", detail],
+    ["Seq", (e) => e.seq, "tech"], ["Time", when], ["What happened", kindWords], ["By", (e) => rec(e).actor, "tech"],
+    ["Child", (e) => tokenLink(rec(e).subject)], ["Agency", (e) => words(rec(e).agency)],
+    ["Recipient", (e) => recipient(rec(e).subscriber)], ["Event", (e) => eventWords(rec(e).event_type)],
+    ["Rule", (e) => ruleLink(rec(e).rule_id)], ["Consent", (e) => overrideMark(rec(e).consent_override)],
+    ["Note", note], ["Detail", detail, "tech"],
   ];
 
   const DISCLOSURE_COLUMNS = [
-    ["Shared on", (d) => d.delivered_at || d.decided_at], ["Recipient", (d) => d.subscriber],
-    ["Child", (d) => tokenLink(d.subject)], ["Event type", (d) => d.event_type], ["Rule", (d) => d.rule_id],
-    ["Purpose", (d) => d.purpose], ["Lawful basis", (d) => list(d.lawful_basis)],
-    ["Released", (d) => list(d.fields_released)], ["Masked", (d) => list(d.fields_masked)],
-    ["Withheld", (d) => list(d.fields_withheld)], ["Consent override", (d) => overrideMark(d.consent_override)],
-    ["Read", (d) => d.read_at || "not yet read"],
+    ["Shared on", (d) => localTime(d.delivered_at || d.decided_at)], ["Recipient", (d) => recipient(d.subscriber)],
+    ["Child", (d) => tokenLink(d.subject)], ["What was shared", shared], ["Rule", (d) => ruleLink(d.rule_id)],
+    ["Lawful basis", (d) => (d.basis || d.lawful_basis || []).join("; ")],
+    ["Consent", (d) => overrideMark(d.consent_override) || el("span", { className: "count" }, ["not overridden"])],
+    ["Read", (d) => d.read_at ? localTime(d.read_at) : "not yet read"], ["Why", (d) => explainLink(d.decision_id)],
+    ["Purpose", (d) => d.purpose, "tech"], ["Fields released", (d) => list(d.fields_released), "tech"],
+    ["Masked", (d) => list(d.fields_masked), "tech"], ["Withheld", (d) => list(d.fields_withheld), "tech"],
+    ["Protocol version", (d) => d.protocol_version, "tech"], ["Decision", (d) => d.decision_id, "tech"],
   ];
 
   // --- views ----------------------------------------------------------------------------------------------------
@@ -192,6 +289,7 @@
     params.set("limit", "100");
     if (more && nextBefore) params.set("before_seq", String(nextBefore));
     const page = await api("/v1/ig/search?" + params.toString());
+    learnWords(page);
     nextBefore = page.next_before_seq;
     $("search-more").hidden = !nextBefore;
     $("search-results").append(table(ENTRY_COLUMNS, page.entries, more ? "No older records." : "No records match."));
@@ -203,6 +301,9 @@
     selectTab("timeline");
     $("timeline-form").elements.subject.value = token;
     const data = await api("/v1/ig/children/" + encodeURIComponent(token) + "/timeline");
+    learnWords(data);
+    timelineToken = data.subject;
+    $("report-open").hidden = false;
     const others = (data.tokens || []).filter((t) => t !== data.subject);
     $("timeline-title").textContent = "Child " + data.subject + ": " + data.entries.length + " record(s), " +
       data.disclosures.length + " disclosure(s)" +
@@ -235,10 +336,52 @@
     await openTimeline(found.subject);
   }
 
+  // --- the subject access report, inside the page: printable (A4) and downloadable -------------------------------
+  let timelineToken = null;
+  let reportHtml = null;
+  async function openReport() {
+    reportHtml = await api("/v1/ig/children/" + encodeURIComponent(timelineToken) + "/report", {}, "text");
+    // srcdoc keeps this page's Content-Security-Policy: no script runs in it; its one style is allowed by hash
+    $("report-frame").srcdoc = reportHtml;
+    $("report").hidden = false;
+    $("report").scrollIntoView();
+  }
+
+  function downloadReport() {
+    const url = URL.createObjectURL(new Blob([reportHtml], { type: "text/html" }));
+    const a = el("a", { href: url, download: "subject-access-report.html" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  function closeReport() {
+    $("report").hidden = true;
+    $("report-frame").srcdoc = "";
+    reportHtml = null;
+  }
+
+  async function explainDecision(decisionId) {
+    const text = await api("/v1/ig/policy/decisions/" + encodeURIComponent(decisionId) + "/explain?format=text",
+      {}, "text");
+    $("explain-text").textContent = text;
+    $("explain").hidden = false;
+    $("explain").scrollIntoView();
+  }
+
+  async function openRule(id) {
+    selectTab("protocol", false);
+    await protocolInForce();
+    const row = $("protocol-rules").querySelector("tr[data-rule='" + CSS.escape(id) + "']");
+    if (row) { row.classList.add("highlight"); row.scrollIntoView({ block: "center" }); }
+  }
+
   async function subscriberDisclosures(name, more) {
     const params = new URLSearchParams({ limit: "500" });
     if (more && disclosuresNext != null) params.set("after_seq", String(disclosuresNext));
     const data = await api("/v1/ig/subscribers/" + encodeURIComponent(name) + "/disclosures?" + params.toString());
+    if (data.recipient) recipientNames[data.subscriber] = data.recipient;
     disclosuresName = name;
     disclosuresNext = data.next_after_seq;
     $("disclosures-more").hidden = disclosuresNext == null;
@@ -248,7 +391,7 @@
     $("disclosures-results").append(table(DISCLOSURE_COLUMNS, data.disclosures, more ? "No more disclosures." :
       "Nothing has been disclosed to this subscriber."));
     const shown = $("disclosures-results").querySelectorAll("tbody tr").length;
-    $("disclosures-count").textContent = data.total + " disclosure(s) to " + data.subscriber +
+    $("disclosures-count").textContent = data.total + " disclosure(s) to " + (data.recipient || data.subscriber) +
       (data.total > shown ? " (the oldest " + shown + " shown)" : "");
   }
 
@@ -320,22 +463,28 @@
       ["Events", (r) => r.event_types.join(", ")], ["Purpose", (r) => r.purpose],
       ["Discloser's basis", (r) => r.lawful_basis.join(", ")], ["Recipient's basis", (r) => r.recipient_basis.join(", ")],
       ["Decided by", (r) => r.requires_human_decision ? "a person: " + r.requires_human_decision : "the rule"]],
-    p.rules, "No rules."));
+    p.rules, "No rules.", (r) => ({ "data-rule": r.id })));
   }
 
-  function selectTab(name) {
+  function selectTab(name, load) {
     for (const button of $("tabs").querySelectorAll("button")) {
       button.classList.toggle("active", button.dataset.tab === name);
     }
     for (const section of document.querySelectorAll(".tab")) { section.hidden = section.id !== "tab-" + name; }
     if (name === "deadletters") run(deadLetters);
     if (name === "protocols") run(protocols);
-    if (name === "protocol") run(protocolInForce);
+    if (name === "protocol" && load !== false) run(protocolInForce);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     const select = $("kind-select");
-    for (const kind of KINDS) select.append(el("option", { value: kind }, [kind]));
+    for (const kind of KINDS) select.append(el("option", { value: kind }, [KIND_WORDS[kind] || kind]));
+    $("show-tech").addEventListener("change", (ev) => document.body.classList.toggle("show-tech", ev.target.checked));
+    $("report-open").addEventListener("click", () => run(openReport));
+    $("report-print").addEventListener("click", () => $("report-frame").contentWindow.print());
+    $("report-download").addEventListener("click", downloadReport);
+    $("report-close").addEventListener("click", closeReport);
+    $("explain-close").addEventListener("click", () => { $("explain").hidden = true; });
     $("login-form").addEventListener("submit", signIn);
     $("signout").addEventListener("click", () => signOut("Signed out."));
     $("verify-again").addEventListener("click", () => run(async () => showVerification(

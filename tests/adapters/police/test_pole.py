@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from tests.adapters.police.builders import (
 from tests.conftest import assert_canonical
 
 CTX = AdaptContext(source="pole.json", received_at="2024-03-02T08:00:00Z")
+SAMPLE_PROTOCOL = Path(__file__).resolve().parents[3] / "deploy" / "protocols" / "sample-partnership.yaml"
 
 
 def adapt(data: bytes) -> AdapterOutput:
@@ -159,7 +161,9 @@ def test_subject_named_by_subject_person_id() -> None:
 def test_domestic_abuse_notification() -> None:
     event = only(record("domestic_abuse"))
     assert event["payload"]["dash_risk"] == "high"
-    assert event["risk"] == {"level": "high", "categories": ["domestic_abuse"]}
+    # the officer's grading on its own scale; the protocol's risk_scales place it (tests/policy/test_thresholds.py)
+    assert event["risk"] == {"level": "unknown", "categories": ["domestic_abuse"],
+                             "agency_levels": [{"scale": "police_dash", "level": "high"}]}
     assert "dash.missing" not in codes(event)
 
 
@@ -168,6 +172,7 @@ def test_domestic_abuse_without_dash_warns_and_flows() -> None:
     del rec["dash_risk"]
     event = only(rec)
     assert event["risk"]["level"] == "unknown"
+    assert "agency_levels" not in event["risk"]
     assert "dash.missing" in codes(event)
 
 
@@ -184,8 +189,10 @@ def test_public_protection_notice_payload() -> None:
                      "postcode": "LS1 4HR", "use": "incident"},
         "summary": "Fictitious test summary.",
     }
-    assert event["risk"] == {"level": "high",
-                             "categories": ["child_sexual_exploitation", "county_lines", "missing", "radicalisation"]}
+    assert event["risk"] == {"level": "unknown",
+                             "categories": ["child_sexual_exploitation", "county_lines", "missing", "radicalisation"],
+                             "agency_levels": [{"scale": "police_dash", "level": "standard"},
+                                               {"scale": "police_vulnerability", "level": "high"}]}
 
 
 def test_vulnerability_assessment_on_an_incident_also_yields_a_notice() -> None:
@@ -198,7 +205,8 @@ def test_vulnerability_assessment_on_an_incident_also_yields_a_notice() -> None:
     assert notice["payload"]["concerns"] == ["child_criminal_exploitation"]
     assert notice["payload"]["assessment"] == "medium"
     for event in (incident, notice):
-        assert event["risk"] == {"level": "medium", "categories": ["child_criminal_exploitation"]}
+        assert event["risk"] == {"level": "unknown", "categories": ["child_criminal_exploitation"],
+                                 "agency_levels": [{"scale": "police_vulnerability", "level": "medium"}]}
 
 
 @pytest.mark.parametrize(("dash", "grading", "level"), [
@@ -211,13 +219,20 @@ def test_vulnerability_assessment_on_an_incident_also_yields_a_notice() -> None:
     ("medium", "standard", "medium"),
 ])
 def test_risk_level_is_the_higher_assessment(dash: str | None, grading: str | None, level: str) -> None:
+    """The adapter gives the gradings as recorded; under the sample protocol's risk_scales the common level is the
+    higher of the two (the mapping is the partnership's data, not the adapter's)."""
+    from broker.policy import load_protocol
+    from broker.policy.thresholds import assess
+
     extra: dict[str, Any] = {}
     if dash:
         extra["dash_risk"] = dash
     if grading:
         extra["vulnerability"] = {"concerns": ["child_concern"], "grading": grading}
     event = events_of(record(**extra))[0]
-    assert event["risk"]["level"] == level
+    assert event["risk"]["level"] == "unknown"  # the adapter places nothing on the common scale
+    scales = load_protocol(SAMPLE_PROTOCOL).risk_scales
+    assert assess(scales, event).level == level
     assert event["risk"]["categories"] == []  # child_concern adds no category
 
 
@@ -304,7 +319,7 @@ def test_one_bad_record_among_good_ones() -> None:
     assert [e["source"]["record_id"] for e in out.events] == ["INC-0001", "PPN-3"]
     [rejection] = out.rejections
     assert rejection.to_dict() == {"source": "pole.json", "record": "record 2", "field": "persons[2].date_of_birth",
-                                   "reason": "not a valid date"}
+                                   "reason": "not a valid date", "line": 1}  # compact JSON: one line
     assert "1988" not in str(rejection)
 
 

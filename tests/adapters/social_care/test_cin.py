@@ -160,8 +160,9 @@ def test_future_birth_date_is_left_out_and_flagged() -> None:
 def test_future_plan_start_refuses_that_plan_only() -> None:
     cin = details(assessments=[assessment()], plans=[plan(start=FUTURE, end=None, reviews=())])
     kinds, rejections = events_of(message(child(None, None, cin)))
-    assert rejections == [Rejection("cin.xml", "Message/Children/Child/CINdetails/ChildProtectionPlans",
-                                    "CPPstartDate", "date is after the day the file was received")]
+    assert rejections == [Rejection("cin.xml", "Message/Children/Child",
+                                    "CINdetails/ChildProtectionPlans/CPPstartDate",
+                                    "date is after the day the file was received", line=2)]  # the Child is the record
     assert set(kinds) == {"person.identified", "social_care.referral", "social_care.assessment",
                           "social_care.case_closed"}
 
@@ -169,8 +170,9 @@ def test_future_plan_start_refuses_that_plan_only() -> None:
 def test_future_review_date_refuses_that_review_only() -> None:
     cin = details(plans=[plan(end=None, reviews=("2023-08-30", FUTURE, "2024-01-15"))])
     kinds, rejections = events_of(message(child(None, None, cin)))
-    assert rejections == [Rejection("cin.xml", "Message/Children/Child/CINdetails/ChildProtectionPlans",
-                                    "Reviews/CPPreviewDate[2]", "date is after the day the file was received")]
+    assert rejections == [Rejection("cin.xml", "Message/Children/Child",
+                                    "CINdetails/ChildProtectionPlans/Reviews/CPPreviewDate[2]",
+                                    "date is after the day the file was received", line=2)]
     assert [e["occurred_at"] for e in kinds["social_care.child_protection_plan_reviewed"]] == [
         "2023-08-30", "2024-01-15"]
     assert len(kinds["social_care.child_protection_plan_started"]) == 1
@@ -179,8 +181,9 @@ def test_future_review_date_refuses_that_review_only() -> None:
 def test_plan_ending_before_it_started_refuses_the_ended_event() -> None:
     cin = details(plans=[plan(start="2023-05-30", end="2023-05-01", reviews=())])
     kinds, rejections = events_of(message(child(None, None, cin)))
-    assert rejections == [Rejection("cin.xml", "Message/Children/Child/CINdetails/ChildProtectionPlans",
-                                    "CPPendDate", "before the plan's start date")]
+    assert rejections == [Rejection("cin.xml", "Message/Children/Child",
+                                    "CINdetails/ChildProtectionPlans/CPPendDate", "before the plan's start date",
+                                    line=2)]
     assert "social_care.child_protection_plan_ended" not in kinds
     assert len(kinds["social_care.child_protection_plan_started"]) == 1
 
@@ -189,8 +192,8 @@ def test_bad_referral_date_refuses_that_episode_and_the_others_flow() -> None:
     bad = details(referral="2023-02-30")
     good = details(referral="2023-09-01", closure=None, reason=None)
     kinds, rejections = events_of(message(child(None, None, bad, good)))
-    assert rejections == [Rejection("cin.xml", "Message/Children/Child/CINdetails[1]", "CINreferralDate",
-                                    "not a valid date (YYYY-MM-DD)")]
+    assert rejections == [Rejection("cin.xml", "Message/Children/Child", "CINdetails[1]/CINreferralDate",
+                                    "not a valid date (YYYY-MM-DD)", line=2)]
     assert [e["payload"]["referral_date"] for e in kinds["social_care.referral"]] == ["2023-09-01"]
     assert len(kinds["person.identified"]) == 1
 
@@ -199,7 +202,7 @@ def test_child_without_la_child_id_is_refused_and_the_next_child_flows() -> None
     nameless = child(identifiers(la_id=None, upn=OTHER_VALID_UPN))
     kinds, rejections = events_of(message(child(), nameless))
     assert rejections == [Rejection("cin.xml", "Message/Children/Child[2]", "ChildIdentifiers/LAchildID",
-                                    "missing: the local authority child id identifies the record")]
+                                    "missing: the local authority child id identifies the record", line=2)]
     assert {e["subject"]["child"]["la_child_id"] for g in kinds.values() for e in g} == {CHILD_ID}
 
 
@@ -207,7 +210,7 @@ def test_duplicated_la_child_id_is_a_structural_rejection() -> None:
     doubled = child(identifiers(extra="<LAchildID>TESTCHILD09</LAchildID>"))
     _, rejections = events_of(message(doubled))
     assert rejections == [Rejection("cin.xml", "Message/Children/Child", "ChildIdentifiers/LAchildID",
-                                    "appears more than once (the CIN schema allows one)")]
+                                    "appears more than once (the CIN schema allows one)", line=2)]
 
 
 def test_secondary_values_that_are_bad_are_left_out_and_flagged() -> None:
@@ -295,7 +298,7 @@ def test_child_without_cin_details_gives_identity_and_a_rejection() -> None:
     kinds, rejections = events_of(message(bare))
     assert set(kinds) == {"person.identified"}
     assert rejections == [Rejection("cin.xml", "Message/Children/Child", "CINdetails",
-                                    "missing: a child in the census has at least one episode of need")]
+                                    "missing: a child in the census has at least one episode of need", line=2)]
 
 
 def test_default_namespace_is_tolerated() -> None:

@@ -116,8 +116,8 @@ def test_xsd_refuses_the_breaking_child_by_element_and_never_quotes_the_value(sc
     bad = child(identifiers(la_id="TESTCHILD02", upn="NOTAUPN1"))  # fails the XSD upntype pattern
     out = CinAdapter(schemas=schemas).adapt(message(child(), bad, year=2024), CTX)
     assert out.rejections == [Rejection(
-        "cin.xml", "Message/Children/Child[2]/ChildIdentifiers/UPN", "UPN",
-        "does not conform to the CIN 2024 XML schema (SCHEMAV_CVC_PATTERN_VALID)")]
+        "cin.xml", "Message/Children/Child[2]", "ChildIdentifiers/UPN",  # the Child is the record
+        "does not conform to the CIN 2024 XML schema (SCHEMAV_CVC_PATTERN_VALID)", line=2)]
     assert {e["subject"]["child"]["la_child_id"] for e in out.events} == {"TESTCHILD01"}
     assert "NOTAUPN1" not in str(out.rejections)
 

@@ -145,9 +145,9 @@ def test_missing_file() -> None:
     assert {(w["code"], w["field"]) for w in events[2]["data_quality"]} == {("date.order", "MIS_END")}
     assert events[0]["event_type"] == "social_care.missing_from_care"
     assert rejections == [
-        Rejection("903.csv", "line 4", "MISSING", "missing or not M (missing) or A (away from placement without "
-                                                  "authorisation)"),
-        Rejection("903.csv", "line 6", "MIS_START", "missing")]
+        Rejection("903.csv", "row 3", "MISSING", "missing or not M (missing) or A (away from placement without "
+                                                 "authorisation)", line=4),
+        Rejection("903.csv", "row 5", "MIS_START", "missing", line=6)]
 
 
 def test_bad_rows_are_rejected_precisely_and_the_rest_flow() -> None:
@@ -162,12 +162,12 @@ def test_bad_rows_are_rejected_precisely_and_the_rest_flow() -> None:
             '"TEST05",02/05/2023,S,C2,N1,U1,PR1,,,,"LS17\n7DF",LS1 4HR,1']  # lines 10-11: quoted newline
     events, rejections = convert(csv_file(EPISODES_HEADER, *rows))
     assert rejections == [
-        Rejection("903.csv", "line 3", "DECOM", "not a valid date (DD/MM/YYYY)"),
-        Rejection("903.csv", "line 4", "DECOM", "date is after the day the file was received"),
-        Rejection("903.csv", "line 5", "CHILD", "missing: the local authority child id identifies the record"),
-        Rejection("903.csv", "line 6", "DEC", "not a valid date (DD/MM/YYYY)"),
-        Rejection("903.csv", "line 7", "DEC", "before the episode's start date (DECOM)"),
-        Rejection("903.csv", "line 8", "", "row has 14 cells, the header has 13"),
+        Rejection("903.csv", "row 2", "DECOM", "not a valid date (DD/MM/YYYY)", line=3),
+        Rejection("903.csv", "row 3", "DECOM", "date is after the day the file was received", line=4),
+        Rejection("903.csv", "row 4", "CHILD", "missing: the local authority child id identifies the record", line=5),
+        Rejection("903.csv", "row 5", "DEC", "not a valid date (DD/MM/YYYY)", line=6),
+        Rejection("903.csv", "row 6", "DEC", "before the episode's start date (DECOM)", line=7),
+        Rejection("903.csv", "row 7", "", "row has 14 cells, the header has 13", line=8),
     ]
     assert [(e["subject"]["child"]["la_child_id"], e["event_type"].rsplit("_", 1)[1]) for e in events] == [
         ("TEST01", "started"), ("TEST01", "started"), ("TEST01", "started"), ("TEST05", "started")]

@@ -1,0 +1,234 @@
+"""The hub watch's planner: a batch of events from the events topic and a snapshot of the children's histories in,
+the register writes and the hub's own events out (broker/service/hub_watch.py reads, plans, produces, writes).
+
+Per event, in order (one child's events share a partition, so they come in the order intake published them):
+- a `person.linked` folds the superseded token's history, enquiry and clocks into the child's, and the merged
+  history is tested against the cumulative-concern rules (a merge can show what neither stream showed alone);
+- a hub decision (the protocol's `hub.enquiries.decided_by`) closes the child's open enquiry and stops its clock;
+- an agency's event joins the child's history; then the cumulative-concern rules, the enquiry it contributes to
+  (opening one, with its decision clock, or joining the open one), the repeat-referral test, and an Operation
+  Encompass clock for a police incident with a child present.
+An event already in the history was planned before (a batch read again after a crash between producing and
+writing): it is skipped, and since every derived id is fixed by its inputs, what was produced then is not repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from broker.pipeline.hub.calendar import Calendar, iso, next_school_day_start, one_working_day_after, parse_instant
+from broker.pipeline.hub.history import Clock, Enquiry, Entry, by_time, derived_id, fold_enquiries, fold_history
+from broker.pipeline.hub.rules import Repeat, crossed, joins, repeat_referral
+from broker.policy.hub import HubRules
+from broker.policy.thresholds import RiskScale, assess
+
+LINKED, ERASED = "person.linked", "person.erased"
+CUMULATIVE, ENQUIRY, BREACHED = "mash.cumulative_concern", "mash.enquiry", "mash.clock_breached"
+HUB_TYPES = frozenset({CUMULATIVE, ENQUIRY, BREACHED})  # the watch's own output: read back, never history
+SOURCE = {"agency": "broker", "system": "mash-broker", "record_id": "hub-watch", "format": "hub-watch"}
+
+
+@dataclass
+class HubFacts:
+    """The registers' view of the batch's children: history and open enquiry per token (tokens folded in too)."""
+
+    history: dict[str, list[Entry]] = field(default_factory=dict)
+    enquiries: dict[str, Enquiry] = field(default_factory=dict)
+    clocks: dict[str, list[Clock]] = field(default_factory=dict)  # running clocks per token
+
+
+@dataclass
+class HubPlan:
+    entries: list[tuple[str, Entry]] = field(default_factory=list)  # (token, entry) to record
+    folds: list[tuple[str, str]] = field(default_factory=list)  # (absorbed, into): move rows, in order
+    enquiries: dict[str, Enquiry] = field(default_factory=dict)  # enquiry id -> its state after the batch
+    started: list[Clock] = field(default_factory=list)
+    stopped: list[tuple[Clock, str]] = field(default_factory=list)  # (clock, when its stop event occurred)
+    events: list[dict[str, Any]] = field(default_factory=list)  # the hub's events, to publish on the events topic
+    counts: list[tuple[str, str]] = field(default_factory=list)  # (metric, label) once each
+
+
+def hub_event(event_type: str, linkage: Mapping[str, Any], schema_version: str, key: str, at: str,
+              payload: dict[str, Any]) -> dict[str, Any]:
+    """A canonical event the broker makes for the hub about the child of `linkage` (the triggering event's):
+    operational fields only (ids, types, agencies, times, rule names), never a record's content; its id is fixed
+    by `key`."""
+    event_id = derived_id(event_type, key)
+    linkage = {k: v for k, v in linkage.items() if k != "via_register"}
+    return {
+        "event_id": event_id, "event_type": event_type, "schema_version": schema_version,
+        "occurred_at": at, "recorded_at": iso(parse_instant(at)), "source": {**SOURCE, "record_version": event_id},
+        "subject": {"linkage": linkage, "child": {}, "related_people": []},
+        "risk": {"level": "unknown", "categories": []},
+        # the local authority's public task: Children Act 1989 s17 and s47, for which the hub assesses contacts
+        "lawful_basis": {"article_6": "6(1)(e)"},
+        "consent": {"status": "not_applicable"}, "data_quality": [], "payload": payload,
+    }
+
+
+def _linkage(linkage: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: linkage[k] for k in ("token", "key_version", "basis", "confidence")}
+
+
+def _entry(event: Mapping[str, Any], scales: Mapping[str, RiskScale]) -> Entry:
+    """The event as history: its level on the partnership's common scale (the protocol's risk_scales map a police
+    DASH grading, say), so a threshold means the same to the hub watch as to the share stage."""
+    return Entry(event["event_id"], event["event_type"], event["source"]["agency"], event["occurred_at"],
+                 assess(scales, event).level)
+
+
+class _Batch:
+    def __init__(self, facts: HubFacts, rules: HubRules, calendar: Calendar) -> None:
+        self.facts, self.rules, self.calendar = facts, rules, calendar
+        self.plan = HubPlan()
+
+    def history(self, token: str) -> list[Entry]:
+        return self.facts.history.setdefault(token, [])
+
+    def set_enquiry(self, enquiry: Enquiry) -> None:
+        self.plan.enquiries[enquiry.enquiry_id] = enquiry
+        if enquiry.open:
+            self.facts.enquiries[enquiry.token] = enquiry
+        elif self.facts.enquiries.get(enquiry.token, enquiry).enquiry_id == enquiry.enquiry_id:
+            self.facts.enquiries.pop(enquiry.token, None)
+
+    def cumulative(self, trigger: Mapping[str, Any], parts: list[list[Entry]], after: list[Entry], at: str) -> None:
+        for rule in self.rules.cumulative:
+            named = crossed(rule, parts, after, at)
+            if named is None:
+                continue
+            self.plan.events.append(hub_event(CUMULATIVE, trigger["subject"]["linkage"], trigger["schema_version"],
+                                              f"{rule.id}:{trigger['event_id']}", at, {
+                "record_kind": "cumulative concern", "rule": rule.id, "window_days": rule.window_days,
+                "at_least": rule.at_least, "agencies_at_least": rule.agencies_at_least, "below": rule.below,
+                "contributing": [e.ref for e in named]}))
+            self.plan.counts.append(("cumulative_concern", rule.id))
+
+    def linked(self, event: Mapping[str, Any], token: str) -> None:
+        absorbed = event["payload"]["superseded_token"]
+        histories = self.facts.history
+        parts = [list(histories.get(token, [])), list(histories.get(absorbed, []))]
+        histories[token] = fold_history(histories, absorbed, token)
+        histories.pop(absorbed, None)
+        self.plan.folds.append((absorbed, token))
+        for side in (token, absorbed):  # an enquiry whose window passed unfed is over, not merged
+            stale = self.facts.enquiries.get(side)
+            if stale is not None and not joins(stale, event["occurred_at"], self.rules.enquiry_window_hours):
+                self.set_enquiry(replace(stale, open=False))
+        merged, folded = fold_enquiries(self.facts.enquiries.get(token), self.facts.enquiries.pop(absorbed, None),
+                                        token)
+        if merged is not None:
+            self.set_enquiry(merged)
+        if folded is not None:
+            self.set_enquiry(folded)
+            self.plan.events.append(hub_event(ENQUIRY, event["subject"]["linkage"], event["schema_version"],
+                                              f"folded:{folded.enquiry_id}", event["occurred_at"], {
+                "record_kind": "MASH enquiry", "enquiry_id": merged.enquiry_id if merged else folded.enquiry_id,
+                "action": "folded", "folded_enquiry_id": folded.enquiry_id}))
+            self.plan.counts.append(("enquiry", "folded"))
+        clocks = [replace(c, token=token) for c in self.facts.clocks.pop(absorbed, [])]
+        self.facts.clocks.setdefault(token, []).extend(clocks)
+        if any(p for p in parts):
+            self.cumulative(event, parts, histories[token], event["occurred_at"])
+
+    def decided(self, event: Mapping[str, Any], token: str) -> None:
+        enquiry = self.facts.enquiries.get(token)
+        if enquiry is not None:
+            self.set_enquiry(replace(enquiry, open=False))
+        for clock in list(self.facts.clocks.get(token, [])):
+            if clock.kind == "decision" and (enquiry is None or clock.enquiry_id == enquiry.enquiry_id):
+                self.plan.stopped.append((clock, event["occurred_at"]))
+                self.facts.clocks[token].remove(clock)
+
+    def contributed(self, event: Mapping[str, Any], token: str, entry: Entry) -> None:
+        before = list(self.history(token))
+        self.facts.history[token] = after = by_time([*before, entry])
+        self.plan.entries.append((token, entry))
+        self.cumulative(event, [before], after, entry.occurred_at)
+        linkage = event["subject"]["linkage"]
+        if entry.event_type in self.rules.enquiry_types:
+            self.enquiry(event, token, entry, repeat_referral(after, entry, self.rules.repeat_within_months))
+        if entry.event_type in self.rules.encompass_types:
+            self.start(Clock(derived_id("encompass", entry.event_id), "encompass", token, entry.event_id,
+                             entry.event_type, entry.occurred_at,
+                             iso(next_school_day_start(self.calendar, parse_instant(entry.occurred_at))),
+                             linkage=_linkage(linkage)))
+
+    def enquiry(self, event: Mapping[str, Any], token: str, entry: Entry, repeat: Repeat | None) -> None:
+        current = self.facts.enquiries.get(token)
+        if joins(current, entry.occurred_at, self.rules.enquiry_window_hours):
+            assert current is not None  # joins() holds only for an open enquiry
+            last = max((current.last_at, entry.occurred_at), key=parse_instant)
+            enquiry, action = replace(current, last_at=last,
+                                      contributions=(*current.contributions, entry.event_id)), "joined"
+        else:
+            if current is not None:  # its window passed unfed: the next contribution is a new enquiry
+                self.set_enquiry(replace(current, open=False))
+            enquiry = Enquiry(derived_id("enquiry", token, entry.event_id), token, entry.occurred_at,
+                              entry.occurred_at, (entry.event_id,))
+            action = "opened"
+            if self.rules.decision_clock:  # from when the front door received it
+                received = event.get("recorded_at") or entry.occurred_at
+                self.start(Clock(derived_id("decision", enquiry.enquiry_id), "decision", token, entry.event_id,
+                                 entry.event_type, received,
+                                 iso(one_working_day_after(self.calendar, parse_instant(received))),
+                                 enquiry.enquiry_id, _linkage(event["subject"]["linkage"])))
+        self.set_enquiry(enquiry)
+        payload: dict[str, Any] = {"record_kind": "MASH enquiry", "enquiry_id": enquiry.enquiry_id,
+                                   "action": action, "contribution": entry.ref,
+                                   "contributions": len(enquiry.contributions)}
+        if repeat is not None:
+            payload["repeat_referral"] = {"previous_referral_on": repeat.previous_referral_on,
+                                          "previous_referral_closed_on": repeat.closed_on}
+            self.plan.counts.append(("repeat_referral", entry.event_type))
+        self.plan.events.append(hub_event(ENQUIRY, event["subject"]["linkage"], event["schema_version"],
+                                          f"{enquiry.enquiry_id}:{entry.event_id}", entry.occurred_at, payload))
+        self.plan.counts.append(("enquiry", action))
+
+    def start(self, clock: Clock) -> None:
+        self.plan.started.append(clock)
+        self.facts.clocks.setdefault(clock.token, []).append(clock)
+
+
+def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRules, calendar: Calendar,
+             scales: Mapping[str, RiskScale] | None = None) -> HubPlan:
+    """The module docstring's plan for one batch of revealed events (`facts` is updated as the batch goes;
+    `scales`: the protocol's risk_scales)."""
+    batch = _Batch(facts, rules, calendar)
+    for event in events:
+        event_type, token = event["event_type"], event["subject"]["linkage"]["token"]
+        if event_type in HUB_TYPES or event_type == ERASED:
+            continue
+        if event_type == LINKED:
+            batch.linked(event, token)
+        elif event_type in rules.decision_types:
+            batch.decided(event, token)
+        elif not any(e.event_id == event["event_id"] for e in batch.history(token)):
+            batch.contributed(event, token, _entry(event, scales or {}))
+    return batch.plan
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    met: list[tuple[Clock, str]]  # (clock, when it was seen met)
+    breached: list[Clock]
+
+
+def settle(running: Sequence[Clock], reached: frozenset[str], now: str) -> Settled:
+    """The running clocks at `now`: an Encompass clock is met once its incident has reached a school DSL (`reached`:
+    the event ids delivered to a subscriber of the clock's role), else breached once due; a decision clock (met only
+    by a decision, in the batch) breaches once due."""
+    at = parse_instant(now)
+    met = [(c, now) for c in running if c.kind == "encompass" and c.event_id in reached]
+    done = {c.clock_id for c, _ in met}
+    return Settled(met, [c for c in running if c.clock_id not in done and parse_instant(c.due_at) < at])
+
+
+def breach_event(clock: Clock, schema_version: str, now: str) -> dict[str, Any]:
+    """`mash.clock_breached` for the hub, about the child the clock's event was about."""
+    return hub_event(BREACHED, clock.linkage, schema_version, clock.clock_id, now, {
+        "record_kind": "timeliness clock", "clock": clock.kind, "event_id": clock.event_id,
+        "event_type": clock.event_type, "started_at": clock.started_at, "due_by": clock.due_at,
+        **({"enquiry_id": clock.enquiry_id} if clock.enquiry_id else {})})

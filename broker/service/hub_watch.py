@@ -1,0 +1,174 @@
+"""The hub watch: its own consumer group on the events topic, keeping the history register and raising the hub's
+events (issue 16). Read, plan (broker/pipeline/hub/plan.py), produce, write, commit, in that order: a crash before
+the write redoes the batch, and the derived ids make the redo produce the same events, which the share stage's
+delivered log drops. The hub's events go back onto the events topic under the child's token, protected like any
+event, and reach the hub's subscriber through the protocol's rules (never by themselves). Every few seconds the
+running clocks are settled against the clock (here, at the edge) and the delivered log: a met or breached clock is
+audited (`hub_clock`) and counted, and a breach raises `mash.clock_breached`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from broker.aio import blocking
+from broker.clock import now_iso
+from broker.crypto import KeyUnavailable, KmsError
+from broker.kafka.clients import group_consumer
+from broker.logging import get_logger
+from broker.pipeline.hub.calendar import Calendar, CalendarError, build_calendar
+from broker.pipeline.hub.history import Clock, derived_id
+from broker.pipeline.hub.plan import LINKED, HubPlan, breach_event, plan_hub, settle
+from broker.schema.loader import SCHEMA_VERSION
+from broker.schema.validate import validate_event
+from broker.service.messages import decode, encode, event_headers
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+    from broker.service.runtime import Runtime
+
+log = get_logger("mash.hub_watch")
+ACTOR = "hub-watch"
+MET = "clock met: the hub decided, or the incident reached the school's designated safeguarding lead, in time"
+BREACHED = "clock breached: not done by the time the protocol's calendar allows"
+
+
+def load_calendar(path: Path) -> Calendar:
+    """The calendar file and the bank holidays file it names (relative to it). CalendarError names the file and
+    the field, never a value."""
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        banks_file = path.parent / str(config.get("bank_holidays_file", "england-bank-holidays.yaml"))
+        banks = (yaml.safe_load(banks_file.read_text(encoding="utf-8")) or {}).get("dates", [])
+        return build_calendar(config, banks)
+    except CalendarError as exc:
+        raise CalendarError(f"{path}: {exc}") from None
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise CalendarError(f"{path}: cannot read the calendar ({type(exc).__name__})") from None
+
+
+async def run_hub_watch(rt: Runtime, stop: asyncio.Event) -> None:
+    """Supervised like the share workers: a crash is logged, the watch rejoins its group, uncommitted work is redone."""
+    calendar = load_calendar(rt.settings.calendar_file)
+    while not stop.is_set():
+        try:
+            await _watch(rt, stop, calendar)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("hub_watch_crashed")
+            rt.metrics.worker_restarts.inc()
+            await asyncio.sleep(1.0)
+
+
+async def _watch(rt: Runtime, stop: asyncio.Event, calendar: Calendar) -> None:
+    consumer = group_consumer(rt.bootstrap, rt.settings.group("hub-watch"), **rt.kafka_security)
+    consumer.subscribe([rt.settings.topics.events])
+    loop = asyncio.get_running_loop()
+    try:
+        await consumer.start()
+        log.info("hub_watch_started")
+        due = 0.0
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            messages = [m for msgs in batch.values() for m in msgs]
+            if messages:
+                await process_batch(rt, messages, calendar)
+                await consumer.commit()
+            if loop.time() >= due:
+                await settle_clocks(rt, now_iso())
+                due = loop.time() + rt.settings.hub_clock_interval_seconds
+    finally:
+        await consumer.stop()
+
+
+def _events(rt: Runtime, messages: list[ConsumerRecord]) -> list[dict[str, Any]]:
+    """The batch in the clear, in order; an erased child's events and undecodable messages are left out (the share
+    stage dead-letters poison; the watch only reads)."""
+    out = []
+    for msg in messages:
+        try:
+            revealed = rt.reveal(decode(msg.value))
+        except (KeyUnavailable, KmsError):
+            raise  # an outage, not a bad message: nothing is committed, the batch is read again
+        except Exception as exc:
+            log.warning("hub_watch_skipped", position=f"{msg.partition}:{msg.offset}", reason=type(exc).__name__)
+            continue
+        if not revealed.shredded:
+            out.append(revealed.event)
+    return out
+
+
+async def _publish(rt: Runtime, events: list[dict[str, Any]]) -> None:
+    """The hub's events onto the events topic, validated (fail closed) and protected; waits for every ack."""
+    for event in events:
+        problems = validate_event(event)
+        if problems:  # a planner bug, never data: refuse to publish rather than publish off-contract
+            raise ValueError(f"hub event {event['event_type']} fails the schema: "
+                             + "; ".join(str(p) for p in problems[:3]))
+    sends = [await rt.producer.send(rt.settings.topics.events, encode(rt.protect(e)),
+                                    key=e["subject"]["linkage"]["token"].encode(), headers=event_headers(e))
+             for e in events]
+    await asyncio.gather(*sends)
+
+
+async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: Calendar) -> HubPlan:
+    events = _events(rt, messages)
+    tokens = [e["subject"]["linkage"]["token"] for e in events]
+    tokens += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
+    facts = await blocking(rt.history.facts, tokens)
+    plan = plan_hub(events, facts, rt.protocol.hub, calendar, rt.protocol.risk_scales)
+    await _publish(rt, plan.events)
+    await blocking(rt.history.apply, plan)
+    now = now_iso()
+    await rt.emit_audit([rt.audit_record("event_published", time=now, actor=ACTOR, event_id=e["event_id"],
+                                         event_type=e["event_type"], subject=e["subject"]["linkage"]["token"],
+                                         reason="raised for the MASH hub by the hub watch (protocol hub section)")
+                         for e in plan.events] + [_clock_audit(rt, c, "met", at) for c, at in plan.stopped])
+    for metric, label in plan.counts:
+        if metric == "enquiry":
+            rt.metrics.hub_enquiries.labels(label).inc()
+        elif metric == "cumulative_concern":
+            rt.metrics.hub_cumulative.labels(label).inc()
+        elif metric == "repeat_referral":
+            rt.metrics.hub_repeat_referrals.inc()
+    for clock, _ in plan.stopped:
+        rt.metrics.hub_clocks.labels(clock.kind, "met").inc()
+    return plan
+
+
+def _clock_audit(rt: Runtime, clock: Clock, outcome: str, at: str) -> dict[str, Any]:
+    return rt.audit_record("hub_clock", time=at, actor=ACTOR, subject=clock.token, event_id=clock.event_id,
+                           event_type=clock.event_type, action=outcome, target=clock.kind,
+                           record_id=derived_id("hub_clock", clock.clock_id, outcome),
+                           reason=MET if outcome == "met" else BREACHED)
+
+
+async def settle_clocks(rt: Runtime, now: str) -> None:
+    """Settle every running clock at `now`: an Encompass clock whose incident reached a subscriber of the
+    protocol's role is met; a clock past due is breached (the hub is told, IG can see both)."""
+    rules = rt.protocol.hub
+    running = await blocking(rt.history.running_clocks)
+    if not running:
+        return
+    schools = [s.name for s in rt.protocol.subscribers.values() if s.role == rules.encompass_role]
+    incidents = [c.event_id for c in running if c.kind == "encompass"]
+    reached = frozenset(event_id for _, event_id in
+                        (await blocking(rt.delivered.sent, schools, incidents) if schools and incidents else ()))
+    settled = settle(running, reached, now)
+    if not settled.met and not settled.breached:
+        return
+    await _publish(rt, [breach_event(c, SCHEMA_VERSION, now) for c in settled.breached])
+    await blocking(rt.history.settle, settled.met, settled.breached, now)
+    await rt.emit_audit([_clock_audit(rt, c, "met", at) for c, at in settled.met]
+                        + [_clock_audit(rt, c, "breached", now) for c in settled.breached])
+    for clock, _ in settled.met:
+        rt.metrics.hub_clocks.labels(clock.kind, "met").inc()
+    for clock in settled.breached:
+        rt.metrics.hub_clocks.labels(clock.kind, "breached").inc()
+        log.warning("hub_clock_breached", clock=clock.kind, event_id=clock.event_id)

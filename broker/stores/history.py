@@ -1,0 +1,132 @@
+"""The history register: the broker's own record of each child's events for the hub (issue 16), per linkage token.
+
+Per event: its id, type, sending agency, time and risk level code; never its content. Beside them the child's MASH
+enquiries (ids, times, the event ids that joined) and its timeliness clocks (running, met or breached). The hub
+watch (broker/service/hub_watch.py) reads it for a batch, plans (broker/pipeline/hub/plan.py) and writes back in
+one transaction; it survives restarts, so a cumulative concern spanning months needs no replay of Kafka. A merge
+(`person.linked`) moves the superseded token's rows to the child's token. A child's erasure deletes every row under
+every token it carried (`forget`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from broker.pipeline.hub.history import Clock, Enquiry, Entry
+from broker.pipeline.hub.plan import HubFacts, HubPlan
+from broker.stores.db import open_register
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS history (token TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,"
+    " agency TEXT NOT NULL, occurred_at TEXT NOT NULL, level TEXT NOT NULL, PRIMARY KEY (token, event_id))",
+    "CREATE TABLE IF NOT EXISTS enquiries (enquiry_id TEXT PRIMARY KEY, token TEXT NOT NULL, opened_at TEXT NOT NULL,"
+    " last_at TEXT NOT NULL, contributions TEXT NOT NULL, open INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS enquiries_token ON enquiries (token)",
+    "CREATE TABLE IF NOT EXISTS clocks (clock_id TEXT PRIMARY KEY, kind TEXT NOT NULL, token TEXT NOT NULL,"
+    " event_id TEXT NOT NULL, event_type TEXT NOT NULL, started_at TEXT NOT NULL, due_at TEXT NOT NULL,"
+    " enquiry_id TEXT, linkage TEXT NOT NULL, state TEXT NOT NULL, settled_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS clocks_state ON clocks (state)",
+]
+_TABLES = ("history", "enquiries", "clocks")
+_CLOCK_COLUMNS = "clock_id, kind, token, event_id, event_type, started_at, due_at, enquiry_id, linkage"
+
+
+def _clock(row: Sequence[object]) -> Clock:
+    clock_id, kind, token, event_id, event_type, started, due, enquiry, linkage = row
+    return Clock(str(clock_id), str(kind), str(token), str(event_id), str(event_type), str(started), str(due),
+                 str(enquiry) if enquiry else None, json.loads(str(linkage)))
+
+
+class HistoryRegister:
+    FILE, TABLE = "history.sqlite", "history"  # its SQLite file in the data directory, and its main table
+    TABLES = _TABLES  # every table, for `stores migrate`
+
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.db = open_register(path, _SCHEMA, url=url)
+        if self.db.dialect == "sqlite":  # erasure: deleted rows are overwritten, not left in free pages
+            self.db.execute("PRAGMA secure_delete=ON")
+
+    def facts(self, tokens: Iterable[str]) -> HubFacts:
+        """The history, open enquiry and running clocks of each of these tokens."""
+        wanted = list(dict.fromkeys(tokens))
+        facts = HubFacts()
+        for token, *entry in self.db.query_in(
+                "SELECT token, event_id, event_type, agency, occurred_at, level FROM history WHERE token IN ({marks})"
+                " ORDER BY occurred_at, event_id", wanted):
+            facts.history.setdefault(token, []).append(Entry(*entry))
+        for enquiry_id, token, opened, last, contributions in self.db.query_in(
+                "SELECT enquiry_id, token, opened_at, last_at, contributions FROM enquiries WHERE open = 1 AND token"
+                " IN ({marks}) ORDER BY opened_at", wanted):
+            facts.enquiries[token] = Enquiry(enquiry_id, token, opened, last, tuple(json.loads(contributions)))
+        for row in self.db.query_in(f"SELECT {_CLOCK_COLUMNS} FROM clocks WHERE state = 'running' AND token IN"
+                                    " ({marks})", wanted):
+            clock = _clock(row)
+            facts.clocks.setdefault(clock.token, []).append(clock)
+        return facts
+
+    def apply(self, plan: HubPlan) -> None:
+        """A batch's writes in one transaction, in the order that leaves every row under the child's current token:
+        new history and clocks, then the merges, then the enquiries' state and the clocks the batch stopped."""
+        with self.db.transaction():
+            self.db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                [(token, e.event_id, e.event_type, e.agency, e.occurred_at, e.level)
+                                 for token, e in plan.entries])
+            self.db.executemany(f"INSERT INTO clocks ({_CLOCK_COLUMNS}, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                                " 'running') ON CONFLICT DO NOTHING",
+                                [(c.clock_id, c.kind, c.token, c.event_id, c.event_type, c.started_at, c.due_at,
+                                  c.enquiry_id, json.dumps(dict(c.linkage))) for c in plan.started])
+            for absorbed, into in plan.folds:
+                self.db.execute("UPDATE history SET token = ? WHERE token = ? AND event_id NOT IN"
+                                " (SELECT event_id FROM history WHERE token = ?)", (into, absorbed, into))
+                self.db.execute("DELETE FROM history WHERE token = ?", (absorbed,))
+                self.db.execute("UPDATE enquiries SET token = ? WHERE token = ?", (into, absorbed))
+                self.db.execute("UPDATE clocks SET token = ? WHERE token = ?", (into, absorbed))
+            self.db.executemany(
+                "INSERT INTO enquiries VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (enquiry_id) DO UPDATE SET token ="
+                " excluded.token, last_at = excluded.last_at, contributions = excluded.contributions,"
+                " open = excluded.open",
+                [(q.enquiry_id, q.token, q.opened_at, q.last_at, json.dumps(list(q.contributions)), int(q.open))
+                 for q in plan.enquiries.values()])
+            self.db.executemany("UPDATE clocks SET state = 'met', settled_at = ? WHERE clock_id = ? AND"
+                                " state = 'running'", [(at, c.clock_id) for c, at in plan.stopped])
+
+    def running_clocks(self) -> list[Clock]:
+        return [_clock(row) for row in self.db.query(f"SELECT {_CLOCK_COLUMNS} FROM clocks WHERE state = 'running'"
+                                                     " ORDER BY due_at")]
+
+    def settle(self, met: Iterable[tuple[Clock, str]], breached: Iterable[Clock], at: str) -> None:
+        with self.db.transaction():
+            self.db.executemany("UPDATE clocks SET state = 'met', settled_at = ? WHERE clock_id = ? AND"
+                                " state = 'running'", [(when, c.clock_id) for c, when in met])
+            self.db.executemany("UPDATE clocks SET state = 'breached', settled_at = ? WHERE clock_id = ? AND"
+                                " state = 'running'", [(at, c.clock_id) for c in breached])
+
+    def enquiries(self, token: str) -> list[Enquiry]:
+        """The child's enquiries, open and closed, oldest first (the hub's view, `mash-broker` and tests)."""
+        return [Enquiry(q, t, o, last, tuple(json.loads(c)), bool(is_open)) for q, t, o, last, c, is_open in
+                self.db.query("SELECT enquiry_id, token, opened_at, last_at, contributions, open FROM enquiries"
+                              " WHERE token = ? ORDER BY opened_at", (token,))]
+
+    def clocks(self, token: str) -> list[tuple[Clock, str]]:
+        """The child's clocks and each one's state (running, met, breached)."""
+        return [(_clock(row[:-1]), str(row[-1])) for row in self.db.query(
+            f"SELECT {_CLOCK_COLUMNS}, state FROM clocks WHERE token = ? ORDER BY started_at", (token,))]
+
+    def forget(self, tokens: Iterable[str]) -> int:
+        """A child's erasure: every row under these tokens goes; returns how many."""
+        wanted = list(dict.fromkeys(tokens))
+        gone = 0
+        with self.db.transaction():
+            for table in _TABLES:
+                for start in range(0, len(wanted), 400):
+                    part = wanted[start:start + 400]
+                    cur = self.db.execute(f"DELETE FROM {table} WHERE token IN ({','.join('?' * len(part))})", part)
+                    gone += max(cur.rowcount, 0)
+        if self.db.dialect == "sqlite":
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    def close(self) -> None:
+        self.db.close()
