@@ -9,8 +9,9 @@ a worker loop in `broker/service/`) therefore never calls a register (`broker/st
 store or a KMS itself: it awaits `blocking(fn, *args)`, which runs `fn` in a worker thread. A route whose work is all
 blocking is a plain `def` instead (Starlette runs it in the same threads). Make each blocking stretch one call, so a
 read and the write that depends on it stay together in one thread; the stores lock their connection, so any thread
-may call them (broker/stores/db.py). tests/integration/test_blocking_off_loop.py holds a register's write lock and
-checks the service still answers.
+may call them (broker/stores/db.py). Start-up and shut-down (opening the registers, the Kafka epoch check), when
+nothing else is served yet or any more, may block. tests/integration/test_blocking_off_loop.py holds a register's
+write lock and checks the service still answers.
 """
 
 from __future__ import annotations

@@ -105,7 +105,10 @@ def _load(data: bytes, source: str) -> tuple[str, Any]:
     raise AdapterInputError(Rejection(source, "", "", "neither FHIR JSON nor FHIR XML"))
 
 
-def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str | None, int | None]]:
+Entry = tuple[str, str, Any, str | None, int | None]
+
+
+def _entries(kind: str, doc: Any, source: str) -> list[Entry]:
     """(position, resource type, raw resource, fullUrl, line) for a single resource or each Bundle entry. The line
     is XML's (lxml keeps it); a JSON entry's is found only when something is rejected (kit.json_lines)."""
     if kind == "json":
@@ -114,7 +117,7 @@ def _entries(kind: str, doc: Any, source: str) -> list[tuple[str, str, Any, str 
         entries = doc.get("entry") or []
         if not isinstance(entries, list):
             raise AdapterInputError(Rejection(source, "", "Bundle.entry", "not a list of entries"))
-        out = []
+        out: list[Entry] = []
         for i, entry in enumerate(entries):
             res = entry.get("resource") if isinstance(entry, dict) else None
             rtype = res.get("resourceType") if isinstance(res, dict) else None

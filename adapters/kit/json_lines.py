@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from json.decoder import scanstring
 
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -46,7 +45,7 @@ def _member_starts(text: str, at: int, key: str) -> list[int]:
     found: list[int] = []
     at = _skip(text, at + 1)
     while text[at] == '"':
-        name, at = scanstring(text, at + 1)
+        name, at = _DECODER.raw_decode(text, at)  # the key: a JSON string
         at = _skip(text, at)
         if text[at] != ":":
             return found

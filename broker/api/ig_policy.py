@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from broker.aio import blocking
 from broker.api.auth import Principal, require
 from broker.policy import explain, format_explanation
+from broker.policy.codes import LAWFUL_BASIS
 from broker.schema.validate import validate_event
 from broker.service.as_decided import (
     explain_recorded,
@@ -107,4 +108,7 @@ async def protocol(request: Request, principal: Ig) -> dict[str, Any]:
                        "subscribers": list(r.subscribers), "event_types": list(r.event_type_patterns),
                        "lawful_basis": list(r.lawful_basis),
                        "recipient_basis": list(r.recipient_basis or r.lawful_basis),
-                       "requires_human_decision": r.requires_human_decision} for r in p.rules]}
+                       "requires_human_decision": r.requires_human_decision} for r in p.rules],
+            # each lawful basis code the rules cite, in words, so the page shows the law, not codes
+            "bases": {c: LAWFUL_BASIS[c] for r in p.rules for c in (*r.lawful_basis, *(r.recipient_basis or ()))
+                      if c in LAWFUL_BASIS}}

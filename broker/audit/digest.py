@@ -128,6 +128,9 @@ def digest(protocol: Protocol, partner: str, found: Iterable[Disclosure], source
                     "by_recipient": dict(sorted(Counter(d.subscriber for d in ours).items())),
                     "by_rule": dict(sorted(Counter(d.rule_id or "" for d in ours).items()))},
         "disclosures": [_row(d, protocol) for d in ours],
+        # every lawful basis and gateway the rows cite, in words (the page's consent-override mark names the gateway)
+        "bases": {c: LAWFUL_BASIS.get(c, c) for d in ours
+                  for c in (*d.lawful_basis, *([d.consent_override["gateway"]] if d.consent_override else []))},
     }
 
 

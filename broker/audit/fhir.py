@@ -206,9 +206,9 @@ def fhir_bundle(entries: Iterable[Mapping[str, Any]], exported_at: str, *, base:
                 checkpoint: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A collection Bundle of AuditEvents (pruned entries, which have no body, are left out), and with `checkpoint`
     (the signed checkpoint at the export's head) a Provenance vouching for them."""
-    items = [{"fullUrl": f"urn:uuid:{e['record']['record_id']}", "resource": audit_event(e, base)}
-             for e in entries if e.get("record")]
+    items: list[dict[str, Any]] = [{"fullUrl": f"urn:uuid:{e['record']['record_id']}",
+                                    "resource": audit_event(e, base)} for e in entries if e.get("record")]
     if checkpoint is not None and items:  # a Provenance needs a target
-        prov = provenance([i["fullUrl"] for i in items], checkpoint, base)
+        prov = provenance([str(i["fullUrl"]) for i in items], checkpoint, base)
         items.append({"fullUrl": f"{code_system_base(base)}/Provenance/{prov['id']}", "resource": prov})
     return {"resourceType": "Bundle", "type": "collection", "timestamp": exported_at, "entry": items}

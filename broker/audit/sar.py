@@ -139,7 +139,7 @@ def override_words(o: Mapping[str, Any] | None) -> str:
     on = f" (recorded {o['recorded_on']})" if o.get("recorded_on") else ""
     gateway = LAWFUL_BASIS.get(str(o.get("gateway")), str(o.get("gateway")))
     return f"Overridden: the {str(o.get('restriction', 'restriction')).replace('_', ' ')}{on} was set aside " \
-           f"under a duty to disclose, {gateway}"
+           f"under a duty to disclose: {gateway}"
 
 
 SAR_CSS = """
@@ -151,9 +151,9 @@ dt{font-weight:600}dd{margin:0}table{border-collapse:collapse;width:100%;table-l
 th,td{border:1px solid #999;padding:1.2mm 1.6mm;text-align:left;vertical-align:top;font-size:9pt;
 overflow-wrap:anywhere}th{background:#eef1f5}thead{display:table-header-group}tr{break-inside:avoid}
 .ok{color:#0b6b2b}.bad{color:#a40000;font-weight:700}.muted{color:#555}ul{margin:0;padding-left:4mm}
-.disclosures th:nth-child(1){width:13%}.disclosures th:nth-child(2){width:15%}
-.disclosures th:nth-child(3){width:30%}.disclosures th:nth-child(4){width:20%}.disclosures th:nth-child(5),
-.disclosures th:nth-child(6){width:11%}.summary th:nth-child(1){width:34%}
+.disclosures th:nth-child(1){width:11%}.disclosures th:nth-child(2){width:13%}
+.disclosures th:nth-child(3){width:28%}.disclosures th:nth-child(4){width:20%}.disclosures th:nth-child(5){width:17%}
+.disclosures th:nth-child(6){width:11%}.summary th:nth-child(1){width:32%}.summary th:nth-child(2){width:14%}
 .group{font-weight:600}.ref{font-family:ui-monospace,Consolas,monospace;font-size:8pt;color:#555}
 @media print{body{padding:0;max-width:none}a{color:inherit;text-decoration:none}}
 """

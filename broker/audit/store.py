@@ -304,10 +304,11 @@ class AuditStore:
         if not any("offset" in d for d in sent):
             return found
         # a Kafka read names no child: the group's committed offsets that first went past one of its deliveries
+        first_sent = min(e["seq"] for e in found if e.get("record", {}).get("kind") == "delivered")
         with self._lock:
             up_to = [_entry(r) for r in self._sql.query_in(
-                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'delivery_read_up_to' AND subscriber IN"
-                " ({marks}) ORDER BY seq", [d["subscriber"] for d in sent if "offset" in d])]
+                f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'delivery_read_up_to' AND seq > ? AND subscriber"
+                " IN ({marks}) ORDER BY seq", [d["subscriber"] for d in sent if "offset" in d], [first_sent])]
         covering = {id(r) for r in first_reads(sent, [e["record"] for e in up_to if e.get("record")])}
         return sorted([*found, *(e for e in up_to if id(e.get("record")) in covering)], key=lambda e: e["seq"])
 
@@ -343,10 +344,12 @@ class AuditStore:
         with self._lock:
             related = self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind IN ('delivered',"
                                          " 'delivery_read') AND decision_id IN ({marks}) ORDER BY seq", ids)
-            # Kafka reads name no decision: a group's committed offset covers the deliveries below it on its topic
+            # Kafka reads name no decision: a group's committed offset covers the deliveries below it on its topic,
+            # and is chained after them (the delivery is readable only once its own records are committed)
             subscribers = [e["record"]["subscriber"] for e in decisions if e.get("record")]
             related += self._sql.query_in(f"SELECT {_ENTRY_COLS} FROM audit_entry WHERE kind = 'delivery_read_up_to'"
-                                          " AND subscriber IN ({marks})", subscribers)
+                                          " AND seq > ? AND subscriber IN ({marks})", subscribers,
+                                          [decisions[0]["seq"] if decisions else 0])
         return disclosures([*decisions, *(_entry(r) for r in sorted(related, key=lambda r: int(r[0])))])
 
     def every_disclosure(self, *, subscriber: str | None = None, subject: str | None = None,

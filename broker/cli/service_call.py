@@ -35,7 +35,7 @@ def call_service(command: str, method: str, path: str, body: dict[str, Any] | No
     except httpx.HTTPError as exc:
         typer.echo(f"{command}: the service did not answer ({type(exc).__name__})", err=True)
         raise typer.Exit(2) from None
-    if r.status_code not in (200, 201):
+    if r.status_code not in (200, 201, 202):  # 202: a hub decision, accepted once Kafka has it
         detail = r.json().get("detail") if r.headers.get("content-type", "").startswith("application/json") else ""
         typer.echo(f"refused ({r.status_code}): {detail}", err=True)
         raise typer.Exit(1)

@@ -139,9 +139,11 @@ def record_version(decision: HubDecision) -> str:
 
 def _lead(decision: HubDecision, partners: Mapping[str, str]) -> dict[str, Any]:
     lead = decision.lead
-    return prune({"partner": lead.partner, "agency": partners.get(lead.partner),
-                  "professional_role": lead.professional_role, "professional_name": lead.professional_name,
-                  "professional_contact": lead.professional_contact})
+    out: dict[str, Any] = prune({"partner": lead.partner, "agency": partners.get(lead.partner),
+                                 "professional_role": lead.professional_role,
+                                 "professional_name": lead.professional_name,
+                                 "professional_contact": lead.professional_contact})
+    return out
 
 
 def decision_events(decision: HubDecision, *, token: str, hub: str, received_at: str,

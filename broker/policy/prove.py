@@ -4,7 +4,7 @@ two versions.
 The space is finite. A decision depends on the subscriber, the event type, which leaves are present and the facts
 listed in domains.py, each of which the conditions read only through a few distinguishable values. `prove` walks
 every (subscriber, event type) some rule can decide and every point of that space, writes each point out as the
-smallest event and register facts that have it (domains.realise), decides it with the engine itself
+smallest event and register facts that have it (domains.cases), decides it with the engine itself
 (`engine.decide`: the same code that decides live events, so the checker has no second semantics to drift), and
 splits every leaf the point allows with the chosen rule's field table (`engine.rule_split`). A pair no rule names
 is withheld by default and breaks nothing. Points are tried fewest non-default facts first, so the first breach of

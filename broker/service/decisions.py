@@ -49,6 +49,7 @@ from broker.policy.referral import (
     reason_problem,
     withholding_problems,
 )
+from broker.policy.thresholds import assessed
 from broker.service.messages import decode, header
 from broker.service.positions import read_positions
 from broker.stores.decisions import AlreadyDecided, Referral
@@ -318,7 +319,7 @@ async def _prepare(rt: DecisionPorts, referral: Referral, withholding: Withholdi
     """The event read again and the person's decision over it: (decision, event, None) to deliver, (None, None, why)
     when it is never to be sent. Raises _Pending (or Kafka's error) when the event cannot be read now."""
     assert referral.decision_id is not None
-    if rt.erasures is not None and await blocking(rt.erasures.is_erased, referral.subject):
+    if await blocking(rt.erasures.is_erased, referral.subject):
         return None, None, ERASED
     if referral.subscriber not in rt.protocol.subscribers:
         return None, None, "not sent: the subscriber is no longer in the protocol"
@@ -352,7 +353,8 @@ async def _send(rt: DecisionPorts, referral: Referral, decision: Decision, event
     sub = rt.protocol.subscribers[referral.subscriber]
     if problems := key_problems([sub]):  # checked at each attempt: a cached sealer outlives a key file removed
         raise _Pending(f"subscriber public key unusable ({problems[0].split(':')[0]})")
-    released = release(event, decision, mask_key=rt.mask_key)
+    # on the common risk scale, as every other delivery (broker/policy/thresholds.py)
+    released = release(dict(assessed(rt.protocol.risk_scales, event)), decision, mask_key=rt.mask_key)
     # the subscriber learns that a person decided, and despite what (codes only), so it can handle it accordingly
     released["delivery"]["human_decision"] = {"decision_id": referral.decision_id, "choice": referral.status,
                                               "restriction": referral.restriction}

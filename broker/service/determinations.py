@@ -81,7 +81,7 @@ def _child(rt: DeterminationPorts, subject: str) -> str:
         raise DeterminationRefused(404, "no record of this child: a determination is recorded only for a token the "
                                         "broker has received records about (check the token)")
     current = identities.current(subject)
-    if rt.erasures is not None and rt.erasures.erased_at(identities.aliases(current)):
+    if rt.erasures.erased_at(identities.aliases(current)):
         raise DeterminationRefused(409, "this child was erased: nothing more is recorded about it")
     return current
 

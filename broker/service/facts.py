@@ -93,7 +93,7 @@ def read_facts(rt: FactsPorts, tokens: Iterable[str]) -> BatchFacts:
         return BatchFacts()
     known = rt.identities.known(wanted)
     tied = children(wanted, known.child_of, known.members)
-    determined = rt.determinations.in_force(tied) if rt.determinations is not None else {}
+    determined = rt.determinations.in_force(tied)
     return BatchFacts(determined, child_birth_dates(tied, _opened(rt, (t for ts in tied.values() for t in ts))))
 
 
@@ -110,7 +110,7 @@ def _ending_closed(rt: FactsPorts, tokens: list[str]) -> tuple[BatchFacts, list[
     """The registers' part of `batch_facts` (blocking): the facts once the closed cases' requests are ended."""
     facts = read_facts(rt, tokens)
     open_requests = {t: d for t, d in facts.determined.items() if d.s47_open}
-    closed = [t for t in open_requests if rt.cases is not None and rt.cases.is_open(t) is False]
+    closed = [t for t in open_requests if rt.cases.is_open(t) is False]
     if not closed or rt.determinations is None:
         return facts, []
     ended = rt.determinations.end_closed((a for t in closed for a in open_requests[t].s47_open), at=now_iso())

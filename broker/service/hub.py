@@ -36,12 +36,11 @@ class HubDecisionRefused(DecisionRefused):
 
 def child_token(rt: Runtime, decision: HubDecision) -> str:
     """The child's current token (blocking: reads the identity register, the audit store and the erasure register)."""
-    assert rt.identities is not None and rt.linkage is not None
     if not known_child(rt.identities, rt.audit_store, decision.subject_token):
         raise HubDecisionRefused(404, "subject_token: no record of this child (a decision is recorded only for a "
                                       "child the broker has received records about; check the token)")
     current = rt.identities.current(decision.subject_token)
-    if rt.erasures is not None and rt.erasures.erased_at(rt.identities.aliases(current)):
+    if rt.erasures.erased_at(rt.identities.aliases(current)):
         raise HubDecisionRefused(409, "subject_token: this child was erased; nothing more is recorded about it")
     if decision.child is not None:
         child = decision.child.model_dump()
@@ -57,7 +56,6 @@ def child_token(rt: Runtime, decision: HubDecision) -> str:
 
 async def record_decision(rt: Runtime, decision: HubDecision, *, hub: str, actor: str) -> IntakeResult:
     """Publish the decision's events (mash.decision, then one mash.action per action); the answer names them."""
-    assert rt.protocol is not None
     partners = {pid: p.agency for pid, p in rt.protocol.partners.items()}
     found = problems(decision, partners)
     if found:

@@ -54,7 +54,11 @@ def load_calendar(path: Path) -> Calendar:
 
 async def run_hub_watch(rt: Runtime, stop: asyncio.Event) -> None:
     """Supervised like the share workers: a crash is logged, the watch rejoins its group, uncommitted work is redone."""
-    calendar = load_calendar(rt.settings.calendar_file)
+    try:
+        calendar = load_calendar(rt.settings.calendar_file)
+    except CalendarError as exc:  # the clocks cannot run on a calendar they cannot read: say which file, and stop
+        log.error("hub_watch_calendar_unusable", detail=str(exc))
+        raise
     while not stop.is_set():
         try:
             await _watch(rt, stop, calendar)
@@ -111,14 +115,15 @@ async def _publish(rt: Runtime, events: list[dict[str, Any]]) -> None:
         if problems:  # a planner bug, never data: refuse to publish rather than publish off-contract
             raise ValueError(f"hub event {event['event_type']} fails the schema: "
                              + "; ".join(str(p) for p in problems[:3]))
-    sends = [await rt.producer.send(rt.settings.topics.events, encode(rt.protect(e)),
+    protected = await blocking(lambda: [encode(rt.protect(e)) for e in events])  # the key store may mint a key
+    sends = [await rt.producer.send(rt.settings.topics.events, value,
                                     key=e["subject"]["linkage"]["token"].encode(), headers=event_headers(e))
-             for e in events]
+             for e, value in zip(events, protected, strict=True)]
     await asyncio.gather(*sends)
 
 
 async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: Calendar) -> HubPlan:
-    events = _events(rt, messages)
+    events = await blocking(_events, rt, messages)  # unwrapping data keys may wait on the key store or KMS
     tokens = [e["subject"]["linkage"]["token"] for e in events]
     tokens += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
     facts = await blocking(rt.history.facts, tokens)

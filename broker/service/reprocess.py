@@ -92,7 +92,7 @@ def _open_input(rt: ReprocessPorts, deadletter_id: str, record: dict[str, Any], 
 
 def _named_erased_since(rt: ReprocessPorts, named: list[str], received_at: str) -> bool:
     """Whether a child the input names (under the token it carries now, too) was erased since it was received."""
-    if named and rt.identities is not None:
+    if named:
         named = [*named, *(rt.identities.current(t) for t in set(named))]
     return erased_since(rt, named, received_at)
 

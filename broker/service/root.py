@@ -35,6 +35,7 @@ from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import producer
 from broker.logging import get_logger
 from broker.policy import PolicyError, Protocol, ProtocolError, load_protocol
+from broker.policy.change import protocol_change_diff
 from broker.policy.keys import decode_key
 from broker.secrets import SecretError, linkage_key, mask_key, write_secret_file
 from broker.service.audit_emitter import AuditEmitter, UnwrapAudit
@@ -189,9 +190,13 @@ async def _record_protocol_in_force(rt: Runtime) -> None:
     if last and (last.get("protocol_id"), last.get("protocol_version"), last.get("content_sha256")) == \
             (p.id, p.version, digest):
         return
+    # the permission diff from the previous file (kept by hash in <data_dir>/protocols): broker/policy/change.py
+    permissions = protocol_change_diff(rt.settings.data_dir, rt.settings.protocol_file, p,
+                                       last.get("content_sha256") if last else None)
     await rt.emit_audit([audit_record(
         "protocol_change", time=now_iso(), actor="runtime", protocol_id=p.id, protocol_version=p.version,
         previous_version=last.get("protocol_version") if last else None, content_sha256=digest,
+        permission_changes=permissions,
         record_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"protocol:{p.id}:{p.version}:{digest}:"
                                  f"{last.get('record_id') if last else ''}")))])
 

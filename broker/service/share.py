@@ -317,7 +317,7 @@ def _registers_say(rt: SharePorts, items: list[Item], tokens: list[str], folded:
     """The rest of `_read_facts`, read in one blocking call (broker/aio.py)."""
     return ShareFacts(
         sent=frozenset(rt.delivered.sent(rt.protocol.subscribers, (i.event["event_id"] for i in items))),
-        holding=frozenset(rt.held.counts()) if rt.held is not None else frozenset(),
+        holding=frozenset(rt.held.counts()),
         cases={t: rt.cases.is_open(t) for t in dict.fromkeys([*tokens, *folded])},
         consent={t: rt.consent_for(t) for t in tokens},
         register=register,
@@ -358,7 +358,7 @@ def _hold_and_refer(rt: SharePorts, plan: SharePlan, now: str) -> None:
     """Held deliveries and referrals: before the batch's offsets are committed."""
     if plan.held:
         rt.held.hold(list(plan.held), now)
-    if plan.referrals and rt.referrals is not None:  # likewise; a redelivered batch adds nothing (register docstring)
+    if plan.referrals:  # likewise; a redelivered batch adds nothing (register docstring)
         rt.referrals.refer([referral_for(rt.protocol, r.decision, r.event, r.token, r.partition, r.offset, now)
                             for r in plan.referrals])
 

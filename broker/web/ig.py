@@ -237,8 +237,10 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since/until must be ISO 8601 with a time zone") from None
         more = len(found) == limit
         named = recipients()
+        rows = [d.to_dict() for d in found]  # a disclosure names its subscriber, bases and override as records do
         return {"subscriber": name, "recipient": named[name].label if name in named else None, "total": total,
-                "disclosures": [{**d.to_dict(), **_in_words(d.event_type, d.to_dict())} for d in found],
+                "disclosures": [{**d, **_in_words(d["event_type"], d)} for d in rows],
+                "bases": _words_for([{"record": d} for d in rows])["bases"],
                 "next_after_seq": found[-1].seq if more and found else None}
 
     # IG sees dead letters but does not reprocess them: reprocessing republishes data, an admin's act

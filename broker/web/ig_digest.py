@@ -2,8 +2,7 @@
 "Told to the source agency" view and for a partner's IG lead to fetch daily. IG auditors only; every digest served
 is audited (`admin_action` `audit.digest`, the partner, the count, who asked)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must resolve the router-local `require_ig` in each signature.
 import io
 from collections.abc import Callable
 from typing import Annotated, Any

@@ -59,8 +59,8 @@ def _decision(n: int, subscriber: str, time: str, *, outcome: str = "deliver", c
 
 
 @pytest.fixture
-def day(sqlite_store: AuditStore) -> AuditStore:
-    sqlite_store.append([
+def day(store: AuditStore) -> AuditStore:  # SQLite and PostgreSQL
+    store.append([
         _published(1, "police", "Y99PF"), _published(2, "police", "Y99PF", CHILD_B),
         _published(3, "health", "RXX"), _published(4, "police", None),
         *_decision(1, "mash_hub", "2026-06-30T23:30:00Z"),  # 00:30 in London: on the day
@@ -70,7 +70,7 @@ def day(sqlite_store: AuditStore) -> AuditStore:
         *_decision(4, "riverside_gp", "2026-07-01T22:59:00Z"),  # 23:59 in London: still on the day
         *_decision(4, "oakfield_dsl", "2026-07-01T23:00:00Z"),  # midnight in London: the next day
     ])
-    return sqlite_store
+    return store
 
 
 def test_the_digest_holds_our_deliveries_of_the_day_overrides_first(day: AuditStore, protocol) -> None:
@@ -215,7 +215,7 @@ def test_the_api_serves_the_digest_and_audits_who_asked(http, day: AuditStore) -
     listed = client.get("/v1/ig/digests", headers=ig).json()["partners"]
     assert {p["id"]: p["to"] for p in listed} == {"exampleshire-police": "dpo", "oakfield-primary": "ig_lead"}
     r = client.get("/v1/ig/digests/exampleshire-police", params={"date": DAY}, headers=ig)
-    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store", r.text
     assert [d["event_id"] for d in r.json()["disclosures"]] == [_eid(2), _eid(1), _eid(4)]
     r = client.get("/v1/ig/digests/exampleshire-police", params={"date": DAY, "format": "csv"}, headers=ig)
     assert r.headers["content-type"].startswith("text/csv") and len(r.text.splitlines()) == 4

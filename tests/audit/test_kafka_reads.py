@@ -58,10 +58,10 @@ def test_the_same_advance_seen_twice_has_one_record_id() -> None:
     assert _up_to(3, T1)["record_id"] == _up_to(3, T2)["record_id"] != _up_to(4, T1)["record_id"]
 
 
-def test_the_store_keeps_one_record_of_one_advance(sqlite_store: AuditStore) -> None:
-    sqlite_store.append([_up_to(3, T1)])
-    sqlite_store.append([_up_to(3, T2)])
-    assert len(sqlite_store.search(kind="delivery_read_up_to")) == 1
+def test_the_store_keeps_one_record_of_one_advance(store: AuditStore) -> None:
+    store.append([_up_to(3, T1)])
+    store.append([_up_to(3, T2)])
+    assert len(store.search(kind="delivery_read_up_to")) == 1
 
 
 # --- which deliveries an offset covers -----------------------------------------------------------------------------
@@ -106,20 +106,20 @@ def test_a_disclosure_is_read_by_kafka_or_by_http_whichever_came_first() -> None
         ("dec-1", T1, "kafka"), ("dec-2", T1, "kafka"), ("dec-3", None, None)]
 
 
-def test_the_store_says_read_for_a_kafka_recipient(sqlite_store: AuditStore) -> None:
+def test_the_store_says_read_for_a_kafka_recipient(store: AuditStore) -> None:
     """Before, a Kafka subscriber's disclosures always said "not yet read"."""
-    sqlite_store.append([_decision(1), _delivered(1, 0), _decision(2, CHILD_B), _delivered(2, 1, CHILD_B),
+    store.append([_decision(1), _delivered(1, 0), _decision(2, CHILD_B), _delivered(2, 1, CHILD_B),
                          _up_to(1, T1)])
-    by_subscriber = {d.decision_id: d.read_at for d in sqlite_store.disclosures(subscriber="early_help")}
+    by_subscriber = {d.decision_id: d.read_at for d in store.disclosures(subscriber="early_help")}
     assert by_subscriber == {"dec-1": T1, "dec-2": None}
-    [mine] = sqlite_store.disclosures(subject=CHILD_A)
+    [mine] = store.disclosures(subject=CHILD_A)
     assert mine.read_at == T1 and mine.read_via == "kafka"
 
 
-def test_a_childs_timeline_shows_only_the_reads_of_its_own_deliveries(sqlite_store: AuditStore) -> None:
-    sqlite_store.append([_decision(1), _delivered(1, 0), _decision(2, CHILD_B), _delivered(2, 4, CHILD_B),
+def test_a_childs_timeline_shows_only_the_reads_of_its_own_deliveries(store: AuditStore) -> None:
+    store.append([_decision(1), _delivered(1, 0), _decision(2, CHILD_B), _delivered(2, 4, CHILD_B),
                          _up_to(1, T1), _up_to(3, T1, group="other-app"), _up_to(5, T2)])
-    a = [e["record"] for e in sqlite_store.timeline(CHILD_A) if e["record"]["kind"] == "delivery_read_up_to"]
-    b = [e["record"] for e in sqlite_store.timeline(CHILD_B) if e["record"]["kind"] == "delivery_read_up_to"]
+    a = [e["record"] for e in store.timeline(CHILD_A) if e["record"]["kind"] == "delivery_read_up_to"]
+    b = [e["record"] for e in store.timeline(CHILD_B) if e["record"]["kind"] == "delivery_read_up_to"]
     assert [(r["group"], r["offset"]) for r in a] == [("eh-case-system", 1), ("other-app", 3)]
     assert [(r["group"], r["offset"]) for r in b] == [("eh-case-system", 5)]

@@ -71,6 +71,9 @@ def test_a_soak_passes_only_flat_unstalled_and_keeping_up():
     assert stalled["stalled"] and not stalled["passed"]
     behind = soak_summary(pipeline(events=3000), 60, 100)  # intake took half of what was offered
     assert not behind["kept_up"] and not behind["stalled"] and not behind["passed"]
+    repeats = soak_summary(pipeline(events=3000, repeated_event_ids=3000), 60, 100)  # answered 202, ids seen before
+    assert repeats["kept_up"] and repeats["passed"]
+    assert not soak_summary(pipeline(events=3000, repeated_event_ids=2000), 60, 100)["kept_up"]
     undecided = soak_summary(pipeline(missing_decisions=5), 60, 100)
     assert not undecided["kept_up"] and not undecided["passed"]
     assert not soak_summary(pipeline(duplicates=1), 60, 100)["passed"]

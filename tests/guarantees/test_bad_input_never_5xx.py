@@ -33,7 +33,7 @@ MARKERS = ("Testchild", "9990000018")  # fictitious; never in an answer
 MARK = "Testchild-9990000018"
 TOKEN = "lt1_" + "A" * 32
 HIDDEN_ROUTES = [("GET", "/"), ("GET", "/ig"), ("GET", "/ig/static/{name}"), ("GET", "/docs"),
-                 ("GET", "/openapi.json")]
+                 ("GET", "/docs/static/{name}"), ("GET", "/openapi.json")]
 REAL = {"agency": "health", "name": "test_hub", "subject": TOKEN,
         "deadletter_id": "00000000-0000-4000-8000-00000000000a"}
 HOSTILE_PATH = ["A" * 3000, "..", "%2e%2e%2f%2e%2e", "-1", str(2**70), "\u00e9\u00ff\u4e2d", " ", MARK,

@@ -41,7 +41,7 @@ async def test_four_hundred_bad_records_leave_one_sealed_copy(kafka_bootstrap, t
         assert len(inputs) == 1 and inputs[0]["content_sha256"] == hashlib.sha256(body).hexdigest()
         assert len(records) == MAX_REJECTION_RECORDS + 1  # the listed ones and one summary of the rest
         assert all(m["input_ref"] == inputs[0]["content_sha256"] and "input" not in m for m in records)
-        assert "300 further rejection(s)" in records[-1]["rejection"]["reason"]
+        assert "300 further rejected record(s)" in records[-1]["rejection"]["reason"]  # one dead letter a record
         assert len(r.json()["deadletter_ids"]) == len(records)
         # the whole topic: about one sealed copy (base64: 4/3), not 400 (the defect put ~90 MB here)
         assert len(await topic_bytes(kafka_bootstrap, topic)) < 2 * len(body)

@@ -4,7 +4,8 @@ The attacker's view: plant unmistakable fictitious values in a child's record (a
 and one whose rejection is reprocessed), drive every path a value could escape by (intake answers, dead letters,
 deliveries, pulls, IG search/timeline/report/exports, readiness, metrics, logs), then search every byte the broker
 produced or kept for them: every Kafka topic raw, every file in the data directory, every HTTP answer and every log
-line. Only the subscriber, opening its sealed delivery with its own private key, may read them.
+line. Only the subscriber, opening its sealed delivery with its own private key, may read them; and an IG officer
+the child's name and birth date in the subject access report, which reveals them for that report alone.
 """
 
 from __future__ import annotations
@@ -91,8 +92,13 @@ async def test_planted_values_appear_nowhere_but_in_the_subscribers_sealed_view(
             await call("POST", f"/v1/admin/deadletters/{deadletter_id}/reprocess", "admin")
 
             await asyncio.sleep(2.0)  # let the audit indexer chain what the service and worker emitted
+            # the subject access report is the one answer that names the child, to an IG key, the reveal audited:
+            # its name and birth date, and nothing else planted (no address, no NHS number, no bad value)
+            report = await http.get(f"{u}/v1/ig/children/{token}/report", headers=svc.headers("ig_auditor"))
+            assert report.status_code == 200 and set(_leaks(report.content)) <= {FAMILY, GIVEN, BIRTH}
+            assert FAMILY.lower() in report.text.lower() and BIRTH in report.text
             for path in ("/v1/ig/search?limit=1000", f"/v1/ig/children/{token}/timeline",
-                         f"/v1/ig/children/{token}/report", "/v1/ig/deadletters", "/v1/ig/verification",
+                         "/v1/ig/deadletters", "/v1/ig/verification",
                          "/v1/ig/subscribers/test_hub/disclosures", "/v1/ig/protocols"):
                 await call("GET", path, "ig_auditor")
             for path in ("/metrics", "/readyz", "/healthz"):

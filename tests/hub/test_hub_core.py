@@ -242,6 +242,24 @@ def test_a_contribution_after_the_window_opens_a_new_enquiry_and_a_decision_clos
     assert [c.kind for c in stopped] == ["decision"] and stopped[0].event_id == batch[1]["event_id"]
 
 
+def test_a_decision_about_something_else_leaves_the_open_enquiry_and_its_clock_running(
+        rules: HubRules, calendar: Any) -> None:
+    contact = event(1, "police.incident_child_present", "police", "2026-11-30T08:00:00Z")
+    opened = plan_hub([contact], HubFacts(), rules, calendar)
+    (enquiry,) = opened.enquiries.values()
+    facts = HubFacts(history={CHILD: [e for _, e in opened.entries]}, enquiries={CHILD: enquiry},
+                     clocks={CHILD: list(opened.started)})
+    elsewhere = event(2, "mash.decision", "mash_hub", "2026-11-30T12:00:00Z", enquiry_id="an-older-enquiry",
+                      concerns=[derived_id("older")])
+    plan = plan_hub([elsewhere], facts, rules, calendar)
+    assert plan.stopped == [] and enquiry.enquiry_id not in plan.enquiries
+    about_it = event(3, "mash.decision", "mash_hub", "2026-11-30T15:00:00Z", concerns=[contact["event_id"]])
+    action = event(4, "mash.action", "mash_hub", "2026-11-30T15:00:00Z")
+    plan = plan_hub([about_it, action], facts, rules, calendar)
+    assert [c.kind for c, _ in plan.stopped] == ["decision"] and not plan.enquiries[enquiry.enquiry_id].open
+    assert plan.entries == []  # the hub's own records are not an agency's history
+
+
 def test_a_merge_folds_two_open_enquiries_into_the_earlier(rules: HubRules, calendar: Any) -> None:
     ours = Enquiry("q-ours", CHILD, "2026-11-30T09:00:00Z", "2026-11-30T09:00:00Z", ("e1",))
     theirs = Enquiry("q-theirs", OTHER, "2026-11-30T08:00:00Z", "2026-11-30T08:00:00Z", ("e2",))
@@ -252,6 +270,15 @@ def test_a_merge_folds_two_open_enquiries_into_the_earlier(rules: HubRules, cale
                                                          "action": "folded", "folded_enquiry_id": "q-ours"}
     assert plan.enquiries["q-theirs"].contributions == ("e2", "e1") and plan.enquiries["q-theirs"].token == CHILD
     assert not plan.enquiries["q-ours"].open
+
+
+def test_a_merge_closes_an_enquiry_whose_window_passed_instead_of_folding_it(rules: HubRules, calendar: Any) -> None:
+    ours = Enquiry("q-ours", CHILD, "2026-11-30T09:00:00Z", "2026-11-30T09:00:00Z", ("e1",))
+    stale = Enquiry("q-stale", OTHER, "2026-10-01T08:00:00Z", "2026-10-01T08:00:00Z", ("e2",))
+    plan = plan_hub([linked(9, CHILD, OTHER, "2026-11-30T10:00:00Z")],
+                    HubFacts(enquiries={CHILD: ours, OTHER: stale}), rules, calendar)
+    assert of(plan, ENQUIRY) == []
+    assert not plan.enquiries["q-stale"].open and plan.enquiries["q-ours"].open
 
 
 @pytest.mark.parametrize(("closed", "repeat"), [("2026-03-27", True), ("2025-11-27", False)])
@@ -299,3 +326,16 @@ def test_the_protocol_compile_refuses_a_hub_rule_that_can_never_hold() -> None:
     assert "never hold" in reasons[("hub", "cumulative_concerns", 0, "agencies_at_least")]
     assert "never count" in reasons[("hub", "cumulative_concerns", 0, "below")]
     assert "never be met" in reasons[("hub", "clocks", "encompass", "role")]
+
+
+def test_a_calendar_file_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
+    from broker.service.hub_watch import load_calendar
+
+    bad = tmp_path / "calendar.yaml"
+    bad.write_text(f"bank_holidays_file: {CALENDARS / 'england-bank-holidays.yaml'}\n"
+                   "school_holidays: [{from: 2026-12-21}]\n")
+    with pytest.raises(CalendarError, match=r"calendar.yaml: school_holidays\[0\]: needs `from` and `to`"):
+        load_calendar(bad)
+    with pytest.raises(CalendarError, match=r"missing.yaml: cannot read the calendar \(FileNotFoundError\)"):
+        load_calendar(tmp_path / "missing.yaml")
+    assert load_calendar(CALENDARS / "exampleshire.yaml").bank_holidays  # the shipped one, with its bank holidays

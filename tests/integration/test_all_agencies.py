@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from broker.pipeline.cases import case_transition
 from broker.policy import decide_all, release
+from broker.policy.thresholds import assessed
 from broker.schema.classification import classify, iter_leaves
 from broker.service.messages import decode, header
 from tests.adapters.police.builders import VALID_NHS, as_json, child, mother, record, submission
@@ -119,7 +120,9 @@ async def test_four_agencies_through_the_sample_protocol(kafka_bootstrap, extern
                 for decision in decide_all(svc.runtime.protocol, event, svc.runtime.consent_for(token),
                                            case_open=case_at[eid]):
                     if decision.subscriber == name and decision.delivered:
-                        expected[eid] = release(event, decision, mask_key=svc.runtime.mask_key)
+                        # delivered on the common risk scale (the protocol's risk_scales: thresholds.py)
+                        view = dict(assessed(svc.runtime.protocol.risk_scales, event))
+                        expected[eid] = release(view, decision, mask_key=svc.runtime.mask_key)
             assert set(got) == set(expected), (name, len(got), len(expected))
             for eid, opened in got.items():
                 assert opened == expected[eid], (name, eid, {k for k in opened if opened[k] != expected[eid].get(k)})

@@ -2,9 +2,10 @@
 fictitious child becomes what the hub sees. Records go in over HTTP as each agency sends them; the hub's own
 events come out of the hub's subscription, sealed, and are opened with the hub's key.
 
-- Three low-level concerns from a school, a GP and the police about one child (the school's stream keyed by UPN,
-  joined to the NHS number's by the GP's record, so the history is folded on the merge) raise one cumulative
-  concern naming the three events by id, type, agency and time, and nothing of their content.
+- Three low-level concerns from the police, a school and a GP about one child raise one cumulative concern naming
+  the three events by id, type, agency and time, and nothing of their content. The police's stream is keyed by the
+  NHS number and the school's by the UPN until the GP's record carries both: the identity register joins the two
+  streams (`person.linked`) and the hub watch folds their histories, so the raise sees all three.
 - A police and a school contact about another child on the same day make one MASH enquiry.
 - The police incident's Operation Encompass clock is settled and audited.
 Fictitious children from the benchmark's generators (999-range NHS numbers, LA 380 UPNs, "Example<n>").
@@ -65,10 +66,14 @@ def police_incident(n: int, when: str, *, upn: bool = False) -> bytes:
     return orjson.dumps(submission)
 
 
-async def post(svc: Service, http: httpx.AsyncClient, agency: str, body: bytes, content_type: str) -> list[str]:
+async def post(svc: Service, http: httpx.AsyncClient, agency: str, body: bytes, content_type: str,
+               types: list[str] | None = None) -> list[str]:
+    """The event ids intake accepted, in order (`types`, when given, receives their event types)."""
     r = await http.post(f"{svc.base_url}/v1/records/{agency}", content=body,
                         headers=svc.headers(f"intake:{agency}", **{"Content-Type": content_type}))
     assert r.status_code == 202, r.text[:300]
+    if types is not None:
+        types.extend(e["event_type"] for e in r.json()["events"])
     return [e["event_id"] for e in r.json()["events"]]
 
 
@@ -96,9 +101,11 @@ async def svc(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 async def test_three_low_concerns_from_school_gp_and_police_raise_one_cumulative_concern(svc: Service) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
-        school = await post(svc, http, "education", school_concern(7, "2026-11-20T09:00:00"), "application/xml")
-        gp = await post(svc, http, "health", gp_flag(7, "2026-11-25"), "application/fhir+json")
         police = await post(svc, http, "police", police_incident(7, "2026-11-29T19:00:00Z"), "application/json")
+        school = await post(svc, http, "education", school_concern(7, "2026-11-20T09:00:00"), "application/xml")
+        gp_types: list[str] = []
+        gp = await post(svc, http, "health", gp_flag(7, "2026-11-25"), "application/fhir+json", gp_types)
+        assert "person.linked" in gp_types  # two streams about one child joined
         concerns = {school[-1], gp[-1], police[-1]}  # each request's concern is its last event
 
         def raised(opened: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,13 +118,13 @@ async def test_three_low_concerns_from_school_gp_and_police_raise_one_cumulative
         assert {c["event_id"] for c in payload["contributing"]} == concerns
         assert {c["agency"] for c in payload["contributing"]} == {"education", "health", "police"}
         assert all(set(c) == {"event_id", "event_type", "agency", "occurred_at"} for c in payload["contributing"])
-        assert event["subject"]["child"] == {} and event["source"]["agency"] == "broker"
+        assert not event["subject"].get("child") and event["source"]["agency"] == "broker"
         text = orjson.dumps(event).decode()
         for personal in ("Example7", "Testchild", nhs_number(7), pupil_number(7)):
             assert personal not in text
-        # the merge folded the school's UPN-keyed history: the raise is under the child's one token
-        police_delivery = next(e for e in opened if e.get("event_id") == police[-1])
-        assert event["subject"]["linkage"]["token"] == police_delivery["subject"]["linkage"]["token"]
+        # the merge folded both streams' histories: the raise is under the child's one token, the GP flag's
+        gp_delivery = next(e for e in opened if e.get("event_id") == gp[-1])
+        assert event["subject"]["linkage"]["token"] == gp_delivery["subject"]["linkage"]["token"]
         assert svc.runtime.metrics.hub_cumulative.labels(RULE)._value.get() == 1
 
         # the police incident's Operation Encompass clock (due Monday 30 November 08:45) is settled and audited

@@ -1,6 +1,7 @@
 """Reads by Kafka subscribers, on real Apache Kafka: a consumer group that reads its delivery topic and commits is
 audited as having read (a `delivery_read_up_to` record), so the disclosures and the child's timeline say "read"; a
-group that reads without committing told Kafka nothing and does not count."""
+group that reads without committing told Kafka nothing and does not count. Not on the embedded Tansu: its answer to
+the group listing cannot be read (broker/service/kafka_reads.py)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,13 @@ def _start(tmp_path: Path, kind: str, port: int) -> tuple[subprocess.Popen[str],
     proc = subprocess.Popen([sys.executable, "-m", "broker.cli.main", "run", "--dev", "--port", str(free_port())],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     return proc, lines
 
 

@@ -98,7 +98,9 @@ def test_diff_command(tmp_path, event_file) -> None:
 def test_test_command_passes_the_sample_through_the_main_cli() -> None:
     result = runner.invoke(main_app, ["policy", "test", str(SAMPLE)])
     assert result.exit_code == 0, result.output
-    assert f"{len(yaml.safe_load(SAMPLE.read_text())['tests'])} passed, 0 failed" in result.stdout  # every test
+    data = yaml.safe_load(SAMPLE.read_text())
+    cases = len(data["tests"]) + len(data.get("hub", {}).get("tests", []))  # the hub section's cases too
+    assert f"{cases} passed, 0 failed" in result.stdout  # every test
 
 
 def test_test_command_exit_codes(tmp_path) -> None:

@@ -80,3 +80,38 @@ def test_a_service_cycle_through_runtime_would_break_the_acyclic_contract(graph:
     assert not g.chain_exists(importer="broker.service.share", imported="broker.service.runtime")
     g.add_import(importer="broker.service.share", imported="broker.service.runtime")
     assert g.chain_exists(importer="broker.service.runtime", imported="broker.service.share")
+
+
+@pytest.mark.parametrize("worker", ["broker.service.share", "broker.service.held", "broker.service.audit_indexer",
+                                    "broker.service.erasure", "broker.service.decisions"])
+@pytest.mark.parametrize("top", ["broker.service.runtime", "broker.service.root"])
+def test_a_worker_reaching_up_for_the_runtime_or_the_root_closes_a_cycle(graph: grimp.ImportGraph, worker: str,
+                                                                          top: str) -> None:
+    """Issue 20: workers are given narrow Protocols (broker/service/ports.py), never the module that builds them.
+    The composition root builds the Runtime, the Runtime starts the workers: an import back up is a circle, which
+    the acyclic contract refuses."""
+    g = copy.deepcopy(graph)
+    assert not g.chain_exists(importer=worker, imported=top)
+    g.add_import(importer=worker, imported=top)
+    assert g.chain_exists(importer=top, imported=worker) and g.chain_exists(importer=worker, imported=top)
+
+
+def _reaching_the_root(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
+    """What the root-on-top contract finds: a service module with a chain to the root or the Runtime."""
+    contract = CONTRACTS["root-on-top"]
+    for line in contract["ignore_imports"]:
+        importer, imported = (part.strip() for part in line.split("->"))
+        graph.remove_import(importer=importer, imported=imported)
+    forbidden = contract["forbidden_modules"]
+    sources = graph.find_children("broker.service") - set(forbidden)
+    return {(s, f) for s in sources for f in forbidden if graph.chain_exists(importer=s, imported=f)}
+
+
+def test_no_service_module_reaches_the_root(graph: grimp.ImportGraph) -> None:
+    assert _reaching_the_root(copy.deepcopy(graph)) == set()
+
+
+def test_a_shell_reaching_for_the_runtime_breaks_root_on_top(graph: grimp.ImportGraph) -> None:
+    g = copy.deepcopy(graph)
+    g.add_import(importer="broker.service.intake", imported="broker.service.runtime")  # intake is no worker: no cycle
+    assert ("broker.service.intake", "broker.service.runtime") in _reaching_the_root(g)

@@ -134,11 +134,18 @@ class _Batch:
             self.cumulative(event, parts, histories[token], event["occurred_at"])
 
     def decided(self, event: Mapping[str, Any], token: str) -> None:
+        """A hub decision closes the enquiry it names (`payload.enquiry_id`), else the child's open enquiry when the
+        decision is about one of its contributions (`payload.concerns`) or names none; and stops its clock."""
+        payload = event.get("payload") or {}
+        named, concerns = payload.get("enquiry_id"), set(payload.get("concerns") or ())
         enquiry = self.facts.enquiries.get(token)
-        if enquiry is not None:
+        decided = {named} if named else set()
+        if enquiry is not None and (named == enquiry.enquiry_id or (
+                not named and (not concerns or concerns & set(enquiry.contributions)))):
             self.set_enquiry(replace(enquiry, open=False))
+            decided.add(enquiry.enquiry_id)
         for clock in list(self.facts.clocks.get(token, [])):
-            if clock.kind == "decision" and (enquiry is None or clock.enquiry_id == enquiry.enquiry_id):
+            if clock.kind == "decision" and clock.enquiry_id in decided:
                 self.plan.stopped.append((clock, event["occurred_at"]))
                 self.facts.clocks[token].remove(clock)
 
@@ -205,6 +212,8 @@ def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRul
             batch.linked(event, token)
         elif event_type in rules.decision_types:
             batch.decided(event, token)
+        elif event_type.startswith("mash."):  # the hub's other records (its actions...): not an agency's history
+            continue
         elif not any(e.event_id == event["event_id"] for e in batch.history(token)):
             batch.contributed(event, token, _entry(event, scales or {}))
     return batch.plan

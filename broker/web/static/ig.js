@@ -117,6 +117,7 @@
     delivered: "Sent", delivery_read: "Read by recipient", delivery_read_up_to: "Read by recipient (Kafka)",
     key_unwrap: "Key used", key_shred: "Erased (keys shredded)", protocol_change: "Protocol changed",
     admin_action: "Staff action", identity_linked: "Records linked", human_decision: "Decided by a person",
+    determination: "Determination recorded",
   };
   const words = (code) => String(code || "").replace(/_/g, " ");
   const eventWords = (t) => String(t || "").replace(".", ": ").replace(/_/g, " ");
@@ -382,6 +383,7 @@
     if (more && disclosuresNext != null) params.set("after_seq", String(disclosuresNext));
     const data = await api("/v1/ig/subscribers/" + encodeURIComponent(name) + "/disclosures?" + params.toString());
     if (data.recipient) recipientNames[data.subscriber] = data.recipient;
+    learnWords(data);
     disclosuresName = name;
     disclosuresNext = data.next_after_seq;
     $("disclosures-more").hidden = disclosuresNext == null;
@@ -410,8 +412,20 @@
     const data = await api("/v1/ig/protocols");
     const columns = [["Seq", (e) => e.seq], ["Time", when], ["Protocol", (e) => rec(e).protocol_id],
       ["Version", (e) => rec(e).protocol_version], ["Previous", (e) => rec(e).previous_version],
-      ["By", (e) => rec(e).actor], ["File SHA-256", (e) => rec(e).content_sha256]];
+      ["By", (e) => rec(e).actor], ["File SHA-256", (e) => rec(e).content_sha256],
+      ["Permission changes", (e) => permissionChanges(rec(e).permission_changes)]];
     $("protocols-results").replaceChildren(table(columns, data.history, "No protocol changes recorded."));
+  }
+
+  // The static permission diff a protocol_change carries (broker/policy/change.py): each path whose outcome can
+  // change, per subscriber and event type, and under which facts. Text only (codes and paths).
+  function permissionChanges(diff) {
+    if (!diff) return "";
+    if (!diff.known) return "not known (no earlier file kept)";
+    if (!diff.changes) return "none";
+    const rows = diff.rows.map((r) => `${r.subscriber} ${r.event_type} ${r.path || "(the event)"}: ${r.from} -> ${r.to}`
+      + (Object.keys(r.when).length ? ` when ${Object.entries(r.when).map(([k, v]) => `${k} in ${v.join("|")}`).join(", ")}` : ""));
+    return `${diff.changes} change(s)${diff.truncated ? " (first " + rows.length + ")" : ""}: ${rows.join("; ")}`;
   }
 
   // --- the protocol in force: the agreement's furniture, then the rules -----------------------------------------
@@ -425,7 +439,7 @@
     return list;
   }
 
-  function agreement(g) {
+  function agreement(g, names) {
     if (!g) return [el("p", { className: "error" }, ["This protocol states no controllers, DPIA, appropriate policy " +
       "documents or retention (no governance section)."])];
     const j = g.joint_controllers;
@@ -434,7 +448,7 @@
       "CALDICOTT_GUARDIAN", "Caldicott guardian").replace("IG_LEAD", "IG lead") + ": " + r.contact);
     return [
       el("h3", {}, ["Controllers and accountability"]),
-      table([["Partner", (c) => c.partner], ["Controller for", (c) => c.controller_for],
+      table([["Partner", (c) => names[c.partner] || c.partner], ["Controller for", (c) => c.controller_for],
         ["DPO, SIRO, Caldicott guardian", (c) => (roles[c.partner] || []).join(" · ")]], g.controllers, "None."),
       dl([
         ["Joint controllers (UK GDPR Art 26)", j ? j.partners.join(", ") + " — " + j.arrangement : null],
@@ -458,12 +472,79 @@
     const p = await api("/v1/ig/policy/protocol");
     $("protocol-head").textContent = p.title + " — " + p.id + " version " + p.version + ", in force from " +
       p.effective_from + (p.review_by ? ", review by " + p.review_by : "") + (p.owner ? "; owner: " + p.owner : "");
-    $("protocol-agreement").replaceChildren(...agreement(p.governance));
-    $("protocol-rules").replaceChildren(table([["Rule", (r) => r.id], ["To", (r) => r.subscribers.join(", ")],
+    learnWords({ bases: p.bases });
+    const partnerOf = {};
+    for (const x of p.partners || []) partnerOf[x.id] = x.name;
+    $("protocol-agreement").replaceChildren(...agreement(p.governance, partnerOf));
+    const to = (name) => {
+      const sub = (p.subscribers || []).find((s) => s.name === name);
+      return sub && partnerOf[sub.partner] ? partnerOf[sub.partner] + " (" + name + ")" : name;
+    };
+    const law = (codes) => el("ul", { className: "fields" }, codes.map((c) => el("li", { title: c },
+      [basisNames[c] || c])));
+    $("protocol-rules").replaceChildren(table([["Rule", (r) => el("div", {}, [el("b", {}, [r.id]),
+      r.description ? el("div", { className: "count" }, [r.description]) : ""])],
+    ["To", (r) => r.subscribers.map(to).join(", ")],
       ["Events", (r) => r.event_types.join(", ")], ["Purpose", (r) => r.purpose],
-      ["Discloser's basis", (r) => r.lawful_basis.join(", ")], ["Recipient's basis", (r) => r.recipient_basis.join(", ")],
+      ["Discloser's basis", (r) => law(r.lawful_basis)], ["Recipient's basis", (r) => law(r.recipient_basis)],
       ["Decided by", (r) => r.requires_human_decision ? "a person: " + r.requires_human_decision : "the rule"]],
     p.rules, "No rules.", (r) => ({ "data-rule": r.id })));
+  }
+
+  // --- disclosure digest (engineer E): the owning agency is told what of its data went to whom ---------------------
+  const DIGEST_COLUMNS = [
+    ["Consent", (d) => overrideMark(d.consent_override)],
+    ["Shared", (d) => localTime(d.delivered_at || d.decided_at)],
+    ["Recipient", (d) => d.recipient_partner ? d.recipient_partner + " (" + words(d.recipient) + ")"
+      : recipient(d.recipient)],
+    ["Event", (d) => eventWords(d.event_type)],
+    ["Rule", (d) => d.rule_id ? ruleLink(d.rule_id) : ""],
+    ["Lawful basis", (d) => (d.lawful_basis_words || []).join("; ")],
+    ["Read", (d) => d.read_at ? localTime(d.read_at) + (d.read_via === "kafka" ? " (Kafka)" : "") : "not yet read"],
+    ["Child", (d) => tokenLink(d.child), "tech"],
+    ["Fields released", (d) => list(d.fields_released), "tech"],
+    ["Decision", (d) => d.decision_id, "tech"],
+  ];
+
+  const DIGEST_ROLE_WORDS = { ig_lead: "IG lead", dpo: "data protection officer" };
+
+  async function digestPartners() {
+    const select = $("digest-partner");
+    if (select.options.length) return;
+    const data = await api("/v1/ig/digests");
+    for (const p of data.partners) select.append(el("option", { value: p.id }, [p.name]));
+    const form = $("digest-form");
+    if (!form.elements.date.value) form.elements.date.value = new Date().toISOString().slice(0, 10);
+  }
+
+  function digestPath(format) {
+    const form = $("digest-form");
+    const params = new URLSearchParams({ date: form.elements.date.value, format: format,
+      time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone || "Europe/London" });
+    return "/v1/ig/digests/" + encodeURIComponent(form.elements.partner.value) + "?" + params.toString();
+  }
+
+  async function showDigest() {
+    const d = await api(digestPath("json"));
+    learnWords(d);  // its `bases`: the words of each basis and gateway the rows cite
+    const s = d.summary;
+    $("digest-summary").textContent = s.disclosures + " disclosure(s) of " + d.partner.name + "'s data on " + d.date +
+      " (" + d.time_zone + "), " + s.consent_overrides + " with a consent override; for its " + (DIGEST_ROLE_WORDS[d.to.role] || words(d.to.role)) +
+      " (" + d.to.contact + ").";
+    $("digest-results").replaceChildren(table(DIGEST_COLUMNS, d.disclosures, "Nothing of this partner's data was " +
+      "shared on this day.", (row) => ({ "data-decision": row.decision_id })));
+  }
+
+  async function downloadDigest() {
+    const text = await api(digestPath("csv"), {}, "text");
+    const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    const form = $("digest-form");
+    const a = el("a", { href: url, download: "disclosure-digest-" + form.elements.partner.value + "-" +
+      form.elements.date.value + ".csv" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
   function selectTab(name, load) {
@@ -473,6 +554,7 @@
     for (const section of document.querySelectorAll(".tab")) { section.hidden = section.id !== "tab-" + name; }
     if (name === "deadletters") run(deadLetters);
     if (name === "protocols") run(protocols);
+    if (name === "digest") run(digestPartners);
     if (name === "protocol" && load !== false) run(protocolInForce);
   }
 
@@ -502,6 +584,8 @@
     });
     $("disclosures-more").addEventListener("click", () => run(() => subscriberDisclosures(disclosuresName, true)));
     $("deadletters-refresh").addEventListener("click", () => run(deadLetters));
+    $("digest-form").addEventListener("submit", (ev) => { ev.preventDefault(); run(showDigest); });
+    $("digest-csv").addEventListener("click", () => run(downloadDigest));
     for (const button of $("tabs").querySelectorAll("button")) {
       button.addEventListener("click", () => selectTab(button.dataset.tab));
     }
