@@ -22,7 +22,7 @@ from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.pipeline.hub.calendar import Calendar, CalendarError, build_calendar
 from broker.pipeline.hub.history import Clock, derived_id
-from broker.pipeline.hub.plan import LINKED, HubPlan, breach_event, plan_hub, settle
+from broker.pipeline.hub.plan import LINKED, HubFacts, HubPlan, breach_event, plan_hub, settle
 from broker.schema.loader import SCHEMA_VERSION
 from broker.schema.validate import validate_event
 from broker.service.messages import decode, encode, event_headers
@@ -124,9 +124,7 @@ async def _publish(rt: Runtime, events: list[dict[str, Any]]) -> None:
 
 async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: Calendar) -> HubPlan:
     events = await blocking(_events, rt, messages)  # unwrapping data keys may wait on the key store or KMS
-    tokens = [e["subject"]["linkage"]["token"] for e in events]
-    tokens += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
-    facts = await blocking(rt.history.facts, tokens)
+    facts = await blocking(_facts, rt, events)
     plan = plan_hub(events, facts, rt.protocol.hub, calendar, rt.protocol.risk_scales)
     await _publish(rt, plan.events)
     await blocking(rt.history.apply, plan)
@@ -145,6 +143,19 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: C
     for clock, _ in plan.stopped:
         rt.metrics.hub_clocks.labels(clock.kind, "met").inc()
     return plan
+
+
+def _facts(rt: Runtime, events: list[dict[str, Any]]) -> HubFacts:
+    """The history register's view of the batch's children, under the tokens the identity register says they carry
+    now (one read of each register)."""
+    tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in events))
+    child_of = rt.identities.known(tokens).child_of
+    current = {t: child_of[t] for t in tokens if child_of.get(t, t) != t}
+    wanted = [*tokens, *current.values()]
+    wanted += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
+    facts = rt.history.facts(wanted)
+    facts.current = current
+    return facts
 
 
 def _clock_audit(rt: Runtime, clock: Clock, outcome: str, at: str) -> dict[str, Any]:

@@ -201,6 +201,18 @@ def test_a_merge_shows_what_neither_stream_showed_alone(rules: HubRules, calenda
     assert of(again, CUMULATIVE) == []
 
 
+def test_an_event_read_after_its_stream_was_folded_joins_the_childs_history(rules: HubRules, calendar: Any) -> None:
+    """One child's two streams are on two partitions: the school's concern, under the superseded token, can be
+    read after the person.linked that folded it. It counts under the child's token all the same."""
+    held = [Entry(derived_id("p", "1"), "police.incident_child_present", "police", "2026-11-29", "low"),
+            Entry(derived_id("p", "2"), "health.safeguarding_flag", "health", "2026-11-25", "medium")]
+    late = event(1, "education.attendance_concern", "education", "2026-11-20", token=OTHER)
+    plan = plan_hub([late], HubFacts(history={CHILD: held}, current={OTHER: CHILD}), rules, calendar)
+    assert plan.entries == [(CHILD, plan.entries[0][1])]
+    (raised,) = of(plan, CUMULATIVE)
+    assert raised["subject"]["linkage"]["token"] == CHILD and len(raised["payload"]["contributing"]) == 3
+
+
 def test_a_batch_read_again_after_its_writes_derives_nothing_new(rules: HubRules, calendar: Any) -> None:
     batch = [event(1, "education.attendance_concern", "education", "2026-09-14"),
              event(2, "health.safeguarding_flag", "health", "2026-10-20"),

@@ -37,6 +37,9 @@ class HubFacts:
     history: dict[str, list[Entry]] = field(default_factory=dict)
     enquiries: dict[str, Enquiry] = field(default_factory=dict)
     clocks: dict[str, list[Clock]] = field(default_factory=dict)  # running clocks per token
+    # token -> the token the identity register says the child carries now: one child's streams sit on different
+    # partitions, so an event under a token already folded into another can be read after the person.linked
+    current: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,6 +209,10 @@ def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRul
     batch = _Batch(facts, rules, calendar)
     for event in events:
         event_type, token = event["event_type"], event["subject"]["linkage"]["token"]
+        if facts.current.get(token, token) != token and event_type != LINKED:  # read after its stream was folded
+            token = facts.current[token]
+            event = {**event, "subject": {**event["subject"],
+                                          "linkage": {**event["subject"]["linkage"], "token": token}}}
         if event_type in HUB_TYPES or event_type == ERASED:
             continue
         if event_type == LINKED:

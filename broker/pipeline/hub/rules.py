@@ -24,15 +24,26 @@ def holds(rule: CumulativeRule, concerns: Sequence[Entry]) -> bool:
     return len(concerns) >= rule.at_least and len({e.agency for e in concerns}) >= rule.agencies_at_least
 
 
+def _window_ends(rule: CumulativeRule, history: Sequence[Entry], at: str) -> list[str]:
+    """The ends of the windows that contain `at`, one per concern that could close one: `at` itself, then each
+    later concern within a window's length (an agency's record dated earlier than others, read after them)."""
+    start = parse_instant(at)
+    later = [e for e in history if rule.counts(e.event_type, e.level)
+             and start < parse_instant(e.occurred_at) <= start + dt.timedelta(days=rule.window_days)]
+    return [at, *(e.occurred_at for e in sorted(later, key=lambda e: parse_instant(e.occurred_at)))]
+
+
 def crossed(rule: CumulativeRule, parts: Sequence[Sequence[Entry]], after: Sequence[Entry],
             at: str) -> list[Entry] | None:
-    """The concerns to name when the rule holds on `after` (the history with the new event, or two merged ones) at
-    `at` but held on none of the `parts` it was made of: raised once as a child's concerns accumulate, not again on
-    every later one, and again once old concerns have left the window and new ones bring it back."""
-    now = concerns_in_window(rule, after, at)
-    if not holds(rule, now):
-        return None
-    return None if any(holds(rule, concerns_in_window(rule, part, at)) for part in parts) else now
+    """The concerns to name when the rule holds on `after` (the history with the new event, or two merged ones) in
+    a window containing `at` where it held on none of the `parts` it was made of: raised once as a child's concerns
+    accumulate, not again on every later one, and again once old concerns have left the window and new ones bring
+    it back."""
+    for end in _window_ends(rule, after, at):
+        now = concerns_in_window(rule, after, end)
+        if holds(rule, now) and not any(holds(rule, concerns_in_window(rule, part, end)) for part in parts):
+            return now
+    return None
 
 
 def joins(enquiry: Enquiry | None, at: str, window_hours: int) -> bool:

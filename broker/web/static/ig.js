@@ -485,7 +485,7 @@
     $("protocol-rules").replaceChildren(table([["Rule", (r) => el("div", {}, [el("b", {}, [r.id]),
       r.description ? el("div", { className: "count" }, [r.description]) : ""])],
     ["To", (r) => r.subscribers.map(to).join(", ")],
-      ["Events", (r) => r.event_types.join(", ")], ["Purpose", (r) => r.purpose],
+      ["Events", (r) => r.event_types.map(eventWords).join("; ")], ["Purpose", (r) => words(r.purpose)],
       ["Discloser's basis", (r) => law(r.lawful_basis)], ["Recipient's basis", (r) => law(r.recipient_basis)],
       ["Decided by", (r) => r.requires_human_decision ? "a person: " + r.requires_human_decision : "the rule"]],
     p.rules, "No rules.", (r) => ({ "data-rule": r.id })));
