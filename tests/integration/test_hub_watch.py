@@ -122,9 +122,10 @@ async def test_three_low_concerns_from_school_gp_and_police_raise_one_cumulative
         text = orjson.dumps(event).decode()
         for personal in ("Example7", "Testchild", nhs_number(7), pupil_number(7)):
             assert personal not in text
-        # the merge folded both streams' histories: the raise is under the child's one token, the GP flag's
-        gp_delivery = next(e for e in opened if e.get("event_id") == gp[-1])
-        assert event["subject"]["linkage"]["token"] == gp_delivery["subject"]["linkage"]["token"]
+        # the merge folded both streams' histories: the raise is under the token the child carries now
+        police_delivery = next(e for e in opened if e.get("event_id") == police[-1])
+        assert event["subject"]["linkage"]["token"] == \
+            svc.runtime.identities.current(police_delivery["subject"]["linkage"]["token"])
         assert svc.runtime.metrics.hub_cumulative.labels(RULE)._value.get() == 1
 
         # the police incident's Operation Encompass clock (due Monday 30 November 08:45) is settled and audited
