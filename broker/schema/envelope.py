@@ -38,9 +38,15 @@ class Subject(TypedDict):
     related_people: list[dict[str, Any]]
 
 
+class AgencyLevel(TypedDict):
+    scale: str  # a scale of the protocol's risk_scales (police_dash, hub_rag, ...)
+    level: str  # a grade on that scale, as the agency recorded it
+
+
 class Risk(TypedDict):
     level: str  # unknown < none < low < medium < high < critical
     categories: list[str]
+    agency_levels: NotRequired[list[AgencyLevel]]  # mapped to `level` by the protocol when the broker decides
 
 
 class LawfulBasis(TypedDict):

@@ -41,6 +41,23 @@ def _event(event_type: str, risk: str, payload: dict[str, Any] | None = None,
             "payload": payload or {}}
 
 
+HUB_WATCH = {"mash.cumulative_concern", "mash.enquiry", "mash.clock_breached"}
+
+
+def test_without_a_case_the_hub_watch_tells_the_hub_only_what_the_broker_itself_found() -> None:
+    """The hub watch's signals reach the hub with no case open, but only as the broker made them (source agency
+    `broker`) and only their operational fields (ids, types, agencies, times), never an agency's content."""
+    for t in sorted(HUB_WATCH):
+        forged = decide(PROTOCOL, _event(t, "unknown"), "mash_hub", case_open=None)
+        assert not forged.delivered, t  # an agency's sender cannot raise one
+        made = _event(t, "unknown")
+        made["source"]["agency"] = "broker"
+        decision = decide(PROTOCOL, made, "mash_hub", case_open=None)
+        assert decision.delivered, t
+        # the planted child and adult (names, NHS number, address, phone) and the risk categories stay behind
+        assert not [p for p in decision.released if p.startswith(("subject.", "risk.categories"))], t
+
+
 @pytest.mark.parametrize("risk", ["unknown", "medium", "critical"])
 def test_the_hub_gets_no_bulk_feed(risk: str) -> None:
     """Promise: without an open contact or referral the hub receives only police contacts and the LA's decisions."""

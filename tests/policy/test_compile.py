@@ -46,7 +46,7 @@ def problems_of(data) -> list[tuple[str, str]]:
 
 
 def test_sample_protocol_compiles_with_every_subscriber_indexed(sample) -> None:
-    assert sample.revision == "exampleshire-mash-isp@1.4.0"
+    assert sample.revision == "exampleshire-mash-isp@1.5.0"
     assert list(sample.subscribers) == ["mash_hub", "early_help", "police_ppu", "oakfield_dsl", "riverside_gp"]
     assert {name for name, _ in sample.index} == set(sample.subscribers)
     assert sample.subscribers["riverside_gp"].key_file == SAMPLE.parent / "keys" / "riverside_gp.pub"

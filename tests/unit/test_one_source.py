@@ -28,9 +28,11 @@ def schema(name: str) -> dict:
 # --- agencies: adapters/kit/registry.py AGENCIES ---------------------------------------------------------------------
 def test_the_schemas_name_exactly_the_agencies() -> None:
     event = schema("safeguarding-event.schema.json")["properties"]["source"]["properties"]
-    assert event["agency"]["enum"] == [*AGENCIES, "broker"]  # broker: the hub's own notices
+    # broker: the broker's own notices (person.erased, the hub watch's events); mash_hub: the hub's own decisions and
+    # actions (schema 1.4.0). Neither has an adapter, so neither is in AGENCIES nor a protocol partner's agency.
+    assert event["agency"]["enum"] == [*AGENCIES, "broker", "mash_hub"]
     assert schema("protocol.schema.json")["$defs"]["agency"]["enum"] == list(AGENCIES)
-    assert schema("audit-record.schema.json")["properties"]["agency"]["enum"] == [*AGENCIES, "unknown"]
+    assert schema("audit-record.schema.json")["properties"]["agency"]["enum"] == [*AGENCIES, "mash_hub", "unknown"]
 
 
 def test_every_agency_has_a_default_lawful_basis_and_nothing_else_does() -> None:

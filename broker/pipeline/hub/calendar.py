@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from broker.errors import InputRejected
+
 _SEARCH_DAYS = 400  # a calendar with no working or school day within this is a configuration error, not a loop
 
 
-class CalendarError(ValueError):
+class CalendarError(InputRejected, ValueError):
     """A calendar file that does not say what the clocks need (names the field and the reason, never a value)."""
 
 
