@@ -177,7 +177,8 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
         recorded as admin_action `ig.reveal_identity` with who asked), names recipients as the protocol does,
         gives fields in words by class and the lawful basis in words, the consent register's records and every
         override, and what each recipient read."""
-        tokens = aliases(subject)
+        # registers and the audit store are called off the event loop (the rule in broker/aio.py)
+        tokens = await run_in_threadpool(aliases, subject)
         verification = await run_in_threadpool(audit.verify) if audit.public_key is not None else None
         found = await run_in_threadpool(audit.every_disclosure, subject=subject, aliases=tokens)
         entries = await run_in_threadpool(audit.timeline, subject, aliases=tokens)
@@ -185,8 +186,9 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
         published = [r["event_id"] for r in reversed([e.get("record") or {} for e in entries])
                      if r.get("kind") == "event_published" and r.get("event_id")]
         if child_name is not None and published:
-            audit.log("admin_action", actor=caller.actor, action="ig.reveal_identity", target="sar",
-                      subject=subject, count=1)  # before the reveal: an attempt that fails is still recorded
+            # before the reveal: an attempt that fails is still recorded
+            await run_in_threadpool(audit.log, "admin_action", actor=caller.actor, action="ig.reveal_identity",
+                                    target="sar", subject=subject, count=1)
             try:
                 child = await child_name(tokens, published)
                 note = "not named: no event about the child is held any more (retention, or erased)"
@@ -194,13 +196,14 @@ def make_ig_router(store_factory: Callable[[], AuditStore], require_ig: Callable
                 note = "not named: the events topic or the keys could not be read just now"
         elif not published:
             note = "not named: no event about this child reached the broker"
-        held = [r for t in tokens if (state := consent(t)) is not None for r in state.records]
+        states = await run_in_threadpool(lambda: [consent(t) for t in tokens])
+        held = [r for state in states if state is not None for r in state.records]
         body = subject_access_report(subject, found, entries, now_iso(), verification, child=child, child_note=note,
                                      recipients=recipients(), consent=consent_lines(held), tokens=tokens,
                                      generated_by=caller.actor)
         # an export of what was shared about a child: recorded with who took it, as `mash-broker audit export` is
-        audit.log("admin_action", actor=caller.actor, action="audit.export", target="sar", subject=subject,
-                  count=len(found))
+        await run_in_threadpool(audit.log, "admin_action", actor=caller.actor, action="audit.export", target="sar",
+                                subject=subject, count=len(found))
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     @api.post("/children/find", summary="Find a child by NHS number, UPN, LA child id, or name, birth date and "
