@@ -69,10 +69,12 @@ class Draft:
     partner: str | None = None  # the partner the source system names, once chosen
 
     def child(self) -> dict[str, Any]:
-        return self.event.setdefault("subject", {}).setdefault("child", {})
+        child: dict[str, Any] = self.event.setdefault("subject", {}).setdefault("child", {})
+        return child
 
     def payload(self) -> dict[str, Any]:
-        return self.event.setdefault("payload", {})
+        payload: dict[str, Any] = self.event.setdefault("payload", {})
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +475,7 @@ def _leaf_value(node: Mapping[str, Any]) -> Any:
         return False
     if kind in ("integer", "number"):
         return max(1, node.get("minimum", 1))
-    fmt = node.get("format")
+    fmt = str(node.get("format", ""))
     return {"date": "2026-05-01", "date-time": EVENT_DATE}.get(fmt, "Testvalue")
 
 

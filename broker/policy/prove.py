@@ -151,7 +151,8 @@ def _confirm(protocol: Protocol, scope: Scope, case: Case, invariant: Invariant,
         rule = protocol.rule(decision.rule_id or "")
         shared = {**dict.fromkeys(decision.released, "released"), **{p: "masked" for p, _ in decision.masked}}
         if decision.delivered and rule is not None and _asked(invariant, protocol, scope, event, case.facts):
-            found = breaches(invariant, decision, rule, shared, field_classes(scope.event_type).get)
+            classes = field_classes(scope.event_type)
+            found = breaches(invariant, decision, rule, shared, lambda path: classes.get(path, ""))
             if found is not None:
                 return event, found.paths
     return None

@@ -231,7 +231,7 @@ def _shared(decision: Decision) -> dict[str, str]:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                   HealthCheck.large_base_example])
-@given(protocol=protocols(), events=st.lists(concrete(), min_size=150, max_size=150))
+@given(protocol=protocols(), events=st.lists(concrete(), min_size=25, max_size=25))
 def test_checker_meets_every_concrete_decision_and_every_breach(protocol: Protocol,
                                                                 events: list[tuple[dict[str, Any], CaseFacts]]
                                                                 ) -> None:
