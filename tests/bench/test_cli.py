@@ -54,7 +54,8 @@ def test_bench_cli_batches_records_and_measures_the_pipelines_own_traffic(monkey
     traffic = pipeline["kafka_traffic"]
     # every accepted event crossed the events topic, every delivery its subscriber's topic, decisions the audit topic
     assert traffic["events"]["messages"] >= pipeline["events"]
-    assert traffic["deliver"]["messages"] == pipeline["deliveries"]
+    # the bench's own events' deliveries, and the hub watch's findings about them (mash.enquiry ..., to the hub)
+    assert traffic["deliver"]["messages"] >= pipeline["deliveries"] > 0
     assert traffic["audit"]["messages"] >= 1 and all(t["bytes"] > 0 for t in traffic.values())
     total = sum(t["messages"] for t in traffic.values())
     assert report["traffic_baseline"]["messages"] == total

@@ -27,20 +27,25 @@ def test_explain_json_gives_rules_and_fields_with_reasons(sample) -> None:
         "status": "withdrawn", "objection": True, "recorded_on": "2026-04-01"}
     assert {(r["kind"], r["state"], r["subject"]) for r in withdrawn["consent"]["records"]} == {
         ("data_protection", "withdrawn", "child"), ("objection", "raised", "child")}
-    assert withdrawn["rules"][1]["human_decision"] is True
+    rules_of = {r["rule_id"]: r for r in withdrawn["rules"]}
+    assert rules_of["mash-police-contact"]["human_decision"] is True
     result = explain(sample, event, "mash_hub", ConsentState("not_sought"), case_open=True)
     decision = result["decision"]
     assert decision["outcome"] == "deliver" and decision["rule_id"] == "mash-police-contact"
     assert result["citations"]["dpa2018_s36_4"] == "https://www.legislation.gov.uk/ukpga/2018/12/section/36"
+    # every rule for the hub, in the protocol's order (the hub's own decisions and the hub watch's rules, 1.5.0,
+    # cover other event types)
     assert [(r["rule_id"], r["applies"], r["chosen"]) for r in result["rules"]] == [
-        ("mash-s47-significant-harm", False, False), ("mash-police-contact", True, True),
-        ("mash-health-s47-9-assistance", False, False), ("mash-s17-child-in-need", True, False)]
+        ("hub-own-decisions", False, False), ("mash-s47-significant-harm", False, False),
+        ("mash-police-contact", True, True), ("mash-health-s47-9-assistance", False, False),
+        ("mash-hub-watch", False, False), ("mash-s17-child-in-need", True, False)]
     # the s47 rule is the LA's recorded decision, not a risk level: a police incident is not one
-    assert result["rules"][0]["reason"].startswith("covers social_care.section47_enquiry")
+    by_id = {r["rule_id"]: r for r in result["rules"]}
+    assert by_id["mash-s47-significant-harm"]["reason"].startswith("covers social_care.section47_enquiry")
     fields = {f["path"]: f for f in result["fields"]}
     assert fields["payload.summary"] == {"path": "payload.summary", "classification": "narrative",
                                          "outcome": "masked", "mask": "redact",
-                                         "because": "rules[1].fields[3]: classification narrative"}
+                                         "because": "rules[8].fields[3]: classification narrative"}
     assert fields["subject.related_people[].person.phones[]"]["outcome"] == "withheld"
     assert fields["event_id"]["because"].startswith("default: operational")
     assert "Children Act 2004 s11" in result["lawful_basis_text"]["children_act_2004_s11"]
