@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +142,11 @@ class Proof:
                 "counterexamples": [c.to_dict(protocol_file) for c in self.counterexamples]}
 
 
+def _labels(classes: dict[str, str]) -> Callable[[str], str]:
+    """A leaf path's classification, "" for a path the schema does not list."""
+    return lambda path: classes.get(path, "")
+
+
 def _confirm(protocol: Protocol, scope: Scope, case: Case, invariant: Invariant, paths: Sequence[str]
              ) -> tuple[dict[str, Any], tuple[str, ...]] | None:
     """The counterexample event: the point's event with one offending leaf present, re-decided to confirm it."""
@@ -151,8 +156,7 @@ def _confirm(protocol: Protocol, scope: Scope, case: Case, invariant: Invariant,
         rule = protocol.rule(decision.rule_id or "")
         shared = {**dict.fromkeys(decision.released, "released"), **{p: "masked" for p, _ in decision.masked}}
         if decision.delivered and rule is not None and _asked(invariant, protocol, scope, event, case.facts):
-            classes = field_classes(scope.event_type)
-            found = breaches(invariant, decision, rule, shared, lambda path: classes.get(path, ""))
+            found = breaches(invariant, decision, rule, shared, _labels(field_classes(scope.event_type)))
             if found is not None:
                 return event, found.paths
     return None
