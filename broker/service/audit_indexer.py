@@ -19,6 +19,7 @@ from broker.aio import blocking
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.service.messages import decode
+from broker.service.supervise import supervised
 
 if TYPE_CHECKING:
     from broker.service.ports import IndexerPorts
@@ -45,15 +46,8 @@ def _skip_invalid(index: int, problems: list[str]) -> None:
 
 
 async def run_audit_indexer(rt: IndexerPorts, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await _index_loop(rt, stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("audit_indexer_crashed")
-            rt.metrics.worker_restarts.inc()
-            await asyncio.sleep(1.0)
+    await supervised(stop, lambda: _index_loop(rt, stop), log=log, crashed="audit_indexer_crashed",
+                     restarts=rt.metrics.worker_restarts)
 
 
 async def _index_loop(rt: IndexerPorts, stop: asyncio.Event) -> None:

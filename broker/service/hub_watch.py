@@ -26,6 +26,7 @@ from broker.pipeline.hub.plan import LINKED, HubFacts, HubPlan, breach_event, pl
 from broker.schema.loader import SCHEMA_VERSION
 from broker.schema.validate import validate_event
 from broker.service.messages import decode, encode, event_headers
+from broker.service.supervise import supervised
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -59,15 +60,8 @@ async def run_hub_watch(rt: Runtime, stop: asyncio.Event) -> None:
     except CalendarError as exc:  # the clocks cannot run on a calendar they cannot read: say which file, and stop
         log.error("hub_watch_calendar_unusable", detail=str(exc))
         raise
-    while not stop.is_set():
-        try:
-            await _watch(rt, stop, calendar)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("hub_watch_crashed")
-            rt.metrics.worker_restarts.inc()
-            await asyncio.sleep(1.0)
+    await supervised(stop, lambda: _watch(rt, stop, calendar), log=log, crashed="hub_watch_crashed",
+                     restarts=rt.metrics.worker_restarts)
 
 
 async def _watch(rt: Runtime, stop: asyncio.Event, calendar: Calendar) -> None:

@@ -67,6 +67,7 @@ from broker.service.decisions import referral_for
 from broker.service.erasure import past_recipients
 from broker.service.facts import batch_facts
 from broker.service.messages import decode, header
+from broker.service.supervise import supervised
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -82,15 +83,8 @@ __all__ = ["HELD_REASON", "SEAL_FAULTS", "delivery_view", "next_offsets", "proce
 
 async def run_share_worker(rt: SharePorts, stop: asyncio.Event, name: str = "share-0") -> None:
     """Supervised: a crash is logged and the worker rejoins the group after a pause; uncommitted work is redone."""
-    while not stop.is_set():
-        try:
-            await _share_loop(rt, stop, name)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("share_worker_crashed", worker=name)
-            rt.metrics.worker_restarts.inc()
-            await asyncio.sleep(1.0)
+    await supervised(stop, lambda: _share_loop(rt, stop, name), log=log, crashed="share_worker_crashed",
+                     restarts=rt.metrics.worker_restarts, worker=name)
 
 
 # A transaction per batch, and no batch open longer than the latency goal allows (issue 24: p99 under 50 ms at 500
