@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,21 @@ class Settings(BaseSettings):
         "it names (broker/pipeline/hub/calendar.py).")
     hub_clock_interval_seconds: float = Field(
         5.0, gt=0, description="How often the hub watch settles the running timeliness clocks (met or breached).")
+    # The insight watch (issue 17, broker/service/insight_watch.py; README, Hotspots): the rise detector's shell.
+    insight_watch_interval_seconds: float = Field(
+        3600.0, ge=0, description="How often the insight watch reads the audit store, runs the rise detector and "
+        "raises mash.hotspot_rise to the hub; 0 turns it off.")
+    insight_measures: str = Field("contacts,referrals", description="The measures (ids in schemas/measures.yaml, "
+                                  "comma-separated) the detector watches by area, school and GP practice.")
+    insight_period: Literal["week", "month", "quarter"] = Field("week", description="The detector's period.")
+    insight_baseline_periods: int = Field(8, ge=1, le=520, description="Periods of a unit's own history it is "
+                                          "compared with.")
+    insight_min_baseline_periods: int = Field(4, ge=1, le=520, description="Less history than this: not tested.")
+    insight_alpha: float = Field(0.01, gt=0, lt=1, description="Family-wise error rate of one detector run "
+                                 "(Holm): the chance of any false alarm among steady units.")
+    insight_min_observed: int = Field(3, ge=1, description="A rise needs at least this many in the period.")
+    insight_min_population: int = Field(100, ge=0, description="Units (districts, schools, practices) smaller "
+                                        "than this are never tested, nor shown alone outside the IG role.")
 
     @property
     def topics(self) -> Topics:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.education import people
+from adapters.education import grading, people
 from adapters.education.header import Transfer, ctf_header, is_cme, load, public, refuse
 from adapters.education.reading import Element, Reader, find, find_all
 from adapters.education.records import map_records
@@ -41,7 +41,8 @@ def _events(pupil_el: Element, transfer: Transfer, ctx: AdaptContext) -> tuple[s
     event = new_event(event_type="education.child_missing_education", agency="education", system=transfer.system,
                       record_id=record_id, record_version=transfer.record_version(pupil_el), fmt=FORMAT,
                       occurred_at=date_left or transfer.datetime or ctx.received_at, child=child, payload=payload,
-                      related_people=related, warnings=r.warnings)
+                      related_people=related, warnings=r.warnings,
+                      agency_levels=[(grading.SCALE, grading.CHILD_MISSING_EDUCATION)])
     return record_id, [event]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.education import ctf_payload, people
+from adapters.education import ctf_payload, grading, people
 from adapters.education.header import Transfer, ctf_header, is_cme, load, public, refuse
 from adapters.education.reading import Element, Reader, find_all
 from adapters.education.records import check_threshold, map_records
@@ -34,11 +34,12 @@ def _events(pupil_el: Element, transfer: Transfer, ctx: AdaptContext) -> tuple[s
         new_event(event_type="education.pupil_record", payload=payload, related_people=related, **common),
     ]
     low = ctf_payload.concern(years, ctx.attendance_threshold)
-    if low is not None:
+    rate = ctf_payload.attendance_rate(low) if low is not None else None
+    if low is not None and rate is not None:
         events.append(new_event(
             event_type="education.attendance_concern", part=f"education.attendance_concern:{low.get('year', '')}",
             payload={"attendance": low, "threshold": ctx.attendance_threshold, "school": payload["source_school"]},
-            **common))
+            agency_levels=[(grading.SCALE, grading.attendance(rate))], **common))
     return record_id, events
 
 

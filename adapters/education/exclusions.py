@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-from adapters.education import people
+from adapters.education import grading, people
 from adapters.education.codes import EXCLUSION_CATEGORY
 from adapters.education.header import Transfer, header_datetime, load, organisation, public, sending_system
 from adapters.education.reading import Element, Reader, children, find, find_all, position, value
@@ -58,7 +58,8 @@ def _exclusion(el: Element, child: dict[str, Any], identity_warnings: list[dict[
     event = new_event(event_type="education.exclusion", agency="education", system=transfer.system,
                       record_id=record_id, record_version=transfer.record_version(el), fmt=FORMAT,
                       occurred_at=start, child=child, payload=payload,
-                      warnings=[*identity_warnings, *r.warnings][:100])
+                      warnings=[*identity_warnings, *r.warnings][:100],
+                      agency_levels=[(grading.SCALE, grading.EXCLUSION[category])])
     return record_id, [event]
 
 

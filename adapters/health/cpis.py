@@ -21,7 +21,7 @@ from adapters.health.fhir_common import (
     telecom,
     when,
 )
-from adapters.health.safeguarding_codes import SNOMED, cin_abuse_categories, concern_for
+from adapters.health.safeguarding_codes import SCALE, SNOMED, cin_abuse_categories, concern_for
 from adapters.kit.events import warning
 
 CPIS_OBSERVATION_TYPE = "urn:oid:2.16.840.1.113883.2.1.3.2.4.17.469"
@@ -35,6 +35,9 @@ PLAN_KIND = {
     "UCPI": "unborn_child_protection_plan", "UCPIU": "unborn_child_protection_plan",
     "342191000000101": "child_protection_plan",  # SNOMED CT Subject to child protection plan, on a CarePlan
 }
+# plan_kind -> the notice's grading on health's own scale (health_safeguarding), in CP-IS's words.
+PLAN_GRADING = {"child_protection_plan": "child_protection", "looked_after_child": "looked_after",
+                "unborn_child_protection_plan": "unborn_child_protection"}
 
 
 def plan_kind(codes: list[tuple[str | None, str]]) -> str | None:
@@ -52,7 +55,8 @@ def is_cpis_flag(codes: list[tuple[str | None, str]]) -> bool:
 def cp_notice(resource: Any, ctx: Context, base: str, *, subject: Any, codes: list[tuple[str | None, str]],
               status: str | None, period: Any, author: Any, extra_codes: Sequence[tuple[str | None, str]] = ()
               ) -> dict[str, Any]:
-    """A `health.child_protection_plan_notice`; risk is high by definition, categories as the record codes them."""
+    """A `health.child_protection_plan_notice`, graded by its plan (the protocol places it on the common scale), with
+    any further gradings and the categories its codes carry."""
     warnings: list[Warning] = []
     child = subject_of(subject, ctx, f"{base}.subject", warnings)
     kind = plan_kind(codes)
@@ -72,4 +76,5 @@ def cp_notice(resource: Any, ctx: Context, base: str, *, subject: Any, codes: li
     }
     return fhir_event(resource, ctx, event_type="health.child_protection_plan_notice",
                       occurred_at=payload["period_start"], child=child, payload=payload, warnings=warnings,
-                      risk_level="high", risk_categories=categories)
+                      agency_levels=[(SCALE, PLAN_GRADING[kind]), *(concern.agency_levels() if concern else ())],
+                      risk_categories=categories)

@@ -50,7 +50,7 @@ def _finding(resource: Any, ctx: Context, base: str, *, codes: list[tuple[str | 
                "categories": codings(categories), "value": value, "effective": effective,
                "note": _notes(resource.note)}
     return [fhir_event(resource, ctx, event_type="health.clinical_finding", occurred_at=effective, child=child,
-                       payload=payload, warnings=warnings, risk_level=concern.level,
+                       payload=payload, warnings=warnings, agency_levels=concern.agency_levels(),
                        risk_categories=concern.categories)]
 
 

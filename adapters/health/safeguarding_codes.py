@@ -13,39 +13,53 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 SNOMED = "http://snomed.info/sct"
-LEVELS = ("unknown", "none", "low", "medium", "high", "critical")
+SCALE = "health_safeguarding"
 
 
 @dataclass(frozen=True, slots=True)
 class Concern:
+    """What a code bears on: risk categories, and its grading on health's own scale (`health_safeguarding`), in the
+    code's words (safeguarding_concern, maltreatment, exploitation_risk...). Where each grading sits on the common
+    scale is the protocol's risk_scales, not this table's: the adapter does not decide the common level."""
+
     categories: tuple[str, ...]
-    level: str
+    grade: str
     label: str
+    more_grades: tuple[str, ...] = ()  # a merged concern's further gradings
+
+    @property
+    def grades(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.grade, *self.more_grades)))
+
+    def agency_levels(self) -> list[tuple[str, str]]:
+        return [(SCALE, grade) for grade in self.grades]
 
 
 # SNOMED CT (UK edition) concepts. Sources: RCGP safeguarding coding guidance (child safeguarding concern, child
 # protection plan); NHS England Patient Flag value sets (FGM-IS flag); Interweave flag types (exploitation, suicide
 # risk); SNOMED CT international release (self-harm, substance misuse, domestic violence, child at risk).
 SAFEGUARDING_SNOMED: dict[str, Concern] = {
-    "836881000000105": Concern(("other",), "medium", "Child is cause for safeguarding concern"),
-    "1064961000000107": Concern(("other",), "medium", "Child in family is safeguarding concern"),
-    "878111000000109": Concern(("other",), "medium", "Unborn child is cause for safeguarding concern"),
-    "342191000000101": Concern(("other",), "high", "Subject to child protection plan"),
-    "375041000000100": Concern(("other",), "medium", "Family member subject of child protection plan"),
-    "160877008": Concern(("other",), "medium", "Child at risk"),
-    "1076171000000104": Concern(("other",), "medium", "Carer behaviour is cause for safeguarding concern"),
-    "919461000000108": Concern(("child_sexual_exploitation",), "high", "At risk of sexual exploitation"),
-    "1188261000000103": Concern(("child_criminal_exploitation",), "high", "At risk of criminal exploitation"),
-    "902961000000107": Concern(("fgm",), "high", "Female genital mutilation (NHS England FGM-IS flag code)"),
-    "225444004": Concern(("self_harm",), "high", "At risk for suicide"),
-    "82313006": Concern(("self_harm",), "high", "Suicide attempt"),
-    "248062006": Concern(("self_harm",), "medium", "Self-injurious behaviour"),
-    "412732008": Concern(("domestic_abuse",), "medium", "History of domestic violence"),
-    "66214007": Concern(("substance_misuse",), "medium", "Substance abuse"),
-    "26416006": Concern(("substance_misuse",), "medium", "Drug abuse"),
-    "191816009": Concern(("substance_misuse",), "medium", "Drug dependence"),
-    "15167005": Concern(("substance_misuse",), "medium", "Alcohol abuse"),
-    "7200002": Concern(("substance_misuse",), "medium", "Alcoholism"),
+    "836881000000105": Concern(("other",), "safeguarding_concern", "Child is cause for safeguarding concern"),
+    "1064961000000107": Concern(("other",), "safeguarding_concern", "Child in family is safeguarding concern"),
+    "878111000000109": Concern(("other",), "safeguarding_concern", "Unborn child is cause for safeguarding concern"),
+    "342191000000101": Concern(("other",), "child_protection", "Subject to child protection plan"),
+    "375041000000100": Concern(("other",), "safeguarding_concern", "Family member subject of child protection plan"),
+    "160877008": Concern(("other",), "safeguarding_concern", "Child at risk"),
+    "1076171000000104": Concern(("other",), "safeguarding_concern",
+                                "Carer behaviour is cause for safeguarding concern"),
+    "919461000000108": Concern(("child_sexual_exploitation",), "exploitation_risk", "At risk of sexual exploitation"),
+    "1188261000000103": Concern(("child_criminal_exploitation",), "exploitation_risk",
+                                "At risk of criminal exploitation"),
+    "902961000000107": Concern(("fgm",), "fgm", "Female genital mutilation (NHS England FGM-IS flag code)"),
+    "225444004": Concern(("self_harm",), "suicide_risk", "At risk for suicide"),
+    "82313006": Concern(("self_harm",), "intentional_self_harm", "Suicide attempt"),
+    "248062006": Concern(("self_harm",), "self_injurious_behaviour", "Self-injurious behaviour"),
+    "412732008": Concern(("domestic_abuse",), "domestic_abuse", "History of domestic violence"),
+    "66214007": Concern(("substance_misuse",), "substance_misuse", "Substance abuse"),
+    "26416006": Concern(("substance_misuse",), "substance_misuse", "Drug abuse"),
+    "191816009": Concern(("substance_misuse",), "substance_misuse", "Drug dependence"),
+    "15167005": Concern(("substance_misuse",), "substance_misuse", "Alcohol abuse"),
+    "7200002": Concern(("substance_misuse",), "substance_misuse", "Alcoholism"),
 }
 
 # Descendants (is-a, transitively) of listed concepts that senders use instead of the listed concept, each mapped to
@@ -73,23 +87,23 @@ def snomed_concern(code: str) -> Concern | None:
 
 # WHO ICD-10 (as used for NHS secondary care coding): code prefixes, dot removed. F17 (tobacco) is excluded.
 SAFEGUARDING_ICD10: dict[str, Concern] = {
-    "T740": Concern(("neglect",), "high", "Neglect or abandonment"),
-    "T741": Concern(("physical_abuse",), "high", "Physical abuse"),
-    "T742": Concern(("sexual_abuse",), "high", "Sexual abuse"),
-    "T743": Concern(("emotional_abuse",), "high", "Psychological abuse"),
-    "T748": Concern(("other",), "high", "Other maltreatment syndromes"),
-    "T749": Concern(("other",), "high", "Maltreatment syndrome, unspecified"),
-    "Y06": Concern(("neglect",), "high", "Neglect and abandonment (external cause)"),
-    "Y07": Concern(("other",), "high", "Other maltreatment syndromes (external cause)"),
-    **{f"X{n}": Concern(("self_harm",), "high", "Intentional self-harm") for n in range(60, 85)},
-    **{f"F1{n}": Concern(("substance_misuse",), "medium", "Mental and behavioural disorders due to substance use")
-       for n in (0, 1, 2, 3, 4, 5, 6, 8, 9)},
+    "T740": Concern(("neglect",), "maltreatment", "Neglect or abandonment"),
+    "T741": Concern(("physical_abuse",), "maltreatment", "Physical abuse"),
+    "T742": Concern(("sexual_abuse",), "maltreatment", "Sexual abuse"),
+    "T743": Concern(("emotional_abuse",), "maltreatment", "Psychological abuse"),
+    "T748": Concern(("other",), "maltreatment", "Other maltreatment syndromes"),
+    "T749": Concern(("other",), "maltreatment", "Maltreatment syndrome, unspecified"),
+    "Y06": Concern(("neglect",), "maltreatment", "Neglect and abandonment (external cause)"),
+    "Y07": Concern(("other",), "maltreatment", "Other maltreatment syndromes (external cause)"),
+    **{f"X{n}": Concern(("self_harm",), "intentional_self_harm", "Intentional self-harm") for n in range(60, 85)},
+    **{f"F1{n}": Concern(("substance_misuse",), "substance_misuse",
+                         "Mental and behavioural disorders due to substance use") for n in (0, 1, 2, 3, 4, 5, 6, 8, 9)},
 }
 
 # Pregnancy: a safeguarding matter only for a child (under 18 on the date the finding is effective).
 PREGNANCY_SNOMED = {"77386006"}  # Pregnant (finding)
 PREGNANCY_ICD10_PREFIXES = ("O", "Z33", "Z34", "Z35")
-PREGNANCY_IN_MINOR = Concern(("other",), "medium", "Pregnancy in a person under 18")
+PREGNANCY_IN_MINOR = Concern(("other",), "pregnancy_under_18", "Pregnancy in a person under 18")
 
 # DfE Children in Need census category of abuse codes, accepted from any code system on a child protection plan.
 CIN_ABUSE_CATEGORY = {"NEG": "neglect", "PHY": "physical_abuse", "EMO": "emotional_abuse", "SAB": "sexual_abuse",
@@ -132,8 +146,8 @@ def merge(concerns: Iterable[Concern]) -> Concern | None:
     if not items:
         return None
     categories = tuple(sorted({c for item in items for c in item.categories}))
-    level = max((item.level for item in items), key=LEVELS.index)
-    return Concern(categories, level, "; ".join(dict.fromkeys(item.label for item in items)))
+    grades = tuple(dict.fromkeys(g for item in items for g in item.grades))
+    return Concern(categories, grades[0], "; ".join(dict.fromkeys(item.label for item in items)), grades[1:])
 
 
 def cin_abuse_categories(codes: Iterable[tuple[str | None, str]]) -> list[str]:

@@ -130,7 +130,7 @@ class Emit(Protocol):
     """Adds one event of a CINdetails to its child's scope (`emit` in details_events)."""
 
     def __call__(self, event_type: str, part: str, occurred_at: str, payload: dict[str, Any],
-                 warnings: list[Warning], level: str, categories: Collection[str] = ()) -> None: ...
+                 warnings: list[Warning], gradings: Collection[str], categories: Collection[str] = ()) -> None: ...
 
 
 def _later(build: Callable[[Element, str, dt.date | None, Emit], None], el: Element, scope: ChildScope,
@@ -152,14 +152,14 @@ def details_events(details: Element, scope: ChildScope) -> None:
     ignored = not_mapped(details, where)
 
     def emit(event_type: str, part: str, occurred_at: str, payload: dict[str, Any], warnings: list[Warning],
-             level: str, categories: Collection[str] = ()) -> None:
+             gradings: Collection[str], categories: Collection[str] = ()) -> None:
         parts[part] += 1  # two groups with the same key date in one CINdetails still get distinct ids
         unique = part if parts[part] == 1 else f"{part}#{parts[part]}"
         scope.events.append(sc_event(
             event_type=event_type, system=scope.system, record_id=record_id, part=unique, fmt=FORMAT,
             occurred_at=occurred_at, child=scope.child, payload=payload,
             warnings=[*scope.child_warnings, *warnings, *ignored],
-            risk_level=level, risk_categories=categories))
+            agency_levels=gradings, risk_categories=categories))
 
     scope.attempt(details, lambda: _referral(details, where, referral_date, scope.today, emit))
     for el in elements(details, "Assessments"):
@@ -189,9 +189,8 @@ def _referral(details: Element, where: str, referral_date: str, today: dt.date |
     payload = {"referral_date": referral_date, "referral_source": r.code("ReferralSource", codes.REFERRAL_SOURCE),
                "primary_need_code": need, "referral_nfa": nfa, "cin_plan_start_dates": starts,
                "cin_plan_end_dates": ends, "initial_cp_conference_date": r.date("DateOfInitialCPC")}
-    # Abuse or neglect as the primary need is a concern of harm; any other need, or no further action, is lower.
-    level = "medium" if need == "N1" and not nfa else "low"
-    emit("social_care.referral", "referral", referral_date, payload, warnings, level)
+    # Graded by its primary need, or as no further action: the protocol places each on the common scale.
+    emit("social_care.referral", "referral", referral_date, payload, warnings, [codes.referral_grading(need, nfa)])
 
 
 def _cin_plans(details: Element, where: str, today: dt.date | None,
@@ -220,10 +219,10 @@ def _assessment(el: Element, where: str, today: dt.date | None, emit: Emit) -> N
             if value and value not in factors:
                 factors.append(value)
     factors = factors[:60]
-    level, categories = codes.assessment_risk(factors)
+    gradings, categories = codes.assessment_risk(factors)
     payload = {"actual_start_date": start, "internal_review_date": r.date("AssessmentInternalReviewDate"),
                "authorisation_date": r.date("AssessmentAuthorisationDate"), "factors": factors}
-    emit("social_care.assessment", f"assessment:{start}", start, payload, warnings, level, categories)
+    emit("social_care.assessment", f"assessment:{start}", start, payload, warnings, gradings, categories)
 
 
 def _section47(el: Element, where: str, today: dt.date | None, emit: Emit) -> None:
@@ -234,7 +233,7 @@ def _section47(el: Element, where: str, today: dt.date | None, emit: Emit) -> No
                                                                                         future_ok=True),
                "initial_cp_conference_date": r.date("DateOfInitialCPC"), "icpc_not_required": r.flag("ICPCnotRequired")}
     # A section 47 enquiry means reasonable cause to suspect significant harm (Children Act 1989 s47).
-    emit("social_care.section47_enquiry", f"s47:{start}", start, payload, warnings, "high")
+    emit("social_care.section47_enquiry", f"s47:{start}", start, payload, warnings, [codes.CHILD_PROTECTION])
 
 
 def _plan(el: Element, scope: ChildScope, emit: Emit) -> None:
@@ -253,13 +252,13 @@ def _plan(el: Element, scope: ChildScope, emit: Emit) -> None:
     current = [_category(category)] if (category := latest or initial) else []
     key = f"cpp:{start}"
     started = {"start_date": start, "initial_category_of_abuse": initial, "number_of_previous_cpp": previous}
-    emit("social_care.child_protection_plan_started", f"{key}:started", start, started, warnings, "high",
-         [_category(initial)] if initial else [])
+    emit("social_care.child_protection_plan_started", f"{key}:started", start, started, warnings,
+         [codes.CHILD_PROTECTION], [_category(initial)] if initial else [])
     reviews = _reviews(el, scope)
     for review in reviews:
         payload = {"start_date": start, "review_dates": [review]}
         emit("social_care.child_protection_plan_reviewed", f"{key}:review:{review}", review, payload, warnings,
-             "high", current)
+             [codes.CHILD_PROTECTION], current)
     if one_or_none(el, "CPPendDate") is None:
         return
 
@@ -268,8 +267,9 @@ def _plan(el: Element, scope: ChildScope, emit: Emit) -> None:
         if end < start:
             raise FieldProblem("CPPendDate", "before the plan's start date")
         payload = {**started, "end_date": end, "latest_category_of_abuse": latest, "review_dates": reviews[:50]}
-        # The plan has ended, so the threat is judged lower, but the categories remain relevant history.
-        emit("social_care.child_protection_plan_ended", f"{key}:ended", end, payload, warnings, "medium", current)
+        # The plan has ended (the protocol judges how much lower that is); its categories remain relevant history.
+        emit("social_care.child_protection_plan_ended", f"{key}:ended", end, payload, warnings, [codes.PLAN_ENDED],
+             current)
 
     scope.attempt(el, ended)
 
@@ -296,7 +296,7 @@ def _closure(details: Element, where: str, today: dt.date | None, emit: Emit) ->
     r = Reader(details, where, today, warnings)
     closed = r.required_date("CINclosureDate")
     payload = {"closure_date": closed, "reason_for_closure": r.code("ReasonForClosure", codes.REASON_FOR_CLOSURE)}
-    emit("social_care.case_closed", "closure", closed, payload, warnings, "low")
+    emit("social_care.case_closed", "closure", closed, payload, warnings, [codes.CASE_CLOSED])
 
 
 def _category(abuse_code: str) -> str:

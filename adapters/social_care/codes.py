@@ -3,12 +3,11 @@
 Data, not logic. Sources: the CIN census XML schemas (2022, 2024) and business and technical specifications
 (2024 to 2025 replaced `GenderCurrent` 0/1/2/9 with `Sex` F/M/U), and the SSDA903 return guidance. An unrecognised
 code is kept and flagged (`code.unrecognised`), not dropped: the lists change every year and the hub should still
-see what the local authority sent. The risk mappings want review by the hub's practice lead before production use.
+see what the local authority sent. The gradings (what kind of factor, need or episode a record is) want review by
+the hub's practice lead before production use; where each sits on the common scale is the protocol's.
 """
 
 from __future__ import annotations
-
-LEVELS = ("unknown", "none", "low", "medium", "high", "critical")
 
 # CIN GenderCurrent (to 2023-24) and Sex (2024-25 on), and SSDA903 SEX (1, 2) -> FHIR administrative gender.
 # GenderCurrent 0 is "not recorded or unborn", 9 "indeterminate" (FHIR: other).
@@ -33,37 +32,45 @@ REASON_FOR_CLOSURE = frozenset({f"RC{n}" for n in range(1, 10)})  # RC9 (referre
 ABUSE_CATEGORY = {"NEG": "neglect", "PHY": "physical_abuse", "EMO": "emotional_abuse", "SAB": "sexual_abuse",
                   "MUL": "multiple"}
 
-# CIN AssessmentFactors -> (risk category or None, risk level). A factor about a parent or another adult in the
-# household maps to the parental_* category (the "toxic trio" reading MASH practice uses); disability, illness and
-# learning-disability factors describe need, not harm, and add no category. 21 means "no factors identified".
+# The kinds of assessment factor, the social care grading of an assessment (scale social_care_threshold; where each
+# sits on the common scale is the protocol's risk_scales): harm to the child (abuse, neglect, exploitation, going
+# missing, self-harm, FGM, faith-linked abuse, the child as the subject of domestic abuse), concerns (substance
+# misuse, domestic abuse between adults, mental health, 9A, "other" (20), and any factor not on the list), needs
+# (disability, illness, learning disability, young carer, private fostering, behaviour) and none identified (21).
+HARM, CONCERN, NEED, NONE_FOUND = "harm_factors", "concern_factors", "need_factors", "no_factors"
+FACTOR_ORDER = (NONE_FOUND, NEED, CONCERN, HARM)
+
+# CIN AssessmentFactors -> (risk category or None, the kind of factor). A factor about a parent or another adult in
+# the household maps to the parental_* category (the "toxic trio" reading MASH practice uses); disability, illness
+# and learning-disability factors describe need, not harm, and add no category. 21 means "no factors identified".
 ASSESSMENT_FACTOR: dict[str, tuple[str | None, str]] = {
-    "1A": ("substance_misuse", "medium"), "1B": ("parental_substance_misuse", "medium"),
-    "1C": ("parental_substance_misuse", "medium"),
-    "2A": ("substance_misuse", "medium"), "2B": ("parental_substance_misuse", "medium"),
-    "2C": ("parental_substance_misuse", "medium"),
-    "3A": ("domestic_abuse", "high"), "3B": ("domestic_abuse", "medium"), "3C": ("domestic_abuse", "medium"),
-    "4A": ("other", "medium"), "4B": ("parental_mental_health", "medium"), "4C": ("parental_mental_health", "medium"),
-    "5A": (None, "low"), "5B": (None, "low"), "5C": (None, "low"),
-    "6A": (None, "low"), "6B": (None, "low"), "6C": (None, "low"),
-    "7A": ("other", "low"),
-    "8B": ("other", "low"), "8C": ("other", "low"), "8D": ("other", "low"), "8E": ("other", "low"),
-    "8F": ("other", "low"),
-    "9A": ("other", "medium"),
-    "10A": ("missing", "high"),
-    "11A": ("child_sexual_exploitation", "high"),
-    "12A": ("trafficking", "high"),
-    "13A": ("gangs", "high"),
-    "14A": ("other", "low"),
-    "15A": ("self_harm", "high"),
-    "16A": ("neglect", "high"),
-    "17A": ("emotional_abuse", "high"),
-    "18B": ("physical_abuse", "high"), "18C": ("physical_abuse", "high"),
-    "19B": ("sexual_abuse", "high"), "19C": ("sexual_abuse", "high"),
-    "20": ("other", "medium"),
-    "21": (None, "none"),
-    "22A": ("fgm", "high"),
-    "23A": ("other", "high"),
-    "24A": ("child_criminal_exploitation", "high"),
+    "1A": ("substance_misuse", CONCERN), "1B": ("parental_substance_misuse", CONCERN),
+    "1C": ("parental_substance_misuse", CONCERN),
+    "2A": ("substance_misuse", CONCERN), "2B": ("parental_substance_misuse", CONCERN),
+    "2C": ("parental_substance_misuse", CONCERN),
+    "3A": ("domestic_abuse", HARM), "3B": ("domestic_abuse", CONCERN), "3C": ("domestic_abuse", CONCERN),
+    "4A": ("other", CONCERN), "4B": ("parental_mental_health", CONCERN), "4C": ("parental_mental_health", CONCERN),
+    "5A": (None, NEED), "5B": (None, NEED), "5C": (None, NEED),
+    "6A": (None, NEED), "6B": (None, NEED), "6C": (None, NEED),
+    "7A": ("other", NEED),
+    "8B": ("other", NEED), "8C": ("other", NEED), "8D": ("other", NEED), "8E": ("other", NEED),
+    "8F": ("other", NEED),
+    "9A": ("other", CONCERN),
+    "10A": ("missing", HARM),
+    "11A": ("child_sexual_exploitation", HARM),
+    "12A": ("trafficking", HARM),
+    "13A": ("gangs", HARM),
+    "14A": ("other", NEED),
+    "15A": ("self_harm", HARM),
+    "16A": ("neglect", HARM),
+    "17A": ("emotional_abuse", HARM),
+    "18B": ("physical_abuse", HARM), "18C": ("physical_abuse", HARM),
+    "19B": ("sexual_abuse", HARM), "19C": ("sexual_abuse", HARM),
+    "20": ("other", CONCERN),
+    "21": (None, NONE_FOUND),
+    "22A": ("fgm", HARM),
+    "23A": ("other", HARM),
+    "24A": ("child_criminal_exploitation", HARM),
 }
 
 # SSDA903 code lists (episodes and missing files).
@@ -81,13 +88,32 @@ REASON_PLACE_CHANGE = frozenset({
 })
 MISSING_KIND = {"M": "missing", "A": "away_from_placement"}
 
+# The social care gradings (scale social_care_threshold), in the returns' own words; the protocol's risk_scales
+# place them on the common scale, the adapters do not.
+SCALE = "social_care_threshold"
+# CIN PrimaryNeedCode -> the referral's grading (no code given: not stated, like N0).
+PRIMARY_NEED_GRADING = {
+    "N0": "need_not_stated", "N1": "need_abuse_or_neglect", "N2": "need_disability",
+    "N3": "need_parental_illness_or_disability", "N4": "need_family_in_acute_stress", "N5": "need_family_dysfunction",
+    "N6": "need_socially_unacceptable_behaviour", "N7": "need_low_income", "N8": "need_absent_parenting",
+    "N9": "need_not_in_need",
+}
+REFERRAL_NFA = "referral_nfa"
+CHILD_PROTECTION = "child_protection"  # a section 47 enquiry, a child protection plan started or reviewed
+PLAN_ENDED, CASE_CLOSED = "child_protection_plan_ended", "case_closed"
+LOOKED_AFTER, LEFT_CARE = "looked_after", "left_care"
+MISSING_GRADING = {"missing": "missing_from_care", "away_from_placement": "away_from_placement"}
 
-def highest(levels: list[str], default: str = "unknown") -> str:
-    return max(levels, key=LEVELS.index) if levels else default
+
+def referral_grading(need: str | None, nfa: bool | None) -> str:
+    """No further action is the referral's outcome whatever its need; otherwise the primary need."""
+    return REFERRAL_NFA if nfa else PRIMARY_NEED_GRADING.get(need or "N0", "need_not_stated")
 
 
-def assessment_risk(factors: list[str]) -> tuple[str, list[str]]:
-    """(level, categories) from assessment factor codes; an unrecognised factor counts as 'other', medium."""
-    pairs = [ASSESSMENT_FACTOR.get(f, ("other", "medium")) for f in factors]
+def assessment_risk(factors: list[str]) -> tuple[list[str], list[str]]:
+    """(gradings, categories) from assessment factor codes: each kind of factor found, gravest first (the protocol
+    takes the highest it maps); an unrecognised factor counts as 'other', a concern. No factors: no grading."""
+    pairs = [ASSESSMENT_FACTOR.get(f, ("other", CONCERN)) for f in factors]
     categories = sorted({c for c, _ in pairs if c})
-    return highest([lvl for _, lvl in pairs]), categories
+    kinds = sorted({kind for _, kind in pairs}, key=FACTOR_ORDER.index, reverse=True)
+    return kinds, categories

@@ -14,6 +14,7 @@ from adapters.kit.dates import is_future, parse_date
 from adapters.kit.events import new_event, prune, warning
 from adapters.kit.identifiers import check_upn, normalise_postcode
 from adapters.kit.interface import AdaptContext, FieldProblem
+from adapters.social_care import codes
 
 Warning = dict[str, str]
 AGENCY = "social_care"
@@ -117,14 +118,16 @@ def version_of(facts: Any) -> str:
 
 def sc_event(*, event_type: str, system: str, record_id: str, part: str, fmt: str, occurred_at: str,
              child: Mapping[str, Any], payload: Mapping[str, Any], warnings: Iterable[Warning],
-             risk_level: str = "unknown", risk_categories: Iterable[str] = (),
+             agency_levels: Iterable[str] = (), risk_categories: Iterable[str] = (),
              related_people: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """A social care event whose version is the digest of its payload (person events: of the person)."""
+    """A social care event whose version is the digest of its payload (person events: of the person).
+    `agency_levels`: its gradings on the social_care_threshold scale (codes.py), for the protocol to place."""
     related = list(related_people)
     facts = {"child": child, "related": related} if event_type.startswith("person.") else payload
     return new_event(event_type=event_type, agency=AGENCY, system=system, record_id=record_id,
                      record_version=version_of(facts), fmt=fmt, occurred_at=occurred_at, child=child,
-                     payload=payload, related_people=related, part=part, risk_level=risk_level,
+                     payload=payload, related_people=related, part=part,
+                     agency_levels=[(codes.SCALE, grading) for grading in agency_levels],
                      risk_categories=risk_categories, warnings=_unique(warnings))
 
 

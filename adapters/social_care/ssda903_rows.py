@@ -110,9 +110,10 @@ def episode_row(row: Mapping[str, str], rc: RowContext) -> RowResult:
     record_id = f"{child_id}:episode:{start}"
     common: dict[str, Any] = {"system": rc.system, "record_id": record_id, "fmt": FORMAT,
                               "child": {"la_child_id": child_id}}
-    # Being looked after is itself a serious matter for the hub; the row does not say which harm, so no category.
+    # Graded as being looked after (the protocol places it); the row does not say which harm, so no category.
     out = RowResult([sc_event(event_type="social_care.looked_after_episode_started", part="episode_started",
-                              occurred_at=start, payload=started, warnings=warnings, risk_level="medium", **common)])
+                              occurred_at=start, payload=started, warnings=warnings,
+                              agency_levels=[codes.LOOKED_AFTER], **common)])
     if row.get("DEC"):
         try:
             end = required_date(row.get("DEC"), "DEC", "dmy", rc.today)
@@ -125,11 +126,11 @@ def episode_row(row: Mapping[str, str], rc: RowContext) -> RowResult:
         if not ceased:
             ended_warnings.append(warning("episode.end_without_reason", "REC", "an end date is given but no reason"))
         # X1: the episode ends and another begins the same day, so the child is still looked after.
-        level = "medium" if ceased == "X1" else "low"
+        grading = codes.LOOKED_AFTER if ceased == "X1" else codes.LEFT_CARE
         out.events.append(sc_event(
             event_type="social_care.looked_after_episode_ended", part="episode_ended", occurred_at=end,
             payload={**started, "end_date": end, "reason_episode_ceased": ceased}, warnings=ended_warnings,
-            risk_level=level, **common))
+            agency_levels=[grading], **common))
     return out
 
 
@@ -150,4 +151,4 @@ def missing_row(row: Mapping[str, str], rc: RowContext) -> RowResult:
     return RowResult([sc_event(
         event_type="social_care.missing_from_care", system=rc.system, record_id=f"{child_id}:missing:{start}",
         part=f"missing:{kind}", fmt=FORMAT, occurred_at=start, child=child, payload=payload,
-        warnings=warnings, risk_level="high" if kind == "missing" else "medium", risk_categories=["missing"])])
+        warnings=warnings, agency_levels=[codes.MISSING_GRADING[kind]], risk_categories=["missing"])])

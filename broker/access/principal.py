@@ -17,7 +17,9 @@ from dataclasses import dataclass
 # decision_maker: decides referrals (shares the law routes to a person) for one partner of the protocol, its scope:
 # the hub partner, or an agency's DPO for its own data (broker/policy/referral.py says who may decide which).
 # hub_decision: records the MASH hub's decisions (POST /v1/hub/decisions) for one hub subscriber, its scope.
-ROLES = ("intake", "subscriber", "ig_auditor", "admin", "decision_maker", "hub_decision")
+# insight: the partnership board's /insight page (issue 17): disclosure-controlled measures only, never an exact
+# count, a token or an event.
+ROLES = ("intake", "subscriber", "ig_auditor", "admin", "decision_maker", "hub_decision", "insight")
 SCOPED = {"intake", "subscriber", "decision_maker", "hub_decision"}
 
 # A subject goes into the audit actor verbatim only when it is plainly an opaque id: the actor pattern's characters,

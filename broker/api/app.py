@@ -22,6 +22,7 @@ from broker.service.runtime import Runtime
 from broker.web.docs import make_docs_router
 from broker.web.ig import make_ig_router
 from broker.web.ig_digest import make_digest_router
+from broker.web.insight import make_insight_router
 
 DESCRIPTION = """Interoperability broker for multi-agency child safeguarding.
 
@@ -81,6 +82,11 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
                                       lambda tokens, ids: reveal_child_name(app.state.runtime, tokens, ids)))
     app.include_router(make_digest_router(lambda: app.state.runtime.audit_store, require("ig_auditor"),
                                           lambda: app.state.runtime.protocol))  # the owning agency is told
+    # the partnership board's page (issue 17): disclosure-controlled measures, the process map; role insight
+    app.include_router(make_insight_router(lambda: app.state.runtime.audit_store, require("insight"),
+                                           lambda: app.state.runtime.protocol,
+                                           lambda totals: app.state.runtime.metrics.set_insight(totals),
+                                           (runtime.settings if runtime else settings).insight_min_population))
     app.include_router(health.router)
     app.include_router(make_docs_router("mash-broker"))  # Swagger UI from the broker's own files, not a CDN
 

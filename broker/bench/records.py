@@ -1,8 +1,11 @@
 """Synthetic, clearly fictitious native records for every agency format, numbered so each makes new event ids.
 
 Every child is "Testchild Example<n>" with a 999-range NHS number (valid Modulus 11) or a UPN with a valid check
-letter from the fictitious LA 380 / establishment 9999; addresses are in the ZZ99 postcode area. A pool of children
-spreads the linkage tokens (the Kafka keys) over the events topic's partitions as real traffic would.
+letter from the fictitious LA 380 / establishment 9999; addresses are in fictitious postcode districts ZZ1 to ZZ12
+(the ZZ area does not exist), pupils at fictitious schools with URNs 999101 upwards, patients at fictitious GP
+practices Y99901 upwards, each child always in the same district, school and practice, so the performance
+framework's breakdowns (issue 17) have places to break down by. A pool of children spreads the linkage tokens (the
+Kafka keys) over the events topic's partitions as real traffic would.
 
 `usable_formats()` keeps only the formats whose adapter is registered and turns the template into schema-valid
 events, so the benchmark runs with whatever adapters this build has.
@@ -23,6 +26,23 @@ from adapters.kit.interface import AdaptContext
 from adapters.kit.registry import all_adapters
 
 CHILDREN = 200  # distinct fictitious children in the mix
+DISTRICTS = 12  # fictitious postcode districts ZZ1..ZZ12
+SCHOOLS = 8  # fictitious school URNs 999101..999108
+PRACTICES = 6  # fictitious GP practice ODS codes Y99901..Y99906
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+def postcode(c: int, unit: str = "ZZ") -> str:
+    """Child c's fictitious postcode: district ZZ1..ZZ12, sector 0-9, unit letters `unit`."""
+    return f"ZZ{1 + c % DISTRICTS} {c % 10}{unit}"
+
+
+def school_urn(c: int) -> str:
+    return str(999101 + c % SCHOOLS)
+
+
+def gp_ods(c: int) -> str:
+    return f"Y999{1 + c % PRACTICES:02d}"
 
 
 def nhs_number(n: int) -> str:
@@ -85,8 +105,10 @@ def _fhir_patient(n: int) -> dict[str, Any]:
         "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(c)}],
         "name": [{"use": "official", "family": f"Example{c}", "given": ["Testchild"]}],
         "gender": "female", "birthDate": f"20{10 + c % 8:02d}-0{1 + c % 9}-1{c % 10}",
-        "address": [{"line": [f"{c} Fictional Road"], "city": "Testtown", "postalCode": "ZZ99 3ZZ"}],
-        "telecom": [{"system": "phone", "value": "01100 000000"}]}
+        "address": [{"line": [f"{c} Fictional Road"], "city": "Testtown", "postalCode": postcode(c)}],
+        "telecom": [{"system": "phone", "value": "01100 000000"}],
+        "generalPractitioner": [{"identifier": {"system": ODS, "value": gp_ods(c)},
+                                 "display": "Example Surgery (fictitious)"}]}
 
 
 def _fhir_body(patients: list[dict[str, Any]], _first: int) -> bytes:
@@ -103,8 +125,8 @@ def _hl7_adt(n: int) -> str:
         f"MSH|^~\\&|PAS|RXX01^1.2.3^ISO|MASH|MASH|20240301101500||ADT^A01^ADT_A01|BENCH{n:08d}|P|2.4",
         "EVN|A01|20240301101500",
         f"PID|1||{nhs_number(c)}^^^NHS^NH~B{n:07d}^^^RXX^MR||Example{c}^Testchild^^^^^L||20150102|F|||"
-        "1 Test Street^^Testtown^^ZZ99 3ZZ^GBR^H||01100 000000",
-        "NK1|1|Example^Testparent|MTH^Mother^HL70063|1 Test Street^^Testtown^^ZZ99 3ZZ|01100 000001",
+        f"1 Test Street^^Testtown^^{postcode(c)}^GBR^H||01100 000000",
+        f"NK1|1|Example^Testparent|MTH^Mother^HL70063|1 Test Street^^Testtown^^{postcode(c)}|01100 000001",
     ]
     pv1 = [""] * 46
     pv1[0], pv1[1], pv1[2], pv1[3] = "PV1", "1", "E", "ED^BAY1^BED1^RXX01"
@@ -122,7 +144,7 @@ def _pole_incident(n: int) -> dict[str, Any]:
     return {
         "reference": f"BENCH-{n}", "version": "1", "event_type": "incident_child_present",
         "occurred": {"start": "2024-03-01T22:15:00Z", "end": "2024-03-01T23:40:00Z"},
-        "location": {"address_lines": [f"{c} Fictional Road"], "town": "Testtown", "postcode": "ZZ99 3ZZ"},
+        "location": {"address_lines": [f"{c} Fictional Road"], "town": "Testtown", "postcode": postcode(c)},
         "persons": [
             {"person_id": "P1", "roles": ["subject_child", "victim"], "forenames": ["Testchild"],
              "surname": f"Example{c}", "date_of_birth": "2015-01-02", "gender": "female",
@@ -158,7 +180,8 @@ def _ctf_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Common Transfer File</DocumentName><CTFversion>24.0</CTFversion>
 <DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
-<SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>999002</URN><SchoolName>Example Academy (fictitious)</SchoolName>
+<SourceSchool><LEA>380</LEA><Estab>9998</Estab><URN>{school_urn(_child(first))}</URN>
+<SchoolName>Example Academy (fictitious)</SchoolName>
 </SourceSchool><DestSchool><LEA>380</LEA><Estab>9999</Estab></DestSchool></Header>
 <CTFpupilData>{"".join(pupils)}</CTFpupilData></CTfile>""".encode()
 
@@ -167,7 +190,7 @@ def _cme_pupil(n: int) -> str:
     c = _child(n)
     return f"""<Pupil><UPN>{pupil_number(c)}</UPN><Surname>Example{c}</Surname><Forename>Testpupil</Forename>
 <DOB>2014-08-09</DOB><Sex>F</Sex><Address><AddressLines><AddressLine1>{c} Example Close</AddressLine1>
-</AddressLines><PostCode>ZZ99 3AC</PostCode></Address><LeavingDate>2025-01-31</LeavingDate>
+</AddressLines><PostCode>{postcode(c, "AC")}</PostCode></Address><LeavingDate>2025-01-31</LeavingDate>
 <GroundsForRemoval>B</GroundsForRemoval></Pupil>"""
 
 
@@ -175,7 +198,8 @@ def _cme_body(pupils: list[str], first: int) -> bytes:
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <CTfile><Header><DocumentName>Children Missing Education</DocumentName><CTFversion>25.0</CTFversion>
 <DateTime>{_stamp(first)}</DateTime><DocumentQualifier>partial</DocumentQualifier>
-<SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>999001</URN><SchoolName>Testing Primary (fictitious)</SchoolName>
+<SourceSchool><LEA>380</LEA><Estab>9999</Estab><URN>{school_urn(_child(first))}</URN>
+<SchoolName>Testing Primary (fictitious)</SchoolName>
 </SourceSchool><DestSchool><LEA>380</LEA><Estab>LLLL</Estab></DestSchool></Header>
 <CMEpupilData>{"".join(pupils)}</CMEpupilData></CTfile>""".encode()
 
@@ -203,7 +227,9 @@ def _cin_body(children: list[str], first: int) -> bytes:
 
 
 def _ssda903_episode(n: int) -> str:
-    return f"B{_child(n):05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,ZZ99 3AA,ZZ99 3AB,SC999999\r\n"
+    c = _child(n)
+    home, placed = postcode(c, "AA"), postcode(c + 1, "AB")
+    return f"B{c:05d},{_day(n, fmt='%d/%m/%Y')},S,C2,N1,U1,PR1,,,,{home},{placed},SC999999\r\n"
 
 
 def _ssda903_body(rows: list[str], _first: int) -> bytes:

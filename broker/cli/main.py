@@ -21,7 +21,7 @@ app.command()(files.validate)
 
 # Sub-apps live beside this file, one per concern.
 for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka",
-              "decisions", "consent", "hub"):
+              "decisions", "consent", "hub", "insight"):
     try:
         app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
     except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build

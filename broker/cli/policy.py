@@ -295,6 +295,41 @@ def diff_command(
     raise typer.Exit(EXIT_FAILED if result["changed"] else EXIT_OK)
 
 
+@app.command("map")
+def map_command(
+    file: Annotated[Path, typer.Argument(metavar="PROTOCOL", help="Protocol file (YAML).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the map as SVG (Graphviz's dot) to this file."
+                                             )] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="An earlier protocol (YAML): draw and list "
+                                                 "the edges added, removed and changed since it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The map (or the diff) as JSON instead of text."
+                                          )] = False,
+) -> None:
+    """The process map: agencies -> event types -> subscribers, each route with its rule, lawful basis and the
+    classifications released, masked and withheld (broker/insight/processmap.py). Reads the protocol only, never
+    an event. Exit 0; with --against, 1 when the map changed; 2 on an unusable protocol or no Graphviz."""
+    from broker.insight import processmap as pm
+
+    current = pm.process_map(_load(file, prove=False))
+    diff = pm.map_diff(pm.process_map(_load(against, prove=False)), current) if against else None
+    if as_json:
+        _emit(pm.diff_as_dict(diff) if diff else {"protocol": current.protocol,
+                                                  "edges": [e.as_dict() for e in current.edges],
+                                                  "unshared": list(current.unshared)})
+    else:
+        sys.stdout.write(pm.format_diff(diff) if diff else pm.format_text(current))
+    if out is not None:
+        try:
+            out.write_bytes(pm.render_svg(pm.to_dot(current, diff)))
+        except pm.RenderError as exc:
+            _err(f"{out}: {exc}")
+            raise typer.Exit(EXIT_UNUSABLE) from None
+        except OSError as exc:
+            _err(f"{out}: cannot write ({exc.strerror})")
+            raise typer.Exit(EXIT_UNUSABLE) from None
+    raise typer.Exit(EXIT_FAILED if diff is not None and not diff.empty else EXIT_OK)
+
+
 @app.command("test")
 def test_command(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Protocol file (YAML) with embedded tests.")],

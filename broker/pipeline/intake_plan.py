@@ -36,6 +36,7 @@ from broker.crypto.envelope import protect_event
 from broker.crypto.errors import ErasedData
 from broker.crypto.provider import KeyProvider
 from broker.crypto.split_seal import seal_split, sealed_overhead
+from broker.insight.facts import insight_facts
 from broker.pipeline.deadletter import (
     bounded,
     deadletter_record,
@@ -185,7 +186,7 @@ def plan_intake(request: IntakeRequest, prepared: Prepared, resolved: Resolved, 
         try:
             audit: dict[str, Any] | None = audit_record(
                 "event_published", **common, event_id=event["event_id"], event_type=event["event_type"],
-                subject=token, content_sha256=digest)
+                subject=token, content_sha256=digest, insight=insight_facts(event))
         except AuditRecordError:
             audit = None
         if audit is None or not fits(message, limit):

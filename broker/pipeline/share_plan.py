@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from adapters.kit.events import EVENT_NAMESPACE_BYTES, uuid5_text
 from adapters.kit.interface import Rejection
-from broker.audit.record import audit_record
+from broker.audit.record import built_record
 from broker.crypto.errors import CryptoError, SealError
 from broker.pipeline.cases import case_transition
 from broker.pipeline.deadletter import deadletter_record
@@ -276,7 +276,7 @@ class _Batch:
                        ("protocol_version", str(self.p.protocol.version).encode()),
                        ("event_type", NOTICE_TYPE.encode()))
             self._deliver(subscriber, event["event_id"], decision_id, token, sealed, headers)
-            self.audits.append(audit_record("delivered", time=self.p.now, actor="share", subject=token,
+            self.audits.append(built_record("delivered", time=self.p.now, actor="share", subject=token,
                                             subscriber=subscriber, event_id=event["event_id"],
                                             decision_id=decision_id, reason=NOTICE_REASON))
 
@@ -290,12 +290,12 @@ class _Batch:
                 why = failed or "decision failed"
                 self.failures.append(Failure(subscriber, event["event_id"], why))
                 self.decided.append((subscriber, "error"))
-                self.audits.append(audit_record("admin_action", time=p.now, actor="share", action="delivery.failed",
+                self.audits.append(built_record("admin_action", time=p.now, actor="share", action="delivery.failed",
                                                 subject=token, subscriber=subscriber, event_id=event["event_id"],
                                                 reason=why))
                 continue
             self.decided.append((subscriber, decision.outcome))
-            self.audits.append(audit_record("decision", time=p.now, actor="share", subject=token,
+            self.audits.append(built_record("decision", time=p.now, actor="share", subject=token,
                                             record_id=decision.decision_id, **decision.to_record()))
             key = (subscriber, decision.event_id)
             if released is None:
@@ -310,14 +310,14 @@ class _Batch:
             sealed = self._seal(subscriber, released)
             if sealed is None:  # this subscriber's fault: held, never lost, and the batch goes on
                 self.held.append(Held(subscriber, decision.event_id, item.partition, item.offset))
-                self.audits.append(audit_record("admin_action", time=p.now, actor="share", action="delivery.held",
+                self.audits.append(built_record("admin_action", time=p.now, actor="share", action="delivery.held",
                                                 subject=token, subscriber=subscriber, event_id=decision.event_id,
                                                 decision_id=decision.decision_id, reason=HELD_REASON))
                 continue
             headers = (("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
                        ("protocol_version", str(p.protocol.version).encode()))
             self._deliver(subscriber, decision.event_id, decision.decision_id, token, sealed, headers)
-            self.audits.append(audit_record("delivered", time=p.now, actor="share", subject=token,
+            self.audits.append(built_record("delivered", time=p.now, actor="share", subject=token,
                                             subscriber=subscriber, event_id=decision.event_id,
                                             decision_id=decision.decision_id))
 

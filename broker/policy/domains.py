@@ -208,8 +208,8 @@ def _write_age(value: str, draft: Draft, scope: Scope) -> None:
     if value == "unknown":
         draft.absent |= {"subject.child.date_of_birth", "subject.child.expected_date_of_birth"}
         return
+    # with a date of birth, an expected date of birth decides nothing (conditions.under_18): it may be present
     draft.child()["date_of_birth"] = CHILD_BORN if value == "under_18" else ADULT_BORN
-    draft.absent.add("subject.child.expected_date_of_birth")  # an unborn child is under 18 whatever the date
 
 
 def _registered(kind: str) -> Callable[[Scope, Draft], tuple[bool, ...]]:
@@ -289,10 +289,10 @@ def _write_record(kind: str) -> Callable[[str | None, Draft, Scope], None]:
 
 
 def _write_partner_named(value: bool, draft: Draft, scope: Scope) -> None:
-    """Name the subscriber's partner in every payload field a partner_in condition reads (or in none of them)."""
+    """Name the subscriber's partner in every payload field a partner_in condition reads (or in none of them: the
+    fields may still be present, naming other partners, as a placeholder does)."""
     names = set().union(*(c.partner_in for c in scope.conditions if c.partner_in is not None))
     if not value:
-        draft.absent |= {f"payload.{n}" for n in names} | {f"payload.{n}[]" for n in names}
         return
     for name in names:
         partner = scope.subscriber.partner
@@ -386,16 +386,24 @@ class Case:
     absent: frozenset[str]
 
 
-def _replay(scope: Scope, chosen: Sequence[tuple[str, Any]]) -> Draft:
-    """A fresh draft with these values written in order (cheaper than copying drafts down the walk)."""
+def _replay(scope: Scope, chosen: Sequence[tuple[str, Any]], free: frozenset[str] = frozenset()) -> Draft:
+    """A fresh draft with these values written in order (cheaper than copying drafts down the walk). A `free`
+    dimension (one value: nothing in the scope reads it) rules out no leaf: whatever an event carries there
+    decides nothing, so the walk must meet those leaves present (the date of birth where no rule reads the age)."""
     draft = Draft({"event_type": scope.event_type})
     for name, value in chosen:
-        BY_NAME[name].write(value, draft, scope)
+        if name in free:
+            kept = set(draft.absent)
+            BY_NAME[name].write(value, draft, scope)
+            draft.absent = kept
+        else:
+            BY_NAME[name].write(value, draft, scope)
     return draft
 
 
-def _realise(scope: Scope, chosen: tuple[tuple[str, Any], ...], given: tuple[tuple[str, Any], ...]) -> Case:
-    draft = _replay(scope, chosen)
+def _realise(scope: Scope, chosen: tuple[tuple[str, Any], ...], given: tuple[tuple[str, Any], ...],
+             free: frozenset[str] = frozenset()) -> Case:
+    draft = _replay(scope, chosen, free)
     event = draft.event
     if draft.consent:
         event["consent"] = draft.consent
@@ -404,16 +412,21 @@ def _realise(scope: Scope, chosen: tuple[tuple[str, Any], ...], given: tuple[tup
     return Case(Point(chosen, given), _ordered(event), CaseFacts(**draft.facts), frozenset(draft.absent))
 
 
-def _points(scope: Scope, dims: Sequence[Dimension], chosen: tuple[tuple[str, Any], ...],
-            given: tuple[tuple[str, Any], ...]) -> Iterator[tuple[tuple[tuple[str, Any], ...],
-                                                               tuple[tuple[str, Any], ...]]]:
+Chosen = tuple[tuple[str, Any], ...]
+
+
+def _points(scope: Scope, dims: Sequence[Dimension], chosen: Chosen, given: Chosen,
+            free: frozenset[str] = frozenset()) -> Iterator[tuple[Chosen, Chosen, frozenset[str]]]:
     if not dims:
-        yield chosen, given
+        yield chosen, given, free
         return
     dim, rest = dims[0], dims[1:]
     values = dim.values(scope, _replay(scope, chosen) if dim.reads_draft else _EMPTY)
+    if len(values) == 1:
+        free = free | {dim.name}
     for i, value in enumerate(values):
-        yield from _points(scope, rest, (*chosen, (dim.name, value)), given if i == 0 else (*given, (dim.name, value)))
+        yield from _points(scope, rest, (*chosen, (dim.name, value)), given if i == 0 else (*given, (dim.name, value)),
+                           free)
 
 
 _EMPTY = Draft({})
@@ -428,7 +441,7 @@ def cases(scope: Scope) -> list[Case]:
     """Every point of the scope's space, written out, fewest non-default values first (so the first breach
     found is a smallest counterexample)."""
     found = sorted(_points(scope, DIMENSIONS, (), ()), key=lambda p: len(p[1]))
-    return [_realise(scope, chosen, given) for chosen, given in found]
+    return [_realise(scope, chosen, given, free) for chosen, given, free in found]
 
 
 def space_size(scope: Scope) -> int:

@@ -224,12 +224,15 @@ _PROOFS: dict[str, Proof] = {}
 
 
 def prove_cached(protocol: Protocol, text: bytes) -> Proof:
-    """`prove` memoised by the protocol file's bytes: a process that loads one file many times proves it once."""
+    """`prove` memoised by the protocol file's bytes: a process that loads one file many times proves it once, and
+    a process that finds a trusted "proven" entry in the proof cache (proof_cache.py) does not prove it again."""
+    from broker.policy.proof_cache import cached_verdict
+
     key = hashlib.sha256(text).hexdigest()
     if key not in _PROOFS:
         if len(_PROOFS) > 32:
             _PROOFS.clear()
-        _PROOFS[key] = prove(protocol)
+        _PROOFS[key] = cached_verdict(protocol, text, lambda: prove(protocol))
     return _PROOFS[key]
 
 

@@ -7,9 +7,10 @@ RAG rating), and the broker maps it here when it decides, so a partnership that 
 protocol and reloads it, with no release, and `policy diff --replay` shows what the move changes.
 
 An event's common level is the highest its mapped gradings give (a DASH "high" with a "standard" vulnerability
-grading is high). A grading on a scale the protocol does not map, or a level its scale does not list, maps to
-nothing: when no grading maps, the level the source itself gave stands (`risk.level`, often `unknown`), and
-`explain` says which gradings were not mapped, so a gap in the protocol shows instead of silently lowering a level.
+grading is high). A grading on a scale the protocol does not map, a level its scale does not list, or a grading
+on another agency's scale (a school's record claiming a police DASH "high") maps to nothing: when no grading maps,
+the level the source itself gave stands (`risk.level`, often `unknown`), and `explain` says which gradings
+were not mapped, so a gap in the protocol shows instead of silently lowering a level.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ class Grading:
     scale: str
     level: str
     common: str | None
+    owner: str | None = None  # set when the scale is another agency's: the grading is not the source's to give
 
     def describe(self) -> str:
+        if self.owner:
+            return f"{self.scale} {self.level} not mapped: the scale is {self.owner}'s, not the source agency's"
         mapped = f"-> {self.common}" if self.common else "not mapped by the protocol"
         return f"{self.scale} {self.level} {mapped}"
 
@@ -94,9 +98,16 @@ def assess(scales: Mapping[str, RiskScale], event: Mapping[str, Any]) -> Assessm
     """The event's common level under these scales (see the module docstring)."""
     risk = event.get("risk")
     source_level = str(risk.get("level", "unknown")) if isinstance(risk, Mapping) else "unknown"
+    source = event.get("source")
+    agency = source.get("agency") if isinstance(source, Mapping) else None
     gradings = []
     for scale, level in _gradings(event):
         found = scales.get(scale)
+        if found is not None and found.agency != agency:
+            # A school claiming the police's DASH "high" must not raise its own record's level: only the agency
+            # whose scale it is grades on it (an event without a source agency grades on no scale).
+            gradings.append(Grading(scale, level, None, found.agency))
+            continue
         gradings.append(Grading(scale, level, found.levels.get(level) if found else None))
     mapped = [g.common for g in gradings if g.common]
     level = max(mapped, key=lambda c: RISK_ORDER.get(c, 0)) if mapped else source_level

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 EVENT_SCHEMA = "safeguarding-event.schema.json"
-SCHEMA_VERSION = "1.4.0"
+SCHEMA_VERSION = "1.5.0"
 
 
 @cache

@@ -30,9 +30,16 @@ log = get_logger("mash.audit")
 INDEXER_FETCH_WAIT_MS = 200
 # Bounded work per step: a message holds up to 200 records, and an indexer behind a saturated pipeline once decoded
 # and chained 2,000 messages at a time, which grew its process by 60-70 MB. Records are appended (one transaction
-# each) in chunks of about APPEND_RECORDS; offsets are committed once the whole poll is stored.
+# each) in chunks of about APPEND_RECORDS; offsets are committed once everything gathered is stored.
 POLL_MESSAGES = 100
 APPEND_RECORDS = 2000
+# Polls are gathered for up to INDEX_GATHER_MS (and at most GATHER_POLLS of them) into one append, one SQLite
+# transaction: an append costs about 200-300 us of CPU per record at 10 records a transaction against 90 at 200
+# (each commit syncs the WAL and rewrites the head and the index pages it touched; broker/bench/RESULTS.md,
+# Session 8), and at one record per request each poll holds only a few. The store trails the topic by this much
+# more; no delivery waits on it.
+INDEX_GATHER_MS = 100
+GATHER_POLLS = 20
 
 
 def _records(value: object) -> list[object]:
@@ -55,18 +62,29 @@ async def _index_loop(rt: IndexerPorts, stop: asyncio.Event) -> None:
     consumer = group_consumer(rt.bootstrap, rt.settings.group("audit-indexer"), rt.settings.topics.audit,
                               fetch_wait_ms=INDEXER_FETCH_WAIT_MS, **rt.kafka_security)
     await consumer.start()
+    loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=POLL_MESSAGES)
+            if not batch:
+                continue
             pending: list[object] = []
-            for message in (m for msgs in batch.values() for m in msgs):
-                pending += _records(decode(message.value))
-                if len(pending) >= APPEND_RECORDS:
-                    await blocking(store.append, pending, on_invalid=_skip_invalid)
-                    pending = []
+            polled = 0
+            gather_until = loop.time() + INDEX_GATHER_MS / 1000
+            while batch:
+                for message in (m for msgs in batch.values() for m in msgs):
+                    pending += _records(decode(message.value))
+                    if len(pending) >= APPEND_RECORDS:
+                        await blocking(store.append, pending, on_invalid=_skip_invalid)
+                        pending = []
+                polled += 1
+                left = gather_until - loop.time()
+                if left <= 0 or polled >= GATHER_POLLS or stop.is_set():
+                    break
+                # returns as soon as more arrives: an append per gathered batch, not one per small poll
+                batch = await consumer.getmany(timeout_ms=max(1, int(left * 1000)), max_records=POLL_MESSAGES)
             if pending:
                 await blocking(store.append, pending, on_invalid=_skip_invalid)
-            if batch:
-                await consumer.commit()
+            await consumer.commit()  # only once the store has every record polled (crash: redone, dropped by id)
     finally:
         await consumer.stop()

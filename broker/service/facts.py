@@ -77,6 +77,17 @@ def _opened(rt: FactsPorts, tokens: Iterable[str]) -> dict[str, str | None]:
     return out
 
 
+def birth_dates_to_learn(rt: FactsPorts, events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether `learn_birth_dates` would write anything for these events as the register stands (blocking: one
+    read). Intake asks before publishing, so that a request about children whose dates are held already makes no
+    second thread hop; `learn_birth_dates` still decides on its own fresh read."""
+    dates = birth_dates(events)
+    if not dates or rt.identities is None:
+        return False
+    learned, conflicts = plan_birth_dates(dates, _opened(rt, (t for t, _ in dates)))
+    return bool(learned or conflicts)
+
+
 def learn_birth_dates(rt: FactsPorts, events: Iterable[Mapping[str, Any]], at: str) -> None:
     """Intake: the identity register learns the dates of birth the accepted events carry (one read, one write)."""
     dates = birth_dates(events)

@@ -3,8 +3,9 @@ events (issue 16). Read, plan (broker/pipeline/hub/plan.py), produce, write, com
 the write redoes the batch, and the derived ids make the redo produce the same events, which the share stage's
 delivered log drops. The hub's events go back onto the events topic under the child's token, protected like any
 event, and reach the hub's subscriber through the protocol's rules (never by themselves). Every few seconds the
-running clocks are settled against the clock (here, at the edge) and the delivered log: a met or breached clock is
-audited (`hub_clock`) and counted, and a breach raises `mash.clock_breached`.
+running clocks are settled against the clock (here, at the edge) and the delivered log's delivery times (an
+Encompass clock is met only by a delivery before its deadline): a met or breached clock is audited (`hub_clock`) and
+counted, and a breach raises `mash.clock_breached`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import yaml
 from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import KeyUnavailable, KmsError
+from broker.insight.facts import insight_facts
 from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.pipeline.hub.calendar import Calendar, CalendarError, build_calendar
 from broker.pipeline.hub.history import Clock, derived_id
 from broker.pipeline.hub.plan import LINKED, HubFacts, HubPlan, breach_event, plan_hub, settle
+from broker.pipeline.hub.reveal import hub_view
 from broker.schema.loader import SCHEMA_VERSION
 from broker.schema.validate import validate_event
 from broker.service.messages import decode, encode, event_headers
@@ -86,12 +89,13 @@ async def _watch(rt: Runtime, stop: asyncio.Event, calendar: Calendar) -> None:
 
 
 def _events(rt: Runtime, messages: list[ConsumerRecord]) -> list[dict[str, Any]]:
-    """The batch in the clear, in order; an erased child's events and undecodable messages are left out (the share
-    stage dead-letters poison; the watch only reads)."""
+    """The batch in order, each event cut to the fields the planner reads and those revealed (hub_view); an erased
+    child's events and undecodable messages are left out (the share stage dead-letters poison; the watch only
+    reads)."""
     out = []
     for msg in messages:
         try:
-            revealed = rt.reveal(decode(msg.value))
+            revealed = rt.reveal(hub_view(decode(msg.value)))  # only the fields the planner reads
         except (KeyUnavailable, KmsError):
             raise  # an outage, not a bad message: nothing is committed, the batch is read again
         except Exception as exc:
@@ -125,7 +129,8 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: C
     now = now_iso()
     await rt.emit_audit([rt.audit_record("event_published", time=now, actor=ACTOR, event_id=e["event_id"],
                                          event_type=e["event_type"], subject=e["subject"]["linkage"]["token"],
-                                         reason="raised for the MASH hub by the hub watch (protocol hub section)")
+                                         reason="raised for the MASH hub by the hub watch (protocol hub section)",
+                                         insight=insight_facts(e))
                          for e in plan.events] + [_clock_audit(rt, c, "met", at) for c, at in plan.stopped])
     for metric, label in plan.counts:
         if metric == "enquiry":
@@ -161,15 +166,15 @@ def _clock_audit(rt: Runtime, clock: Clock, outcome: str, at: str) -> dict[str, 
 
 async def settle_clocks(rt: Runtime, now: str) -> None:
     """Settle every running clock at `now`: an Encompass clock whose incident reached a subscriber of the
-    protocol's role is met; a clock past due is breached (the hub is told, IG can see both)."""
+    protocol's role before the clock was due is met (the delivered log's times); a clock past due is breached (the
+    hub is told, IG can see both)."""
     rules = rt.protocol.hub
     running = await blocking(rt.history.running_clocks)
     if not running:
         return
     schools = [s.name for s in rt.protocol.subscribers.values() if s.role == rules.encompass_role]
     incidents = [c.event_id for c in running if c.kind == "encompass"]
-    reached = frozenset(event_id for _, event_id in
-                        (await blocking(rt.delivered.sent, schools, incidents) if schools and incidents else ()))
+    reached = await blocking(rt.delivered.sent_at, schools, incidents) if schools and incidents else {}
     settled = settle(running, reached, now)
     if not settled.met and not settled.breached:
         return

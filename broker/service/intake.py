@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiokafka.errors import KafkaError
@@ -27,8 +28,10 @@ from adapters.kit.interface import AdaptContext
 from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import CryptoError, KeyUnavailable
+from broker.crypto.prefetched import NotFetched, PrefetchedKeys, fetch_protection_keys
 from broker.errors import InputRejected, Unavailable
 from broker.logging import get_logger
+from broker.pipeline.erasure import refuse_erased
 from broker.pipeline.intake import Prepared, prepare
 from broker.pipeline.intake_plan import (
     DEFAULT_MESSAGE_LIMIT,
@@ -48,7 +51,7 @@ from broker.pipeline.intake_plan import (
 from broker.pipeline.resolve import Known
 from broker.schema.envelope import linkage_token
 from broker.service.erasure import published_before
-from broker.service.facts import learn_birth_dates
+from broker.service.facts import birth_dates_to_learn, learn_birth_dates
 
 if TYPE_CHECKING:
     from broker.service.ports import IntakePorts
@@ -63,6 +66,10 @@ PUBLISH_TIMEOUT_S = 15.0
 PREPARE_WORKERS = 2
 PREPARE_MAX_PENDING = 256  # inputs waiting for or being read; beyond it 503 (overload, resend later)
 PREPARE_TIME_LIMIT_S = 30.0  # an input that takes longer to read is refused (413): it is too big to take at once
+# A body this small is read on the event loop: a few ms at most (the bench's files of 20 records are 1-23 KB and
+# read in 2-8 ms), less than the thread hop costs in CPU (issue 24's profile: each hop and the GIL contention of
+# CPU work in a thread cost the service ~1.3 ms per event). Larger ones go to the bounded, timed pool above.
+INLINE_READ_BYTES = 32 * 1024
 log = get_logger("mash.intake")
 
 
@@ -95,7 +102,10 @@ async def ingest(rt: IntakePorts, agency: str, data: bytes, *, content_type: str
     ctx = AdaptContext(source=source, received_at=request.received_at, system=system,
                        settings=rt.adapter_settings)
     with rt.metrics.time("prepare"):
-        prepared = await _prepare_off_loop(agency, data, ctx, rt, content_type)
+        if len(data) <= INLINE_READ_BYTES:
+            prepared: Prepared | None = prepare(agency, data, ctx, rt.linkage, content_type=content_type)
+        else:
+            prepared = await _prepare_off_loop(agency, data, ctx, rt, content_type)
     if prepared is None:
         await _refuse(rt, refused_plan(request, None, f"input took longer than {PREPARE_TIME_LIMIT_S:g} s to read: "
                                                       "send it in smaller files"))
@@ -106,26 +116,81 @@ async def ingest_prepared(rt: IntakePorts, request: IntakeRequest, prepared: Pre
     """Everything after reading: resolve, plan, publish, then the registers. The MASH hub's decisions come in here
     (broker/service/hub.py): built from the hub's request instead of an adapter, then published like any record."""
     agency = request.agency
-    resolved, plan = await blocking(_plan, rt, request, prepared)
+    read = await blocking(_read, rt, request, prepared)
+    plan = read.plan or _plan_on_loop(rt, request, prepared, read)
+    if plan is None:  # the plan needs the key store itself (a dead letter to seal): in a thread, as it may write
+        plan = await blocking(_plan_with_store, rt, request, prepared, read.resolved, read.erasure)
     if plan.refusal is not None:
         await _refuse(rt, plan)
     await _publish(rt, plan)
-    await blocking(_after_publish, rt, plan, resolved, request.received_at)
+    _count_links(rt, plan)
+    if _writes_registers(plan) or read.learns_birth_dates:
+        await blocking(_after_publish, rt, plan, read.resolved, request.received_at)
     rt.metrics.observe_intake(agency, len(plan.result.event_ids), plan.result.rejections)
     return plan.result
 
 
-def _plan(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> tuple[Resolved, IntakePlan]:
-    """The registers read, then the plan, whose protection may make or unwrap data keys (the key store): one
-    blocking call (broker/aio.py)."""
+# --- one thread hop before the plan, at most one after it ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What the blocking read gives the plan: the register facts, and either the keys fetched ahead (the plan then
+    runs on the loop) or, for a request with dead letters to seal, the plan itself, made in the thread."""
+
+    resolved: Resolved
+    erasure: ErasureFacts
+    keys: PrefetchedKeys | None = None
+    plan: IntakePlan | None = None
+    learns_birth_dates: bool = False
+
+
+def _read(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> _Read:
+    """The registers read and the key store asked, in one blocking call (broker/aio.py): the identity register's
+    view, the erasure register's, the data keys to protect the events with, whether dates of birth are to learn.
+    The CPU-heavy protection then runs on the event loop (`_plan_on_loop`), not here contending for the GIL."""
     resolved = _resolve(rt, prepared)
     erasure = _erasure_facts(rt, prepared, resolved)
+    kept, erased = refuse_erased(resolved.events, erasure.erased, erasure.received_before, request.source)
+    if prepared.rejections or erased:  # dead letters to seal, with keys no one can know ahead: plan here
+        return _Read(resolved, erasure, plan=_plan_with_store(rt, request, prepared, resolved, erasure))
+    try:
+        keys = fetch_protection_keys(rt.keys, kept)
+    except CryptoError as exc:
+        raise _keys_unavailable(rt, exc) from None
+    return _Read(resolved, erasure, keys, learns_birth_dates=birth_dates_to_learn(rt, kept))
+
+
+def _plan_on_loop(rt: IntakePorts, request: IntakeRequest, prepared: Prepared, read: _Read) -> IntakePlan | None:
+    """The pure plan with the keys fetched ahead; None when it asked for one not fetched (a canonical event that
+    cannot be audited or is over Kafka's limit makes a dead letter): the caller plans again with the key store."""
+    assert read.keys is not None
     try:
         with rt.metrics.time("protect"):
-            return resolved, plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
-    except CryptoError as exc:  # fail closed: never plaintext; the sender resends once keys are back
-        rt.metrics.key_failures.inc()
-        raise KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted") from None
+            return plan_intake(request, prepared, read.resolved, read.erasure, read.keys, _params(rt))
+    except NotFetched:
+        return None
+    except CryptoError as exc:
+        raise _keys_unavailable(rt, exc) from None
+
+
+def _plan_with_store(rt: IntakePorts, request: IntakeRequest, prepared: Prepared, resolved: Resolved,
+                     erasure: ErasureFacts) -> IntakePlan:
+    """The plan with the key store itself, whose protection may make or unwrap data keys (blocking)."""
+    try:
+        with rt.metrics.time("protect"):
+            return plan_intake(request, prepared, resolved, erasure, rt.keys, _params(rt))
+    except CryptoError as exc:
+        raise _keys_unavailable(rt, exc) from None
+
+
+def _keys_unavailable(rt: IntakePorts, exc: CryptoError) -> KeysUnavailable:
+    """Fail closed: never plaintext; the sender resends once keys are back."""
+    rt.metrics.key_failures.inc()
+    return KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted")
+
+
+def _writes_registers(plan: IntakePlan) -> bool:
+    """Whether the plan has an identity link, a merge or a consent fold for the registers once Kafka holds it."""
+    return bool(plan.consent_folds) or any(r.links or r.merged for r in plan.links)
 
 
 def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: str) -> None:
@@ -238,14 +303,18 @@ async def _publish(rt: IntakePorts, plan: IntakePlan) -> None:
 
 
 def _apply_registers(rt: IntakePorts, plan: IntakePlan, at: str) -> None:
-    """Write the links, carry consent over a merge, count (their audit records went with the request's)."""
-    if not plan.links:
+    """Write the links, carry consent over a merge (their audit records went with the request's)."""
+    if not _writes_registers(plan):
         return
     rt.identities.apply(plan.links, at)
+    for absorbed, into in plan.consent_folds:
+        rt.consent.fold(absorbed, into=into)
+
+
+def _count_links(rt: IntakePorts, plan: IntakePlan) -> None:
+    """The identity metrics of the request's resolutions (on the loop: counting is not I/O)."""
     for resolution in plan.links:
         if resolution.conflict:
             rt.metrics.identity.labels("conflict").inc()
         elif resolution.merged or resolution.links:
             rt.metrics.identity.labels("merged" if resolution.merged else "linked").inc()
-    for absorbed, into in plan.consent_folds:
-        rt.consent.fold(absorbed, into=into)

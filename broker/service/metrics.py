@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,8 +54,21 @@ class Metrics:
                                             "of a previous referral's closure", registry=r)
         self.hub_clocks = Counter("mash_hub_clocks_total", "Timeliness clocks settled (clock: decision or encompass; "
                                   "outcome: met or breached)", ["clock", "outcome"], registry=r)
+        # /insight (issue 17): operational measures as published (disclosure-controlled), never an exact small count
+        self.insight_latest = Gauge("mash_insight_latest_month_total", "An operational measure's total in its latest "
+                                    "month, after disclosure control (absent while suppressed); set when /insight "
+                                    "computes the measures", ["measure"], registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
                                        buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+
+    def set_insight(self, totals: dict[str, int | None]) -> None:
+        """The published totals of the operational measures; a suppressed one withdraws its gauge."""
+        for measure, value in totals.items():
+            if value is None:
+                with contextlib.suppress(KeyError):  # never set: nothing to withdraw
+                    self.insight_latest.remove(measure)
+            else:
+                self.insight_latest.labels(measure).set(value)
 
     def time(self, stage: str) -> Any:
         """Context manager timing one pipeline stage into mash_stage_seconds."""

@@ -95,7 +95,8 @@ def _dev_credentials(data_dir: Path, api_keys: ApiKeyStore, protocol: Protocol) 
         return
     wanted: list[tuple[str, str | None]] = [("intake", a) for a in AGENCIES]
     wanted += [("subscriber", n) for n in protocol.subscribers]
-    wanted += [("ig_auditor", None), ("admin", None)] + [("decision_maker", p) for p in protocol.partners]
+    wanted += [("ig_auditor", None), ("admin", None), ("insight", None)]  # insight: the board's page (issue 17)
+    wanted += [("decision_maker", p) for p in protocol.partners]
     wanted += [("hub_decision", n) for n, s in protocol.subscribers.items() if s.role == "mash_hub"]  # issue 16
     creds = {}
     for role, scope in wanted:

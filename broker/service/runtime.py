@@ -204,6 +204,7 @@ class Runtime:
         from broker.service.erasure import run_erasure_notices
         from broker.service.held import run_held_release
         from broker.service.hub_watch import run_hub_watch
+        from broker.service.insight_watch import run_insight_watch
         from broker.service.kafka_reads import run_kafka_reads
         from broker.service.share import run_share_worker
 
@@ -220,6 +221,8 @@ class Runtime:
             self.tasks.append(asyncio.create_task(run_erasure_notices(self, self.stop_event)))
         if share_workers and self.protocol.hub.watches:  # one consumer group: of all the processes, one watches a child
             self.tasks.append(asyncio.create_task(run_hub_watch(self, self.stop_event)))
+        if share_workers and self.settings.insight_watch_interval_seconds > 0:  # a rise twice has one id: dropped
+            self.tasks.append(asyncio.create_task(run_insight_watch(self, self.stop_event)))
 
     def workers_alive(self) -> bool:
         return all(not t.done() for t in self.tasks)

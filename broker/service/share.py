@@ -38,6 +38,7 @@ import base64
 import fcntl
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -362,10 +363,11 @@ def _observe(rt: SharePorts, plan: SharePlan) -> None:
     for poison in plan.poison:
         rt.metrics.poison.inc()
         log.warning("poison_message", position=poison.position, reason=poison.why)
-    for subscriber, outcome in plan.decided:
-        rt.metrics.decisions.labels(subscriber, outcome).inc()
-    for subscriber in plan.duplicates:
-        rt.metrics.duplicates.labels(subscriber).inc()
+    # counted per batch: a labels() lookup per decision was 1% of a share worker's CPU (five decisions an event)
+    for (subscriber, outcome), n in Counter(plan.decided).items():
+        rt.metrics.decisions.labels(subscriber, outcome).inc(n)
+    for subscriber, n in Counter(plan.duplicates).items():
+        rt.metrics.duplicates.labels(subscriber).inc(n)
     for subscriber, why in plan.faults.items():
         rt.subscriber_faults[subscriber] = why
         log.warning("deliveries_held", subscriber=subscriber, detail=why)

@@ -213,6 +213,22 @@ def test_an_event_read_after_its_stream_was_folded_joins_the_childs_history(rule
     assert raised["subject"]["linkage"]["token"] == CHILD and len(raised["payload"]["contributing"]) == 3
 
 
+def test_an_event_under_the_folded_token_later_in_the_same_batch_joins_the_child(rules: HubRules,
+                                                                                 calendar: Any) -> None:
+    """The same, read in the batch that carries the person.linked, before the identity register has written the
+    link (intake writes it once Kafka has acknowledged): the batch itself knows the fold, so the concern counts under
+    the child's token and the enquiry it contributes to is the child's, not a second one under the folded token."""
+    held = [Entry(derived_id("p", "1"), "police.incident_child_present", "police", "2026-11-29T19:00:00Z", "low"),
+            Entry(derived_id("p", "2"), "health.safeguarding_flag", "health", "2026-11-30", "medium")]
+    late = event(1, "education.attendance_concern", "education", "2026-11-30T09:00:00Z", token=OTHER)
+    plan = plan_hub([linked(9, CHILD, OTHER, "2026-11-30T10:00:00Z"), late], HubFacts(history={CHILD: held}),
+                    rules, calendar)
+    assert [token for token, _ in plan.entries] == [CHILD]
+    (raised,) = of(plan, CUMULATIVE)
+    assert raised["subject"]["linkage"]["token"] == CHILD and len(raised["payload"]["contributing"]) == 3
+    assert {e["subject"]["linkage"]["token"] for e in of(plan, ENQUIRY)} == {CHILD}
+
+
 def test_a_batch_read_again_after_its_writes_derives_nothing_new(rules: HubRules, calendar: Any) -> None:
     batch = [event(1, "education.attendance_concern", "education", "2026-09-14"),
              event(2, "health.safeguarding_flag", "health", "2026-10-20"),
@@ -318,9 +334,9 @@ def clock(kind: str, due: str) -> Clock:
 def test_clocks_settle_met_when_the_school_was_told_and_breached_once_due() -> None:
     told, untold, decision = (clock("encompass", "2026-12-01T08:45:00Z"), clock("encompass", "2026-12-02T08:45:00Z"),
                               clock("decision", "2026-12-01T09:00:00Z"))
-    early = settle([told, untold, decision], frozenset({told.event_id}), "2026-12-01T08:00:00Z")
+    early = settle([told, untold, decision], {told.event_id: "2026-12-01T07:30:00Z"}, "2026-12-01T08:00:00Z")
     assert [c for c, _ in early.met] == [told] and early.breached == []
-    late = settle([untold, decision], frozenset(), "2026-12-02T09:00:00Z")
+    late = settle([untold, decision], {}, "2026-12-02T09:00:00Z")
     assert late.met == [] and late.breached == [untold, decision]
     payload = breach_event(decision, "1.4.0", "2026-12-02T09:00:00Z")["payload"]
     assert payload["clock"] == "decision" and payload["due_by"] == "2026-12-01T09:00:00Z"

@@ -28,6 +28,12 @@ def referral(*gradings: tuple[str, str], level: str = "unknown") -> dict[str, An
             "consent": {"status": "given"}, "payload": {"referral_date": "2026-05-05"}}
 
 
+def from_police(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the force's: police gradings are mapped only on a police record."""
+    return {**event, "event_type": "police.public_protection_notice",
+            "source": {**event["source"], "agency": "police"}}
+
+
 @pytest.fixture(scope="module")
 def sample_text() -> str:
     return SAMPLE.read_text()
@@ -35,14 +41,15 @@ def sample_text() -> str:
 
 def test_the_highest_mapped_grading_is_the_common_level() -> None:
     scales = load_protocol(SAMPLE).risk_scales
-    found = assess(scales, referral(("police_dash", "standard"), ("police_vulnerability", "high")))
+    found = assess(scales, from_police(referral(("police_dash", "standard"), ("police_vulnerability", "high"))))
     assert (found.level, found.source_level) == ("high", "unknown")
     assert [g.common for g in found.gradings] == ["low", "high"]
 
 
 def test_an_unmapped_grading_leaves_the_source_level_and_says_so() -> None:
     scales = load_protocol(SAMPLE).risk_scales
-    found = assess(scales, referral(("police_dash", "extreme"), ("no_such_scale", "high"), level="medium"))
+    found = assess(scales, from_police(referral(("police_dash", "extreme"), ("no_such_scale", "high"),
+                                                level="medium")))
     assert found.level == "medium"  # nothing mapped: the source's own level stands, never lowered to unknown
     text = found.describe()
     assert "police_dash extreme not mapped by the protocol" in text and "no_such_scale high not mapped" in text
@@ -63,8 +70,8 @@ def test_a_partnership_moves_a_threshold_without_a_release(sample_text: str, tmp
     event = referral(("social_care_threshold", "child_in_need"))
     before = load_protocol(SAMPLE)
     assert decide(before, event, "early_help", case_open=True).outcome == "deliver"
-    moved = sample_text.replace("levels: {universal: none, early_help: low, child_in_need: medium,",
-                                "levels: {universal: none, early_help: low, child_in_need: high,")
+    moved = sample_text.replace("{universal: none, early_help: low, child_in_need: medium,",
+                                "{universal: none, early_help: low, child_in_need: high,")
     assert moved != sample_text
     path = tmp_path / "moved.yaml"
     path.write_text(moved)
@@ -112,3 +119,52 @@ def test_compile_refuses_a_level_off_the_common_scale(sample_text: str) -> None:
     data["risk_scales"][0]["levels"]["high"] = "severe"
     with pytest.raises(ProtocolError):
         parse_protocol(data, "t.yaml", base_dir=SAMPLE.parent)
+
+
+def test_a_grading_on_another_agencys_scale_does_not_raise_the_level() -> None:
+    """The attacker's test: a school's record claiming the police's DASH "high" (or the hub's RAG red) is not high:
+    a scale maps only the gradings of the agency it belongs to, and explain says the grading was not mapped."""
+    protocol = load_protocol(SAMPLE)
+    school = {**referral(("police_dash", "high"), ("mash_rag", "red"), ("school_concern", "logged")),
+              "event_type": "education.attendance_concern",
+              "source": {"agency": "education", "system": "999-9999", "record_id": "thr-2", "record_version": "1",
+                         "format": "test"}}
+    found = assess(protocol.risk_scales, school)
+    assert found.level == "low"  # the school's own "logged", not the claimed police or hub grading
+    assert [g.common for g in found.gradings] == [None, None, "low"]
+    assert assessed(protocol.risk_scales, school)["risk"]["level"] == "low"
+    text = format_explanation(explain(protocol, school, "early_help", case_open=True))
+    assert "police_dash high not mapped: the scale is police's" in text and "school_concern logged -> low" in text
+    alone = {**school, "risk": {"level": "unknown", "categories": [],
+                                "agency_levels": [{"scale": "police_dash", "level": "high"}]}}
+    assert assess(protocol.risk_scales, alone).level == "unknown"
+    assert decide(protocol, alone, "early_help", case_open=True).outcome == "withhold"
+
+
+def test_a_partnership_moves_a_school_threshold_without_a_release(sample_text: str) -> None:
+    """The same school record (a Children Missing Education notice, as the education adapter makes it) under the
+    sample protocol and under a copy that places every school_concern level one step higher: the common level and
+    early help's outcome change with the protocol alone, and explain names the scale, the school's level and where
+    each protocol places it."""
+    from adapters.education.cme import ADAPTER as CME
+    from tests.adapters.education.helpers import adapt, fixture
+
+    [notice] = adapt(CME, fixture("cme.xml")).events
+    assert notice["risk"]["level"] == "unknown"  # the school grades; it does not place
+    notice = {**notice, "consent": {"status": "given"}}  # the family agreed to early help
+    data = yaml.safe_load(sample_text)
+    [school] = [s for s in data["risk_scales"] if s["id"] == "school_concern"]
+    up = {"none": "low", "low": "medium", "medium": "high", "high": "critical", "critical": "critical"}
+    school["levels"] = {level: up[common] for level, common in school["levels"].items()}
+    sample, moved = load_protocol(SAMPLE), parse_protocol(data, "moved.yaml", base_dir=SAMPLE.parent)
+
+    assert assess(sample.risk_scales, notice).level == "medium"
+    assert assess(moved.risk_scales, notice).level == "high"
+    assert decide(sample, notice, "early_help", case_open=True).outcome == "deliver"
+    after = decide(moved, notice, "early_help", case_open=True)
+    assert after.outcome == "withhold" and "risk level high is above medium" in after.reason
+    for protocol, common in ((sample, "medium"), (moved, "high")):
+        expl = explain(protocol, notice, "early_help", case_open=True)
+        assert expl["event"]["risk_gradings"] == [{"scale": "school_concern", "level": "child_missing_education",
+                                                  "common": common}]
+        assert f"from school_concern child_missing_education -> {common}" in format_explanation(expl)

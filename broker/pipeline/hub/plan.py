@@ -116,6 +116,10 @@ class _Batch:
         histories[token] = fold_history(histories, absorbed, token)
         histories.pop(absorbed, None)
         self.plan.folds.append((absorbed, token))
+        # later events of the batch under the folded token are the child's, though the identity register may not
+        # hold the link yet (intake writes it after Kafka's acknowledgement)
+        self.facts.current.update({t: token for t, into in self.facts.current.items() if into == absorbed})
+        self.facts.current[absorbed] = token
         for side in (token, absorbed):  # an enquiry whose window passed unfed is over, not merged
             stale = self.facts.enquiries.get(side)
             if stale is not None and not joins(stale, event["occurred_at"], self.rules.enquiry_window_hours):
@@ -232,12 +236,18 @@ class Settled:
     breached: list[Clock]
 
 
-def settle(running: Sequence[Clock], reached: frozenset[str], now: str) -> Settled:
-    """The running clocks at `now`: an Encompass clock is met once its incident has reached a school DSL (`reached`:
-    the event ids delivered to a subscriber of the clock's role), else breached once due; a decision clock (met only
-    by a decision, in the batch) breaches once due."""
+def settle(running: Sequence[Clock], reached: Mapping[str, str | None], now: str) -> Settled:
+    """The running clocks at `now`. An Encompass clock is met, at its delivery time, when its incident reached a
+    school DSL before the next school day started (`reached`: event id -> when it was first delivered to a
+    subscriber of the clock's role, None when the delivered log holds no time for it); a delivery at or after the
+    deadline, or at a time the log cannot prove, does not meet it. Every clock not met breaches once due; a decision
+    clock is met only by a decision, in the batch."""
     at = parse_instant(now)
-    met = [(c, now) for c in running if c.kind == "encompass" and c.event_id in reached]
+    met = []
+    for c in running:
+        when = reached.get(c.event_id) if c.kind == "encompass" else None
+        if when is not None and parse_instant(when) < parse_instant(c.due_at):
+            met.append((c, when))
     done = {c.clock_id for c, _ in met}
     return Settled(met, [c for c in running if c.clock_id not in done and parse_instant(c.due_at) < at])
 

@@ -8,6 +8,7 @@ from adapters.education.cme import ADAPTER as CME
 from adapters.education.exclusions import ADAPTER as EXCLUSIONS
 from adapters.kit.interface import AdapterInputError
 from tests.adapters.education.helpers import INVALID_UPN, VALID_UPN, adapt, codes, fixture
+from tests.adapters.grading import placed
 
 CME_XML = fixture("cme.xml")
 CENSUS = fixture("census_exclusions.xml")
@@ -37,6 +38,7 @@ def test_cme_maps_field_by_field() -> None:
     [parent] = event["subject"]["related_people"]
     assert (parent["role"], parent["parental_responsibility"]) == ("parent", True)
     assert parent["person"]["phones"] == ["07700 900003"]
+    assert placed(event) == {"level": "medium", "categories": [], "graded": ["child_missing_education"]}
 
 
 def test_cme_bad_leaving_date_rejects_only_that_pupil() -> None:
@@ -88,6 +90,12 @@ def test_exclusions_map_every_category(census) -> None:
         assert e["occurred_at"] == e["payload"]["start_date"]
         assert e["payload"]["school"] == {"la_code": "380", "urn": "999001",
                                           "name": "Testing Primary School (fictitious)"}
+
+
+def test_exclusions_are_graded_by_their_census_category(census) -> None:
+    graded = sorted((e["payload"]["category"], placed(e)["graded"][0], placed(e)["level"]) for e in census.events)
+    assert graded == [("lunchtime", "lunchtime_exclusion", "low"), ("permanent", "permanent_exclusion", "medium"),
+                      ("suspension", "suspension", "low"), ("suspension", "suspension", "low")]
 
 
 def test_pupils_without_exclusions_are_not_read(census) -> None:

@@ -7,6 +7,7 @@ import pytest
 from adapters.education.ctf import ADAPTER
 from adapters.kit.interface import AdapterInputError
 from tests.adapters.education.helpers import INVALID_UPN, RECEIVED, VALID_UPN, adapt, by_type, codes, fixture
+from tests.adapters.grading import placed
 
 CTF25 = fixture("ctf25.xml")
 
@@ -108,6 +109,27 @@ def test_attendance_concern_for_latest_year_below_threshold(out25) -> None:
         "school": {"la_code": "380", "urn": "999001", "name": "Testing Primary School (fictitious)"},
     }
     assert concern["subject"]["related_people"] == []
+
+
+def test_attendance_concern_is_graded_by_the_dfe_absence_measure_not_given_a_common_level(out25) -> None:
+    """35 of 300 sessions missed (11.7%) is persistent absence on the school's scale; the sample protocol places it."""
+    [concern] = by_type(out25, "education.attendance_concern")
+    assert placed(concern) == {"level": "low", "categories": [], "graded": ["persistent_absence"]}
+
+
+@pytest.mark.parametrize(("authorised", "unauthorised", "threshold", "grading", "common"), [
+    (5, 4, 0.95, "below_attendance_threshold", "low"),  # 9% missed: under the partnership's 95%, not persistent
+    (6, 4, 0.95, "persistent_absence", "low"),  # exactly 10% missed is persistently absent (DfE: 10% or more)
+    (30, 19, 0.9, "persistent_absence", "low"),  # 49%
+    (30, 20, 0.9, "severe_absence", "medium"),  # exactly 50% is severe absence (DfE: 50% or more)
+    (60, 40, 0.9, "severe_absence", "medium"),  # no sessions attended
+])
+def test_attendance_gradings_at_the_dfe_boundaries(authorised: int, unauthorised: int, threshold: float,
+                                                   grading: str, common: str) -> None:
+    data = (fixture("ctf24.xml").replace(b"<SessionsAuthorised>5<", f"<SessionsAuthorised>{authorised}<".encode())
+            .replace(b"<SessionsUnauthorised>4<", f"<SessionsUnauthorised>{unauthorised}<".encode()))
+    [concern] = by_type(adapt(ADAPTER, data, attendance_threshold=threshold), "education.attendance_concern")
+    assert placed(concern) == {"level": common, "categories": [], "graded": [grading]}
 
 
 def test_invalid_upn_is_kept_and_flagged_not_rejected(out25) -> None:

@@ -17,6 +17,7 @@ import pytest
 from adapters.health.fhir import ADAPTER
 from adapters.health.safeguarding_codes import SAFEGUARDING_SNOMED, SNOMED_DESCENDANTS, concern_for
 from adapters.kit.interface import AdaptContext
+from tests.adapters.grading import common_level, gradings
 from tests.adapters.health.builders import SNOMED, VALID_NHS, as_json, as_xml, bundle, concept, condition, flag, patient
 from tests.conftest import assert_canonical
 
@@ -219,7 +220,8 @@ def test_snomed_descendant_carries_its_listed_ancestors_concern(code: str, ances
     [event] = [e for e in adapt(bundle(patient(), condition(concept(code)))).events
                if e["event_type"] == "health.clinical_finding"]
     assert event["risk"]["categories"] == list(SAFEGUARDING_SNOMED[ancestor].categories)
-    assert event["risk"]["level"] == SAFEGUARDING_SNOMED[ancestor].level
+    assert gradings(event) == SAFEGUARDING_SNOMED[ancestor].agency_levels()
+    assert event["risk"]["level"] == "unknown" and common_level(event) == "medium"
     assert event["payload"]["code"]["code"] == code
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from adapters.health.fhir import ADAPTER
 from adapters.kit.interface import AdaptContext, AdapterInputError
+from tests.adapters.grading import common_level, gradings
 from tests.adapters.health.builders import (
     INVALID_NHS,
     SNOMED,
@@ -45,14 +46,18 @@ def only_event(resource: dict, event_type: str) -> dict:
 def test_safeguarding_flag_from_snomed_code() -> None:
     event = only_event(flag(concept("836881000000105", display="Child is cause for safeguarding concern")),
                        "health.safeguarding_flag")
-    assert event["risk"] == {"level": "medium", "categories": ["other"]}
+    # health's own grading, in the code's words; the sample protocol places it at medium
+    assert event["risk"] == {"level": "unknown", "categories": ["other"],
+                             "agency_levels": [{"scale": "health_safeguarding", "level": "safeguarding_concern"}]}
+    assert common_level(event) == "medium"
     assert event["payload"]["code"]["code"] == "836881000000105"
     assert event["subject"]["child"]["nhs_number"] == "9990000018"
 
 
 def test_exploitation_flag_carries_its_category() -> None:
     event = only_event(flag(concept("919461000000108")), "health.safeguarding_flag")
-    assert event["risk"] == {"level": "high", "categories": ["child_sexual_exploitation"]}
+    assert event["risk"]["categories"] == ["child_sexual_exploitation"]
+    assert gradings(event) == [("health_safeguarding", "exploitation_risk")] and common_level(event) == "high"
 
 
 @pytest.mark.parametrize("category", [concept("FGM", FLAG_CATEGORY),
@@ -60,11 +65,36 @@ def test_exploitation_flag_carries_its_category() -> None:
 def test_fgm_flag_by_category(category: dict) -> None:
     event = only_event(flag(concept("123", "https://example.org/local-flags"), category), "health.safeguarding_flag")
     assert event["risk"]["categories"] == ["fgm"]
+    assert gradings(event) == [("health_safeguarding", "fgm")] and common_level(event) == "high"
+
+
+PRIORITY_EXT = "http://hl7.org/fhir/StructureDefinition/flag-priority"
+
+
+@pytest.mark.parametrize(("code", "grading", "common"), [("PH", "flag_priority_high", "high"),
+                                                         ("PL", "flag_priority_low", "medium")])
+def test_a_flags_own_priority_is_sent_as_a_grading(code: str, grading: str, common: str) -> None:
+    """The sender's own priority on the flag (the core flag-priority extension) travels as health's grading beside
+    the code's; the common level is the highest the protocol maps (a low priority does not lower the code's)."""
+    prioritised = flag(concept("836881000000105"))
+    prioritised["extension"] = [{"url": PRIORITY_EXT, "valueCodeableConcept": concept(
+        code, "http://terminology.hl7.org/CodeSystem/flag-priority-code")}]
+    event = only_event(prioritised, "health.safeguarding_flag")
+    assert gradings(event) == [("health_safeguarding", "safeguarding_concern"), ("health_safeguarding", grading)]
+    assert common_level(event) == common
+
+
+def test_a_flag_priority_in_another_code_system_is_not_read_as_one() -> None:
+    prioritised = flag(concept("836881000000105"))
+    prioritised["extension"] = [{"url": PRIORITY_EXT, "valueCodeableConcept": concept(
+        "PH", "https://example.org/local-priorities")}]
+    event = only_event(prioritised, "health.safeguarding_flag")
+    assert gradings(event) == [("health_safeguarding", "safeguarding_concern")]
 
 
 def test_other_flag_is_clinical() -> None:
     event = only_event(flag(concept("226201008")), "health.clinical_flag")
-    assert event["risk"]["level"] == "unknown"
+    assert event["risk"] == {"level": "unknown", "categories": []}  # no grading: not a safeguarding matter
 
 
 def test_flag_author_organisation_resolved_in_bundle() -> None:
@@ -81,15 +111,17 @@ def test_flag_about_a_location_is_rejected() -> None:
 
 # --- CP-IS ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("code", "kind"), [("CPPI", "child_protection_plan"), ("LACI", "looked_after_child"),
-                                            ("UCPI", "unborn_child_protection_plan"),
-                                            ("CPPIU", "child_protection_plan")])
-def test_cpis_careplan_kinds(code: str, kind: str) -> None:
+@pytest.mark.parametrize(("code", "kind", "grading"), [
+    ("CPPI", "child_protection_plan", "child_protection"), ("LACI", "looked_after_child", "looked_after"),
+    ("UCPI", "unborn_child_protection_plan", "unborn_child_protection"),
+    ("CPPIU", "child_protection_plan", "child_protection")])
+def test_cpis_careplan_kinds(code: str, kind: str, grading: str) -> None:
     event = only_event(careplan([concept(code, CPIS_OID)]), "health.child_protection_plan_notice")
     assert event["payload"]["plan_kind"] == kind
     assert event["payload"]["period_start"] == "2024-01-10"
     assert event["payload"]["period_end"] == "2024-07-10"
-    assert event["risk"]["level"] == "high"
+    assert event["risk"]["level"] == "unknown"  # CP-IS grades by the plan; the protocol places it (high)
+    assert gradings(event) == [("health_safeguarding", grading)] and common_level(event) == "high"
 
 
 def test_cpis_careplan_local_authority_and_categories() -> None:
@@ -99,7 +131,8 @@ def test_cpis_careplan_local_authority_and_categories() -> None:
     [event] = [e for e in out.events if e["event_type"] == "health.child_protection_plan_notice"]
     assert event["payload"]["responsible_organisation"] == {"name": "Testshire County Council"}
     assert event["payload"]["contact_phone"] == "01000 000000"
-    assert event["risk"] == {"level": "high", "categories": ["neglect"]}
+    assert event["risk"]["categories"] == ["neglect"]
+    assert gradings(event) == [("health_safeguarding", "child_protection")] and common_level(event) == "high"
 
 
 def test_cpis_flag_without_plan_type_assumes_cpp_and_says_so() -> None:
@@ -123,16 +156,18 @@ def test_other_careplan_is_skipped_not_rejected() -> None:
 
 # --- Condition and Observation ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("code", "system", "categories"), [
-    ("T74.1", "http://hl7.org/fhir/sid/icd-10", ["physical_abuse"]),
-    ("X78", "http://hl7.org/fhir/sid/icd-10", ["self_harm"]),
-    ("248062006", SNOMED, ["self_harm"]),
-    ("902961000000107", SNOMED, ["fgm"]),
-    ("66214007", SNOMED, ["substance_misuse"]),
+@pytest.mark.parametrize(("code", "system", "categories", "grading", "common"), [
+    ("T74.1", "http://hl7.org/fhir/sid/icd-10", ["physical_abuse"], "maltreatment", "high"),
+    ("X78", "http://hl7.org/fhir/sid/icd-10", ["self_harm"], "intentional_self_harm", "high"),
+    ("248062006", SNOMED, ["self_harm"], "self_injurious_behaviour", "medium"),
+    ("902961000000107", SNOMED, ["fgm"], "fgm", "high"),
+    ("66214007", SNOMED, ["substance_misuse"], "substance_misuse", "medium"),
 ])
-def test_safeguarding_condition(code: str, system: str, categories: list[str]) -> None:
+def test_safeguarding_condition(code: str, system: str, categories: list[str], grading: str, common: str) -> None:
     event = only_event(condition(concept(code, system)), "health.clinical_finding")
     assert event["risk"]["categories"] == categories
+    assert event["risk"]["level"] == "unknown"  # the adapter grades; the protocol places the grading
+    assert gradings(event) == [("health_safeguarding", grading)] and common_level(event) == common
     payload = event["payload"]
     assert payload["resource_kind"] == "Condition"
     assert payload["status"] == "active"
@@ -155,7 +190,8 @@ def test_tobacco_use_is_not_substance_misuse() -> None:
 def test_pregnancy_only_for_a_minor() -> None:
     minor = adapt(bundle(patient(birth="2009-01-01"), condition(concept("77386006"))))
     adult = adapt(bundle(patient(birth="1990-01-01"), condition(concept("77386006"))))
-    assert "health.clinical_finding" in [e["event_type"] for e in minor.events]
+    [finding] = [e for e in minor.events if e["event_type"] == "health.clinical_finding"]
+    assert gradings(finding) == [("health_safeguarding", "pregnancy_under_18")]
     assert [e["event_type"] for e in adult.events] == ["person.identified"]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
 from adapters.social_care.cin import ADAPTER
+from tests.adapters.grading import common_level, placed
 from tests.adapters.social_care.builders import (
     BAD_CHECK_UPN,
     CHILD_ID,
@@ -61,12 +62,12 @@ def test_2022_variant_maps_every_field() -> None:
     assert referral["payload"] == {"referral_date": "2023-05-02", "referral_source": "5A", "primary_need_code": "N1",
                                    "referral_nfa": False, "cin_plan_start_dates": ["2023-05-20"],
                                    "cin_plan_end_dates": ["2023-05-29"]}
-    assert referral["risk"] == {"level": "medium", "categories": []}  # N1 abuse or neglect
+    assert placed(referral) == {"level": "medium", "categories": [], "graded": ["need_abuse_or_neglect"]}  # N1
     assert referral["source"]["record_id"] == f"{CHILD_ID}:2023-05-02"
     a = kinds["social_care.assessment"][0]
     assert a["payload"] == {"actual_start_date": "2023-05-10", "internal_review_date": "2023-05-24",
                             "authorisation_date": "2023-06-20", "factors": ["16A", "3A"]}
-    assert a["risk"] == {"level": "high", "categories": ["domestic_abuse", "neglect"]}
+    assert placed(a) == {"level": "high", "categories": ["domestic_abuse", "neglect"], "graded": ["harm_factors"]}
     assert a["occurred_at"] == "2023-05-10"
     s47 = kinds["social_care.section47_enquiry"][0]
     assert s47["payload"] == {"actual_start_date": "2023-05-12", "initial_cp_conference_target_date": "2023-06-02",
@@ -74,19 +75,23 @@ def test_2022_variant_maps_every_field() -> None:
     started = kinds["social_care.child_protection_plan_started"][0]
     assert started["payload"] == {"start_date": "2023-05-30", "initial_category_of_abuse": "NEG",
                                   "number_of_previous_cpp": 1}
-    assert started["risk"] == {"level": "high", "categories": ["neglect"]}
+    assert placed(s47) == {"level": "high", "categories": [], "graded": ["child_protection"]}
+    assert placed(started) == {"level": "high", "categories": ["neglect"], "graded": ["child_protection"]}
     reviews = kinds["social_care.child_protection_plan_reviewed"]
     assert [(r["occurred_at"], r["payload"]["review_dates"]) for r in reviews] == [
         ("2023-08-30", ["2023-08-30"]), ("2024-01-15", ["2024-01-15"])]
     assert {tuple(r["risk"]["categories"]) for r in reviews} == {("emotional_abuse",)}  # the latest category
+    assert {common_level(r) for r in reviews} == {"high"}
     ended = kinds["social_care.child_protection_plan_ended"][0]
     assert ended["payload"] == {"start_date": "2023-05-30", "end_date": "2024-02-20",
                                 "initial_category_of_abuse": "NEG", "latest_category_of_abuse": "EMO",
                                 "number_of_previous_cpp": 1, "review_dates": ["2023-08-30", "2024-01-15"]}
-    assert ended["risk"] == {"level": "medium", "categories": ["emotional_abuse"]}
+    assert placed(ended) == {"level": "medium", "categories": ["emotional_abuse"],
+                             "graded": ["child_protection_plan_ended"]}
     closed = kinds["social_care.case_closed"][0]
     assert closed["payload"] == {"closure_date": "2024-03-01", "reason_for_closure": "RC7"}
     assert closed["occurred_at"] == "2024-03-01"
+    assert placed(closed) == {"level": "low", "categories": [], "graded": ["case_closed"]}
 
 
 def test_2025_variant_reads_sex() -> None:
@@ -220,6 +225,8 @@ def test_secondary_values_that_are_bad_are_left_out_and_flagged() -> None:
     assert rejections == []
     referral = kinds["social_care.referral"][0]
     assert "referral_nfa" not in referral["payload"] and referral["payload"]["primary_need_code"] == "N77"
+    # an unknown need code is kept in the payload but never becomes a grading of its own: not stated
+    assert placed(referral) == {"level": "low", "categories": [], "graded": ["need_not_stated"]}
     assert {("code.unrecognised", "CINdetails/PrimaryNeedCode"), ("value.invalid", "CINdetails/ReferralNFA")} <= \
         codes_of(referral)
     a = kinds["social_care.assessment"][0]
@@ -227,17 +234,33 @@ def test_secondary_values_that_are_bad_are_left_out_and_flagged() -> None:
     assert {("date.invalid", "CINdetails/Assessments/AssessmentAuthorisationDate"),
             ("code.unrecognised", "CINdetails/Assessments/FactorsIdentifiedAtAssessment/AssessmentFactors[2]")} <= \
         codes_of(a)
-    assert a["risk"] == {"level": "high", "categories": ["neglect", "other"]}
+    # an unrecognised factor is a concern; neglect (16A) is harm, and the gravest kind is listed first
+    assert placed(a) == {"level": "high", "categories": ["neglect", "other"],
+                         "graded": ["harm_factors", "concern_factors"]}
     ended = kinds["social_care.child_protection_plan_ended"][0]
     assert "number_of_previous_cpp" not in ended["payload"]
     assert ended["risk"]["categories"] == ["other"]  # an unknown category of abuse is still a plan
 
 
+@pytest.mark.parametrize(("need", "nfa", "grading", "common"), [
+    ("N1", "true", "referral_nfa", "low"),  # no further action is the referral's outcome, whatever its need
+    ("N1", "false", "need_abuse_or_neglect", "medium"),
+    ("N2", "false", "need_disability", "low"),
+    (None, "false", "need_not_stated", "low"),
+])
+def test_a_referral_is_graded_by_its_primary_need_or_no_further_action(need: str | None, nfa: str, grading: str,
+                                                                       common: str) -> None:
+    kinds, _ = events_of(message(child(None, None, details(need=need, nfa=nfa))))
+    [referral] = kinds["social_care.referral"]
+    assert placed(referral) == {"level": common, "categories": [], "graded": [grading]}
+
+
 def test_no_factor_assessment_is_no_risk_and_missing_factors_unknown() -> None:
     cin = details(assessments=[assessment(factors=("21",)), assessment(start="2023-06-01", factors=())])
     kinds, _ = events_of(message(child(None, None, cin)))
-    assert [e["risk"] for e in kinds["social_care.assessment"]] == [
-        {"level": "none", "categories": []}, {"level": "unknown", "categories": []}]
+    no_factors, none_given = kinds["social_care.assessment"]
+    assert placed(no_factors) == {"level": "none", "categories": [], "graded": ["no_factors"]}
+    assert none_given["risk"] == {"level": "unknown", "categories": []}  # no grading: the source gave none
 
 
 def test_messages_never_carry_record_values() -> None:

@@ -10,6 +10,7 @@ import pytest
 from adapters.kit.interface import AdaptContext, Rejection
 from adapters.social_care.cin import ADAPTER, CinAdapter
 from adapters.social_care.cin_xsd import load_schema
+from tests.adapters.grading import placed
 from tests.adapters.social_care.builders import CTX, child, identifiers, message
 from tests.conftest import assert_canonical
 
@@ -68,27 +69,29 @@ def test_sample_child_and_event_values(sample: bytes) -> None:
         "referral_date": "1970-10-06", "referral_source": "1A", "primary_need_code": "N4", "referral_nfa": False,
         "cin_plan_start_dates": ["1971-01-24"], "cin_plan_end_dates": ["1971-01-26"],
         "initial_cp_conference_date": "1970-12-06"}
-    assert referral["risk"] == {"level": "low", "categories": []}
+    assert placed(referral) == {"level": "low", "categories": [], "graded": ["need_family_in_acute_stress"]}  # N4
     assessment = kinds["social_care.assessment"][0]
     assert assessment["payload"] == {"actual_start_date": "1970-06-03", "internal_review_date": "1970-06-22",
                                      "authorisation_date": "1971-07-18", "factors": ["2A", "2B"]}
-    assert assessment["risk"] == {"level": "medium", "categories": ["parental_substance_misuse", "substance_misuse"]}
+    assert placed(assessment) == {"level": "medium", "categories": ["parental_substance_misuse", "substance_misuse"],
+                                  "graded": ["concern_factors"]}
     s47 = kinds["social_care.section47_enquiry"][0]
     assert s47["payload"] == {"actual_start_date": "1970-06-02", "initial_cp_conference_target_date": "1970-06-23",
                               "initial_cp_conference_date": "1970-06-17", "icpc_not_required": False}
-    assert s47["risk"]["level"] == "high"
+    assert placed(s47) == {"level": "high", "categories": [], "graded": ["child_protection"]}
     started = kinds["social_care.child_protection_plan_started"][0]
     assert started["occurred_at"] == "1970-02-17"
     assert started["payload"] == {"start_date": "1970-02-17", "initial_category_of_abuse": "PHY",
                                   "number_of_previous_cpp": 10}
-    assert started["risk"] == {"level": "high", "categories": ["physical_abuse"]}
+    assert placed(started) == {"level": "high", "categories": ["physical_abuse"], "graded": ["child_protection"]}
     reviewed = kinds["social_care.child_protection_plan_reviewed"][0]
     assert (reviewed["occurred_at"], reviewed["payload"]) == ("1971-02-15", {"start_date": "1970-02-17",
                                                                               "review_dates": ["1971-02-15"]})
     ended = kinds["social_care.child_protection_plan_ended"][0]
     assert ended["occurred_at"] == "1971-03-14"
     assert ended["payload"]["latest_category_of_abuse"] == "PHY" and ended["payload"]["end_date"] == "1971-03-14"
-    assert ended["risk"] == {"level": "medium", "categories": ["physical_abuse"]}
+    assert placed(ended) == {"level": "medium", "categories": ["physical_abuse"],
+                             "graded": ["child_protection_plan_ended"]}
     closed = kinds["social_care.case_closed"][0]
     assert (closed["occurred_at"], closed["payload"]) == ("1971-02-27", {"closure_date": "1971-02-27",
                                                                           "reason_for_closure": "RC1"})

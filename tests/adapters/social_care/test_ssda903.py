@@ -11,6 +11,7 @@ import pytest
 
 from adapters.kit.interface import AdaptContext, AdapterInputError, Rejection
 from adapters.social_care.ssda903 import ADAPTER
+from tests.adapters.grading import placed
 from tests.adapters.social_care.builders import (
     BAD_CHECK_UPN,
     CSV_CTX,
@@ -66,7 +67,8 @@ def test_real_episodes_file(external_cases: Path) -> None:
     assert first["source"]["record_id"] == "566910:episode:2016-02-15"
     assert events[1]["event_type"] == "social_care.looked_after_episode_ended"
     assert events[1]["payload"]["end_date"] == "2017-08-14" and events[1]["payload"]["reason_episode_ceased"] == "X1"
-    assert events[1]["risk"]["level"] == "medium"  # X1: a new episode begins the same day
+    # X1: a new episode begins the same day, so the child is still looked after
+    assert placed(events[1]) == {"level": "medium", "categories": [], "graded": ["looked_after"]}
     assert second["payload"]["home_postcode"] == "EG19 7TT" and second["payload"]["placement_postcode"] == "WV27 9FW"
     # The deliberately inconsistent rows: a reason the episode ceased, but no end date (1413 open episodes).
     flagged = [e for e in events if e["data_quality"]]
@@ -88,7 +90,7 @@ def test_real_2020_episodes_file(external_cases: Path) -> None:
                                     "placement_provider": "PR4", "reason_episode_ceased": "E15",
                                     "home_postcode": "Y8 5KZ", "placement_postcode": "T28 2WB",
                                     "placement_urn": "6834366"}
-    assert events[1]["risk"]["level"] == "low"  # E15: left care
+    assert placed(events[1]) == {"level": "low", "categories": [], "graded": ["left_care"]}  # E15
     assert events[9]["payload"]["reason_place_change"] == "CREQB"
 
 
@@ -105,7 +107,7 @@ def test_synthetic_episode_maps_every_field() -> None:
                                   "category_of_need": "N1", "placement_type": "U1", "placement_provider": "PR1",
                                   "home_postcode": "LS17 7DF", "placement_postcode": "LS1 4HR",
                                   "placement_urn": "SC000001"}
-    assert started["risk"] == {"level": "medium", "categories": []}
+    assert placed(started) == {"level": "medium", "categories": [], "graded": ["looked_after"]}
     ended = events[2]
     assert ended["occurred_at"] == "2023-09-20"
     assert ended["payload"]["end_date"] == "2023-09-20" and ended["payload"]["reason_episode_ceased"] == "E13"
@@ -137,11 +139,13 @@ def test_missing_file() -> None:
     rows = ["TEST01,M,03/01/2024,05/01/2024", "TEST01,a,10/02/2024,", "TEST02,X,10/02/2024,",
             "TEST03,M,10/02/2024,01/02/2024", "TEST04,M,,"]
     events, rejections = convert(csv_file(MISSING_HEADER, *rows))
-    assert [(e["payload"], e["risk"]) for e in events] == [
+    assert [(e["payload"], placed(e)) for e in events] == [
         ({"kind": "missing", "start_date": "2024-01-03", "end_date": "2024-01-05"},
-         {"level": "high", "categories": ["missing"]}),
-        ({"kind": "away_from_placement", "start_date": "2024-02-10"}, {"level": "medium", "categories": ["missing"]}),
-        ({"kind": "missing", "start_date": "2024-02-10"}, {"level": "high", "categories": ["missing"]})]
+         {"level": "high", "categories": ["missing"], "graded": ["missing_from_care"]}),
+        ({"kind": "away_from_placement", "start_date": "2024-02-10"},
+         {"level": "medium", "categories": ["missing"], "graded": ["away_from_placement"]}),
+        ({"kind": "missing", "start_date": "2024-02-10"},
+         {"level": "high", "categories": ["missing"], "graded": ["missing_from_care"]})]
     assert {(w["code"], w["field"]) for w in events[2]["data_quality"]} == {("date.order", "MIS_END")}
     assert events[0]["event_type"] == "social_care.missing_from_care"
     assert rejections == [

@@ -1,0 +1,281 @@
+"""Statistical disclosure control: the one way an exact `Table` becomes a `Published` one (pure).
+
+What we follow is the Department for Education's practice for children's social care statistics (the DfE statement
+on confidentiality, as applied in "Children in need", "Children looked after" and "Serious incident notifications",
+explore-education-statistics.service.gov.uk): counts of 1 to 5 are shown "c"; further cells are suppressed
+("secondary suppression") so that a "c" cannot be worked out from the totals; a zero is shown as 0 (a zero is a zero
+in the return); local authority figures are unrounded and totals above local level are rounded to the nearest 10;
+percentages to one decimal place. The code is ours; the rules are theirs.
+
+How the secondary cells are chosen. The attacker we defend against knows every number published, the rules above
+and more: which "c" is primary (so lies in 1..5) and which secondary (this module takes secondary cells only among
+counts of 6 or more, never a zero, so a secondary lies in 6..). A rounded total R says the truth lies in R-5..R+4.
+What the attacker can then learn about a suppressed cell is exactly the set of values it takes over all integer
+tables consistent with that knowledge. For a two-way table with row, column and grand totals these constraints are
+those of a flow network (source -> rows -> cells -> columns -> sink, the grand total on the return arc), whose
+constraint matrix is totally unimodular: so the integer feasible values of a cell form an interval, and whether the
+cell can differ from its true value is decided exactly by two max-flow feasibility checks (Ford-Fulkerson with
+lower bounds; integral capacities give integral flows). A cell is protected when it can (its feasible set is not a
+single value). The greedy then takes, for each cell still pinned, the smallest count in its row or column that
+frees it (ties by the table's order, so the result is deterministic); when no cell can, the cell's row total, then
+its column total, then the grand total are suppressed. Suppressing more only ever widens what the attacker must
+consider, so a cell once protected stays protected and the loop ends.
+
+Rates: shown only when both their numerator and denominator would be shown (a rate and a published denominator
+give the numerator back); a zero denominator is "x". Rows below the minimum population (areas, schools, GP
+practices: hotspot breakdowns, whose `populations` are set) are never shown alone: they are added into one row,
+`OTHER_ROW`, which is then protected like any other.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from broker.insight.table import NOT_APPLICABLE, SUPPRESSED, Published, Shown, Table
+
+PRIMARY_MAX = 5  # DfE: counts of 1 to 5 are suppressed
+SECONDARY_MIN = PRIMARY_MAX + 1  # secondary cells are taken from counts of 6 or more, never a zero
+ROUND_TO = 10  # totals above local level, to the nearest 10
+DEFAULT_MIN_POPULATION = 100  # children: a row smaller than this is never shown alone (configurable per call)
+OTHER_ROW = "other: below minimum population"
+HOTSPOT_BREAKDOWNS = frozenset({"area", "school_urn", "gp_ods"})  # rows that name a place: the minimum applies
+RATE_DP = 1  # percentages to one decimal place
+UNBOUNDED = 10**15  # "no upper bound" in the flow network: above any count the broker can hold
+
+Cell = tuple[str, str]
+Reason = Literal["primary", "secondary"]
+
+
+def suppress(table: Table, *, local: bool = True, min_population: int = DEFAULT_MIN_POPULATION) -> Published:
+    """`table` as it may be shown outside the IG role. `local`: the table is of one local authority's partnership,
+    so its totals are exact (and protected by secondary suppression); otherwise totals are rounded to the nearest 10.
+    """
+    table = merge_small_rows(table, min_population)
+    rows, columns = table.rows, table.columns
+    counts = {(r, c): table.count(r, c) for r in rows for c in columns}
+    row_totals = {r: sum(counts[r, c] for c in columns) for r in rows}
+    column_totals = {c: sum(counts[r, c] for r in rows) for c in columns}
+    total = sum(counts.values())
+    step = 1 if local else ROUND_TO
+    state = _State(rows, columns, counts, {cell: "primary" for cell, n in counts.items() if 1 <= n <= PRIMARY_MAX},
+                   set(), set(), False, row_totals, column_totals, total, step)
+    _protect(state)
+    cells: dict[Cell, Shown] = {cell: SUPPRESSED if cell in state.suppressed else n for cell, n in counts.items()}
+    return Published(
+        measure=table.measure, title=table.title, rows_by=table.rows_by, columns_by=table.columns_by,
+        rows=rows, columns=columns, cells=cells,
+        row_totals={r: SUPPRESSED if r in state.hidden_rows else round_total(t, step) for r, t in row_totals.items()},
+        column_totals={c: SUPPRESSED if c in state.hidden_columns else round_total(t, step)
+                       for c, t in column_totals.items()},
+        total=SUPPRESSED if state.hidden_total else round_total(total, step),
+        suppressed=dict(sorted(state.suppressed.items(), key=lambda kv: state.order(kv[0]))),
+        rates=_rates(table, cells) if table.denominators is not None else None,
+    )
+
+
+def merge_small_rows(table: Table, min_population: int) -> Table:
+    """Rows whose population is below `min_population` added into `OTHER_ROW`. Only the hotspot breakdowns (a row
+    names an area, a school or a GP practice) with populations are touched; there a row with no population is small
+    (fail closed)."""
+    if table.rows_by not in HOTSPOT_BREAKDOWNS or not table.populations:
+        return table
+    small = [r for r in table.rows if table.populations.get(r, 0) < min_population]
+    if not small:
+        return table
+    kept = tuple(r for r in table.rows if r not in small)
+    into = {r: (OTHER_ROW if r in small else r) for r in table.rows}
+
+    def fold(cells: Mapping[Cell, int]) -> dict[Cell, int]:
+        out: dict[Cell, int] = {}
+        for (r, c), n in cells.items():
+            if r in into:
+                out[into[r], c] = out.get((into[r], c), 0) + n
+        return out
+
+    populations = {r: table.populations.get(r, 0) for r in kept}
+    populations[OTHER_ROW] = sum(table.populations.get(r, 0) for r in small)
+    return Table(measure=table.measure, title=table.title, rows_by=table.rows_by, columns_by=table.columns_by,
+                 rows=(*kept, OTHER_ROW), columns=table.columns, counts=fold(table.counts),
+                 denominators=fold(table.denominators) if table.denominators is not None else None,
+                 populations=populations)
+
+
+def round_total(value: int, step: int) -> int:
+    """To the nearest `step`, halves up (15 -> 20): the published figure R then means a truth in R-5..R+4."""
+    return value if step == 1 else ((value + step // 2) // step) * step
+
+
+def total_range(shown: Shown, step: int) -> tuple[int, int]:
+    """What a published total tells about the truth: itself, a rounded band, or (suppressed) nothing."""
+    if not isinstance(shown, int):
+        return 0, UNBOUNDED
+    if step == 1:
+        return shown, shown
+    return max(0, shown - step // 2), shown + step // 2 - 1
+
+
+def cell_range(reason: Reason) -> tuple[int, int]:
+    """What a "c" tells an attacker who knows its reason and this module's rules."""
+    return (1, PRIMARY_MAX) if reason == "primary" else (SECONDARY_MIN, UNBOUNDED)
+
+
+def _rates(table: Table, cells: Mapping[Cell, Shown]) -> dict[Cell, Shown]:
+    assert table.denominators is not None
+    out: dict[Cell, Shown] = {}
+    for cell, shown in cells.items():
+        den = table.denominators.get(cell, 0)
+        if den == 0:
+            out[cell] = NOT_APPLICABLE
+        elif shown == SUPPRESSED or den <= PRIMARY_MAX:
+            out[cell] = SUPPRESSED
+        else:
+            out[cell] = round(100 * table.count(*cell) / den, RATE_DP)
+    return out
+
+
+@dataclass(slots=True)
+class _State:
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    counts: dict[Cell, int]
+    suppressed: dict[Cell, Reason]
+    hidden_rows: set[str]
+    hidden_columns: set[str]
+    hidden_total: bool
+    row_totals: dict[str, int]
+    column_totals: dict[str, int]
+    total: int
+    step: int
+
+    def order(self, cell: Cell) -> tuple[int, int]:
+        return self.rows.index(cell[0]), self.columns.index(cell[1])
+
+    def shown_total(self, value: int, hidden: bool) -> Shown:
+        return SUPPRESSED if hidden else round_total(value, self.step)
+
+
+def _protect(state: _State) -> None:
+    """Secondary suppression until no suppressed cell is pinned (module docstring)."""
+    work = deque(sorted(state.suppressed, key=state.order))
+    while work:
+        cell = work.popleft()
+        if not pinned(state, cell):
+            continue
+        chosen = _freeing_cell(state, cell)
+        if chosen is not None:
+            state.suppressed[chosen] = "secondary"
+            work.append(chosen)  # the new secondary must itself be safe
+        elif cell[0] not in state.hidden_rows:
+            state.hidden_rows.add(cell[0])
+        elif cell[1] not in state.hidden_columns:
+            state.hidden_columns.add(cell[1])
+        else:
+            state.hidden_total = True
+        work.appendleft(cell)  # until it is free
+
+
+def _freeing_cell(state: _State, cell: Cell) -> Cell | None:
+    """The smallest count of 6 or more, in any row or column that holds a suppressed cell, whose suppression frees
+    `cell`; failing one, the smallest such count in the cell's own row or column (a step towards a set that does);
+    None if there is none."""
+    rows = {r for r, _ in state.suppressed}
+    columns = {c for _, c in state.suppressed}
+    candidates = sorted((c for c, n in state.counts.items() if n >= SECONDARY_MIN and c not in state.suppressed
+                         and (c[0] in rows or c[1] in columns)), key=lambda c: (state.counts[c], state.order(c)))
+    for candidate in candidates:
+        state.suppressed[candidate] = "secondary"
+        freed = not pinned(state, cell)
+        del state.suppressed[candidate]
+        if freed:
+            return candidate
+    own = [c for c in candidates if c[0] == cell[0] or c[1] == cell[1]]
+    return own[0] if own else None
+
+
+def pinned(state: _State, cell: Cell) -> bool:
+    """True when everything published allows the cell only its true value."""
+    truth = state.counts[cell]
+    lo, hi = cell_range(state.suppressed[cell])
+    return not (_feasible(state, cell, lo, truth - 1) or _feasible(state, cell, truth + 1, hi))
+
+
+def _feasible(state: _State, fixed: Cell, lo: int, hi: int) -> bool:
+    """Is there an integer table agreeing with everything published in which `fixed` lies in lo..hi?"""
+    if lo > hi:
+        return False
+    arcs: list[tuple[object, object, int, int]] = []
+    known_rows = {r: 0 for r in state.rows}
+    known_columns = {c: 0 for c in state.columns}
+    for (r, c), n in state.counts.items():
+        if (r, c) in state.suppressed:
+            a, b = (lo, hi) if (r, c) == fixed else cell_range(state.suppressed[r, c])
+            arcs.append((("row", r), ("column", c), a, b))
+        else:
+            known_rows[r] += n
+            known_columns[c] += n
+    for r in state.rows:
+        a, b = total_range(state.shown_total(state.row_totals[r], r in state.hidden_rows), state.step)
+        arcs.append(("source", ("row", r), max(0, a - known_rows[r]), b - known_rows[r]))
+    for c in state.columns:
+        a, b = total_range(state.shown_total(state.column_totals[c], c in state.hidden_columns), state.step)
+        arcs.append((("column", c), "sink", max(0, a - known_columns[c]), b - known_columns[c]))
+    known = sum(known_rows.values())
+    a, b = total_range(state.shown_total(state.total, state.hidden_total), state.step)
+    arcs.append(("sink", "source", max(0, a - known), b - known))
+    return circulation_exists(arcs)
+
+
+def circulation_exists(arcs: Iterable[tuple[object, object, int, int]]) -> bool:
+    """Whether a circulation exists with every arc's flow within its [lower, upper] (integers): the textbook
+    reduction to one max flow from a super source to a super sink that must saturate the lower bounds."""
+    capacity: dict[object, dict[object, int]] = {}
+    excess: dict[object, int] = {}
+
+    def add(u: object, v: object, cap: int) -> None:
+        capacity.setdefault(u, {}).setdefault(v, 0)
+        capacity[u][v] += cap
+        capacity.setdefault(v, {}).setdefault(u, 0)
+
+    for u, v, lower, upper in arcs:
+        if upper < lower:
+            return False
+        add(u, v, upper - lower)
+        excess[v] = excess.get(v, 0) + lower
+        excess[u] = excess.get(u, 0) - lower
+    need = 0
+    for node, e in excess.items():
+        if e > 0:
+            add("super-source", node, e)
+            need += e
+        elif e < 0:
+            add(node, "super-sink", -e)
+    return need == 0 or _max_flow(capacity, "super-source", "super-sink", need) == need
+
+
+def _max_flow(capacity: dict[object, dict[object, int]], source: object, sink: object, enough: int) -> int:
+    """Edmonds-Karp (shortest augmenting paths), stopping once `enough` flows; mutates `capacity` to residuals."""
+    flow = 0
+    while flow < enough:
+        parent: dict[object, object] = {source: source}
+        queue = deque([source])
+        while queue and sink not in parent:
+            u = queue.popleft()
+            for v, cap in capacity[u].items():
+                if cap > 0 and v not in parent:
+                    parent[v] = u
+                    queue.append(v)
+        if sink not in parent:
+            return flow
+        path, v = [], sink
+        while v != source:
+            path.append((parent[v], v))
+            v = parent[v]
+        push = min(capacity[u][v] for u, v in path)
+        for u, v in path:
+            capacity[u][v] -= push
+            capacity[v][u] += push
+        flow += push
+    return flow

@@ -1,0 +1,86 @@
+"""The insight watch (issue 17): every `insight_watch_interval_seconds`, read the audit store, run the rise detector
+(broker/insight/hotspots.py, detect.py) over the watched measures by area, school and GP practice, and raise each
+new rise to the hub as a `mash.hotspot_rise`.
+
+The events go out the way the hub watch's do (broker/service/hub_watch.py `_publish`: validated, protected, onto
+the events topic), reach the hub only through the protocol's rule for them (source agency `broker`), and are
+audited as `event_published`. Their ids are derived from measure, unit and period, so a rise already raised, which
+the audit store records, is not raised again, and a restart between publishing and auditing makes the same event,
+which the share stage's delivered log drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from broker.aio import blocking
+from broker.clock import now_iso
+from broker.insight.detect import DetectorConfig
+from broker.insight.hotspots import RISE, rise_event, rises
+from broker.insight.measures import default_measures
+from broker.insight.source import records_from_store_async
+from broker.logging import get_logger
+from broker.schema.loader import SCHEMA_VERSION
+from broker.service.hub_watch import _publish
+from broker.service.supervise import supervised
+
+if TYPE_CHECKING:
+    from broker.config import Settings
+    from broker.service.runtime import Runtime
+
+log = get_logger("mash.insight_watch")
+ACTOR = "insight-watch"
+REASON = "raised for the MASH hub by the insight watch: a measure rising beyond a place's own history (issue 17)"
+
+
+def detector_config(settings: Settings) -> DetectorConfig:
+    return DetectorConfig(baseline_periods=settings.insight_baseline_periods,
+                          min_baseline_periods=min(settings.insight_min_baseline_periods,
+                                                   settings.insight_baseline_periods),
+                          alpha=settings.insight_alpha, min_observed=settings.insight_min_observed,
+                          min_population=settings.insight_min_population)
+
+
+async def run_insight_watch(rt: Runtime, stop: asyncio.Event) -> None:
+    """Supervised: a crash is logged and counted, and the next run starts after the pause."""
+    await supervised(stop, lambda: _watch(rt, stop), log=log, crashed="insight_watch_crashed",
+                     restarts=rt.metrics.worker_restarts)
+
+
+async def _watch(rt: Runtime, stop: asyncio.Event) -> None:
+    log.info("insight_watch_started")
+    while not stop.is_set():
+        await watch_once(rt, now_iso())
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
+            await asyncio.wait_for(stop.wait(), timeout=rt.settings.insight_watch_interval_seconds)
+
+
+async def watch_once(rt: Runtime, now: str) -> list[dict[str, Any]]:
+    """One run at `now`: the new rises' events, published and audited (returned, for the caller's count)."""
+    records = await records_from_store_async(rt.audit_store)
+    catalogue = default_measures()
+    watched = [catalogue.by_id(m.strip()) for m in rt.settings.insight_measures.split(",") if m.strip()]
+    found = await blocking(rises, records, watched, detector_config(rt.settings), today=now[:10],
+                           across=rt.settings.insight_period)
+    raised = already_raised(records)
+    events = [e for e in (rise_event(r, SCHEMA_VERSION, rt.settings.linkage_key_version, now) for r in found)
+              if e["event_id"] not in raised]
+    if not events:
+        return []
+    await _publish(rt, events)
+    await rt.emit_audit([rt.audit_record("event_published", time=now, actor=ACTOR, event_id=e["event_id"],
+                                         event_type=RISE, subject=e["subject"]["linkage"]["token"], reason=REASON)
+                         for e in events])
+    for e in events:
+        log.info("hotspot_rise_raised", event_id=e["event_id"], measure=e["payload"]["measure"],
+                 unit_kind=e["payload"]["unit_kind"], period=e["payload"]["period"])
+    return events
+
+
+def already_raised(records: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The ids of the rises the audit store says were published."""
+    return frozenset(r["event_id"] for r in records
+                     if r.get("kind") == "event_published" and r.get("event_type") == RISE and r.get("event_id"))

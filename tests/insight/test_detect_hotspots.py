@@ -1,0 +1,87 @@
+"""Hotspots from audit records (broker/insight/hotspots.py): the measures by district, school and GP practice, the
+rise found in one fictitious district from the records alone, the `mash.hotspot_rise` it becomes (schema-valid, no
+child, the unit's code classified sensitive), and what of the tables may be shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from broker.audit.record import audit_record
+from broker.insight.detect import DetectorConfig
+from broker.insight.hotspots import hotspot_tables, published_hotspots, rise_event, rises
+from broker.insight.measures import default_measures
+from broker.insight.sdc import OTHER_ROW
+from broker.insight.table import SUPPRESSED
+from broker.schema.classification import classify
+from broker.schema.loader import SCHEMA_VERSION
+from broker.schema.validate import validate_event
+
+TODAY = dt.date(2026, 12, 1)  # Tuesday of 2026-W49
+MONDAY = TODAY - dt.timedelta(days=TODAY.weekday())
+CONFIG = DetectorConfig(alpha=0.01, min_population=20)
+
+
+def contact(n: int, day: dt.date, district: str, urn: str) -> dict[str, Any]:
+    """The audit record of one published police contact, its insight facts codes only (fictitious child lt1_...)."""
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hotspot-test/{n}"))
+    return audit_record("event_published", time=f"{day.isoformat()}T09:00:00Z", actor="intake:police",
+                        event_id=event_id, event_type="police.incident_child_present", subject=f"lt1_{n:024d}",
+                        agency="police", insight={"occurred_on": day.isoformat(), "source_agency": "police",
+                                                  "district": district, "school_urn": urn})
+
+
+def log(rising_now: int) -> list[dict[str, Any]]:
+    records, n = [], 0
+    for weeks_ago in range(8, -1, -1):
+        day = MONDAY - dt.timedelta(weeks=weeks_ago) + dt.timedelta(days=0 if weeks_ago == 0 else 3)
+        for district, urn, count in (("ZZ9", "999001", rising_now if weeks_ago == 0 else 2),
+                                     ("ZZ8", "999002", 3), ("ZZ7", "999003", 1)):
+            for _ in range(count):
+                records.append(contact(n, day, district, urn))
+                n += 1
+    return records
+
+
+def contacts() -> list[Any]:
+    return [default_measures().by_id("contacts")]
+
+
+def test_a_rise_in_one_district_is_found_from_the_audit_records_and_at_its_school() -> None:
+    found = rises(log(rising_now=12), contacts(), CONFIG, today=TODAY.isoformat())
+    assert {(r.unit_kind, r.unit) for r in found} == {("area", "ZZ9"), ("school_urn", "999001")}
+    area = next(r for r in found if r.unit_kind == "area")
+    assert (area.period, area.observed, area.baseline, area.expected) == ("2026-W49", 12, 16, 2.0)
+    assert rises(log(rising_now=2), contacts(), CONFIG, today=TODAY.isoformat()) == []  # steady: nothing
+
+
+def test_the_rise_event_is_schema_valid_names_no_child_and_keeps_its_id_across_runs() -> None:
+    (area, *_) = [r for r in rises(log(12), contacts(), CONFIG, today=TODAY.isoformat()) if r.unit_kind == "area"]
+    event = rise_event(area, SCHEMA_VERSION, 1, "2026-12-01T10:00:00Z")
+    assert validate_event(event) == []
+    assert event["subject"]["child"] == {} and event["subject"]["related_people"] == []
+    assert event["subject"]["linkage"]["basis"] == "finding_unit"
+    assert classify(event, "payload.unit_code") == "sensitive_operational"
+    assert classify(event, "payload.observed") == "operational"
+    again = rise_event(area, SCHEMA_VERSION, 1, "2026-12-01T11:00:00Z")  # the next run, an hour on
+    assert again["event_id"] == event["event_id"] and again["subject"] == event["subject"]
+    other_week = rise_event(type(area)(**{**_fields(area), "period": "2026-W50"}), SCHEMA_VERSION, 1,
+                            "2026-12-08T10:00:00Z")
+    assert other_week["event_id"] != event["event_id"]
+    forged = {**event, "payload": {**event["payload"], "unit_code": "ZZ9 1ZZ"}}  # a whole postcode never fits
+    assert validate_event(forged)
+
+
+def _fields(rise: Any) -> dict[str, Any]:
+    return {name: getattr(rise, name) for name in rise.__slots__}
+
+
+def test_published_hotspot_tables_fold_small_units_and_suppress_small_counts() -> None:
+    tables = hotspot_tables(log(12), contacts(), across="week")
+    assert {t.rows_by for t in tables} == {"area", "school_urn", "gp_ods"}
+    area = next(t for t in tables if t.rows_by == "area")
+    shown = next(p for p in published_hotspots([area], min_population=20))
+    assert "ZZ7" not in shown.rows and OTHER_ROW in shown.rows  # 9 contacts in all: below 20, never shown alone
+    assert shown.cells["ZZ8", "2026-W49"] == SUPPRESSED  # 3: a count of 1 to 5
+    assert all(shown.cells[c] == SUPPRESSED for c in shown.cells if 1 <= area.count(*c) <= 5 and c[0] != OTHER_ROW)
