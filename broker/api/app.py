@@ -38,6 +38,16 @@ beyond `MASH_INTAKE_RATE_PER_SECOND` for one key, get 429 with Retry-After.
 """
 
 
+def page_rises(rt: Runtime, records: list[dict[str, Any]]) -> list[Any]:
+    """The hotspot detector as the insight watch runs it (its settings, measures and period), for /insight."""
+    from broker.clock import now_iso
+    from broker.insight.hotspots import rises
+    from broker.service.insight_watch import detector_config, watched_measures
+
+    s = rt.settings
+    return rises(records, watched_measures(s), detector_config(s), today=now_iso()[:10], across=s.insight_period)
+
+
 def create_app(settings: Settings | None = None, *, share_workers: int = 1, audit_indexer: bool = True,
                runtime: Runtime | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -86,7 +96,8 @@ def create_app(settings: Settings | None = None, *, share_workers: int = 1, audi
     app.include_router(make_insight_router(lambda: app.state.runtime.audit_store, require("insight"),
                                            lambda: app.state.runtime.protocol,
                                            lambda totals: app.state.runtime.metrics.set_insight(totals),
-                                           (runtime.settings if runtime else settings).insight_min_population))
+                                           (runtime.settings if runtime else settings).insight_min_population,
+                                           rises=lambda records: page_rises(app.state.runtime, records)))
     app.include_router(health.router)
     app.include_router(make_docs_router("mash-broker"))  # Swagger UI from the broker's own files, not a CDN
 

@@ -2,7 +2,7 @@
 
 Every child is "Testchild Example<n>" with a 999-range NHS number (valid Modulus 11) or a UPN with a valid check
 letter from the fictitious LA 380 / establishment 9999; addresses are in fictitious postcode districts ZZ1 to ZZ12
-(the ZZ area does not exist), pupils at fictitious schools with URNs 999101 upwards, patients at fictitious GP
+(the ZZ area does not exist), pupils at fictitious schools with URNs 999001 upwards, patients at fictitious GP
 practices Y99901 upwards, each child always in the same district, school and practice, so the performance
 framework's breakdowns (issue 17) have places to break down by. A pool of children spreads the linkage tokens (the
 Kafka keys) over the events topic's partitions as real traffic would.
@@ -27,8 +27,8 @@ from adapters.kit.registry import all_adapters
 
 CHILDREN = 200  # distinct fictitious children in the mix
 DISTRICTS = 12  # fictitious postcode districts ZZ1..ZZ12
-SCHOOLS = 8  # fictitious school URNs 999101..999108
-PRACTICES = 6  # fictitious GP practice ODS codes Y99901..Y99906
+SCHOOLS = 8  # fictitious school URNs 999001..999008 (999001: the sample protocol's subscribing school)
+PRACTICES = 6  # fictitious GP practice ODS codes Y99901..Y99906 (Y99901: the sample's subscribing practice)
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
@@ -38,7 +38,7 @@ def postcode(c: int, unit: str = "ZZ") -> str:
 
 
 def school_urn(c: int) -> str:
-    return str(999101 + c % SCHOOLS)
+    return str(999001 + c % SCHOOLS)
 
 
 def gp_ods(c: int) -> str:

@@ -6,8 +6,8 @@
     mash-broker insight demo-load --url http://127.0.0.1:8080       # the bench's fictitious mix and hub decisions
 
 By default every table is printed as it may be shown outside the IG role (broker/insight/sdc.py: counts of 1 to 5
-shown "c", secondary suppression, small areas merged). `--exact` prints the exact counts: it is for IG staff, and
-a read of the live store with it is itself audited (admin_action insight.exact).
+shown "c", secondary suppression, small areas merged). `--exact` prints the exact counts: it is for IG staff. Every
+read of the live store is itself audited (admin_action insight.tables, or insight.exact for the exact counts).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def tables(
     protocol: Annotated[Path | None, typer.Option(help="Protocol file: which subscriber is which partner "
                                                   "(MASH_PROTOCOL_FILE).")] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Exact counts, no disclosure control: IG only.")] = False,
-    min_population: Annotated[int, typer.Option(help="Hotspot rows (area, school, GP practice) smaller than this "
+    min_population: Annotated[int, typer.Option(envvar="MASH_INSIGHT_MIN_POPULATION", min=1,
+                                                help="Hotspot rows (area, school, GP practice) smaller than this "
                                                 "are merged into one.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of tables.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one line per cell.")] = False,
@@ -112,8 +113,7 @@ def tables(
         else:
             store = _store(data_dir, audit_url)
             records = records_from_store(store)
-            if exact:
-                _audit_exact(store, by, period, measure or [])
+            _audit_read(store, exact, by, period, measure or [])
         found = compute_all(records, framework, by=by, across=period, change_date=change_date,
                             subscriber_partner=_subscriber_partner(protocol), only=measure or ())
     except (InputRejected, ComputeError) as e:
@@ -138,13 +138,20 @@ def _store(data_dir: Path | None, audit_url: str | None) -> Any:
     return open_audit_store(directory, audit_url or os.environ.get("MASH_AUDIT_URL"))
 
 
-def _audit_exact(store: Any, by: str, period: str, measure: list[str]) -> None:
-    """An exact read of the live store is recorded: who, and what (the breakdown; never a number)."""
+def _audit_read(store: Any, exact: bool, by: str, period: str, measure: list[str]) -> None:
+    """Every read of the live store is recorded (an export of the measures): who, exact or not, and the breakdown;
+    never a number."""
     from broker.access.principal import cli_actor
 
     target = f"by:{by}:{period}" if by.isidentifier() and period.isidentifier() else "by:other"
-    store.log("admin_action", actor=cli_actor(), action="insight.exact", target=target[:200],
-              count=len(measure) or None)
+    store.log("admin_action", actor=cli_actor(), action="insight.exact" if exact else "insight.tables",
+              target=target[:200], count=len(measure) or None)
+
+
+def _cell_text(row: dict[str, Any], column: str) -> str:
+    """A count, with its rate when it has a number for one ("c" and "x" rates add nothing to a "c" cell)."""
+    rate = (row.get("rates") or {}).get(column)
+    return f"{row['cells'][column]}" + (f" ({rate}%)" if isinstance(rate, int | float) else "")
 
 
 def _print(shown: list[Any], exact: bool) -> None:
@@ -156,12 +163,11 @@ def _print(shown: list[Any], exact: bool) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=400)
     for t in shown:
         d = table_dict(t)
-        title = f"{d['title']} ({d['measure']}) by {d['rows_by']}, {d['columns_by']}"
-        out = RichTable(*[d["rows_by"], *d["columns"]], title=title + (" - EXACT, IG only" if exact else ""))
+        console.print(f"[bold]{d['title']}[/bold] ({d['measure']}) by {d['rows_by']}, {d['columns_by']}"
+                      + (" - EXACT, IG only" if exact else ""))
+        out = RichTable(*[d["rows_by"], *d["columns"]])
         for row in d["rows"]:
-            rates = row.get("rates") or {}
-            out.add_row(row["row"], *[f"{row['cells'][c]}" + (f" ({rates[c]}%)" if rates.get(c) not in (None, "x")
-                                                              else "") for c in d["columns"]])
+            out.add_row(row["row"], *[_cell_text(row, c) for c in d["columns"]])
         console.print(out)
 
 

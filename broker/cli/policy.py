@@ -1,4 +1,5 @@
-"""`mash-broker policy`: explain one decision, diff two protocol versions over events, run a protocol's tests.
+"""`mash-broker policy`: explain one decision, diff two protocol versions over events, run a protocol's tests, draw
+its process map (`map`, broker/insight/processmap.py).
 
 Exit codes: 0 success (for `test`: every test passed), 1 a test failed, 2 an unusable protocol or input file.
 Output never carries a value from an event: paths, codes and reasons only.

@@ -15,6 +15,7 @@ Exact counts only: what may be shown outside the IG role is decided by broker/in
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from broker.insight.measures import BEFORE_AFTER, BREAKDOWNS, PERIODS, Measure, 
 from broker.insight.table import Table
 
 UNKNOWN = "unknown"
+_DIGITS = re.compile(r"([0-9]+)")
 SOCIAL_CARE_OUTCOMES = ("section_17_assessment", "strategy_discussion_section_47")
 
 
@@ -290,8 +292,13 @@ def _cells(found: Iterable[Item], by: str, across: str, change_date: str | None)
     return dict(cells)
 
 
+def _natural(value: str) -> tuple[Any, ...]:
+    """'ZZ2' before 'ZZ10': digit runs compare as numbers; unknown last."""
+    return (value == UNKNOWN, *((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(value)))
+
+
 def _sorted(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(values), key=lambda v: (v == UNKNOWN, v)))
+    return tuple(sorted(set(values), key=_natural))
 
 
 def table_from_index(index: Index, measure: Measure, *, by: str = "agency", across: str = "month",

@@ -156,20 +156,20 @@ def binomial_upper_tail(x: int, n: int, p: float) -> float:
 def previous_periods(label: str, kind: str, n: int) -> list[str]:
     """The `n` period labels before `label` (oldest first), in compute.period_label's spelling."""
     if kind == "week":
-        year, week = label.split("-W")
-        monday = dt.date.fromisocalendar(int(year), int(week), 1)
+        iso_year, iso_week = label.split("-W")
+        monday = dt.date.fromisocalendar(int(iso_year), int(iso_week), 1)
         out = []
         for i in range(n, 0, -1):
             y, w, _ = (monday - dt.timedelta(weeks=i)).isocalendar()
             out.append(f"{y}-W{w:02d}")
         return out
     if kind == "month":
-        year, month = (int(p) for p in label.split("-"))
-        index = year * 12 + month - 1
+        y, m = (int(p) for p in label.split("-"))
+        index = y * 12 + m - 1
         return [f"{(index - i) // 12}-{(index - i) % 12 + 1:02d}" for i in range(n, 0, -1)]
     if kind == "quarter":
-        year, quarter = label.split("-Q")
-        index = int(year) * 4 + int(quarter) - 1
+        q_year, quarter = label.split("-Q")
+        index = int(q_year) * 4 + int(quarter) - 1
         return [f"{(index - i) // 4}-Q{(index - i) % 4 + 1}" for i in range(n, 0, -1)]
     raise ValueError(f"period kind '{kind}' is not week, month or quarter" if kind.isidentifier()
                      else "period kind: not week, month or quarter")

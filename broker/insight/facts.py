@@ -24,6 +24,8 @@ from broker.schema.loader import load_schema
 _POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})")
 _INDEX = re.compile(r"\[[0-9]+\]")
 _HOME_FIRST = {"home": 0, "temporary": 1, "placement": 2}
+# Canonical events are parsed JSON: plain dicts, so `isinstance(x, dict)` (an ABC check costs several times more, and
+# this runs once per event on intake's path).
 
 
 @cache
@@ -73,12 +75,12 @@ def postcode_district(postcode: Any) -> str | None:
 def _postcodes(event: Mapping[str, Any]) -> Iterator[Any]:
     """Where the child lives first (home before temporary or placement), then where the event happened."""
     child = event.get("subject", {}).get("child", {})
-    addresses = [a for a in child.get("addresses", ()) if isinstance(a, Mapping)]
+    addresses = [a for a in child.get("addresses", ()) if isinstance(a, dict)]
     for address in sorted(addresses, key=lambda a: _HOME_FIRST.get(a.get("use", ""), 3)):
         yield address.get("postcode")
     payload = event.get("payload", {})
     location = payload.get("location")
-    if isinstance(location, Mapping):
+    if isinstance(location, dict):
         yield location.get("postcode")
     yield payload.get("home_postcode")
 
@@ -93,11 +95,11 @@ def _district(event: Mapping[str, Any]) -> str | None:
 
 def _organisations(event: Mapping[str, Any], child_key: str, payload_keys: tuple[str, ...]) -> Iterator[Any]:
     child_org = event.get("subject", {}).get("child", {}).get(child_key)
-    if isinstance(child_org, Mapping):
+    if isinstance(child_org, dict):
         yield child_org
     payload = event.get("payload", {})
     for key in payload_keys:
-        if isinstance(payload.get(key), Mapping):
+        if isinstance(payload.get(key), dict):
             yield payload[key]
 
 
@@ -129,7 +131,7 @@ def _ids(values: Any) -> list[str] | None:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _hub(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,7 +151,7 @@ def _hub(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
                 "concerns": _ids([contribution.get("event_id")]),
                 "repeat_referral": True if payload.get("repeat_referral") else None}
     if event_type == "mash.cumulative_concern":
-        contributing = [c.get("event_id") for c in payload.get("contributing", ()) if isinstance(c, Mapping)]
+        contributing = [c.get("event_id") for c in payload.get("contributing", ()) if isinstance(c, dict)]
         return {"rule": _code("rule", payload.get("rule")), "concerns": _ids(contributing)}
     return {}
 
@@ -158,7 +160,7 @@ def insight_facts(event: Mapping[str, Any]) -> dict[str, Any]:
     """The `insight` object of an event's `event_published` audit record: codes only, each one the audit schema
     takes (a value that does not fit is left out)."""
     source = event.get("source", {})
-    payload = event.get("payload", {}) if isinstance(event.get("payload"), Mapping) else {}
+    payload = _mapping(event.get("payload"))
     occurred = str(event.get("occurred_at") or event.get("recorded_at") or "")[:10]
     facts: dict[str, Any] = {
         "occurred_on": occurred if _pattern("occurred_on").search(occurred) else None,

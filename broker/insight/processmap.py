@@ -288,10 +288,11 @@ def _rule_label(rule_id: str, edges: list[Edge]) -> str:
         for cls, kinds in e.masked:
             masked.setdefault(cls, set()).update(kinds)
     # over several event types a class may be released in one and withheld in another: it is then "partly"
-    released = {c for e in edges for c in e.released}
-    withheld = {c for e in edges for c in e.withheld}
-    partly = ({c for e in edges for c in e.partly} | (released & withheld)) - masked.keys()
-    released, withheld = sorted(released - partly - masked.keys()), sorted(withheld - partly - masked.keys())
+    anywhere_released = {c for e in edges for c in e.released}
+    anywhere_withheld = {c for e in edges for c in e.withheld}
+    partly = ({c for e in edges for c in e.partly} | (anywhere_released & anywhere_withheld)) - masked.keys()
+    released = sorted(anywhere_released - partly - masked.keys())
+    withheld = sorted(anywhere_withheld - partly - masked.keys())
     rows = [rule_id, "; ".join(basis_short(c) for c in first.lawful_basis)]
     if first.conditions:
         rows.append("when " + ", ".join(first.conditions))
@@ -351,9 +352,9 @@ def to_dot(pmap: ProcessMap, diff: MapDiff | None = None) -> str:
                tooltip=f"{e.event_type} -> {e.subscriber} under {e.rule_id} ({s}): " + "; ".join(_edge_words(e)))
     for rule_id, name in dict.fromkeys((e.rule_id, e.subscriber) for e in edges):
         states = {status[e.key] for e in edges if e.rule_id == rule_id and e.subscriber == name}
-        s: Status = states.pop() if len(states) == 1 else "changed"
-        g.edge(_id("rule", rule_id), _id("subscriber", name), color=COLOURS[s],
-               style="dashed" if s == "removed" else "solid", penwidth="2" if s != "same" else "1")
+        route: Status = states.pop() if len(states) == 1 else "changed"
+        g.edge(_id("rule", rule_id), _id("subscriber", name), color=COLOURS[route],
+               style="dashed" if route == "removed" else "solid", penwidth="2" if route != "same" else "1")
     return str(g.source)
 
 

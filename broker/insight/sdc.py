@@ -1,30 +1,33 @@
 """Statistical disclosure control: the one way an exact `Table` becomes a `Published` one (pure).
 
-What we follow is the Department for Education's practice for children's social care statistics (the DfE statement
-on confidentiality, as applied in "Children in need", "Children looked after" and "Serious incident notifications",
-explore-education-statistics.service.gov.uk): counts of 1 to 5 are shown "c"; further cells are suppressed
-("secondary suppression") so that a "c" cannot be worked out from the totals; a zero is shown as 0 (a zero is a zero
-in the return); local authority figures are unrounded and totals above local level are rounded to the nearest 10;
-percentages to one decimal place. The code is ours; the rules are theirs.
+What we follow is the Department for Education's practice for children's social care statistics, under the DfE
+policy statement on confidentiality (as its releases on explore-education-statistics.service.gov.uk describe it,
+e.g. "Serious incident notifications": 'c' to protect confidentiality, secondary suppression also applied; a number
+shown as zero was zero; local authority numbers unrounded, regional ones rounded to the nearest 10; percentages to
+one decimal place), with the 1-to-5 threshold of its children in need tables: counts of 1 to 5 are shown "c";
+further cells are suppressed so that a "c" cannot be worked out from the totals; totals above local level are
+rounded to the nearest 10. The code is ours; the rules are theirs.
 
-How the secondary cells are chosen. The attacker we defend against knows every number published, the rules above
-and more: which "c" is primary (so lies in 1..5) and which secondary (this module takes secondary cells only among
+How the secondary cells are chosen. The attacker we defend against knows every number published, the rules above and
+more: which "c" is primary (so lies in 1..5) and which secondary (this module takes secondary cells only among
 counts of 6 or more, never a zero, so a secondary lies in 6..). A rounded total R says the truth lies in R-5..R+4.
 What the attacker can then learn about a suppressed cell is exactly the set of values it takes over all integer
 tables consistent with that knowledge. For a two-way table with row, column and grand totals these constraints are
 those of a flow network (source -> rows -> cells -> columns -> sink, the grand total on the return arc), whose
 constraint matrix is totally unimodular: so the integer feasible values of a cell form an interval, and whether the
-cell can differ from its true value is decided exactly by two max-flow feasibility checks (Ford-Fulkerson with
-lower bounds; integral capacities give integral flows). A cell is protected when it can (its feasible set is not a
-single value). The greedy then takes, for each cell still pinned, the smallest count in its row or column that
-frees it (ties by the table's order, so the result is deterministic); when no cell can, the cell's row total, then
-its column total, then the grand total are suppressed. Suppressing more only ever widens what the attacker must
-consider, so a cell once protected stays protected and the loop ends.
+cell can differ from its true value is decided exactly by two max-flow feasibility checks (a circulation with lower
+bounds, by Edmonds-Karp; integral capacities give integral flows). A cell is protected when it can (its feasible set
+is not a single value). The greedy then takes, for each cell still pinned, the smallest count (of any row or column
+that holds a "c") whose suppression frees it, ties by the table's order, so the result is deterministic; when no
+single count can, the smallest in the cell's own row or column and it tries again; when there is none, the cell's
+row total, then its column total, then the grand total are suppressed. Suppressing more only ever widens what the
+attacker must consider, so a cell once protected stays protected and the loop ends.
 
 Rates: shown only when both their numerator and denominator would be shown (a rate and a published denominator
 give the numerator back); a zero denominator is "x". Rows below the minimum population (areas, schools, GP
 practices: hotspot breakdowns, whose `populations` are set) are never shown alone: they are added into one row,
-`OTHER_ROW`, which is then protected like any other.
+`OTHER_ROW`, with the next smallest rows while it holds a single unit or is still below the minimum, and is then
+protected like any other.
 """
 
 from __future__ import annotations
@@ -82,9 +85,16 @@ def merge_small_rows(table: Table, min_population: int) -> Table:
     (fail closed)."""
     if table.rows_by not in HOTSPOT_BREAKDOWNS or not table.populations:
         return table
-    small = [r for r in table.rows if table.populations.get(r, 0) < min_population]
+    population = {r: table.populations.get(r, 0) for r in table.rows}
+    small = [r for r in table.rows if population[r] < min_population]
     if not small:
         return table
+    # The folded row must not be one small unit under another name (the named rows say which is missing), nor
+    # several still below the minimum: fold the next smallest rows in until it is not.
+    for r in sorted((r for r in table.rows if r not in small), key=lambda r: (population[r], table.rows.index(r))):
+        if sum(population[s] for s in small) >= min_population and len(small) > 1:
+            break
+        small.append(r)
     kept = tuple(r for r in table.rows if r not in small)
     into = {r: (OTHER_ROW if r in small else r) for r in table.rows}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
-SUPPRESSED = "c"  # DfE's symbol for a value suppressed to protect confidentiality
-NOT_APPLICABLE = "x"
+SUPPRESSED: Final = "c"  # DfE's symbol for a value suppressed to protect confidentiality
+NOT_APPLICABLE: Final = "x"
 
 Shown = int | float | Literal["c", "x"]
 

@@ -146,14 +146,14 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: C
 
 def _facts(rt: Runtime, events: list[dict[str, Any]]) -> HubFacts:
     """The history register's view of the batch's children, under the tokens the identity register says they carry
-    now (one read of each register)."""
+    now, else the tokens the watch itself folded them into (one read of each register)."""
     tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in events))
     child_of = rt.identities.known(tokens).child_of
     current = {t: child_of[t] for t in tokens if child_of.get(t, t) != t}
     wanted = [*tokens, *current.values()]
     wanted += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
     facts = rt.history.facts(wanted)
-    facts.current = current
+    facts.current = {**facts.current, **current}
     return facts
 
 

@@ -20,7 +20,7 @@ from broker.aio import blocking
 from broker.clock import now_iso
 from broker.insight.detect import DetectorConfig
 from broker.insight.hotspots import RISE, rise_event, rises
-from broker.insight.measures import default_measures
+from broker.insight.measures import Measure, MeasureError, default_measures
 from broker.insight.source import records_from_store_async
 from broker.logging import get_logger
 from broker.schema.loader import SCHEMA_VERSION
@@ -44,25 +44,45 @@ def detector_config(settings: Settings) -> DetectorConfig:
                           min_population=settings.insight_min_population)
 
 
+def watched_measures(settings: Settings) -> list[Measure]:
+    """The measures of MASH_INSIGHT_MEASURES. MeasureError names the setting and the id, never a value of data."""
+    catalogue = default_measures()
+    try:
+        return [catalogue.by_id(m.strip()) for m in settings.insight_measures.split(",") if m.strip()]
+    except MeasureError as exc:
+        raise MeasureError("MASH_INSIGHT_MEASURES", [str(exc)]) from None
+
+
 async def run_insight_watch(rt: Runtime, stop: asyncio.Event) -> None:
-    """Supervised: a crash is logged and counted, and the next run starts after the pause."""
-    await supervised(stop, lambda: _watch(rt, stop), log=log, crashed="insight_watch_crashed",
+    """Supervised: a crash is logged and counted, and the next run waits for its interval as usual (a store that
+    fails is not read again every second)."""
+    try:
+        watched_measures(rt.settings)
+    except MeasureError as exc:  # a watch that cannot say what it watches: say which setting, and stop
+        log.error("insight_watch_measures_unusable", detail=str(exc))
+        raise
+    due = [0.0]  # the next run's loop time, kept across restarts
+    await supervised(stop, lambda: _watch(rt, stop, due), log=log, crashed="insight_watch_crashed",
                      restarts=rt.metrics.worker_restarts)
 
 
-async def _watch(rt: Runtime, stop: asyncio.Event) -> None:
+async def _watch(rt: Runtime, stop: asyncio.Event, due: list[float]) -> None:
     log.info("insight_watch_started")
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
+        wait = due[0] - loop.time()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):  # the interval passed without a stop
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            continue
+        due[0] = loop.time() + rt.settings.insight_watch_interval_seconds
         await watch_once(rt, now_iso())
-        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
-            await asyncio.wait_for(stop.wait(), timeout=rt.settings.insight_watch_interval_seconds)
 
 
 async def watch_once(rt: Runtime, now: str) -> list[dict[str, Any]]:
     """One run at `now`: the new rises' events, published and audited (returned, for the caller's count)."""
     records = await records_from_store_async(rt.audit_store)
-    catalogue = default_measures()
-    watched = [catalogue.by_id(m.strip()) for m in rt.settings.insight_measures.split(",") if m.strip()]
+    watched = watched_measures(rt.settings)
     found = await blocking(rises, records, watched, detector_config(rt.settings), today=now[:10],
                            across=rt.settings.insight_period)
     raised = already_raised(records)

@@ -163,10 +163,11 @@ class Pending:
     """What a batch leaves for the delivered log: written after the commit in exactly-once mode (module docstring)."""
     marks: list[tuple[str, str, str]] = field(default_factory=list)  # (subscriber, event_id, decision_id)
     recipients: set[tuple[str, str]] = field(default_factory=set)  # (token, subscriber)
+    acked_at: str | None = None  # when Kafka acknowledged the deliveries: the delivered log's delivery time
 
     def record(self, rt: SharePorts) -> None:
         if self.marks:
-            rt.delivered.mark(self.marks, self.recipients)
+            rt.delivered.mark(self.marks, self.recipients, at=self.acked_at)
 
 
 async def _transactional(rt: SharePorts, group: str, name: str) -> AIOKafkaProducer | None:
@@ -331,10 +332,11 @@ async def _apply(rt: SharePorts, plan: SharePlan, out: AIOKafkaProducer, now: st
     sends += [await out.send(d.message.topic, d.message.value, key=d.message.key, headers=list(d.message.headers))
               for d in plan.deliveries]
     acked = await asyncio.gather(*sends)
+    acked_at = now_iso()
     # each delivery's place on its topic, into its `delivered` record: what a Kafka group's committed offset covers
     places = {(d.subscriber, d.decision_id): (m.topic, m.partition, m.offset)
               for d, m in zip(plan.deliveries, acked[len(plan.deadletters):], strict=True)}
-    pending = Pending(plan.marks, plan.recipients)
+    pending = Pending(plan.marks, plan.recipients, acked_at)
     if not transactional:  # at-least-once: the duplicate filter before the offsets are committed
         await blocking(pending.record, rt)
         pending = Pending()

@@ -4,8 +4,9 @@ Per event: its id, type, sending agency, time and risk level code; never its con
 enquiries (ids, times, the event ids that joined) and its timeliness clocks (running, met or breached). The hub
 watch (broker/service/hub_watch.py) reads it for a batch, plans (broker/pipeline/hub/plan.py) and writes back in
 one transaction; it survives restarts, so a cumulative concern spanning months needs no replay of Kafka. A merge
-(`person.linked`) moves the superseded token's rows to the child's token. A child's erasure deletes every row under
-every token it carried (`forget`).
+(`person.linked`) moves the superseded token's rows to the child's token and records the fold (`folds`), so that
+an event still under the old token, read later, is planned as the child's. A child's erasure deletes every row
+under every token it carried (`forget`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ _SCHEMA = [
     " event_id TEXT NOT NULL, event_type TEXT NOT NULL, started_at TEXT NOT NULL, due_at TEXT NOT NULL,"
     " enquiry_id TEXT, linkage TEXT NOT NULL, state TEXT NOT NULL, settled_at TEXT)",
     "CREATE INDEX IF NOT EXISTS clocks_state ON clocks (state)",
+    # the watch's own folds, superseded token -> the child's: an event under a folded token read after the fold
+    # (another partition) counts under the child's even before the identity register holds the link
+    "CREATE TABLE IF NOT EXISTS folds (token TEXT PRIMARY KEY, into_token TEXT NOT NULL)",
 ]
-_TABLES = ("history", "enquiries", "clocks")
+_TABLES = ("history", "enquiries", "clocks", "folds")
 _CLOCK_COLUMNS = "clock_id, kind, token, event_id, event_type, started_at, due_at, enquiry_id, linkage"
 
 
@@ -49,9 +53,12 @@ class HistoryRegister:
             self.db.execute("PRAGMA secure_delete=ON")
 
     def facts(self, tokens: Iterable[str]) -> HubFacts:
-        """The history, open enquiry and running clocks of each of these tokens."""
+        """The history, open enquiry and running clocks of each of these tokens, and of the tokens any of them was
+        folded into (`current`)."""
         wanted = list(dict.fromkeys(tokens))
         facts = HubFacts()
+        facts.current = dict(self.db.query_in("SELECT token, into_token FROM folds WHERE token IN ({marks})", wanted))
+        wanted = list(dict.fromkeys([*wanted, *facts.current.values()]))
         for token, *entry in self.db.query_in(
                 "SELECT token, event_id, event_type, agency, occurred_at, level FROM history WHERE token IN ({marks})"
                 " ORDER BY occurred_at, event_id", wanted):
@@ -83,6 +90,9 @@ class HistoryRegister:
                 self.db.execute("DELETE FROM history WHERE token = ?", (absorbed,))
                 self.db.execute("UPDATE enquiries SET token = ? WHERE token = ?", (into, absorbed))
                 self.db.execute("UPDATE clocks SET token = ? WHERE token = ?", (into, absorbed))
+                self.db.execute("UPDATE folds SET into_token = ? WHERE into_token = ?", (into, absorbed))
+                self.db.execute("INSERT INTO folds VALUES (?, ?) ON CONFLICT (token) DO UPDATE SET into_token ="
+                                " excluded.into_token", (absorbed, into))
             self.db.executemany(
                 "INSERT INTO enquiries VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (enquiry_id) DO UPDATE SET token ="
                 " excluded.token, last_at = excluded.last_at, contributions = excluded.contributions,"

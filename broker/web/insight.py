@@ -10,7 +10,7 @@ MIT, from the `plotly` wheel) are served from the broker, no CDN, under a strict
 # No `from __future__ import annotations`: FastAPI resolves the router-local annotations when each endpoint is
 # defined.
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from broker.access.principal import Principal
 from broker.audit.store import AuditStore
 from broker.insight.compute import ComputeError
+from broker.insight.detect import Rise
 from broker.insight.measures import MeasureError, Measures, default_measures
 from broker.insight.processmap import RenderError, process_map, render_svg, to_dot
 from broker.insight.render import table_csv, table_dict
@@ -29,7 +30,7 @@ from broker.insight.sdc import DEFAULT_MIN_POPULATION
 from broker.insight.source import records_from_store
 from broker.insight.table import Published
 from broker.policy.model import Protocol
-from broker.web.insight_data import View, latest_totals, overview, published_tables
+from broker.web.insight_data import View, latest_totals, measure_words, overview, published_tables
 
 STATIC = Path(__file__).resolve().parent / "static" / "insight"
 _ASSETS = {"insight.js": "text/javascript; charset=utf-8", "insight.css": "text/css; charset=utf-8"}
@@ -48,7 +49,7 @@ CACHE_SECONDS = 30.0  # the page, its exports and the gauges share one computati
 
 
 def _plotly_js() -> Path:
-    import plotly
+    import plotly  # type: ignore[import-untyped]
 
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
@@ -78,11 +79,13 @@ def make_insight_router(store_factory: Callable[[], AuditStore], require_insight
                         protocol_factory: Callable[[], Protocol],
                         on_totals: Callable[[dict[str, int | None]], None] = lambda totals: None,
                         min_population: int = DEFAULT_MIN_POPULATION,
-                        measures: Callable[[], Measures] = default_measures) -> APIRouter:
+                        measures: Callable[[], Measures] = default_measures,
+                        rises: Callable[[list[dict[str, Any]]], Sequence[Rise]] = lambda records: ()) -> APIRouter:
     """The /insight router. `store_factory()` returns the audit store the measures are computed from,
     `require_insight` admits only the insight role, `protocol_factory()` is the protocol in force (for the map and
     for which subscriber is which partner), and `on_totals` receives the operational measures' published totals
-    (the Prometheus gauges) each time the page's data is computed."""
+    (the Prometheus gauges) each time the page's data is computed; `rises(records)` runs the hotspot detector as the
+    insight watch does (broker/service/insight_watch.py), so the page names the rises the hub was told of."""
     cache = _Cache()
     api = APIRouter(prefix="/v1/insight", tags=["insight"], dependencies=[Depends(_no_store)])
     Caller = Annotated[Principal, Depends(require_insight)]
@@ -96,18 +99,21 @@ def make_insight_router(store_factory: Callable[[], AuditStore], require_insight
 
     def page_data() -> dict[str, Any]:
         def compute() -> dict[str, Any]:
-            data = overview(records_from_store(store_factory()), measures(), subscriber_partner=partners(),
-                            min_population=min_population)
+            records = records_from_store(store_factory())
+            data = overview(records, measures(), subscriber_partner=partners(), min_population=min_population,
+                            rises=rises(records))
             on_totals(latest_totals(data, measures()))
             return data
-        return cache.get(("overview",), compute)  # type: ignore[no-any-return]
+        found: dict[str, Any] = cache.get(("overview",), compute)
+        return found
 
     def tables(view: View, only: tuple[str, ...] = ()) -> list[Published]:
         def compute() -> list[Published]:
             return published_tables(records_from_store(store_factory()), measures(), view,
                                     subscriber_partner=partners(), only=only, min_population=min_population)
         try:
-            return cache.get(("tables", view, only), compute)  # type: ignore[no-any-return]
+            found: list[Published] = cache.get(("tables", view, only), compute)
+            return found
         except ComputeError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
@@ -120,8 +126,8 @@ def make_insight_router(store_factory: Callable[[], AuditStore], require_insight
 
     @api.get("/measures", summary="The performance framework's measures in words (schemas/measures.yaml)")
     async def get_measures(caller: Caller) -> list[dict[str, Any]]:
-        data = await run_in_threadpool(page_data)
-        return list(data["measures"])
+        await run_in_threadpool(audit, caller, "insight.measures")
+        return measure_words(measures())
 
     @api.get("/tables", summary="Every measure that breaks down by `by`, across `period`, disclosure-controlled")
     async def get_tables(

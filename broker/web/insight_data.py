@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.insight.compute import Index, index_records, table_from_index
+from broker.insight.detect import Rise
 from broker.insight.measures import Measure, Measures
 from broker.insight.render import table_dict
 from broker.insight.sdc import DEFAULT_MIN_POPULATION, suppress
@@ -71,13 +72,25 @@ def published_tables(records: Iterable[Mapping[str, Any]], measures: Measures, v
     return [_published(index, m, view, min_population) for m in chosen]
 
 
+def rise_words(rise: Rise, measures: Measures) -> dict[str, Any]:
+    """A rise the hotspot detector found, as the board may see it: which measure, where, when, by which test.
+    Not its counts: the tested period's count may be as small as the detector's minimum (3), below what
+    disclosure control lets the board see."""
+    name = next((m.name for m in measures if m.id == rise.measure), rise.measure)
+    return {"measure": rise.measure, "name": name, "unit_kind": rise.unit_kind, "unit": rise.unit,
+            "period": rise.period, "method": rise.method, "alpha": rise.alpha}
+
+
 def overview(records: Iterable[Mapping[str, Any]], measures: Measures, *,
              subscriber_partner: Mapping[str, str] | None = None,
-             min_population: int = DEFAULT_MIN_POPULATION) -> dict[str, Any]:
+             min_population: int = DEFAULT_MIN_POPULATION, rises: Sequence[Rise] = ()) -> dict[str, Any]:
     """The page's data, records read once: the measures in words; each available measure's monthly trend; the
-    timeliness measures against their targets; the area table (every measure by postcode district)."""
+    timeliness measures against their targets; the area table (every measure by postcode district); the rises
+    the hotspot detector finds now (`rises`, computed by the caller from the same records)."""
     index = index_records(records, subscriber_partner)
-    trends, areas, timeliness = [], [], []
+    trends: list[dict[str, Any]] = []
+    areas: list[dict[str, Any]] = []
+    timeliness: list[dict[str, Any]] = []
     for m in measures:
         if not m.available:
             continue
@@ -89,7 +102,8 @@ def overview(records: Iterable[Mapping[str, Any]], measures: Measures, *,
         if AREA_BY in m.breakdowns and TREND_PERIOD in m.periods:
             areas.append(table_dict(_published(index, m, View(AREA_BY), min_population)))
     return {"measures": measure_words(measures), "trends": trends, "timeliness": timeliness, "areas": areas,
-            "min_population": min_population, "breakdowns": BREAKDOWN_WORDS}
+            "rises": [rise_words(r, measures) for r in rises], "min_population": min_population,
+            "breakdowns": BREAKDOWN_WORDS}
 
 
 def latest_totals(page: Mapping[str, Any], measures: Measures) -> dict[str, int | None]:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from adapters.kit.interface import AdaptContext, Rejection
-from broker.bench.records import BY_NAME
+from broker.bench.records import BY_NAME, postcode
 from broker.pipeline.identify import LinkageKey
 from broker.pipeline.intake import Prepared, prepare
 
@@ -111,7 +111,8 @@ def test_an_hl7_batch_names_the_message_and_the_segment_line() -> None:
 def test_an_ssda903_row_is_named_by_row_and_line() -> None:
     fmt = BY_NAME["social_care.ssda903"]
     header, good = fmt.make(1).decode().splitlines()[:2]
-    quoted = good.replace("ZZ99 3AA", '"ZZ99\n3AA"')  # a quoted newline: the row spans lines 2 and 3
+    home = postcode(1, "AA")  # record 1's home postcode (HOME_POST)
+    quoted = good.replace(home, '"' + home.replace(" ", "\n") + '"')  # a quoted newline: the row spans lines 2, 3
     bad = good.replace("02/01/2000", "31/02/2000")
     prepared = _prepare("social_care.ssda903", "\n".join([header, quoted, bad, good]).encode() + b"\n")
     assert prepared.rejections == [Rejection("in.file", "row 2", "DECOM", "not a valid date (DD/MM/YYYY)", line=4)]

@@ -1,6 +1,6 @@
 """Operation Encompass is met only if the school's DSL had the incident before the next school day started (issue
-16): the delivered log keeps each delivery's time on a real SQLite file, across a restart and from a log written
-before it kept times, and the clocks are settled against those times, not against the moment the watch looks."""
+16): the delivered log keeps each delivery's time on a real SQLite file (and PostgreSQL), across a restart and from
+a log written before it kept times, and the clocks are settled against those times, not the moment the watch looks."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def encompass(n: int) -> Clock:
                  "2026-11-27T19:00:00Z", DUE, None, LINKAGE)
 
 
-def reopen_and_settle(path: Path, clocks: list[Clock], now: str) -> tuple[list[tuple[Clock, str]], list[Clock]]:
+def reopen_and_settle(path: Path, clocks: list[Clock], now: str,
+                      url: str | None = None) -> tuple[list[tuple[Clock, str]], list[Clock]]:
     """What the watch does each interval, on a fresh connection (a restart between the delivery and the look)."""
-    log = DeliveredLog(path)
+    log = DeliveredLog(path, url)
     try:
         settled = settle(clocks, log.sent_at([SCHOOL], [c.event_id for c in clocks]), now)
     finally:
@@ -33,10 +34,11 @@ def reopen_and_settle(path: Path, clocks: list[Clock], now: str) -> tuple[list[t
     return settled.met, settled.breached
 
 
-def test_a_delivery_before_the_deadline_is_met_and_one_after_is_breached_across_a_restart(tmp_path: Path) -> None:
+def test_a_delivery_before_the_deadline_is_met_and_one_after_is_breached_across_a_restart(
+        tmp_path: Path, store_url: str | None) -> None:
     path = tmp_path / DeliveredLog.FILE
     early, late, elsewhere, never = clocks = [encompass(n) for n in range(4)]
-    log = DeliveredLog(path)
+    log = DeliveredLog(path, store_url)
     log.mark([(SCHOOL, early.event_id, "d1")], at="2026-11-30T08:44:59.000Z")
     log.mark([(SCHOOL, late.event_id, "d2")], at="2026-11-30T08:45:00.000Z")  # the school day has started
     log.mark([(POLICE_SUBSCRIBER, elsewhere.event_id, "d3")], at="2026-11-28T10:00:00.000Z")  # not the school
@@ -44,12 +46,12 @@ def test_a_delivery_before_the_deadline_is_met_and_one_after_is_breached_across_
     log.close()
 
     # the watch was down over the weekend and looks on Monday afternoon: what counts is when the school had it
-    met, breached = reopen_and_settle(path, clocks, "2026-11-30T15:00:00Z")
+    met, breached = reopen_and_settle(path, clocks, "2026-11-30T15:00:00Z", store_url)
     assert met == [(early, "2026-11-30T08:44:59.000Z")]  # met at its delivery time, not at the look
     assert breached == [late, elsewhere, never]
 
     # looked at before the deadline: the early one is met, the rest still run (none is breached before it is due)
-    met, breached = reopen_and_settle(path, clocks, "2026-11-30T08:00:00Z")
+    met, breached = reopen_and_settle(path, clocks, "2026-11-30T08:00:00Z", store_url)
     assert [c for c, _ in met] == [early] and breached == []
 
 

@@ -73,3 +73,25 @@ def test_history_across_restarts_and_a_merge_then_erasure_forgets_every_token(tm
 
 def test_the_history_register_is_forgotten_on_a_shred() -> None:
     assert "history" in {spec.attr for spec in FORGOTTEN_ON_SHRED}
+
+
+def test_an_event_of_the_folded_token_read_in_a_later_batch_joins_the_child_without_the_identity_register(
+        tmp_path: Path, world: tuple) -> None:
+    """A concern under the superseded token, on another partition, read in a batch after the one that folded it and
+    before the identity register holds the link (intake writes the link once Kafka has acknowledged): the history
+    register remembers its own folds, so the concern still counts under the child's token."""
+    path = tmp_path / HistoryRegister.FILE
+    step(path, world, [event(1, "police.incident_child_present", "police", "2026-11-29T20:00:00Z"),
+                       event(2, "health.safeguarding_flag", "health", "2026-11-30T08:00:00Z")])
+    step(path, world, [linked(3, CHILD, OTHER, "2026-11-30T10:00:00Z")])
+    late = step(path, world, [event(4, "education.attendance_concern", "education", "2026-11-30T09:00:00Z",
+                                    token=OTHER)])
+    (raised,) = [e for e in late if e["event_type"] == CUMULATIVE]
+    assert raised["subject"]["linkage"]["token"] == CHILD and len(raised["payload"]["contributing"]) == 3
+    assert {e["payload"]["action"] for e in late if e["event_type"] == "mash.enquiry"} == {"joined"}
+    register = HistoryRegister(path)
+    try:
+        assert OTHER not in register.facts([OTHER]).history
+        assert register.forget([CHILD, OTHER]) > 0 and register.facts([OTHER]).current == {}
+    finally:
+        register.close()

@@ -27,7 +27,7 @@ from broker.pipeline.hub.plan import HubFacts, plan_hub
 from broker.pipeline.hub.reveal import hub_view
 from broker.pipeline.identify import complete
 from broker.schema.validate import validate_event
-from tests.hub.test_hub_core import CHILD, event, linked
+from tests.hub.test_hub_core import CHILD, OTHER, event, linked
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 120  # bodies of the bench's mix (several events each; 200 fictitious children, so few repeat)
@@ -60,19 +60,21 @@ def bench_events(kit: StageKit, records: int) -> list[dict[str, Any]]:
     return out
 
 
-def hub_records(token: str) -> list[dict[str, Any]]:
-    """What the bench's mix has none of: a merge and a hub decision naming the contributions it decides on."""
+def hub_records(token: str, decided: bool = True) -> list[dict[str, Any]]:
+    """What the bench's mix has none of: a merge, and a hub decision naming the contributions it decides on (the
+    child's contact, or with `decided` False another one, which leaves the child's enquiry open)."""
     contact = event(1, "police.incident_child_present", "police", "2026-11-30T08:10:00Z", token=token)
+    about = contact["event_id"] if decided else event(9, "social_care.referral", "social_care", "2026-11-01",
+                                                      token=token)["event_id"]
     return [contact, linked(2, token, "lt1_" + "F" * 32, "2026-11-30T09:00:00Z"),
-            event(3, "mash.decision", "broker", "2026-11-30T12:00:00Z", token=token,
-                  concerns=[contact["event_id"]])]
+            event(3, "mash.decision", "broker", "2026-11-30T12:00:00Z", token=token, concerns=[about])]
 
 
 @pytest.fixture(scope="module")
 def protected(kit: StageKit) -> list[dict[str, Any]]:
     """Each event as it sits on the events topic (protected, then JSON)."""
     return [orjson.loads(orjson.dumps(protect_event(e, kit.keys)))
-            for e in [*bench_events(kit, RECORDS), *hub_records(CHILD)]]
+            for e in [*bench_events(kit, RECORDS), *hub_records(CHILD), *hub_records(OTHER, decided=False)]]
 
 
 def ciphertexts(value: Any) -> int:
@@ -103,6 +105,7 @@ def test_the_plan_from_the_cut_is_the_plan_from_the_whole_event(kit: StageKit, c
     # the comparison is about something: the mix raises enquiries, starts clocks, and the decision closes one
     kinds = {e["event_type"] for e in from_whole.events}
     assert "mash.enquiry" in kinds and from_whole.started and from_whole.stopped and from_whole.folds
+    assert [q.open for q in from_whole.enquiries.values() if q.token in (CHILD, OTHER)] == [False, True]
     assert {entry.level for _, entry in from_whole.entries} - {"unknown"}  # gradings mapped: levels were read
 
 
@@ -112,14 +115,27 @@ def test_the_cut_opens_a_few_sensitive_fields_and_no_personal_data(kit: StageKit
     after = [ciphertexts(hub_view(e)) for e in protected]
     assert max(after) <= 4 < before  # the risk level, its gradings, a decision's concerns
     assert sum(after) / len(after) * 10 < before
-    revealed = orjson.dumps(cut(kit, protected)).decode()
+    opened = cut(kit, protected)
+    revealed = orjson.dumps(opened).decode()
+    assert "Example" not in revealed and "Test" not in revealed  # no fictitious name, school or narrative
     for n in range(RECORDS):
-        for personal in (f"Example{n}\"", nhs_number(n), pupil_number(n)):
-            assert personal not in revealed
-    for event in cut(kit, protected):
-        assert set(event) <= {"event_id", "event_type", "schema_version", "occurred_at", "recorded_at", "source",
-                              "subject", "risk", "payload"}
-        assert set(event["subject"]) == {"linkage"} and set(event["source"]) == {"agency"}
+        assert nhs_number(n) not in revealed and pupil_number(n) not in revealed
+    for one in opened:
+        assert set(one) <= {"event_id", "event_type", "schema_version", "occurred_at", "recorded_at", "source",
+                            "subject", "risk", "payload"}
+        assert set(one["subject"]) == {"linkage"} and set(one["source"]) == {"agency"}
+    # and the whole event did hold them: the check above looks where they would be
+    assert "Example" in orjson.dumps(whole(kit, protected[:20])).decode()
+
+
+def test_the_cut_keeps_only_what_it_names_whatever_the_shape() -> None:
+    odd = {"event_id": "e1", "event_type": "police.incident_child_present", "schema_version": "1.5.0",
+           "subject": {"linkage": {"token": CHILD}, "child": {"family_name": "enc:v1:k:x"}},
+           "risk": {"level": "enc:v1:k:y", "categories": ["enc:v1:k:z"]}, "payload": ["enc:v1:k:w"],
+           "source": "not a mapping", "narrative": "enc:v1:k:v"}
+    assert hub_view(odd) == {"event_id": "e1", "event_type": "police.incident_child_present",
+                             "schema_version": "1.5.0", "subject": {"linkage": {"token": CHILD}},
+                             "risk": {"level": "enc:v1:k:y"}}
 
 
 def test_an_erased_childs_event_still_shows_as_shredded(kit: StageKit) -> None:

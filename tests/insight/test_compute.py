@@ -163,3 +163,12 @@ def test_period_labels() -> None:
     assert period_label("2027-01-01", "week") == "2026-W53"  # ISO weeks: 1 Jan 2027 is in 2026's last week
     assert period_label("2026-12-31", "quarter") == "2026-Q4"
     assert period_label("not a day", "month") == "unknown"
+
+
+def test_rows_sort_naturally_with_unknown_last() -> None:
+    from tests.insight.known_log import C, _published
+
+    log = [*known_log(), _published("E9", "police.incident_child_present", C, "2026-04-03", "police", district="ZZ10")]
+    t = compute(log, MEASURES.by_id("contacts"), by="area", across="all")
+    assert t.rows == ("ZZ1", "ZZ2", "ZZ10")
+    assert compute(log, MEASURES.by_id("contacts"), by="school_urn", across="all").rows[-1] == "unknown"

@@ -8,6 +8,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
+
 from broker.audit.record import audit_record
 from broker.insight.detect import DetectorConfig
 from broker.insight.hotspots import hotspot_tables, published_hotspots, rise_event, rises
@@ -82,6 +84,20 @@ def test_published_hotspot_tables_fold_small_units_and_suppress_small_counts() -
     assert {t.rows_by for t in tables} == {"area", "school_urn", "gp_ods"}
     area = next(t for t in tables if t.rows_by == "area")
     shown = next(p for p in published_hotspots([area], min_population=20))
-    assert "ZZ7" not in shown.rows and OTHER_ROW in shown.rows  # 9 contacts in all: below 20, never shown alone
-    assert shown.cells["ZZ8", "2026-W49"] == SUPPRESSED  # 3: a count of 1 to 5
+    # ZZ7 (9 contacts in all) is below 20: folded, with the next smallest (ZZ8) so that it is not shown alone
+    assert shown.rows == ("ZZ9", OTHER_ROW)
+    assert shown.cells[OTHER_ROW, "2026-W49"] == SUPPRESSED  # 3 + 1 this week: a count of 1 to 5
+    # and ZZ9's 12 beside it is suppressed too: with the week's total (16) it would give the 4 away
+    assert shown.cells["ZZ9", "2026-W49"] == SUPPRESSED and shown.suppressed["ZZ9", "2026-W49"] == "secondary"
     assert all(shown.cells[c] == SUPPRESSED for c in shown.cells if 1 <= area.count(*c) <= 5 and c[0] != OTHER_ROW)
+
+
+def test_a_watched_measure_that_does_not_exist_is_refused_by_its_setting() -> None:
+    from broker.config import Settings
+    from broker.insight.measures import MeasureError
+    from broker.service.insight_watch import watched_measures
+
+    assert [m.id for m in watched_measures(Settings(insight_measures="contacts, referrals"))] == ["contacts",
+                                                                                                 "referrals"]
+    with pytest.raises(MeasureError, match=r"MASH_INSIGHT_MEASURES: .*no measure with id 'contact'"):
+        watched_measures(Settings(insight_measures="contacts,contact"))

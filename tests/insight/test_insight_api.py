@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 from broker.api.auth import ApiKeyStore, require
 from broker.api.errors import install
 from broker.audit.store import open_audit_store
+from broker.insight.detect import Rise
 from broker.policy import load_protocol
 from broker.web.insight import make_insight_router
-from tests.insight.known_log import A, B, C, D1, D2, known_log
+from tests.insight.known_log import D1, D2, A, B, C, known_log
 from tests.policy.conftest import SAMPLE
 
 TOKENS = (A, B, C, D1, D2)
@@ -36,8 +37,10 @@ def insight(tmp_path):
     install(app)
     app.state.api_keys = keys
     protocol = load_protocol(SAMPLE, prove=False)
+    rise = Rise(measure="contacts", unit_kind="area", unit="ZZ7", period="2026-W48", period_kind="week",
+                observed=4, expected=0.8, baseline=7, baseline_periods=8, p_value=0.0001, alpha=0.01)
     app.include_router(make_insight_router(lambda: store, require("insight"), lambda: protocol, totals.append,
-                                           min_population=1))
+                                           min_population=1, rises=lambda records: [rise] if records else []))
     with TestClient(app) as client:
         yield client, {"Authorization": f"Bearer {board}"}, {"Authorization": f"Bearer {ig}"}, store, totals
     store.close()
@@ -140,3 +143,13 @@ def test_the_page_and_its_library_come_from_the_broker(insight) -> None:
     assert client.get("/insight/static/insight.js").status_code == 200
     assert client.get("/insight/static/..%2Fig.js").status_code == 404
     assert client.get("/insight/static/ig.js").status_code == 404
+
+
+def test_a_rise_is_named_where_and_when_never_with_its_counts(insight) -> None:
+    """The detector's rise carries exact counts (observed 4, baseline 7): the board gets the district, the period
+    and the test, not the numbers."""
+    client, board, _, _, _ = insight
+    rises = client.get("/v1/insight/overview", headers=board).json()["rises"]
+    assert rises == [{"measure": "contacts", "name": rises[0]["name"], "unit_kind": "area", "unit": "ZZ7",
+                      "period": "2026-W48", "method": rises[0]["method"], "alpha": 0.01}]
+    assert rises[0]["name"] != "contacts"  # the measure's name in words

@@ -68,14 +68,17 @@ def test_default_output_is_disclosure_controlled(store_dir: Path) -> None:
     assert cells and set(cells) <= {"c", 0}, "counts of 1 to 5 must never be shown outside the IG role"
 
 
-def test_an_exact_read_of_the_store_is_audited(store_dir: Path) -> None:
+def test_every_read_of_the_store_is_audited_exact_ones_as_such(store_dir: Path) -> None:
     _run("insight", "tables", "--data-dir", str(store_dir), "--measure", "referrals", "--exact", "--json")
+    _run("insight", "tables", "--data-dir", str(store_dir), "--by", "area", "--period", "week", "--json")
     store = open_audit_store(store_dir)
     try:
         actions = [e["record"] for e in store.entries() if e.get("record", {}).get("kind") == "admin_action"]
     finally:
         store.close()
-    assert [a["action"] for a in actions] == ["insight.exact"]
+    assert [(a["action"], a["target"]) for a in actions] == [("insight.exact", "by:agency:month"),
+                                                             ("insight.tables", "by:area:week")]
+    assert all(a["actor"].startswith("cli:uid") for a in actions)
 
 
 def test_bad_input_is_a_clear_error_never_a_traceback(tmp_path: Path) -> None:
@@ -87,3 +90,23 @@ def test_bad_input_is_a_clear_error_never_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no measure with id 'nope'" in result.output
     missing = CliRunner().invoke(app, ["insight", "tables", "--data-dir", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no audit store" in missing.output
+
+
+def test_csv_and_before_after_from_an_export(store_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "audit.jsonl"
+    _run("audit", "export", "--format", "jsonl", "--out", str(export), "--data-dir", str(store_dir))
+    text = _run("insight", "tables", "--from-export", str(export), "--measure", "referrals", "--measure",
+                "referral_to_section47", "--period", "before_after", "--change-date", "2026-04-01", "--exact", "--csv")
+    lines = text.strip().splitlines()
+    assert lines[0] == "measure,agency,before_after,value,rate_percent,denominator"
+    assert "referrals,social_care,before,2,," in lines and "referrals,social_care,after,1,," in lines
+    assert "referral_to_section47,social_care,before,1,50.0,2" in lines
+    assert "referral_to_section47,social_care,after,1,100.0,1" in lines
+    assert len([line for line in lines if line.startswith("measure,")]) == 1  # one header for every table
+
+
+def test_the_text_output_names_each_table_and_shows_no_small_count(store_dir: Path) -> None:
+    text = _run("insight", "tables", "--data-dir", str(store_dir), "--measure", "referral_to_section47",
+                "--period", "all")
+    assert "Referrals leading to a section 47 enquiry (referral_to_section47) by agency, all" in text
+    assert "EXACT" not in text and "social_care" in text and " c " in text

@@ -33,19 +33,31 @@ def test_totals_above_local_level_are_rounded_to_the_nearest_ten_halves_up() -> 
     assert [round_total(v, 10) for v in (0, 4, 5, 14, 15, 25)] == [0, 0, 10, 10, 20, 30]
 
 
+def areas(populations: dict[str, int]) -> Table:
+    rows = ("ZZ1", "ZZ2", "ZZ3", "ZZ4", "ZZ5")
+    counts = {(r, m): 10 * (i + 1) + j for i, r in enumerate(rows) for j, m in enumerate(("2026-01", "2026-02"))}
+    return Table(measure="contacts", title="Contacts", rows_by="area", columns_by="month", rows=rows,
+                 columns=("2026-01", "2026-02"), counts=counts, populations=populations)
+
+
 def test_rows_below_the_minimum_population_are_folded_into_one_and_never_shown_alone() -> None:
-    table = Table(measure="contacts", title="Contacts", rows_by="area", columns_by="month",
-                  rows=("ZZ1", "ZZ2", "ZZ3", "ZZ4"), columns=("2026-01", "2026-02"),
-                  counts={("ZZ1", "2026-01"): 60, ("ZZ1", "2026-02"): 70, ("ZZ2", "2026-01"): 9,
-                          ("ZZ3", "2026-02"): 8, ("ZZ4", "2026-01"): 40},
-                  populations={"ZZ1": 130, "ZZ2": 9, "ZZ3": 8})  # ZZ4 has no population: treated as small
-    pub = suppress(table, min_population=50)
-    assert pub.rows == ("ZZ1", OTHER_ROW)
-    assert pub.cells[OTHER_ROW, "2026-01"] == 49 and pub.cells[OTHER_ROW, "2026-02"] == 8
-    assert pub.total == 187  # nothing is lost from the totals
+    # ZZ4 has no population: treated as small. ZZ2 + ZZ3 + ZZ4 = 17 < 50, so the smallest named row (ZZ1) joins
+    pub = suppress(areas({"ZZ1": 130, "ZZ2": 9, "ZZ3": 8, "ZZ5": 200}), min_population=50)
+    assert pub.rows == ("ZZ5", OTHER_ROW)
+    assert pub.cells[OTHER_ROW, "2026-01"] == 10 + 20 + 30 + 40 and pub.cells[OTHER_ROW, "2026-02"] == 11 + 21 + 31 + 41
+    assert pub.total == sum(areas({}).counts.values())  # nothing is lost from the totals
+
+
+def test_one_small_row_is_never_shown_alone_under_the_folded_name() -> None:
+    pub = suppress(areas({"ZZ1": 130, "ZZ2": 9, "ZZ3": 300, "ZZ4": 70, "ZZ5": 200}), min_population=50)
+    assert pub.rows == ("ZZ1", "ZZ3", "ZZ5", OTHER_ROW)  # ZZ2 folded with the next smallest, ZZ4
+    assert pub.cells[OTHER_ROW, "2026-01"] == 20 + 40
+
+
+def test_the_minimum_is_for_places_not_agencies() -> None:
     agency = Table(measure="contacts", title="Contacts", rows_by="agency", columns_by="month", rows=("police",),
                    columns=("2026-01",), counts={("police", "2026-01"): 9}, populations={"police": 9})
-    assert suppress(agency, min_population=50).rows == ("police",)  # an agency is no place: the minimum is for places
+    assert suppress(agency, min_population=50).rows == ("police",)
 
 
 def test_a_suppressed_cell_is_never_shown_as_a_number_anywhere() -> None:

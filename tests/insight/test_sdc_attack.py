@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker.insight import sdc
 from broker.insight.sdc import suppress
-from broker.insight.table import SUPPRESSED, Published, Table
+from broker.insight.table import SUPPRESSED, Published, Shown, Table
 
 Cell = tuple[str, str]
 
@@ -42,7 +43,7 @@ def band(shown: object, rounded: bool, cap: int) -> tuple[int, int]:
 def primary_only(table: Table, *, local: bool = True) -> Published:
     """What a publisher that stops at the 1-to-5 rule would show: the strawman the attacker must beat."""
     full = suppress(table, local=local)
-    cells = {c: (SUPPRESSED if 1 <= table.count(*c) <= 5 else table.count(*c)) for c in full.cells}
+    cells: dict[Cell, Shown] = {c: (SUPPRESSED if 1 <= table.count(*c) <= 5 else table.count(*c)) for c in full.cells}
     step = 1 if local else 10
 
     def shown(n: int) -> int:
@@ -189,3 +190,20 @@ def test_a_rate_is_never_shown_beside_a_suppressed_numerator_or_a_small_denomina
             assert rate == "x"
         else:
             assert rate == round(100 * table.count(*cell) / den, 1)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_the_flow_check_sdc_decides_with_agrees_with_brute_force(case: tuple[list[list[int]], bool]) -> None:
+    """sdc.py's claim that two max-flow checks decide exactly whether a cell is pinned, checked against the
+    enumeration on tables published with primary suppression only (where pinned cells abound)."""
+    values, local = case
+    table = table_of(values)
+    pub = primary_only(table, local=local)
+    counts = {c: table.count(*c) for c in pub.cells}
+    state = sdc._State(pub.rows, pub.columns, counts, dict(pub.suppressed), set(), set(), False,
+                       {r: sum(counts[r, c] for c in pub.columns) for r in pub.rows},
+                       {c: sum(counts[r, c] for r in pub.rows) for c in pub.columns}, sum(counts.values()),
+                       1 if local else 10)
+    brute = feasible_values(pub, rounded=not local)
+    assert {c for c in pub.suppressed if sdc.pinned(state, c)} == {c for c, v in brute.items() if len(v) == 1}

@@ -128,9 +128,13 @@ def random_rule(rng: random.Random, i: int) -> Rule:
         para18_alone=relies_on_para18_alone(basis), tables={t: field_table(t, fields) for t in sorted(types)})
 
 
-def random_invariant(rng: random.Random, i: int) -> Invariant:
+def random_invariant(rng: random.Random, i: int, rules: Sequence[Rule] = ()) -> Invariant:
+    """About the classes the rules name half the time (a masked class most of all), so an invariant is often met."""
     types = frozenset(_some(rng, TYPES, 3)) if rng.random() < 0.6 else frozenset(TYPES)
     shares = rng.choice((None, "classes", "classes", "paths"))
+    named = sorted({c for r in rules for f in r.field_rules for c in f.classifications
+                    if f.action != "withhold" and (f.action == "mask" or rng.random() < 0.5)})
+    classes = _some(rng, named, 2) if named and rng.random() < 0.5 else _some(rng, CLASSES, 2)
     require = rng.choice((None, ["statute"], ["uk_gdpr_article_9"], ["duty_to_disclose"], ["uk_gdpr_art6_1_a"]))
     when = random_conditions(rng, types, p=0.15) if rng.random() < 0.5 else {}
     when.pop("registered_with", None)  # a registration names the subscriber's own code: asked per subscriber
@@ -142,14 +146,14 @@ def random_invariant(rng: random.Random, i: int) -> Invariant:
         subscribers=tuple(_some(rng, ("hub", "gp_role", "dsl"), 2)) if rng.random() < 0.5 else None,
         event_types=types, source_agencies=frozenset(_some(rng, AGENCIES)) if rng.random() < 0.25 else None,
         when=conditions_of(when), objection=rng.choice((None, None, True, False)),
-        classifications=frozenset(_some(rng, CLASSES, 2)) if shares == "classes" else None,
+        classifications=frozenset(classes) if shares == "classes" else None,
         paths=paths if shares == "paths" else None, include_masked=rng.random() < 0.5,
         require_basis=expand_basis(require) if require else None, require_names=tuple(require or ()))
 
 
 def random_protocol(rng: random.Random, rules: int | None = None) -> Protocol:
     found = tuple(random_rule(rng, i) for i in range(rules or rng.randint(1, 3)))
-    invs = tuple(random_invariant(rng, i) for i in range(rng.randint(2, 4)))
+    invs = tuple(random_invariant(rng, i, found) for i in range(rng.randint(2, 4)))
     return Protocol(id="random", version="1.0.0", title="random", effective_from="2026-01-01", purposes={"p": "p"},
                     partners=PARTNERS, subscribers=SUBSCRIBERS, rules=found, tests=(), origin="<random>",
                     index=_index(SUBSCRIBERS, found), partner_by_system={("health", "RXX"): "trust"},
@@ -249,7 +253,12 @@ def biased_event(rng: random.Random, protocol: Protocol, target: Rule | Invarian
     if (objection := rng.choice((None, True, False))) is not None:
         consent["objection"] = objection
     records = []
-    for _ in range(rng.randint(0, 3)):
+    rules = [target] if isinstance(target, Rule) else [r for r in protocol.rules if event_type in r.event_types]
+    if any(r.requires_service_agreement for r in rules) and rng.random() < 0.8:
+        records.append({"kind": "service_agreement", "state": rng.choice(("given", "given", "refused", "unknown"))})
+    if source["agency"] == "health" and rng.random() < 0.6:
+        records.append({"kind": "confidentiality", "state": rng.choice(("given", "refused", "withdrawn", "unknown"))})
+    for _ in range(rng.randint(0, 2)):
         kind = rng.choice(KINDS)
         records.append({"kind": kind, "state": rng.choice(states_of(kind)),
                         "subject": "child" if rng.random() < 0.8 else "parent"})
@@ -316,6 +325,14 @@ def _leaf_states(decision: Decision) -> dict[str, str]:
             **{p: f"masked:{k}" for p, k in masked.items()}}
 
 
+def _referral(decision: Decision) -> str | None:
+    """What a person is asked to decide (public interest, an objection, a confidentiality state), if anything. The
+    walk writes a withdrawal as a refusal (its twin in every branch of the engine), so the two name one referral."""
+    if decision.human_decision is None:
+        return None
+    return decision.human_decision.restriction.replace("withdrawn", "refused")
+
+
 def cross_check(protocol: Protocol, events: Sequence[tuple[dict[str, Any], CaseFacts]]) -> list[str]:
     """What the brute force finds wrong with the checker (empty: nothing). The checker's walk must meet every
     concrete decision (outcome, rule, and the state of every leaf the event carries); every invariant a concrete
@@ -340,7 +357,7 @@ def cross_check(protocol: Protocol, events: Sequence[tuple[dict[str, Any], CaseF
                     failures.append(f"event {n}: {name} {event_type} decided by {decision.rule_id}, never walked")
                 continue
             same = [r for r in met if r.decision.outcome == decision.outcome and r.decision.rule_id ==
-                    decision.rule_id and bool(r.decision.human_decision) == bool(decision.human_decision)]
+                    decision.rule_id and _referral(r.decision) == _referral(decision)]
             states = _leaf_states(decision) if decision.delivered else {}
             if not any(all(r.state(p) == s for p, s in states.items()) for r in same):
                 failures.append(f"event {n}: the walk never met {name} {event_type} {decision.outcome} under "

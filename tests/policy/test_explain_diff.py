@@ -38,7 +38,7 @@ def test_explain_json_gives_rules_and_fields_with_reasons(sample) -> None:
     assert [(r["rule_id"], r["applies"], r["chosen"]) for r in result["rules"]] == [
         ("hub-own-decisions", False, False), ("mash-s47-significant-harm", False, False),
         ("mash-police-contact", True, True), ("mash-health-s47-9-assistance", False, False),
-        ("mash-hub-watch", False, False), ("mash-s17-child-in-need", True, False)]
+        ("mash-hub-watch", False, False), ("mash-hotspot-rise", False, False), ("mash-s17-child-in-need", True, False)]
     # the s47 rule is the LA's recorded decision, not a risk level: a police incident is not one
     by_id = {r["rule_id"]: r for r in result["rules"]}
     assert by_id["mash-s47-significant-harm"]["reason"].startswith("covers social_care.section47_enquiry")

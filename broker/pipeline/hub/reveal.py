@@ -25,18 +25,23 @@ HUB_FIELDS: Mapping[str, Any] = {
     "risk": {"level": True, "agency_levels": True},  # the common level, after the protocol's risk_scales
     "payload": {
         "superseded_token": True,  # person.linked: the token folded into the child's
-        "enquiry_id": True,  # a hub decision: the enquiry or contributions it closes
+        "enquiry_id": True, "concerns": True,  # a hub decision: the enquiry or contributions it closes
     },
 }
 
 
-def _cut(value: Any, keep: Mapping[str, Any]) -> Any:
-    if not isinstance(value, Mapping):
-        return value  # off-contract shape: left as it is for the planner to skip (never decrypted more)
-    out = {}
+def _cut(value: Mapping[str, Any], keep: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, sub in keep.items():
-        if key in value:
-            out[key] = value[key] if sub is True else _cut(value[key], sub)
+        if key not in value:
+            continue
+        inner = value[key]
+        # a whole value kept, or a part of a mapping; an off-contract shape where a mapping belongs is left out
+        # (never opened), and the planner or the envelope check refuses what is then missing
+        if sub is True:
+            out[key] = inner
+        elif isinstance(inner, Mapping):
+            out[key] = _cut(inner, sub)
     return out
 
 

@@ -59,7 +59,9 @@
   function signOut(message) {
     apiKey = null;
     if (mapUrl) { URL.revokeObjectURL(mapUrl); mapUrl = null; }
-    for (const id of ["timeliness-charts", "trend-charts", "area-tables", "measure-words"]) $(id).replaceChildren();
+    for (const id of ["timeliness-charts", "trend-charts", "rises", "area-tables", "measure-words"]) {
+      $(id).replaceChildren();
+    }
     $("map-image").removeAttribute("src");
     $("app").hidden = true;
     $("signout").hidden = true;
@@ -155,7 +157,14 @@
           text: "target: " + table.target + ", every time", font: { color: "#b3261e", size: 10 } }];
       }
     }
-    Plotly.newPlot(node, traces(table), layout, { displayModeBar: false, responsive: true });
+    const data = traces(table);
+    if (!data.some((trace) => trace.y.some((y) => y != null))) {  // an empty chart says nothing: say why
+      node.classList.add("empty");
+      node.textContent = "Nothing to chart yet: every figure is 0 or hidden (c) because it is small. " +
+        "The figures are in the table below.";
+      return;
+    }
+    Plotly.newPlot(node, data, layout, { displayModeBar: false, responsive: true });
   }
 
   function redraw() {
@@ -212,6 +221,17 @@
       if (i < 2) return box;  // the first two open; the rest one click away
       return el("details", {}, [el("summary", { textContent: (about.name || t.title) + " by area" }), box]);
     }));
+    const rises = data.rises || [];
+    $("rises").replaceChildren(rises.length
+      ? el("div", {}, [el("h3", { textContent: "Rises flagged to the hub" }),
+          el("ul", {}, rises.map((r) => {
+            const item = el("li", {}, [el("strong", { textContent: r.unit }), " (" + (data.breakdowns[r.unit_kind] ||
+              r.unit_kind) + "): " + r.name + " in " + r.period + " rose beyond its own history (" + r.method +
+              ", 1 in " + Math.round(1 / r.alpha) + " chance of a false alarm across all areas)."]);
+            item.dataset.unit = r.unit;
+            return item;
+          }))])
+      : el("p", { textContent: "No area, school or GP practice has risen beyond its own history this period." }));
     $("measure-words").replaceChildren(...measures.flatMap((m) => [
       el("dt", { textContent: m.name }),
       el("dd", { textContent: m.definition + (m.target ? " Target: " + m.target + "." : "") +
