@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from broker.insight.compute import index_records, period_label, table_from_index
-from broker.insight.detect import DetectorConfig, Rise, detect
+from broker.insight.detect import DetectorConfig, Rise, detect, previous_periods
 from broker.insight.measures import Measure
 from broker.insight.sdc import HOTSPOT_BREAKDOWNS, suppress
 from broker.insight.table import Published, Table
@@ -42,9 +42,16 @@ def published_hotspots(tables: Iterable[Table], *, min_population: int) -> list[
 
 def rises(records: Iterable[Mapping[str, Any]], measures: Sequence[Measure], config: DetectorConfig, *,
           today: str, across: str = "week") -> list[Rise]:
-    """The rises in the period that holds `today` (YYYY-MM-DD). A period still under way is compared whole against
-    whole periods, which only makes a rise harder to find until the period ends."""
-    return detect(hotspot_tables(records, measures, across=across), config, period_label(today, across))
+    """The rises in the last complete period before `today` (YYYY-MM-DD): on a Tuesday of week 49, week 48; on
+    1 December, November. The period that holds `today` is still under way, and a part of a period compared
+    against whole ones would hide a rise until it ended; it is tested once it is complete."""
+    return detect(hotspot_tables(records, measures, across=across), config, last_complete_period(today, across))
+
+
+def last_complete_period(today: str, across: str) -> str:
+    """The label of the period (week, month, quarter) just before the one that holds `today`."""
+    (label,) = previous_periods(period_label(today, across), across, 1)
+    return label
 
 
 def unit_linkage(rise: Rise, key_version: int) -> dict[str, Any]:

@@ -285,6 +285,7 @@ def _write_record(kind: str) -> Callable[[str | None, Draft, Scope], None]:
     def write(value: str | None, draft: Draft, scope: Scope) -> None:
         if value is not None:
             draft.consent.setdefault("records", []).append({"kind": kind, "state": value})
+            draft.absent.add("consent.records[].ref")  # a ref makes the record a related person's, not the child's
     return write
 
 
@@ -505,6 +506,11 @@ def _leaf_schemas(node: Mapping[str, Any], root: Mapping[str, Any], path: str,
         out[path] = node
 
 
+# Leaves the engine reads, whose first schema value would change a decision (a consent status "given"): their
+# placeholder says what an absent leaf says, so putting the leaf into a counterexample keeps its decision.
+NEUTRAL: dict[str, Any] = {"consent.status": "unknown", "consent.records[].state": "unknown"}
+
+
 @cache
 def leaf_placeholders(event_type: str) -> dict[str, Any]:
     """Leaf path -> a fictitious value of the schema's type for it, for one event type."""
@@ -516,7 +522,7 @@ def leaf_placeholders(event_type: str) -> dict[str, Any]:
     payload = payload_schemas(root).get(event_type)
     if payload is not None:
         _leaf_schemas(payload, root, "payload", found)
-    return {path: _leaf_value(node) for path, node in found.items()}
+    return {path: NEUTRAL.get(path, _leaf_value(node)) for path, node in found.items()}
 
 
 def with_leaf(event: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -127,11 +127,8 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: C
     await _publish(rt, plan.events)
     await blocking(rt.history.apply, plan)
     now = now_iso()
-    await rt.emit_audit([rt.audit_record("event_published", time=now, actor=ACTOR, event_id=e["event_id"],
-                                         event_type=e["event_type"], subject=e["subject"]["linkage"]["token"],
-                                         reason="raised for the MASH hub by the hub watch (protocol hub section)",
-                                         insight=insight_facts(e))
-                         for e in plan.events] + [_clock_audit(rt, c, "met", at) for c, at in plan.stopped])
+    await rt.emit_audit([_published_audit(rt, e, now) for e in plan.events]
+                        + [_clock_audit(rt, c, "met", at) for c, at in plan.stopped])
     for metric, label in plan.counts:
         if metric == "enquiry":
             rt.metrics.hub_enquiries.labels(label).inc()
@@ -157,6 +154,14 @@ def _facts(rt: Runtime, events: list[dict[str, Any]]) -> HubFacts:
     return facts
 
 
+def _published_audit(rt: Runtime, event: dict[str, Any], at: str) -> dict[str, Any]:
+    """Every event the watch raises is audited as published (with the codes the measures break it down by)."""
+    return rt.audit_record("event_published", time=at, actor=ACTOR, event_id=event["event_id"],
+                           event_type=event["event_type"], subject=event["subject"]["linkage"]["token"],
+                           reason="raised for the MASH hub by the hub watch (protocol hub section)",
+                           insight=insight_facts(event))
+
+
 def _clock_audit(rt: Runtime, clock: Clock, outcome: str, at: str) -> dict[str, Any]:
     return rt.audit_record("hub_clock", time=at, actor=ACTOR, subject=clock.token, event_id=clock.event_id,
                            event_type=clock.event_type, action=outcome, target=clock.kind,
@@ -178,10 +183,12 @@ async def settle_clocks(rt: Runtime, now: str) -> None:
     settled = settle(running, reached, now)
     if not settled.met and not settled.breached:
         return
-    await _publish(rt, [breach_event(c, SCHEMA_VERSION, now) for c in settled.breached])
+    breaches = [breach_event(c, SCHEMA_VERSION, now) for c in settled.breached]
+    await _publish(rt, breaches)
     await blocking(rt.history.settle, settled.met, settled.breached, now)
     await rt.emit_audit([_clock_audit(rt, c, "met", at) for c, at in settled.met]
-                        + [_clock_audit(rt, c, "breached", now) for c in settled.breached])
+                        + [_clock_audit(rt, c, "breached", now) for c in settled.breached]
+                        + [_published_audit(rt, e, now) for e in breaches])
     for clock, _ in settled.met:
         rt.metrics.hub_clocks.labels(clock.kind, "met").inc()
     for clock in settled.breached:

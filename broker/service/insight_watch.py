@@ -95,6 +95,7 @@ async def watch_once(rt: Runtime, now: str) -> list[dict[str, Any]]:
                                          event_type=RISE, subject=e["subject"]["linkage"]["token"], reason=REASON)
                          for e in events])
     for e in events:
+        rt.metrics.insight_rises.labels(e["payload"]["unit_kind"]).inc()
         log.info("hotspot_rise_raised", event_id=e["event_id"], measure=e["payload"]["measure"],
                  unit_kind=e["payload"]["unit_kind"], period=e["payload"]["period"])
     return events

@@ -66,10 +66,11 @@ PUBLISH_TIMEOUT_S = 15.0
 PREPARE_WORKERS = 2
 PREPARE_MAX_PENDING = 256  # inputs waiting for or being read; beyond it 503 (overload, resend later)
 PREPARE_TIME_LIMIT_S = 30.0  # an input that takes longer to read is refused (413): it is too big to take at once
-# A body this small is read on the event loop: a few ms at most (the bench's files of 20 records are 1-23 KB and
-# read in 2-8 ms), less than the thread hop costs in CPU (issue 24's profile: each hop and the GIL contention of
-# CPU work in a thread cost the service ~1.3 ms per event). Larger ones go to the bounded, timed pool above.
-INLINE_READ_BYTES = 32 * 1024
+# A body this small (one record: the bench's are 0.2-1.4 KB) is read on the event loop, in well under a millisecond:
+# less than the thread hop costs in CPU (issue 24's profile: hops and the GIL contention of CPU work in a thread cost
+# the service ~1.3 ms per event at one record per request). Larger ones (files of 20 records: 1-23 KB, 2-8 ms to
+# read) go to the bounded, timed pool above, so that the loop is never held by a read for long.
+INLINE_READ_BYTES = 4 * 1024
 log = get_logger("mash.intake")
 
 

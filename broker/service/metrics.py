@@ -58,6 +58,10 @@ class Metrics:
         self.insight_latest = Gauge("mash_insight_latest_month_total", "An operational measure's total in its latest "
                                     "month, after disclosure control (absent while suppressed); set when /insight "
                                     "computes the measures", ["measure"], registry=r)
+        # the label is the kind of unit only (area, school_urn, gp_ods): a district's or school's code in a label
+        # would put where harm is rising on every scrape, outside the hub's rule for mash.hotspot_rise
+        self.insight_rises = Counter("mash_insight_rises_total", "Hotspot rises raised to the hub by the insight "
+                                     "watch (breakdown: area, school_urn or gp_ods)", ["breakdown"], registry=r)
         self.stage_seconds = Histogram("mash_stage_seconds", "Time per pipeline stage", ["stage"], registry=r,
                                        buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
 

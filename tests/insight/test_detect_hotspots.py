@@ -34,11 +34,13 @@ def contact(n: int, day: dt.date, district: str, urn: str) -> dict[str, Any]:
                                                   "district": district, "school_urn": urn})
 
 
-def log(rising_now: int) -> list[dict[str, Any]]:
+def log(rising: int, rise_weeks_ago: int = 1) -> list[dict[str, Any]]:
+    """Nine weeks of history before the week `rise_weeks_ago` (1: the last complete week, W48; 0: the week under
+    way, W49, which holds TODAY), then `rising` contacts in ZZ9 that week; 2 a week in ZZ9 otherwise."""
     records, n = [], 0
-    for weeks_ago in range(8, -1, -1):
+    for weeks_ago in range(9, -1, -1):
         day = MONDAY - dt.timedelta(weeks=weeks_ago) + dt.timedelta(days=0 if weeks_ago == 0 else 3)
-        for district, urn, count in (("ZZ9", "999001", rising_now if weeks_ago == 0 else 2),
+        for district, urn, count in (("ZZ9", "999001", rising if weeks_ago == rise_weeks_ago else 2),
                                      ("ZZ8", "999002", 3), ("ZZ7", "999003", 1)):
             for _ in range(count):
                 records.append(contact(n, day, district, urn))
@@ -51,11 +53,29 @@ def contacts() -> list[Any]:
 
 
 def test_a_rise_in_one_district_is_found_from_the_audit_records_and_at_its_school() -> None:
-    found = rises(log(rising_now=12), contacts(), CONFIG, today=TODAY.isoformat())
+    found = rises(log(rising=12), contacts(), CONFIG, today=TODAY.isoformat())
     assert {(r.unit_kind, r.unit) for r in found} == {("area", "ZZ9"), ("school_urn", "999001")}
     area = next(r for r in found if r.unit_kind == "area")
-    assert (area.period, area.observed, area.baseline, area.expected) == ("2026-W49", 12, 16, 2.0)
-    assert rises(log(rising_now=2), contacts(), CONFIG, today=TODAY.isoformat()) == []  # steady: nothing
+    # the last complete week, against the eight before it (the week under way is neither tested nor history)
+    assert (area.period, area.observed, area.baseline, area.expected) == ("2026-W48", 12, 16, 2.0)
+    assert rises(log(rising=2), contacts(), CONFIG, today=TODAY.isoformat()) == []  # steady: nothing
+
+
+def test_the_last_complete_period_is_tested_not_the_one_under_way() -> None:
+    # the same rise in the week that holds today (a Tuesday): not tested yet, since a part of a week compared whole
+    # against whole weeks says little; on the Monday after that week it is the last complete one, and is flagged
+    now = log(rising=12, rise_weeks_ago=0)
+    assert rises(now, contacts(), CONFIG, today=TODAY.isoformat()) == []
+    next_monday = (MONDAY + dt.timedelta(weeks=1)).isoformat()
+    found = rises(now, contacts(), CONFIG, today=next_monday)
+    assert {(r.unit_kind, r.unit, r.period) for r in found} == {("area", "ZZ9", "2026-W49"),
+                                                                ("school_urn", "999001", "2026-W49")}
+    # months too: on 1 December the last complete month is November, whose weeks hold the W48 rise
+    monthly = rises(log(rising=40), contacts(), DetectorConfig(alpha=0.01, min_population=20,
+                                                               min_baseline_periods=1),
+                    today=TODAY.isoformat(), across="month")
+    assert {(r.unit_kind, r.unit, r.period) for r in monthly} == {("area", "ZZ9", "2026-11"),
+                                                                  ("school_urn", "999001", "2026-11")}
 
 
 def test_the_rise_event_is_schema_valid_names_no_child_and_keeps_its_id_across_runs() -> None:
@@ -84,11 +104,11 @@ def test_published_hotspot_tables_fold_small_units_and_suppress_small_counts() -
     assert {t.rows_by for t in tables} == {"area", "school_urn", "gp_ods"}
     area = next(t for t in tables if t.rows_by == "area")
     shown = next(p for p in published_hotspots([area], min_population=20))
-    # ZZ7 (9 contacts in all) is below 20: folded, with the next smallest (ZZ8) so that it is not shown alone
+    # ZZ7 (10 contacts in all) is below 20: folded, with the next smallest (ZZ8) so that it is not shown alone
     assert shown.rows == ("ZZ9", OTHER_ROW)
-    assert shown.cells[OTHER_ROW, "2026-W49"] == SUPPRESSED  # 3 + 1 this week: a count of 1 to 5
+    assert shown.cells[OTHER_ROW, "2026-W48"] == SUPPRESSED  # 3 + 1 that week: a count of 1 to 5
     # and ZZ9's 12 beside it is suppressed too: with the week's total (16) it would give the 4 away
-    assert shown.cells["ZZ9", "2026-W49"] == SUPPRESSED and shown.suppressed["ZZ9", "2026-W49"] == "secondary"
+    assert shown.cells["ZZ9", "2026-W48"] == SUPPRESSED and shown.suppressed["ZZ9", "2026-W48"] == "secondary"
     assert all(shown.cells[c] == SUPPRESSED for c in shown.cells if 1 <= area.count(*c) <= 5 and c[0] != OTHER_ROW)
 
 

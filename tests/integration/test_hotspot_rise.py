@@ -55,13 +55,15 @@ async def test_a_rise_in_one_district_reaches_the_hub_and_a_steady_one_does_not(
     monday = today - dt.timedelta(days=today.weekday())
     n = 500
     async with httpx.AsyncClient(timeout=60) as http:
-        for weeks_ago in range(8, 0, -1):  # eight weeks of history: 2 a week in ZZ9, 3 in ZZ8
+        for weeks_ago in range(9, 1, -1):  # eight weeks of history: 2 a week in ZZ9, 3 in ZZ8
             day = monday - dt.timedelta(weeks=weeks_ago) + dt.timedelta(days=2)
             await post(svc, http, "police", incidents(n, 2, RISING, day), "application/json")
             await post(svc, http, "police", incidents(n + 2, 3, STEADY, day), "application/json")
             n += 5
-        await post(svc, http, "police", incidents(n, 12, RISING, monday), "application/json")  # this week: 12
-        await post(svc, http, "police", incidents(n + 12, 3, STEADY, monday), "application/json")
+        last_week = monday - dt.timedelta(weeks=1)  # the last complete week, the one the watch tests: 12
+        await post(svc, http, "police", incidents(n, 12, RISING, last_week), "application/json")
+        await post(svc, http, "police", incidents(n + 12, 3, STEADY, last_week), "application/json")
+        await post(svc, http, "police", incidents(n + 15, 1, STEADY, monday), "application/json")  # under way
 
         def rises(opened: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [e for e in opened if e["event_type"] == "mash.hotspot_rise"]
@@ -69,7 +71,7 @@ async def test_a_rise_in_one_district_reaches_the_hub_and_a_steady_one_does_not(
         opened = await hub_events(svc, http, rises, attempts=600)
         (event,) = rises(opened)
         payload = event["payload"]
-        year, week, _ = monday.isocalendar()
+        year, week, _ = last_week.isocalendar()
         assert payload["unit_kind"] == "area" and payload["unit_code"] == RISING  # ZZ8 is steady: not raised
         assert payload["measure"] == "contacts" and payload["period"] == f"{year}-W{week:02d}"
         assert payload["observed"] == 12 and payload["baseline"] == 16 and payload["expected"] == 2.0
@@ -87,4 +89,18 @@ async def test_a_rise_in_one_district_reaches_the_hub_and_a_steady_one_does_not(
                 break
             await asyncio.sleep(0.2)
         assert audited and audited[0]["actor"] == "insight-watch"
+
+        # the rise is counted by the kind of unit, never by the unit: no district in any metric
+        def counted(text: str) -> list[str]:
+            return [line for line in text.splitlines() if line.startswith("mash_insight_rises_total{")]
+        for _ in range(300):
+            metrics = (await http.get(f"{svc.base_url}/metrics")).text
+            if counted(metrics):
+                break
+            await asyncio.sleep(0.2)
+        assert counted(metrics) == ['mash_insight_rises_total{breakdown="area"} 1.0']
+        assert RISING not in metrics and STEADY not in metrics
+
         assert await watch_once(svc.runtime, now_iso()) == []
+        metrics = (await http.get(f"{svc.base_url}/metrics")).text
+        assert counted(metrics) == ['mash_insight_rises_total{breakdown="area"} 1.0']  # not raised, not counted

@@ -142,6 +142,14 @@ async def test_three_low_concerns_from_school_gp_and_police_raise_one_cumulative
             breach = next(e for e in opened if e["event_type"] == "mash.clock_breached")
             assert breach["payload"]["event_id"] == police[-1] and breach["payload"]["clock"] == "encompass"
             assert breach["payload"]["due_by"] == "2026-11-30T08:45:00Z"
+            # audited as published, like the watch's other events (the measures read who it concerns from it)
+            for _ in range(150):  # the audit indexer runs behind
+                published = [a["record"] for a in svc.runtime.audit_store.search(kind="event_published", limit=10000)
+                             if a["record"].get("event_id") == breach["event_id"]]
+                if published:
+                    break
+                await asyncio.sleep(0.2)
+            assert [(p["actor"], p["event_type"]) for p in published] == [("hub-watch", "mash.clock_breached")]
 
 
 async def test_a_police_and_a_school_contact_the_same_day_make_one_enquiry(svc: Service) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from broker.policy import domains
 from broker.policy import prove as prove_module
-from broker.policy.codes import CONSENT_STATUSES, RISK_ORDER
+from broker.policy.codes import CONSENT_STATUSES, RISK_ORDER, STATUTES
 from broker.policy.compile import _index, conditions_of
 from broker.policy.conditions import unmet
 from broker.policy.consent import KINDS, effective_consent, states_of
@@ -190,6 +190,8 @@ def biased_event(rng: random.Random, protocol: Protocol, target: Rule | Invarian
     event_type = rng.choice(sorted(target.event_types))
     event: dict[str, Any] = {"event_id": "test-event", "event_type": event_type}
     source: dict[str, Any] = {"agency": _pick(rng, agencies, AGENCIES, 0.8)}
+    if isinstance(target, Rule) and not STATUTES.intersection(target.lawful_basis) and rng.random() < 0.4:
+        source["agency"] = "health"  # health data under no statute: the duty of confidence and its records
     if c.s47_request and rng.random() < 0.8:
         source.update(agency="health", system=rng.choice(("RXX", "RXX", "rxx ")))
     elif (system := rng.choice((None, None, "RXX", "OTHER"))) is not None:
@@ -266,8 +268,16 @@ def biased_event(rng: random.Random, protocol: Protocol, target: Rule | Invarian
         consent["records"] = records
     if consent:
         event["consent"] = consent
-    for leaf in rng.sample(sorted(field_classes(event_type)), rng.randint(0, 8)):
-        event = with_leaf(event, leaf)  # stray leaves: placeholders where the event has none
+    labels = field_classes(event_type)
+    if isinstance(target, Rule):
+        aimed = {c for f in target.field_rules for c in f.classifications}
+        paths: tuple[str, ...] = tuple(p for f in target.field_rules for p in f.paths)
+    else:
+        aimed, paths = set(target.classifications or ()), target.paths or ()
+    near = sorted(leaf for leaf, label in labels.items() if label in aimed or any(_under(leaf, p) for p in paths))
+    strays = rng.sample(sorted(labels), rng.randint(0, 6)) + rng.sample(near, min(len(near), rng.randint(0, 3)))
+    for leaf in strays:
+        event = with_leaf(event, leaf)  # placeholders where the event has none: the rule's and invariant's leaves too
     s47 = {"trust"} if c.s47_request and rng.random() < 0.8 else set(rng.sample(sorted(PARTNERS), rng.randint(0, 1)))
     case_open = (c.case_open if rng.random() < 0.6 else rng.choice((None, True, False))) if c.case_open is not None \
         else rng.choice((None, True, False))

@@ -1,0 +1,156 @@
+"""Linked tables (issue 17): the attacker's question disclosure control one table at a time leaves open.
+
+The page and its exports publish the same measure several ways: by month and by quarter (and "all"), by agency and
+by area. Each table is protected on its own (tests/insight/test_sdc_attack.py); an attacker who differences two of
+them (a quarter's cell against its months, a district's row against another breakdown's totals) must still not pin
+a suppressed cell. These tests list what is published together, then attack the pairs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from broker.audit.record import audit_record
+from broker.insight.compute import ComputeError, compute
+from broker.insight.measures import default_measures
+from broker.insight.table import SUPPRESSED, Published
+from broker.web.insight_data import View, overview, published_tables
+from tests.insight.test_sdc_attack import feasible_values
+
+AGENCIES = ("police", "health", "education")
+TYPES = {"police": "police.incident_child_present", "health": "health.safeguarding_flag",
+         "education": "education.attendance_concern"}
+
+
+def contacts_log(grid: dict[str, Sequence[int]], year: int = 2026) -> list[dict[str, Any]]:
+    """`grid[agency][i]` contacts from that agency in month i + 1 of `year`, each about another fictitious child
+    (lt1_...), at fictitious districts ZZ1..ZZ3."""
+    records, n = [], 0
+    for agency, months in grid.items():
+        for month, count in enumerate(months, start=1):
+            for k in range(count):
+                day = dt.date(year, month, 1 + k % 27).isoformat()
+                records.append(audit_record(
+                    "event_published", time=f"{day}T09:00:00Z", actor=f"intake:{agency}",
+                    event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"linked-test/{n}")), event_type=TYPES[agency],
+                    subject=f"lt1_{n:024d}", agency=agency,
+                    insight={"occurred_on": day, "source_agency": agency, "district": f"ZZ{1 + n % 3}"}))
+                n += 1
+    return records
+
+
+def contacts(records: list[dict[str, Any]], view: View, min_population: int = 0) -> Published:
+    (table,) = published_tables(records, default_measures(), view, only=("contacts",),
+                                min_population=min_population)
+    return table
+
+
+# police's January (3) is protected inside the month table by a rectangle with April (another quarter)
+QUARTERS_APART = {"police": [3, 50, 50, 7, 40, 40], "health": [8, 30, 30, 9, 30, 30]}
+
+
+def test_what_the_page_publishes_together() -> None:
+    """Every table of the page's overview, by measure: the months are its one granularity, and the breakdowns of a
+    measure are its trend's and the area's."""
+    data = overview(contacts_log(QUARTERS_APART), default_measures(), min_population=0)
+    published: dict[str, set[tuple[str, str]]] = {}
+    for t in data["trends"] + data["timeliness"] + data["areas"]:
+        published.setdefault(t["measure"], set()).add((t["rows_by"], t["columns_by"]))
+    assert {columns for views in published.values() for _, columns in views} == {"month"}
+    assert published["contacts"] == {("agency", "month"), ("area", "month")}
+    assert all(len(views) <= 2 and {rows for rows, _ in views} - {"area"} for views in published.values())
+
+
+def test_a_quarter_does_not_give_away_a_suppressed_month() -> None:
+    """The attacker's difference: police's Q1 minus its February and March is its January, unless the quarter
+    table says no more than the month table already did."""
+    records = contacts_log(QUARTERS_APART)
+    exact = compute(records, default_measures().by_id("contacts"), by="agency", across="month")
+    months = contacts(records, View("agency", "month"))
+    assert months.cells["police", "2026-01"] == SUPPRESSED and exact.count("police", "2026-01") == 3
+    assert months.cells["police", "2026-04"] == SUPPRESSED  # its protection lies in the next quarter
+    quarters = contacts(records, View("agency", "quarter"))
+    for (row, month), shown in months.cells.items():
+        if shown != SUPPRESSED:
+            continue
+        quarter = f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
+        siblings = [c for c in months.columns if c != month and c[:4] == month[:4]
+                    and (int(c[5:]) - 1) // 3 == (int(month[5:]) - 1) // 3]
+        whole = quarters.cells[row, quarter]
+        if whole != SUPPRESSED and all(months.cells[row, c] != SUPPRESSED for c in siblings):
+            recovered = int(whole) - sum(int(months.cells[row, c]) for c in siblings)
+            pytest.fail(f"{row} {month} recovered from its quarter: {recovered}")
+
+
+def derive(months: Published, columns_by: str) -> dict[tuple[str, str], Any]:
+    """What the attacker computes from the month table alone: a quarter (or "all") is the sum of its months when
+    every one of them is shown."""
+    def label(month: str) -> str:
+        if columns_by == "all" or month == "unknown":
+            return "all" if columns_by == "all" else month
+        return f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
+    parts: dict[tuple[str, str], list[Any]] = {}
+    for (row, month), shown in months.cells.items():
+        parts.setdefault((row, label(month)), []).append(shown)
+    return {cell: (SUPPRESSED if SUPPRESSED in values else sum(values)) for cell, values in parts.items()}
+
+
+grids = st.fixed_dictionaries({a: st.lists(st.sampled_from([0, 1, 2, 3, 5, 6, 7, 9, 14]), min_size=6, max_size=6)
+                               for a in AGENCIES})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grids, st.sampled_from(["quarter", "all"]))
+def test_every_quarter_and_all_table_is_a_function_of_the_published_month_table(
+        grid: dict[str, list[int]], columns_by: str) -> None:
+    """So differencing them tells nothing the month table did not: each of their cells is the sum of its shown
+    months, or "c"; their totals are the month table's."""
+    records = contacts_log(grid)
+    if not records:
+        return
+    months = contacts(records, View("agency", "month"))
+    coarse = contacts(records, View("agency", columns_by))
+    expected = derive(months, columns_by)
+    assert {(r, c) for r in coarse.rows for c in coarse.columns} == set(expected)
+    for cell, value in expected.items():
+        assert coarse.cells[cell] == value, cell
+    assert coarse.row_totals == months.row_totals and coarse.total == months.total
+
+
+def test_weeks_are_not_published_beside_months() -> None:
+    """Weeks do not nest in months: a month's cell against the weeks inside it (the weeks that straddle it zero) is
+    a difference the attacker can take. The page publishes one granularity, months; weeks stay inside the broker
+    (the hotspot detector)."""
+    with pytest.raises(ComputeError, match="week"):
+        contacts(contacts_log(QUARTERS_APART), View("agency", "week"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grids)
+def test_the_area_and_agency_tables_of_a_month_share_their_totals_and_give_no_cell_away(
+        grid: dict[str, list[int]]) -> None:
+    """The page's two tables of one measure (by agency, by area) share each month's total and the grand total. The
+    attacker takes every total either one shows into the other's system, then enumerates; no "c" may be pinned."""
+    records = contacts_log({a: months[:3] for a, months in grid.items()})
+    if not records:
+        return
+    by_agency = contacts(records, View("agency", "month"))
+    by_area = contacts(records, View("area", "month"))
+    for one, other in ((by_agency, by_area), (by_area, by_agency)):
+        assert set(one.columns) == set(other.columns)
+        for c in one.columns:  # a total both show is the same figure
+            if SUPPRESSED not in (one.column_totals[c], other.column_totals[c]):
+                assert one.column_totals[c] == other.column_totals[c]
+        told = Published(**{**{f: getattr(one, f) for f in one.__slots__},
+                            "column_totals": {c: (other.column_totals[c] if v == SUPPRESSED else v)
+                                              for c, v in one.column_totals.items()},
+                            "total": other.total if one.total == SUPPRESSED else one.total})
+        pinned = {cell for cell, values in feasible_values(told, rounded=False, cap=60).items() if len(values) == 1}
+        assert pinned == set(), (one.rows_by, pinned)
