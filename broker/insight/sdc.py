@@ -289,3 +289,54 @@ def _max_flow(capacity: dict[object, dict[object, int]], source: object, sink: o
             capacity[v][u] += push
         flow += push
     return flow
+
+
+COARSER = ("quarter", "all")  # what `coarsen` derives from a published month table
+
+
+def coarsen(months: Published, exact: Table, across: str) -> Published:
+    """A quarter (or "all") table made from the published month table alone, so that differencing the two (a
+    quarter's cell minus its shown months) tells nothing the month table did not: a cell is the sum of its months
+    when every one of them is shown, else "c"; the totals are the month table's. `exact` is the same measure and rows
+    across `across`, with its small rows already merged (`merge_small_rows`): read only for the denominators of a
+    rate that every one of its months' rates shows too."""
+    if across not in COARSER:
+        raise ValueError("across: not quarter or all")
+
+    def label(month: str) -> str:
+        if across == "all":
+            return "all"
+        if month[:4].isdigit() and month[5:7].isdigit():
+            return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
+        return month  # "unknown": no date, no quarter
+
+    columns = tuple(dict.fromkeys(label(c) for c in months.columns))
+    parts: dict[str, list[str]] = {}
+    for c in months.columns:
+        parts.setdefault(label(c), []).append(c)
+
+    def summed(values: Iterable[Shown]) -> Shown:
+        shown = list(values)
+        return SUPPRESSED if any(not isinstance(v, int) for v in shown) else sum(int(v) for v in shown)
+
+    cells = {(r, q): summed(months.cells[r, c] for c in parts[q]) for r in months.rows for q in columns}
+    suppressed: dict[Cell, Reason] = {}
+    for (r, q), shown in cells.items():
+        if shown == SUPPRESSED:  # what the truth's size says, as cell_range reads it
+            suppressed[r, q] = "primary" if 1 <= exact.count(r, q) <= PRIMARY_MAX else "secondary"
+    rates: dict[Cell, Shown] | None = None
+    if months.rates is not None and exact.denominators is not None:
+        rates = {}
+        for (r, q), shown in cells.items():
+            den = exact.denominators.get((r, q), 0)
+            month_rates = [months.rates.get((r, c)) for c in parts[q]]
+            if den == 0:
+                rates[r, q] = NOT_APPLICABLE
+            elif shown == SUPPRESSED or den <= PRIMARY_MAX or SUPPRESSED in month_rates:
+                rates[r, q] = SUPPRESSED
+            else:
+                rates[r, q] = round(100 * int(shown) / den, RATE_DP)
+    return Published(measure=months.measure, title=months.title, rows_by=months.rows_by, columns_by=across,
+                     rows=months.rows, columns=columns, cells=cells, row_totals=dict(months.row_totals),
+                     column_totals={q: summed(months.column_totals[c] for c in parts[q]) for q in columns},
+                     total=months.total, suppressed=suppressed, rates=rates)

@@ -14,14 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.insight.compute import Index, index_records, table_from_index
+from broker.insight.compute import ComputeError, Index, index_records, table_from_index
 from broker.insight.detect import Rise
 from broker.insight.measures import Measure, Measures
 from broker.insight.render import table_dict
-from broker.insight.sdc import DEFAULT_MIN_POPULATION, suppress
+from broker.insight.sdc import COARSER, DEFAULT_MIN_POPULATION, coarsen, merge_small_rows, suppress
 from broker.insight.table import Published
 
-TREND_PERIOD = "month"
+TREND_PERIOD = "month"  # the one granularity a measure's periods are published at (quarter, all: derived)
+UNPUBLISHED_PERIOD = "week"
 TREND_BY = ("agency", "outcome", "reason", "area")  # the first of these a measure breaks down by
 TIMELINESS = ("decision_within_one_working_day", "encompass_before_next_school_day")
 AREA_BY = "area"
@@ -65,11 +66,25 @@ def published_tables(records: Iterable[Mapping[str, Any]], measures: Measures, v
                      subscriber_partner: Mapping[str, str] | None = None, only: Sequence[str] = (),
                      min_population: int = DEFAULT_MIN_POPULATION) -> list[Published]:
     """Every available measure (of those in `only`, when given) that breaks down by `view.by` and has its period
-    (or breaks down by it too), disclosure-controlled."""
+    (or breaks down by it too), disclosure-controlled.
+
+    Linked tables: a measure's periods are published at one granularity, the month. A quarter or "all" is derived
+    from the published month table (sdc.coarsen), so differencing it against the months gives nothing away; weeks,
+    which do not nest in months, are not published at all (ComputeError: the API's 422)."""
+    if view.across == UNPUBLISHED_PERIOD:
+        raise ComputeError("across 'week': weeks are not published beside months (they do not nest, and a month "
+                           "differenced against its weeks could give a suppressed cell away); use month or quarter")
     index = index_records(records, subscriber_partner)
     chosen = [m for m in measures if m.available and (not only or m.id in only) and view.by in m.breakdowns
               and (view.across in m.periods or view.across in m.breakdowns)]
-    return [_published(index, m, view, min_population) for m in chosen]
+    return [_derived(index, m, view, min_population) if view.across in COARSER and TREND_PERIOD in m.periods
+            else _published(index, m, view, min_population) for m in chosen]
+
+
+def _derived(index: Index, m: Measure, view: View, min_population: int) -> Published:
+    months = _published(index, m, View(view.by, TREND_PERIOD), min_population)
+    exact = merge_small_rows(table_from_index(index, m, by=view.by, across=view.across), min_population)
+    return coarsen(months, exact, view.across)
 
 
 def rise_words(rise: Rise, measures: Measures) -> dict[str, Any]:

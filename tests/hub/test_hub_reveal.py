@@ -3,7 +3,8 @@ synthetic mix protected with a real key store: the plan is the same as from the 
 are opened, no name, identifier or narrative is in the clear, and an erased child's event is still left out.
 
 The cost measurements at the end skip unless `--benchmark-enable`: `nice -n 19 .venv/bin/python -m pytest
-tests/hub/test_hub_reveal.py --benchmark-enable -p no:cacheprovider` (figures in the README's hub section).
+tests/hub/test_hub_reveal.py --benchmark-enable --benchmark-timer=time.process_time -p no:cacheprovider` (CPU time,
+so that a loaded host does not count other processes' work; figures in the README's hub section).
 """
 
 from __future__ import annotations

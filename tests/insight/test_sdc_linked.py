@@ -65,7 +65,8 @@ def test_what_the_page_publishes_together() -> None:
         published.setdefault(t["measure"], set()).add((t["rows_by"], t["columns_by"]))
     assert {columns for views in published.values() for _, columns in views} == {"month"}
     assert published["contacts"] == {("agency", "month"), ("area", "month")}
-    assert all(len(views) <= 2 and {rows for rows, _ in views} - {"area"} for views in published.values())
+    # at most two tables a measure: its trend's breakdown and the area's (a measure charted by area: one)
+    assert all(len({rows for rows, _ in views} - {"area"}) <= 1 for views in published.values())
 
 
 def test_a_quarter_does_not_give_away_a_suppressed_month() -> None:
@@ -106,18 +107,17 @@ grids = st.fixed_dictionaries({a: st.lists(st.sampled_from([0, 1, 2, 3, 5, 6, 7,
                                for a in AGENCIES})
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(grids, st.sampled_from(["quarter", "all"]))
-def test_every_quarter_and_all_table_is_a_function_of_the_published_month_table(
-        grid: dict[str, list[int]], columns_by: str) -> None:
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grids)
+def test_every_quarter_table_is_a_function_of_the_published_month_table(grid: dict[str, list[int]]) -> None:
     """So differencing them tells nothing the month table did not: each of their cells is the sum of its shown
     months, or "c"; their totals are the month table's."""
     records = contacts_log(grid)
     if not records:
         return
     months = contacts(records, View("agency", "month"))
-    coarse = contacts(records, View("agency", columns_by))
-    expected = derive(months, columns_by)
+    coarse = contacts(records, View("agency", "quarter"))  # "all" is derived the same way (sdc.coarsen)
+    expected = derive(months, "quarter")
     assert {(r, c) for r in coarse.rows for c in coarse.columns} == set(expected)
     for cell, value in expected.items():
         assert coarse.cells[cell] == value, cell

@@ -55,7 +55,8 @@ CLASSES = ("identity", "health", "location", "contact", "criminal", "narrative",
 AGENCIES = tuple(load_schema()["properties"]["source"]["properties"]["agency"]["enum"])
 CATEGORIES = ("domestic_abuse", "neglect", "cse")
 LEVELS = tuple(sorted(RISK_ORDER, key=RISK_ORDER.__getitem__))
-PARTNER_FIELDS = {"mash.decision": ("contributing_partners", "referring_partners"), "mash.action": ("assigned_partner",)}
+PARTNER_FIELDS = {"mash.decision": ("contributing_partners", "referring_partners"),
+                  "mash.action": ("assigned_partner",)}
 REFERRAL_SOURCES = ("6", "1", "2")
 PLAN_KINDS = ("unborn_child_protection_plan", "child_protection_plan")
 EVENT_DATE = "2026-05-01T09:00:00Z"

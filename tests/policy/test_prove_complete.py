@@ -11,8 +11,10 @@ invariant when decided again. Nothing here is sampled by the checker: the sampli
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +33,7 @@ from broker.policy.model import FieldRule, Partner, Protocol, Rule, Subscriber
 from broker.policy.prove import outcome, prove
 from broker.schema.classification import field_classes
 from broker.schema.loader import load_schema
+from tests.policy.brute_force import biased_events, cross_check, random_protocol
 
 TYPES = ("health.urgent_care_attendance", "social_care.referral", "health.child_protection_plan_notice",
          "police.domestic_abuse_notification", "education.attendance_concern")
@@ -267,3 +270,13 @@ def test_checker_meets_every_concrete_decision_and_every_breach(protocol: Protoc
         again = decide(protocol, ce.event, ce.subscriber, facts=ce.facts)
         assert again.delivered and again.rule_id == ce.rule_id
         assert set(ce.paths) <= set(_shared(again))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_checker_agrees_with_brute_force_on_events_aimed_at_each_rule_and_invariant(seed: int) -> None:
+    """The strong cross-check (tests/policy/brute_force.py): random protocols and invariants over every domain, and
+    concrete events whose every condition value is drawn from a rule's or an invariant's own literals, their
+    neighbours and the domain's edges. Its strength is shown by tests/policy/test_prove_mutants.py."""
+    rng = random.Random(seed)
+    protocol = random_protocol(rng)
+    assert cross_check(protocol, biased_events(rng, protocol, 8)) == []

@@ -93,7 +93,7 @@ def check_exact(old: Protocol, new: Protocol) -> set[Change]:
     assert len(listed) == len(rows) == found["changes"]
     shown: set[Change] = set()
     for change, ce in rows:
-        name, event_type, path, was, now = change
+        name, _type, path, was, now = change
         facts = facts_of_flags(ce["facts"])
         a, b = decide(old, ce["event"], name, facts=facts), decide(new, ce["event"], name, facts=facts)
         assert (a.rule_id, b.rule_id) == (ce["rule_from"], ce["rule_to"]), change
