@@ -1,5 +1,6 @@
-"""The rise detector (pure): flags an area, school or GP practice whose rate in the latest period rises beyond its
-own history.
+"""The rise detector (pure): flags an area, school or GP practice whose rate in the tested period rises beyond its
+own history. The caller names the period (`until`); the watch and the page test the last complete one
+(broker/insight/hotspots.py `rises`), never the one still under way.
 
 Method: an exact conditional test of two Poisson rates (Przyborowski and Wilenski, 1940), one-sided, for each unit
 (a row of a hotspot table: a postcode district, a school's URN, a practice's ODS code), with Holm's step-down

@@ -10,10 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from broker.policy.facts import CaseFacts
+
+SCHOOL, GP_PRACTICE = "school", "gp_practice"  # the registrations the identity register learns (`registered_with`)
+_REGISTERED_AT = {SCHOOL: "urn", GP_PRACTICE: "ods_code"}  # subject.child.<kind>.<code>
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A child's school or GP practice as one record named it: `as_of` is the record's date (occurred_at), so that
+    the latest record wins whatever order they arrive in."""
+
+    kind: str  # SCHOOL | GP_PRACTICE
+    code: str  # URN | ODS code, upper case as `registered_with` compares them
+    as_of: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +45,15 @@ NOTHING = Determined()
 class BatchFacts:
     determined: Mapping[str, Determined] = field(default_factory=dict)  # child token -> what is in force
     birth_dates: Mapping[str, date] = field(default_factory=dict)  # child token -> the identity register's DOB
+    # child token -> {school | gp_practice: URN | ODS code}, the latest the identity register learned
+    registered: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def for_event(self, token: str, case_open: bool | None) -> CaseFacts:
         found = self.determined.get(token, NOTHING)
         return CaseFacts(case_open=case_open,
                          s47_requested_of=found.s47_requested_of if case_open is not False else frozenset(),
-                         adult_at_risk=found.adult_at_risk, birth_date=self.birth_dates.get(token))
+                         adult_at_risk=found.adult_at_risk, birth_date=self.birth_dates.get(token),
+                         school_urn=(held := self.registered.get(token, {})).get(SCHOOL), gp_ods=held.get(GP_PRACTICE))
 
 
 def children(tokens: Iterable[str], child_of: Mapping[str, str],
@@ -100,3 +116,62 @@ def child_birth_dates(tied: Mapping[str, Iterable[str]], opened: Mapping[str, st
             except ValueError:
                 continue
     return out
+
+
+def registrations(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, Registration]]:
+    """(child token, registration) for each school URN and GP practice ODS code the events name as the child's own
+    (subject.child.school, subject.child.gp_practice: not a school the record is about, such as a transfer's
+    destination, which the child may never join)."""
+    out: list[tuple[str, Registration]] = []
+    for event in events:
+        subject = event.get("subject") or {}
+        child = subject.get("child") or {}
+        token = (subject.get("linkage") or {}).get("token")
+        as_of = event.get("occurred_at")
+        if not (isinstance(token, str) and isinstance(as_of, str)):
+            continue
+        for kind, key in _REGISTERED_AT.items():
+            org = child.get(kind)
+            code = org.get(key) if isinstance(org, Mapping) else None
+            if isinstance(code, str) and code.strip():
+                out.append((token, Registration(kind, code.strip().upper(), as_of)))
+    return out
+
+
+def plan_registrations(found: Iterable[tuple[str, Registration]],
+                       held: Mapping[str, Mapping[str, Registration]]) -> list[tuple[str, Registration]]:
+    """What the identity register learns: per (token, kind), the registration of the latest record (by its date;
+    a later one of equal date wins), when it differs from what is held. A record older than the one held teaches
+    nothing: a late backfill of last year's school census does not move the child back to its old school."""
+    best: dict[tuple[str, str], Registration] = {}
+    for token, reg in found:
+        now = best.get((token, reg.kind)) or held.get(token, {}).get(reg.kind)
+        if now is None or _instant(reg.as_of) >= _instant(now.as_of):
+            best[(token, reg.kind)] = reg
+    return [(token, reg) for (token, _), reg in best.items() if held.get(token, {}).get(reg.kind) != reg]
+
+
+def child_registrations(tied: Mapping[str, Iterable[str]],
+                        opened: Mapping[str, Mapping[str, Registration]]) -> dict[str, dict[str, str]]:
+    """Each child's school and GP practice codes: per kind, the latest held under any of its tokens (a merge joins
+    two streams' records; the child is registered where its latest record says)."""
+    out: dict[str, dict[str, str]] = {}
+    for child, tokens in tied.items():
+        latest: dict[str, Registration] = {}
+        for token in tokens:
+            for kind, reg in opened.get(token, {}).items():
+                if kind not in latest or _instant(reg.as_of) > _instant(latest[kind].as_of):
+                    latest[kind] = reg
+        if latest:
+            out[child] = {kind: reg.code for kind, reg in latest.items()}
+    return out
+
+
+def _instant(when: str) -> datetime:
+    """A record date as a comparable instant: a date is its midnight, a time without a zone is UTC (the schema's
+    dates and date-times); one that does not parse is older than any that does."""
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 
 from broker.policy.codes import RISK_ORDER
 from broker.policy.consent import ConsentState
-from broker.policy.facts import CaseFacts, facts_of
+from broker.policy.facts import NO_FACTS, CaseFacts, facts_of
 from broker.policy.model import Conditions, Subscriber
 from broker.policy.restricted import anyone_marked
 
@@ -45,17 +45,29 @@ def _code(org: Any, key: str) -> str | None:
     return str(value).strip().upper() if value else None
 
 
-def registered_with(event: Mapping[str, Any], kind: str, sub: Subscriber) -> bool:
-    """The child's GP practice (ODS code) or school (URN: the child's, or the school the event is about)."""
+def registered_with(event: Mapping[str, Any], kind: str, sub: Subscriber, facts: CaseFacts | None = None) -> bool:
+    """The child's GP practice (ODS code) or school (URN: the child's, or the school the event is about), as the
+    event names it or, when `facts` holds one, as the identity register learned it from the child's latest record
+    naming it (a police notification never names the school)."""
     child = (event.get("subject") or {}).get("child") or {}
+    learned = facts or NO_FACTS
     if kind == "gp_practice":
         mine = sub.organisation.get("ods_code", "").upper()
-        return bool(mine) and _code(child.get("gp_practice"), "ods_code") == mine
-    mine = sub.organisation.get("urn", "")
+        return bool(mine) and mine in (_code(child.get("gp_practice"), "ods_code"), _upper(learned.gp_ods))
+    mine = sub.organisation.get("urn", "").upper()
     payload = event.get("payload") or {}
     schools = (child.get("school"), payload.get("school"), payload.get("last_school"),
                payload.get("destination_school"))
-    return bool(mine) and any(_code(s, "urn") == mine for s in schools)
+    return bool(mine) and (any(_code(s, "urn") == mine for s in schools) or _upper(learned.school_urn) == mine)
+
+
+def registration_from_register(event: Mapping[str, Any], kind: str, sub: Subscriber, facts: CaseFacts) -> bool:
+    """Did `registered_with` hold only by the identity register's learned school or GP practice (for explain)?"""
+    return registered_with(event, kind, sub, facts) and not registered_with(event, kind, sub)
+
+
+def _upper(code: str | None) -> str | None:
+    return code.strip().upper() if code else None
 
 
 def partner_named(event: Mapping[str, Any], fields: frozenset[str], partner: str) -> bool:
@@ -94,7 +106,7 @@ def unmet(cond: Conditions, event: Mapping[str, Any], sub: Subscriber, consent: 
         if not young:
             where = " (date of birth from the identity register)" if age_from_register(event, facts) else ""
             return f"the subject is not under 18 on the event date{where}"
-    if cond.registered_with and not registered_with(event, cond.registered_with, sub):
+    if cond.registered_with and not registered_with(event, cond.registered_with, sub, facts):
         what = "GP practice" if cond.registered_with == "gp_practice" else "school"
         return f"the child is not known to be registered with the subscriber's {what}"
     if cond.referral_sources is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from broker.policy import restricted
 from broker.policy.codes import PARA18_REASONS, RESTRICTIVE_STATUSES, STATUTES
-from broker.policy.conditions import age_from_register, unmet
+from broker.policy.conditions import age_from_register, registration_from_register, unmet
 from broker.policy.consent import (
     CONFIDENTIALITY,
     DATA_PROTECTION,
@@ -101,6 +101,9 @@ def anonymous_access(event: Mapping[str, Any]) -> bool:
 
 
 REGISTER_AGE_NOTE = "under 18 by the date of birth in the identity register (the event carries none)"
+REGISTER_ORG_NOTE = {kind: f"registered with the subscriber's {what} by the identity register (learned from the "
+                           "child's latest record naming it; the event does not name it)"
+                     for kind, what in (("school", "school"), ("gp_practice", "GP practice"))}
 
 
 def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: ConsentState,
@@ -111,7 +114,11 @@ def check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: C
     check = _check_rule(rule, event, sub, consent, facts, source_partner)
     if check.applies and rule.conditions.subject_under_18 and age_from_register(event, facts):
         # The event carried no date of birth: say where the age came from, so a wrong register entry can be traced.
-        return replace(check, note="; ".join(filter(None, (check.note, REGISTER_AGE_NOTE))))
+        check = replace(check, note="; ".join(filter(None, (check.note, REGISTER_AGE_NOTE))))
+    kind = rule.conditions.registered_with
+    if check.applies and kind and registration_from_register(event, kind, sub, facts):
+        # likewise the school (or GP practice) the event does not name: learned from the child's latest record
+        check = replace(check, note="; ".join(filter(None, (check.note, REGISTER_ORG_NOTE[kind]))))
     return check
 
 

@@ -31,6 +31,11 @@ class CaseFacts:
     # The child's date of birth as the identity register knows it, used only when the event carries none (a
     # health admission whose subject is a bare reference, say). None: unknown.
     birth_date: date | None = None
+    # The school (DfE URN) and GP practice (ODS code) the identity register learned the child is registered with,
+    # from the latest record that named them (broker/stores/identities.py): `registered_with` holds on them when the
+    # event names neither (a police domestic abuse notification never names the school). None: unknown.
+    school_urn: str | None = None
+    gp_ods: str | None = None
 
 
 NO_FACTS = CaseFacts()

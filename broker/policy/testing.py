@@ -71,11 +71,13 @@ def _check(test: Mapping[str, Any], event: Mapping[str, Any], decision: Decision
 
 
 def test_facts(test: Mapping[str, Any]) -> CaseFacts:
-    """The registers' facts a test states: `case_open`, and `facts` (s47 requests, adult at risk, date of birth)."""
+    """The registers' facts a test states: `case_open`, and `facts` (s47 requests, adult at risk, date of birth,
+    the school URN and GP practice ODS code the identity register learned)."""
     given = test.get("facts") or {}
     born = given.get("birth_date")
     return CaseFacts(case_open=test.get("case_open"), s47_requested_of=frozenset(given.get("s47_requested_of", ())),
-                     adult_at_risk=given.get("adult_at_risk"), birth_date=date.fromisoformat(born) if born else None)
+                     adult_at_risk=given.get("adult_at_risk"), birth_date=date.fromisoformat(born) if born else None,
+                     school_urn=given.get("school_urn"), gp_ods=given.get("gp_ods"))
 
 
 def run_protocol_test(protocol: Protocol, test: Mapping[str, Any]) -> ProtocolTestResult:

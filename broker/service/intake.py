@@ -51,7 +51,7 @@ from broker.pipeline.intake_plan import (
 from broker.pipeline.resolve import Known
 from broker.schema.envelope import linkage_token
 from broker.service.erasure import published_before
-from broker.service.facts import birth_dates_to_learn, learn_birth_dates
+from broker.service.facts import facts_to_learn, learn_facts
 
 if TYPE_CHECKING:
     from broker.service.ports import IntakePorts
@@ -157,7 +157,7 @@ def _read(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> _Read:
         keys = fetch_protection_keys(rt.keys, kept)
     except CryptoError as exc:
         raise _keys_unavailable(rt, exc) from None
-    return _Read(resolved, erasure, keys, learns_birth_dates=birth_dates_to_learn(rt, kept))
+    return _Read(resolved, erasure, keys, learns_birth_dates=facts_to_learn(rt, kept))
 
 
 def _plan_on_loop(rt: IntakePorts, request: IntakeRequest, prepared: Prepared, read: _Read) -> IntakePlan | None:
@@ -200,7 +200,7 @@ def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: st
     # the children's dates of birth, from the published events that carry one (broker/stores/identities.py): before
     # the 202, so a later request's event without one is decided on the child's age
     published = set(plan.result.event_ids)
-    learn_birth_dates(rt, (e for e in resolved.events if e["event_id"] in published), at)
+    learn_facts(rt, (e for e in resolved.events if e["event_id"] in published), at)
 
 
 # --- reading the input, off the event loop -----------------------------------------------------------------------

@@ -7,30 +7,46 @@ so that a decision about an event that carries none (an SSDA903 episode row, who
 still tell the child's age on the event date. Nothing else about the child is kept: no name, no identifier, no
 source. Two events that give one token different dates leave it unknown (`conflict`), so a wrong date never makes a
 child look younger or older than its own records say. Erasure deletes the rows under every token the child carried
-(`forget_birth_dates`, with SQLite's secure_delete and a WAL checkpoint), and shredding the child's keys leaves any
+(`forget_facts`, with SQLite's secure_delete and a WAL checkpoint), and shredding the child's keys leaves any
 copy (a backup) unreadable.
+
+The register also learns, the same way, which school (DfE URN) and GP practice (ODS code) each child is registered
+with (`registrations`), from the records that name them (child.school, child.gp_practice), so that a record that
+names neither (a police domestic abuse notification) still reaches the child's school under `registered_with`. The
+latest record wins (a child moves school): each sealed code carries the date of the record it came from. Sealed
+under the same key, forgotten on erasure with the date of birth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from broker.pipeline.resolve import Known, Resolution
 from broker.stores.db import open_register
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFacts:
+    birth_dates: dict[str, str | None]  # token -> sealed date of birth, None when two dates disagreed
+    registrations: dict[str, dict[str, str]]  # token -> {school | gp_practice: sealed code and record date}
 
 _SCHEMA = ["CREATE TABLE IF NOT EXISTS identity (identifier TEXT PRIMARY KEY, kind TEXT NOT NULL,"
            " child TEXT NOT NULL, linked_at TEXT NOT NULL)",
            "CREATE INDEX IF NOT EXISTS identity_child ON identity (child)",
            # the child token's date of birth, sealed (module docstring): NULL with conflict 1 once two disagreed
            "CREATE TABLE IF NOT EXISTS birth_dates (token TEXT PRIMARY KEY, sealed TEXT,"
-           " conflict INTEGER NOT NULL, learned_at TEXT NOT NULL)"]
+           " conflict INTEGER NOT NULL, learned_at TEXT NOT NULL)",
+           # the child token's school or GP practice (kind: school | gp_practice), sealed with its record's date
+           "CREATE TABLE IF NOT EXISTS registrations (token TEXT NOT NULL, kind TEXT NOT NULL, sealed TEXT NOT NULL,"
+           " learned_at TEXT NOT NULL, PRIMARY KEY (token, kind))"]
 _LOOKUP_CHUNK = 400  # identifier tokens per query: well under SQLite's bound-parameter limit
 
 
 class IdentityRegister:
     FILE, TABLE = "identities.sqlite", "identity"  # its SQLite file in the data directory, and its table
-    TABLES = ("identity", "birth_dates")  # every table, for `stores migrate`
+    TABLES = ("identity", "birth_dates", "registrations")  # every table, for `stores migrate`
 
     def __init__(self, path: Path, url: str | None = None) -> None:
         # durable: a link forgotten on power loss would split a child's stream again
@@ -90,23 +106,58 @@ class IdentityRegister:
                                 " sealed = NULL, conflict = 1, learned_at = excluded.learned_at",
                                 [(token, at) for token in dict.fromkeys(conflicts)])
 
-    def forget_birth_dates(self, tokens: Iterable[str]) -> int:
-        """Delete the date of birth held under these tokens (a child's erasure); returns how many went."""
+    def sealed_facts(self, tokens: Iterable[str]) -> SealedFacts:
+        """The dates of birth (as `sealed_birth_dates`) and the registrations held under these tokens, in one query
+        per chunk of tokens: what a share batch reads of this register."""
+        wanted = list(dict.fromkeys(tokens))
+        found = SealedFacts({}, {})
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            part = wanted[start:start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            for token, kind, sealed, conflict in self.db.query(
+                    f"SELECT token, '', sealed, conflict FROM birth_dates WHERE token IN ({marks}) UNION ALL"
+                    f" SELECT token, kind, sealed, 0 FROM registrations WHERE token IN ({marks})", [*part, *part]):
+                if kind:
+                    found.registrations.setdefault(token, {})[kind] = sealed
+                else:
+                    found.birth_dates[token] = None if conflict else sealed
+        return found
+
+    def sealed_registrations(self, tokens: Iterable[str]) -> dict[str, dict[str, str]]:
+        """token -> {kind: its sealed registration} (tokens with none are left out)."""
+        out: dict[str, dict[str, str]] = {}
+        for token, kind, sealed in self.db.query_in(
+                "SELECT token, kind, sealed FROM registrations WHERE token IN ({marks})", tokens, chunk=_LOOKUP_CHUNK):
+            out.setdefault(token, {})[kind] = sealed
+        return out
+
+    def record_registrations(self, learned: Iterable[tuple[str, str, str]], at: str) -> None:
+        """`learned`: (token, kind, sealed registration) that replace what is held (the plan chose the latest)."""
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO registrations VALUES (?, ?, ?, ?) ON CONFLICT (token, kind) DO UPDATE SET"
+                " sealed = excluded.sealed, learned_at = excluded.learned_at",
+                [(token, kind, sealed, at) for token, kind, sealed in learned])
+
+    def forget_facts(self, tokens: Iterable[str]) -> int:
+        """Delete the date of birth and the registrations held under these tokens (a child's erasure); returns how
+        many rows went."""
         wanted = list(dict.fromkeys(tokens))
         gone = 0
         with self.db.transaction():
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 part = wanted[start:start + _LOOKUP_CHUNK]
-                cur = self.db.execute(f"DELETE FROM birth_dates WHERE token IN ({','.join('?' * len(part))})", part)
-                gone += max(cur.rowcount, 0)
+                for table in ("birth_dates", "registrations"):
+                    cur = self.db.execute(f"DELETE FROM {table} WHERE token IN ({','.join('?' * len(part))})", part)
+                    gone += max(cur.rowcount, 0)
         if self.db.dialect == "sqlite":  # the deleted pages out of the write-ahead log too
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
 
     def forget(self, tokens: Iterable[str]) -> int:
-        """What erasure removes from this register: the dates of birth (links are tokens only and stay, so that
-        erasure still reaches every token the child carried)."""
-        return self.forget_birth_dates(tokens)
+        """What erasure removes from this register: the dates of birth and registrations (links are tokens only and
+        stay, so that erasure still reaches every token the child carried)."""
+        return self.forget_facts(tokens)
 
     def close(self) -> None:
         self.db.close()
