@@ -1,18 +1,9 @@
 """The intake plan over the bench's mix, in process: what the intake-plan benchmark and the old-against-new
-differential (tests/bench/test_intake_differential.py) run.
+differential of the service's register writes (tests/bench/test_intake_differential.py) run.
 
-Each body of the mix is read (`prepare`), resolved against the identity register as the service would see it (a
-real SQLite register, written after each body as the service writes it once Kafka holds the events) and planned
-with a real key store. Two ways to plan, both on the same inputs:
-
-- `plan_with_store`: as the service did up to session 7, the key store itself handed to the plan (it may write),
-  the whole of it in one worker thread;
-- `plan_prefetched`: as it does now, the key store's calls made ahead (`fetch_protection_keys`, in the thread) and
-  the pure plan run with the keys fetched (on the event loop), falling back to `plan_with_store` when the plan
-  needs a key no one can know ahead (a dead letter to seal).
-
-`comparable` reduces a plan to what both must agree on exactly: every ciphertext opened and named by its key id
-(field encryption is randomised: its bytes never repeat), the audit records without their random ids.
+Each body of the mix is read (`prepare`), resolved against a real SQLite identity register as the service sees it,
+and planned with a real key store (`plan_with_store`, as the service's `_plan` does in its one thread hop); the
+register is written after each body as the service writes it once Kafka holds the events.
 """
 
 from __future__ import annotations
@@ -29,8 +20,6 @@ from adapters.kit.interface import AdaptContext
 from broker.bench.records import Format, mix, usable_formats
 from broker.crypto import KeyStore, open_key_provider
 from broker.crypto.envelope import PREFIX, reveal_event
-from broker.crypto.prefetched import NotFetched, fetch_protection_keys
-from broker.pipeline.erasure import refuse_erased
 from broker.pipeline.identify import LinkageKey
 from broker.pipeline.intake import Prepared, prepare
 from broker.pipeline.intake_plan import (
@@ -63,18 +52,6 @@ Planner = Callable[[KeyStore, Body, Resolved, ErasureFacts, IntakeParams], Intak
 def plan_with_store(keys: KeyStore, body: Body, resolved: Resolved, erasure: ErasureFacts,
                     params: IntakeParams = PARAMS) -> IntakePlan:
     return plan_intake(body.request, body.prepared, resolved, erasure, keys, params)
-
-
-def plan_prefetched(keys: KeyStore, body: Body, resolved: Resolved, erasure: ErasureFacts,
-                    params: IntakeParams = PARAMS) -> IntakePlan:
-    """The service's way (broker/service/intake.py `_read`, `_plan_on_loop`), without its registers and threads."""
-    kept, erased = refuse_erased(resolved.events, erasure.erased, erasure.received_before, body.request.source)
-    if body.prepared.rejections or erased:
-        return plan_with_store(keys, body, resolved, erasure, params)
-    try:
-        return plan_intake(body.request, body.prepared, resolved, erasure, fetch_protection_keys(keys, kept), params)
-    except NotFetched:
-        return plan_with_store(keys, body, resolved, erasure, params)
 
 
 @dataclass

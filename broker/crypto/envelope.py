@@ -173,14 +173,6 @@ def _classifications(value: Any, schema: _Node, found: set[str]) -> set[str]:
     return found
 
 
-def protection_request(event: Mapping[str, Any], *, scope: str | None = None) -> tuple[str, list[str], str]:
-    """(key scope, classifications, event id): the one `encryption_keys` call `protect_event` makes for this event.
-    Pure, so a shell can make the key store's call (which may write) off the event loop before a pure plan protects
-    the event with those keys (broker/crypto/prefetched.py)."""
-    token, _, tree = _envelope_header(event)
-    return scope or token, sorted(_classifications(event, tree, set())), event["event_id"]
-
-
 def protect_event(event: Mapping[str, Any], keys: KeyProvider, *, scope: str | None = None) -> dict[str, Any]:
     """A copy of the event with every non-operational leaf encrypted under its child's key for its classification.
 
@@ -188,15 +180,15 @@ def protect_event(event: Mapping[str, Any], keys: KeyProvider, *, scope: str | N
     token as the key scope: the broker's own notices about a child (person.erased) must not live or die with the
     child's keys. The event id goes to the key provider, which refuses an erased child's old events (ErasedData).
     """
-    _, aad_head, tree = _envelope_header(event)
+    token, aad_head, tree = _envelope_header(event)
     nonces = _nonce_stream()
     dumps, b2a_base64 = orjson.dumps, binascii.b2a_base64  # bound once: looked up per field otherwise
     # per classification: one key (one counted use) per event, all asked for at once so that a new child's keys are
     # made in one transaction; and the key's cipher, ciphertext prefix and associated-data tail, so that each leaf
     # only formats its path
-    key_scope, classifications, event_id = protection_request(event, scope=scope)
     sealers = {c: (dk.aead.encrypt, f"{PREFIX}{dk.key_id}:", f"\x1f{dk.key_id}")
-               for c, dk in keys.encryption_keys(key_scope, classifications, event_id=event_id).items()}
+               for c, dk in keys.encryption_keys(scope or token, sorted(_classifications(event, tree, set())),
+                                                 event_id=event["event_id"]).items()}
 
     def encrypt(value: Any, path: str, classification: str) -> Any:
         seal, head, tail = sealers[classification]

@@ -188,7 +188,8 @@ def _ending_closed(rt: FactsPorts, tokens: list[str]) -> tuple[BatchFacts, list[
     """The registers' part of `batch_facts` (blocking): the facts once the closed cases' requests are ended."""
     facts = read_facts(rt, tokens)
     open_requests = {t: d for t, d in facts.determined.items() if d.s47_open}
-    closed = [t for t in open_requests if rt.cases.is_open(t) is False]
+    states = rt.cases.open_states(open_requests)  # one query for the batch, none when nothing is open
+    closed = [t for t in open_requests if states[t] is False]
     if not closed or rt.determinations is None:
         return facts, []
     ended = rt.determinations.end_closed((a for t in closed for a in open_requests[t].s47_open), at=now_iso())

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.aio import blocking
@@ -35,6 +37,7 @@ from broker.service.share import SEAL_FAULTS
 from broker.stores.held import Held
 
 if TYPE_CHECKING:
+    from broker.pipeline.register_facts import BatchFacts
     from broker.policy import ConsentState
     from broker.policy.facts import CaseFacts
     from broker.service.ports import HeldPorts
@@ -79,18 +82,25 @@ async def release_round(rt: HeldPorts) -> dict[str, int]:
 
 async def release_held(rt: HeldPorts, subscriber: str, rows: list[Held]) -> int:
     """Deliver (or drop, saying why) the held rows in order; returns how many are done. Stops at the first row
-    whose event cannot be read back or revealed, so that what follows it stays behind it."""
+    whose event cannot be read back or revealed, so that what follows it stays behind it. The rows' events are
+    revealed first, and the registers read once for all their children (not once per row), just before sending."""
     records, highest = await read_positions(rt, rt.settings.topics.events, ((h.partition, h.offset) for h in rows))
+    events = await blocking(_reveal_rows, rt, rows, records, highest)
+    registers = await blocking(_registers_at_release, rt, [e for e in events.values() if isinstance(e, dict)])
     done: list[str] = []
     audits: list[dict[str, Any]] = []
     now = now_iso()
-    for row in rows:
+    for n, row in enumerate(rows):
         # checked row by row, just before the send: another process's release loop may have sent it meanwhile
         if await blocking(rt.delivered.sent, [subscriber], [row.event_id]):
             done.append(row.event_id)
             continue
-        msg = records.get((row.partition, row.offset))
-        if msg is None and highest.get(row.partition, -1) > row.offset:
+        event = events.get(n)
+        if event is None:  # not readable now, or a key outage: keep the order, try again next round
+            break
+        if isinstance(event, Exception):
+            raise event  # a fault revealing it, raised where the row-by-row release met it (the round logs it)
+        if event is GONE:
             # Gone from the events topic (retention ran out while the key was broken): cannot be delivered from
             # here; dropped with a record saying so, so the subscriber's later deliveries are not held for ever.
             log.warning("held_event_gone", subscriber=subscriber, event_id=row.event_id,
@@ -100,14 +110,8 @@ async def release_held(rt: HeldPorts, subscriber: str, rows: list[Held]) -> int:
                 event_id=row.event_id, reason="event no longer on the events topic: the agency must resend it"))
             done.append(row.event_id)
             continue
-        if msg is None:  # not readable now: keep the order, try again next round
-            break
-        try:
-            event = (await blocking(rt.reveal, decode(msg.value))).event  # the key store
-        except (KeyUnavailable, KmsError):
-            break  # an outage: try again next round
         token = linkage_token(event)
-        outcome = await _release_one(rt, subscriber, event, token, now, audits)
+        outcome = await _release_one(rt, subscriber, event, token, now, audits, registers.for_event(event, token))
         if outcome is None:  # the key failed again between the check and the seal
             break
         done.append(row.event_id)
@@ -116,11 +120,36 @@ async def release_held(rt: HeldPorts, subscriber: str, rows: list[Held]) -> int:
     return len(done)
 
 
+GONE = "gone"  # a held row whose event the events topic no longer holds
+
+
+def _reveal_rows(rt: HeldPorts, rows: list[Held], records: Mapping[tuple[int, int], Any],
+                 highest: Mapping[int, int]) -> dict[int, dict[str, Any] | str | Exception]:
+    """Row index -> its event in the clear, GONE, or the fault revealing it; a row not readable now (or a key
+    outage) ends the map there, as it ends the release."""
+    out: dict[int, dict[str, Any] | str | Exception] = {}
+    for n, row in enumerate(rows):
+        msg = records.get((row.partition, row.offset))
+        if msg is None and highest.get(row.partition, -1) > row.offset:
+            out[n] = GONE
+            continue
+        if msg is None:
+            break
+        try:
+            out[n] = rt.reveal(decode(msg.value)).event  # the key store
+        except (KeyUnavailable, KmsError):
+            break  # an outage: try again next round
+        except Exception as exc:  # raised when the release reaches this row, after the rows before it are done
+            out[n] = exc
+            break
+    return out
+
+
 async def _release_one(rt: HeldPorts, subscriber: str, event: dict[str, Any], token: str, now: str,
-                       audits: list[dict[str, Any]]) -> str | None:
+                       audits: list[dict[str, Any]], at_release: tuple[ConsentState | None, CaseFacts] | None,
+                       ) -> str | None:
     """Decide again for `subscriber` and deliver, or drop with an audit record: "delivered", "dropped", or None if
-    the subscriber still cannot be sealed to."""
-    at_release = await blocking(_registers_at_release, rt, event, token)
+    the subscriber still cannot be sealed to. `at_release`: the registers now (None: the child was erased since)."""
     if at_release is None:
         audits.append(_dropped(rt, now, subscriber, event, token, "child erased while the delivery was held"))
         return "dropped"
@@ -149,16 +178,30 @@ async def _release_one(rt: HeldPorts, subscriber: str, event: dict[str, Any], to
     return "dropped"
 
 
-def _registers_at_release(rt: HeldPorts, event: dict[str, Any], token: str,
-                          ) -> tuple[ConsentState | None, CaseFacts] | None:
-    """(consent, register facts) for deciding a held event again now; None when its child was erased since."""
+@dataclass(frozen=True)
+class _AtRelease:
+    """What the registers say now of the held events' children, read once for the release (one query each)."""
+
+    erased: frozenset[str]
+    cases: Mapping[str, bool | None]
+    facts: BatchFacts
+    consent: Mapping[str, ConsentState | None]
+
+    def for_event(self, event: dict[str, Any], token: str) -> tuple[ConsentState | None, CaseFacts] | None:
+        """(consent, register facts) for deciding a held event again now; None when its child was erased since."""
+        if token in self.erased:
+            return None
+        transition = case_transition(event)
+        case_open = transition if transition is not None else self.cases.get(token)
+        return self.consent.get(token), self.facts.for_event(token, case_open)
+
+
+def _registers_at_release(rt: HeldPorts, events: list[dict[str, Any]]) -> _AtRelease:
+    tokens = list(dict.fromkeys(linkage_token(e) for e in events))
     erasures = getattr(rt, "erasures", None)
-    if erasures is not None and erasures.is_erased(token):
-        return None
-    transition = case_transition(event)
-    case_open = transition if transition is not None else rt.cases.is_open(token)
-    facts = read_facts(rt, [token]).for_event(token, case_open)  # the registers' facts at release, as consent
-    return rt.consent_for(token), facts
+    erased = frozenset(erasures.erased_at(tokens)) if erasures is not None and tokens else frozenset()
+    live = [t for t in tokens if t not in erased]
+    return _AtRelease(erased, rt.cases.open_states(live), read_facts(rt, live), rt.consent_for_many(live))
 
 
 def _dropped(rt: HeldPorts, now: str, subscriber: str, event: dict[str, Any], token: str, reason: str,

@@ -28,10 +28,8 @@ from adapters.kit.interface import AdaptContext
 from broker.aio import blocking
 from broker.clock import now_iso
 from broker.crypto import CryptoError, KeyUnavailable
-from broker.crypto.prefetched import NotFetched, PrefetchedKeys, fetch_protection_keys
 from broker.errors import InputRejected, Unavailable
 from broker.logging import get_logger
-from broker.pipeline.erasure import refuse_erased
 from broker.pipeline.intake import Prepared, prepare
 from broker.pipeline.intake_plan import (
     DEFAULT_MESSAGE_LIMIT,
@@ -117,60 +115,40 @@ async def ingest_prepared(rt: IntakePorts, request: IntakeRequest, prepared: Pre
     """Everything after reading: resolve, plan, publish, then the registers. The MASH hub's decisions come in here
     (broker/service/hub.py): built from the hub's request instead of an adapter, then published like any record."""
     agency = request.agency
-    read = await blocking(_read, rt, request, prepared)
-    plan = read.plan or _plan_on_loop(rt, request, prepared, read)
-    if plan is None:  # the plan needs the key store itself (a dead letter to seal): in a thread, as it may write
-        plan = await blocking(_plan_with_store, rt, request, prepared, read.resolved, read.erasure)
+    read = await blocking(_plan, rt, request, prepared)
+    plan = read.plan
     if plan.refusal is not None:
         await _refuse(rt, plan)
     await _publish(rt, plan)
     _count_links(rt, plan)
-    if _writes_registers(plan) or read.learns_birth_dates:
+    if _writes_registers(plan) or read.learns_facts:  # else no second hop: nothing to write
         await blocking(_after_publish, rt, plan, read.resolved, request.received_at)
     rt.metrics.observe_intake(agency, len(plan.result.event_ids), plan.result.rejections)
     return plan.result
 
 
-# --- one thread hop before the plan, at most one after it ----------------------------------------------------------
+# --- one thread hop for the registers and the plan, at most one after publishing -----------------------------------
 @dataclass(frozen=True, slots=True)
-class _Read:
-    """What the blocking read gives the plan: the register facts, and either the keys fetched ahead (the plan then
-    runs on the loop) or, for a request with dead letters to seal, the plan itself, made in the thread."""
+class _Planned:
+    """What the blocking call gives the shell: the register facts read, the plan, and whether the registers will
+    learn facts (dates of birth...) from the published events."""
 
     resolved: Resolved
-    erasure: ErasureFacts
-    keys: PrefetchedKeys | None = None
-    plan: IntakePlan | None = None
-    learns_birth_dates: bool = False
+    plan: IntakePlan
+    learns_facts: bool = False
 
 
-def _read(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> _Read:
-    """The registers read and the key store asked, in one blocking call (broker/aio.py): the identity register's
-    view, the erasure register's, the data keys to protect the events with, whether dates of birth are to learn.
-    The CPU-heavy protection then runs on the event loop (`_plan_on_loop`), not here contending for the GIL."""
+def _plan(rt: IntakePorts, request: IntakeRequest, prepared: Prepared) -> _Planned:
+    """The registers read, then the plan, whose protection may make or unwrap data keys (the key store): one
+    blocking call (broker/aio.py). The plan stays in this thread rather than on the loop: measured on this 2-core
+    host (broker/bench/RESULTS.md, Session 8), the loop planning while other requests' register calls wait in
+    threads for the GIL made those calls wait a switch interval at each step, and intake slower at 20 records per
+    request."""
     resolved = _resolve(rt, prepared)
     erasure = _erasure_facts(rt, prepared, resolved)
-    kept, erased = refuse_erased(resolved.events, erasure.erased, erasure.received_before, request.source)
-    if prepared.rejections or erased:  # dead letters to seal, with keys no one can know ahead: plan here
-        return _Read(resolved, erasure, plan=_plan_with_store(rt, request, prepared, resolved, erasure))
-    try:
-        keys = fetch_protection_keys(rt.keys, kept)
-    except CryptoError as exc:
-        raise _keys_unavailable(rt, exc) from None
-    return _Read(resolved, erasure, keys, learns_birth_dates=facts_to_learn(rt, kept))
-
-
-def _plan_on_loop(rt: IntakePorts, request: IntakeRequest, prepared: Prepared, read: _Read) -> IntakePlan | None:
-    """The pure plan with the keys fetched ahead; None when it asked for one not fetched (a canonical event that
-    cannot be audited or is over Kafka's limit makes a dead letter): the caller plans again with the key store."""
-    assert read.keys is not None
-    try:
-        with rt.metrics.time("protect"):
-            return plan_intake(request, prepared, read.resolved, read.erasure, read.keys, _params(rt))
-    except NotFetched:
-        return None
-    except CryptoError as exc:
-        raise _keys_unavailable(rt, exc) from None
+    plan = _plan_with_store(rt, request, prepared, resolved, erasure)
+    published = set(plan.result.event_ids)
+    return _Planned(resolved, plan, facts_to_learn(rt, [e for e in resolved.events if e["event_id"] in published]))
 
 
 def _plan_with_store(rt: IntakePorts, request: IntakeRequest, prepared: Prepared, resolved: Resolved,

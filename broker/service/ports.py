@@ -11,6 +11,7 @@ Members are read-only (`@property`) unless the part writes them (the share worke
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -85,6 +86,7 @@ class Sealing(Protocol):
     def subscriber_faults(self) -> dict[str, str]: ...
     def seal_for(self, subscriber: str, released: dict[str, Any]) -> bytes: ...
     def consent_for(self, subject: str) -> ConsentState | None: ...
+    def consent_for_many(self, subjects: Iterable[str]) -> dict[str, ConsentState | None]: ...
 
 
 # --- the registers, one member each -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,10 @@ class Runtime:
     # --- registers ----------------------------------------------------------------------------------------------
     def consent_for(self, subject: str) -> ConsentState | None:
         return self.consent.get(subject)
+
+    def consent_for_many(self, subjects: Iterable[str]) -> dict[str, ConsentState | None]:
+        """`consent_for` of a batch's children in one register read (every subject a key, None if none held)."""
+        return self.consent.get_many(subjects)
 
     def registers(self) -> list[Register]:
         """Every register, in broker/stores/registry.py's order."""

@@ -314,8 +314,8 @@ def _registers_say(rt: SharePorts, items: list[Item], tokens: list[str], folded:
     return ShareFacts(
         sent=frozenset(rt.delivered.sent(rt.protocol.subscribers, (i.event["event_id"] for i in items))),
         holding=frozenset(rt.held.counts()),
-        cases={t: rt.cases.is_open(t) for t in dict.fromkeys([*tokens, *folded])},
-        consent={t: rt.consent_for(t) for t in tokens},
+        cases=rt.cases.open_states([*tokens, *folded]),  # one query each per batch, not one per token
+        consent=rt.consent_for_many(tokens),
         register=register,
         notice_recipients={e["event_id"]: frozenset(past_recipients(rt, e["payload"]["erased_tokens"]))
                            for e in notices})

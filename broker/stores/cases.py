@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from broker.stores.db import open_register
@@ -19,6 +20,14 @@ class CaseRegister:
         """None when the broker has seen no social care event about the child."""
         rows = self.db.query("SELECT open FROM cases WHERE subject = ?", (subject,))
         return bool(rows[0][0]) if rows else None
+
+    def open_states(self, subjects: Iterable[str]) -> dict[str, bool | None]:
+        """`is_open` for many children at once, one query per IN chunk (a share batch's tokens): every subject asked
+        about is a key, None for a child the broker has seen no social care event about."""
+        wanted = list(dict.fromkeys(subjects))
+        held = {s: bool(o) for s, o in self.db.query_in("SELECT subject, open FROM cases WHERE subject IN ({marks})",
+                                                         wanted)}
+        return {s: held.get(s) for s in wanted}
 
     def set(self, subject: str, is_open: bool, event_id: str) -> None:
         self.db.execute("INSERT INTO cases VALUES (?, ?, ?) ON CONFLICT (subject) DO UPDATE SET open = excluded.open,"

@@ -15,7 +15,9 @@ import base64
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +46,15 @@ def _patient(record_id: str, birth: str) -> bytes:
 
 def _leaks(blob: bytes) -> list[str]:
     return [m for m in MARKERS if m.encode() in blob]
+
+
+async def _audited(svc: Any, wanted: Callable[[dict[str, Any]], bool], attempts: int = 600) -> None:
+    """Return once the audit store holds a record `wanted` accepts (the indexer chains asynchronously)."""
+    for _ in range(attempts):
+        if any(wanted(e["record"]) for e in svc.runtime.audit_store.search(limit=10000)):
+            return
+        await asyncio.sleep(0.1)  # a poll of the condition, not a wait standing in for it
+    raise AssertionError("the audit store never held the expected record")
 
 
 async def test_planted_values_appear_nowhere_but_in_the_subscribers_sealed_view(kafka_bootstrap, tmp_path: Path):
@@ -91,7 +102,12 @@ async def test_planted_values_appear_nowhere_but_in_the_subscribers_sealed_view(
             [deadletter_id] = bad.json()["deadletter_ids"][:1]
             await call("POST", f"/v1/admin/deadletters/{deadletter_id}/reprocess", "admin")
 
-            await asyncio.sleep(2.0)  # let the audit indexer chain what the service and worker emitted
+            # the audit indexer has chained what the service and worker emitted: the delivery to the hub and the
+            # reprocessing (waited for, so the report and IG answers below are searched when they hold it)
+            await _audited(svc, lambda r: r["kind"] == "delivered" and r.get("subject") == token
+                           and r.get("subscriber") == "test_hub")
+            await _audited(svc, lambda r: r.get("action") == "deadletter.reprocess"
+                           and r.get("target") == deadletter_id)
             # the subject access report is the one answer that names the child, to an IG key, the reveal audited:
             # its name and birth date, and nothing else planted (no address, no NHS number, no bad value)
             report = await http.get(f"{u}/v1/ig/children/{token}/report", headers=svc.headers("ig_auditor"))

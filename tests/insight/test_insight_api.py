@@ -96,6 +96,11 @@ def test_exports_are_protected_and_bad_asks_are_plain_4xx(insight) -> None:
     wrong = client.get("/v1/insight/tables/contacts", headers=board, params={"by": "subscriber"})
     assert wrong.status_code == 422  # contacts do not break down by recipient: said, not a 5xx
     assert client.get("/v1/insight/tables/contacts", headers=board, params={"format": "xml"}).status_code == 422
+    # weeks are not published beside months (linked tables: tests/insight/test_sdc_linked.py); quarters are derived
+    weeks = client.get("/v1/insight/tables", headers=board, params={"period": "week"})
+    assert weeks.status_code == 422 and "week" in weeks.json()["detail"]
+    quarters = client.get("/v1/insight/tables/contacts", headers=board, params={"period": "quarter"})
+    assert quarters.status_code == 200 and quarters.json()["columns_by"] == "quarter"
 
 
 def test_every_read_and_export_is_audited_without_a_number(insight) -> None:

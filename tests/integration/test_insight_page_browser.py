@@ -34,6 +34,7 @@ MIN_POPULATION = 8  # a small demo: districts of about a dozen contacts each sho
 SMALL = re.compile(r"^[1-5]$")  # a figure disclosure control must never show
 TOKEN = re.compile(r"lt[0-9]+_[A-Za-z0-9_-]{20,}")
 RISE = "ZZ7"  # the demo's synthetic rise in contacts, in this district, over the last two complete weeks
+WEEKS = 10  # the detector's eight weeks of history before the last complete week, and one to spare
 
 
 async def eventually(check: Any, attempts: int = 1200) -> Any:
@@ -63,7 +64,7 @@ async def test_the_board_sees_every_measure_protected_the_areas_timeliness_and_t
     async with running_service(tmp_path, kafka_bootstrap, protocol=str(SAMPLE),
                                insight_min_population=MIN_POPULATION) as svc, \
             httpx.AsyncClient(timeout=120) as http:
-        summary = await load_demo(svc.base_url, svc.settings.data_dir, records=60, weeks=12, rise=RISE,
+        summary = await load_demo(svc.base_url, svc.settings.data_dir, records=60, weeks=WEEKS, rise=RISE,
                                   protocol_file=svc.settings.protocol_file)
         assert summary["hub_decisions"] > 0, summary
         await eventually(lambda: _audited(svc, kind="hub_clock"))  # the hub watch has settled decision clocks
