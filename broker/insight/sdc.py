@@ -23,6 +23,25 @@ single count can, the smallest in the cell's own row or column and it tries agai
 row total, then its column total, then the grand total are suppressed. Suppressing more only ever widens what the
 attacker must consider, so a cell once protected stays protected and the loop ends.
 
+Linked tables (`suppress_linked`). The breakdowns of one measure (by agency, by area, ...) are different partitions
+of the same events: what links them is their month column totals and grand total, which are the same numbers in
+every one. Protecting each table alone lets one hide a total another shows, and the shown number then pins cells
+of the first. So the shared totals are decided once, first (`shared_totals`): each is shown exactly unless it is
+1 to 5 ("c"), and the one relation among them (the month totals add up to the grand total) is protected like a
+one-row table, so a "c" total is not the grand total less the others. Then every table of the measure is
+suppressed with those totals fixed: a fixed shown total stays in the flow network as an exact bound the attacker
+knows, a fixed "c" total as what its reason says (1..5, or 6 and more), and the greedy may never hide a fixed total;
+it suppresses further cells or the table's own row totals (which no other table shares) instead. When only a fixed
+total could free a cell (a month of two 5s whose total 10 is shown pins both: no cell or row total can help), that
+shared total is released (hidden, as a secondary) and every table is protected again with the new shared totals;
+each round hides one more shared total, so it ends. Why combining the tables then adds nothing: each table's check
+already assumed an attacker who knows every shared total (its exact value, or the reason of its "c"); the tables
+share nothing else, since a cell or row total of one is not a cell or row total of another, and every shared total
+is the same figure in all of them; so the joint system's feasible values for a cell of one table are the union,
+over the shared totals' feasible values, of that table's own, which the check covered at the true ones and can
+only widen at others. The limit: tables whose column totals differ (a breakdown by subscriber counts an event once
+per recipient) are not one partition and are protected as separate groups.
+
 Rates: shown only when both their numerator and denominator would be shown (a rate and a published denominator
 give the numerator back); a zero denominator is "x". Rows below the minimum population (areas, schools, GP
 practices: hotspot breakdowns, whose `populations` are set) are never shown alone: they are added into one row,

@@ -100,7 +100,7 @@ async def release_held(rt: HeldPorts, subscriber: str, rows: list[Held]) -> int:
             break
         if isinstance(event, Exception):
             raise event  # a fault revealing it, raised where the row-by-row release met it (the round logs it)
-        if event is GONE:
+        if isinstance(event, str):  # GONE
             # Gone from the events topic (retention ran out while the key was broken): cannot be delivered from
             # here; dropped with a record saying so, so the subscriber's later deliveries are not held for ever.
             log.warning("held_event_gone", subscriber=subscriber, event_id=row.event_id,

@@ -1,15 +1,17 @@
 """HTTP intake's shell: read, plan, apply. The decisions are pure, in broker/pipeline/intake_plan.py.
 
-1. Read: the input off the event loop (`prepare`: adapt, link, validate), then the register facts the plan needs:
-   the identity register's view of the request's identities, and what the erasure register says of its children.
+1. Read: the input (`prepare`: adapt, link, validate), on the event loop when it is one small record, else on the
+   read pool; then, in one worker thread with the plan, the register facts the plan needs: the identity register's
+   view of the request's identities, and what the erasure register says of its children.
 2. Plan: `resolve_intake` and `plan_intake` build every event, dead-letter message and audit record of the request,
    encrypted, sealed, validated and measured against Kafka's message limit, BEFORE the first one is sent; anything
    that cannot make a valid audit record becomes a value-free rejection; an input too large to keep as a dead letter
    is refused (413) with nothing published but the audit of the refusal.
 3. Apply, in this order: send every message and wait for Kafka's acknowledgement of all, then the audit records
-   (which say so), then the register writes (identity links, consent carried over a merge). So only Kafka itself can
-   fail once sending starts: the answer is 202 when Kafka acknowledged every message, else 503 and nothing is
-   acknowledged, and the register never learns a link Kafka does not hold. Without Kafka transactions (the embedded
+   (which say so), then the register writes (identity links, consent carried over a merge, facts learned), in a
+   second worker-thread call made only when there is one to write (a request about known children has none). So
+   only Kafka itself can fail once sending starts: the answer is 202 when Kafka acknowledged every message, else 503
+   and nothing is acknowledged, and the register never learns a link Kafka does not hold. Without Kafka transactions (the embedded
    broker has none) a failure half way can leave some of the request's messages on their topics; the sender's resend
    carries the same deterministic event and dead-letter ids and is deduplicated downstream.
 """

@@ -12,17 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.bench.share_mix import comparable, share_mix
+from broker.bench.share_mix import comparable, mix_events, share_mix
+from broker.pipeline.cases import case_transition
 from broker.pipeline.register_facts import BatchFacts
 from broker.pipeline.share_plan import LINKED, ShareFacts, plan_share
 from broker.policy import ConsentState
 from broker.policy.consent import ConsentRecord
 from broker.policy.consent_review import CONFIRMED, MIGRATED_BY
+from broker.schema.envelope import linkage_token
+from broker.service.held import _registers_at_release
 from broker.service.share import _registers_say
 from broker.stores.cases import CaseRegister
 from broker.stores.consent import ConsentRegister, migrate_v1
 from broker.stores.db import IN_CHUNK
 from broker.stores.delivered import DeliveredLog
+from broker.stores.erasures import ErasureRegister
 from broker.stores.held import HeldDeliveries
 
 POOL = [f"lt1_{i:032d}" for i in range(40)]  # fictitious linkage tokens the registers hold something about
@@ -162,7 +166,9 @@ def test_the_share_plan_over_the_bench_mix_is_unchanged_by_batch_register_reads(
             folded = [i.event["payload"]["superseded_token"] for i in batch if i.event["event_type"] == LINKED]
             old = ShareFacts(cases={t: rt.cases.is_open(t) for t in dict.fromkeys([*batch_tokens, *folded])},
                              consent={t: rt.consent.get(t) for t in batch_tokens})
+            counted = _Statements(rt.cases.db.conn, rt.consent.db.conn)
             said = _registers_say(rt, batch, batch_tokens, folded, [], BatchFacts())
+            assert counted.count == 2  # one case query, one consent query for the batch (per token: 2 x tokens)
             assert said.cases == old.cases and said.consent == old.consent
             old_plans.append(plan_share(batch, old, mix.keys, mix.params))
             new_plans.append(plan := plan_share(batch, ShareFacts(cases=said.cases, consent=said.consent), mix.keys,
@@ -184,3 +190,44 @@ def test_an_empty_or_unknown_batch_reads_nothing_held(tmp_path, tokens) -> None:
     assert cases.open_states(tokens) == dict.fromkeys(tokens)
     assert consent.get_many(tokens) == dict.fromkeys(tokens)
     assert counted.count == (2 if tokens else 0)  # nothing asked: no query at all
+
+
+@dataclass
+class _ReleaseRegisters:
+    """The held release's register ports over real registers (no identity register: no register facts)."""
+
+    cases: CaseRegister
+    consent: ConsentRegister
+    erasures: ErasureRegister
+    identities: None = None
+
+    def consent_for_many(self, subjects):  # as Runtime.consent_for_many
+        return self.consent.get_many(subjects)
+
+
+def test_held_release_reads_the_registers_once_and_decides_each_event_as_the_per_row_reads(tmp_path) -> None:
+    events = mix_events(60)
+    tokens = list(dict.fromkeys(linkage_token(e) for e in events))
+    rt = _ReleaseRegisters(_cases(tmp_path, None), ConsentRegister(tmp_path / "consent.sqlite"),
+                           ErasureRegister(tmp_path / "erasures.sqlite"))
+    for n, token in enumerate(tokens):
+        if n % 3 == 0:
+            rt.cases.set(token, n % 2 == 0, f"e{n}")
+        if n % 4 == 1:
+            rt.consent.put(token, ConsentState("withdrawn", n % 8 == 1, "2026-06-01"))
+    rt.erasures.record(tokens[2:4], "2026-11-30T10:00:00Z", "admin")
+    counted = _Statements(rt.cases.db.conn, rt.consent.db.conn, rt.erasures.db.conn)
+    at_release = _registers_at_release(rt, events)
+    assert counted.count == 3  # erasures, cases, consent records (no migrated "no": no reviews): not one per row
+    per_row = []
+    for event in events:  # what each row's release read before (one erasure, case and consent query per row)
+        token = linkage_token(event)
+        if rt.erasures.is_erased(token):
+            per_row.append(None)
+            continue
+        transition = case_transition(event)
+        case_open = transition if transition is not None else rt.cases.is_open(token)
+        per_row.append((rt.consent.get(token), BatchFacts().for_event(token, case_open)))
+    batched = [at_release.for_event(e, linkage_token(e)) for e in events]
+    assert batched == per_row
+    assert None in batched and any(r is not None and r[0] is not None for r in batched)  # erased and consented
