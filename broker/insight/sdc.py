@@ -23,24 +23,19 @@ single count can, the smallest in the cell's own row or column and it tries agai
 row total, then its column total, then the grand total are suppressed. Suppressing more only ever widens what the
 attacker must consider, so a cell once protected stays protected and the loop ends.
 
-Linked tables (`suppress_linked`). The breakdowns of one measure (by agency, by area, ...) are different partitions
-of the same events: what links them is their month column totals and grand total, which are the same numbers in
-every one. Protecting each table alone lets one hide a total another shows, and the shown number then pins cells
-of the first. So the shared totals are decided once, first (`shared_totals`): each is shown exactly unless it is
-1 to 5 ("c"), and the one relation among them (the month totals add up to the grand total) is protected like a
-one-row table, so a "c" total is not the grand total less the others. Then every table of the measure is
-suppressed with those totals fixed: a fixed shown total stays in the flow network as an exact bound the attacker
-knows, a fixed "c" total as what its reason says (1..5, or 6 and more), and the greedy may never hide a fixed total;
-it suppresses further cells or the table's own row totals (which no other table shares) instead. When only a fixed
-total could free a cell (a month of two 5s whose total 10 is shown pins both: no cell or row total can help), that
-shared total is released (hidden, as a secondary) and every table is protected again with the new shared totals;
-each round hides one more shared total, so it ends. Why combining the tables then adds nothing: each table's check
-already assumed an attacker who knows every shared total (its exact value, or the reason of its "c"); the tables
-share nothing else, since a cell or row total of one is not a cell or row total of another, and every shared total
-is the same figure in all of them; so the joint system's feasible values for a cell of one table are the union,
-over the shared totals' feasible values, of that table's own, which the check covered at the true ones and can
-only widen at others. The limit: tables whose column totals differ (a breakdown by subscriber counts an event once
-per recipient) are not one partition and are protected as separate groups.
+Linked tables (`suppress_pair`). Two breakdowns of one measure (the page's trend by agency and its area table) are
+two partitions of the same events: what links them is their month totals and grand total, the same numbers in
+both. Protected apart, one may hide a total the other shows, and the shown number pins cells of the first. Fixing
+the shared totals first and protecting each table against them (as ranges when "c") is not enough either: a "c"
+month total that one table leaves pinned (two "c" cells whose sum its row totals give away) pins a cell that is
+alone in that month in the other. So the pair is protected as one system, and it is still a flow network: source
+-> the first table's rows -> its cells -> the month (the shared total, an arc of its own) -> the second table's
+cells -> its rows -> sink, the grand total on the return arc. Every published figure is an arc (a shown one fixed
+at its value, a "c" one within what its reason says), so the same two max-flow checks decide exactly whether any
+"c" of either table is pinned by everything both publish, and the same greedy chooses further cells of either
+table (the smallest first), then the cell's row total, its month total, the grand total. A shared total of 1 to 5
+is itself "c" (primary) and protected like a cell. Three partitions are not a network (the check would be an
+integer programme): a third breakdown of the same measure is protected on its own (the limit the README states).
 
 Rates: shown only when both their numerator and denominator would be shown (a rate and a published denominator
 give the numerator back); a zero denominator is "x". Rows below the minimum population (areas, schools, GP
@@ -308,6 +303,131 @@ def _max_flow(capacity: dict[object, dict[object, int]], source: object, sink: o
             capacity[v][u] += push
         flow += push
     return flow
+
+
+Unit = tuple[str, ...]  # one published figure of a linked pair: ("cell", side, row, column), ("row", side, row),
+#                         ("column", column), ("total",)
+
+
+@dataclass(slots=True)
+class _Pair:
+    """Two tables sharing their columns' totals, as one circulation (module docstring, Linked tables)."""
+
+    arcs: list[tuple[object, object, Unit]]
+    truth: dict[Unit, int]
+    hidden: dict[Unit, Reason | None]  # a cell's reason; a total's: "primary" (1 to 5) or None (to protect cells)
+    order: dict[Unit, int]
+
+    def bounds(self, unit: Unit) -> tuple[int, int]:
+        """What the attacker knows of a figure. A "c" total's reason is not told apart (a total is hidden when it is
+        1 to 5 and also to protect a cell), and every hidden total adds up a "c" or is one: 1 or more."""
+        if unit not in self.hidden:
+            return self.truth[unit], self.truth[unit]
+        reason = self.hidden[unit]
+        return cell_range(reason) if unit[0] == "cell" and reason is not None else (1, UNBOUNDED)
+
+    def feasible(self, fixed: Unit, lo: int, hi: int) -> bool:
+        if lo > hi:
+            return False
+        return circulation_exists((u, v, *((lo, hi) if unit == fixed else self.bounds(unit)))
+                                  for u, v, unit in self.arcs)
+
+    def pinned(self, unit: Unit) -> bool:
+        truth = self.truth[unit]
+        lo, hi = self.bounds(unit)
+        return not (self.feasible(unit, lo, truth - 1) or self.feasible(unit, truth + 1, hi))
+
+    def lines(self, unit: Unit) -> set[Unit]:
+        """The totals a unit adds into (the lines a secondary cell must share with what it protects)."""
+        if unit[0] == "cell":
+            return {("row", unit[1], unit[2]), ("column", unit[3])}
+        return {unit} if unit[0] == "column" else set()
+
+
+def _protect_pair(pair: _Pair) -> None:
+    work = deque(sorted((u for u, r in pair.hidden.items() if r is not None), key=pair.order.__getitem__))
+    while work:
+        unit = work.popleft()
+        if not pair.pinned(unit):
+            continue
+        held = set().union(*(pair.lines(u) for u, r in pair.hidden.items() if r is not None))
+        candidates = sorted((u for u, n in pair.truth.items() if u[0] == "cell" and n >= SECONDARY_MIN
+                             and u not in pair.hidden and pair.lines(u) & held),
+                            key=lambda u: (pair.truth[u], pair.order[u]))
+        chosen = None
+        for candidate in candidates:
+            pair.hidden[candidate] = "secondary"
+            freed = not pair.pinned(unit)
+            del pair.hidden[candidate]
+            if freed:
+                chosen = candidate
+                break
+        if chosen is None:
+            chosen = next((u for u in candidates if pair.lines(u) & pair.lines(unit)), None)
+        if chosen is not None:
+            pair.hidden[chosen] = "secondary"
+            work.append(chosen)
+        else:
+            # its own totals, the grand total, then (a month or grand total of 1 to 5, which the rows add up to)
+            # the row totals of rows holding a "c"
+            rows = sorted((u for u in held if u[0] == "row"), key=pair.order.__getitem__)
+            fallback = [u for u in (*sorted(pair.lines(unit)), ("total",), *rows) if u not in pair.hidden]
+            if not fallback:  # every total near it is hidden and no cell is left: not seen, but never a loop
+                raise RuntimeError("linked tables: a suppressed figure cannot be protected")
+            pair.hidden[fallback[0]] = None
+        work.appendleft(unit)
+
+
+def suppress_pair(first: Table, second: Table, *, min_population: int = DEFAULT_MIN_POPULATION
+                  ) -> tuple[Published, Published]:
+    """Two breakdowns of one measure across the same columns (two partitions of the same events, so the same column
+    totals and grand total), protected together at local level (module docstring, Linked tables). ValueError when
+    they do not share their totals (then they are not two partitions of one set of events)."""
+    tables = (merge_small_rows(first, min_population), merge_small_rows(second, min_population))
+    columns = tables[0].columns
+    sums = [{c: sum(t.count(r, c) for r in t.rows) for c in t.columns} for t in tables]
+    if tables[1].columns != columns or sums[0] != sums[1]:
+        raise ValueError("linked tables: the two breakdowns do not share their column totals")
+    arcs: list[tuple[object, object, Unit]] = []
+    truth: dict[Unit, int] = {}
+    for side, t in enumerate(tables):
+        for r in t.rows:
+            truth["row", str(side), r] = sum(t.count(r, c) for c in columns)
+            row_node, row_arc = ("row", side, r), ("row", str(side), r)
+            arcs.append(("source", row_node, row_arc) if side == 0 else (row_node, "sink", row_arc))
+            for c in columns:
+                truth["cell", str(side), r, c] = t.count(r, c)
+                cell_arc = ("cell", str(side), r, c)
+                arcs.append((row_node, ("in", c), cell_arc) if side == 0 else (("out", c), row_node, cell_arc))
+    for c in columns:
+        truth["column", c] = sums[0][c]
+        arcs.append((("in", c), ("out", c), ("column", c)))
+    truth["total",] = sum(sums[0].values())
+    arcs.append(("sink", "source", ("total",)))
+    hidden: dict[Unit, Reason | None] = {u: "primary" for u, n in truth.items()
+                                         if u[0] in ("cell", "column", "total") and 1 <= n <= PRIMARY_MAX}
+    pair = _Pair(arcs, truth, hidden, {u: i for i, u in enumerate(truth)})
+    _protect_pair(pair)
+
+    def shown(unit: Unit) -> Shown:
+        return SUPPRESSED if unit in pair.hidden else pair.truth[unit]
+
+    out = []
+    for side, t in enumerate(tables):
+        s = str(side)
+        cells = {(r, c): shown(("cell", s, r, c)) for r in t.rows for c in columns}
+        suppressed: dict[Cell, Reason] = {}
+        for r in t.rows:
+            for c in columns:
+                reason = pair.hidden.get(("cell", s, r, c))
+                if reason is not None:
+                    suppressed[r, c] = reason
+        out.append(Published(
+            measure=t.measure, title=t.title, rows_by=t.rows_by, columns_by=t.columns_by, rows=t.rows,
+            columns=columns, cells=cells, row_totals={r: shown(("row", s, r)) for r in t.rows},
+            column_totals={c: shown(("column", c)) for c in columns}, total=shown(("total",)),
+            suppressed=suppressed, rates=_rates(t, cells) if t.denominators is not None else None))
+    return out[0], out[1]
 
 
 COARSER = ("quarter", "all")  # what `coarsen` derives from a published month table

@@ -11,9 +11,10 @@
    (which say so), then the register writes (identity links, consent carried over a merge, facts learned), in a
    second worker-thread call made only when there is one to write (a request about known children has none). So
    only Kafka itself can fail once sending starts: the answer is 202 when Kafka acknowledged every message, else 503
-   and nothing is acknowledged, and the register never learns a link Kafka does not hold. Without Kafka transactions (the embedded
-   broker has none) a failure half way can leave some of the request's messages on their topics; the sender's resend
-   carries the same deterministic event and dead-letter ids and is deduplicated downstream.
+   and nothing is acknowledged, and the register never learns a link Kafka does not hold. Without Kafka
+   transactions (the embedded broker has none) a failure half way can leave some of the request's messages on their
+   topics; the sender's resend carries the same deterministic event and dead-letter ids and is deduplicated
+   downstream.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from broker.insight.compute import ComputeError, Index, index_records, table_fro
 from broker.insight.detect import Rise
 from broker.insight.measures import Measure, Measures
 from broker.insight.render import table_dict
-from broker.insight.sdc import COARSER, DEFAULT_MIN_POPULATION, coarsen, merge_small_rows, suppress
+from broker.insight.sdc import COARSER, DEFAULT_MIN_POPULATION, coarsen, merge_small_rows, suppress, suppress_pair
 from broker.insight.table import Published
 
 TREND_PERIOD = "month"  # the one granularity a measure's periods are published at (quarter, all: derived)
@@ -57,7 +57,20 @@ def trend_view(m: Measure) -> View | None:
     return None if by is None else View(by)
 
 
+def linked_views(m: Measure) -> tuple[str, ...]:
+    """The breakdowns whose month tables the page publishes together for a measure (its trend's and the area's):
+    they share their month totals and grand total, so they are protected together (sdc.suppress_pair)."""
+    trend = trend_view(m)
+    if trend is None:
+        return ()
+    return tuple(dict.fromkeys((trend.by, *((AREA_BY,) if AREA_BY in m.breakdowns else ()))))
+
+
 def _published(index: Index, m: Measure, view: View, min_population: int) -> Published:
+    linked = linked_views(m)
+    if view.across == TREND_PERIOD and len(linked) == 2 and view.by in linked:
+        first, second = (table_from_index(index, m, by=by, across=TREND_PERIOD) for by in linked)
+        return suppress_pair(first, second, min_population=min_population)[linked.index(view.by)]
     return suppress(table_from_index(index, m, by=view.by, across=view.across), local=True,
                     min_population=min_population)
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from broker.audit.record import audit_record
 from broker.insight.compute import ComputeError, compute
 from broker.insight.measures import default_measures
-from broker.insight.table import SUPPRESSED, Published
+from broker.insight.sdc import suppress_pair
+from broker.insight.table import SUPPRESSED, Published, Table
 from broker.web.insight_data import View, overview, published_tables
 from tests.insight.test_sdc_attack import feasible_values
 
@@ -158,13 +159,107 @@ def test_the_agency_and_area_tables_agree_on_every_total_both_show(grid: dict[st
         assert all(len(v) > 1 for v in feasible_values(one, rounded=False, cap=60).values())
 
 
-@pytest.mark.xfail(strict=True, reason="a known limit (README, Disclosure control): the breakdowns of one measure "
-                   "share their month totals, and each table's protection may hide a total another shows")
 def test_a_total_one_breakdown_hides_and_another_shows_gives_no_cell_away() -> None:
     """The attacker takes the agency table's February total into the area table's system, then enumerates."""
     records = contacts_log(HIDDEN_IN_ONE)
     by_agency, by_area = contacts(records, View("agency", "month")), contacts(records, View("area", "month"))
-    assert by_area.column_totals["2026-02"] == SUPPRESSED and by_agency.column_totals["2026-02"] == 13
+    assert by_area.column_totals == by_agency.column_totals and by_area.total == by_agency.total
     pinned = {cell for cell, values in feasible_values(told_the_other_totals(by_area, by_agency), rounded=False,
                                                        cap=60).items() if len(values) == 1}
     assert pinned == set(), pinned
+
+
+def events_table(events: Sequence[tuple[int, int, int]], side: int) -> Table:
+    """One partition of `events` (month, agency, district): by agency (side 0) or by district (side 1)."""
+    counts: dict[tuple[str, str], int] = {}
+    for month, agency, district in events:
+        key = (AGENCIES[agency] if side == 0 else f"ZZ{district + 1}", f"2026-{month + 1:02d}")
+        counts[key] = counts.get(key, 0) + 1
+    return Table(measure="contacts", title="Contacts", rows_by="agency" if side == 0 else "area",
+                 columns_by="month", rows=tuple(sorted({r for r, _ in counts})),
+                 columns=tuple(sorted({c for _, c in counts})), counts=counts)
+
+
+def with_totals(pub: Published, column_totals: dict[str, int]) -> dict[tuple[str, str], set[int]] | None:
+    """The values each "c" cell of `pub` takes when its month totals are `column_totals` (and its grand total
+    their sum); None when no whole-number table agrees with them and everything else `pub` shows."""
+    total = sum(column_totals.values())
+    filled = Published(**{**{f: getattr(pub, f) for f in pub.__slots__}, "column_totals": column_totals,
+                          "total": total})
+    for c in pub.columns:
+        if not any(h[1] == c for h in pub.suppressed):
+            if sum(int(pub.cells[r, c]) for r in pub.rows) != column_totals[c]:
+                return None
+    for r in pub.rows:
+        if not any(h[0] == r for h in pub.suppressed) and pub.row_totals[r] != SUPPRESSED:
+            if sum(int(pub.cells[r, c]) for c in pub.columns) != pub.row_totals[r]:
+                return None
+    values = feasible_values(filled, rounded=False, cap=CAP)
+    return None if any(not v for v in values.values()) else values
+
+
+CAP = 30  # above every count the strategy below can make (at most 24 events)
+
+
+def joint_values(pair: Sequence[Published]) -> tuple[dict[tuple[int, str, str], set[int]], dict[str, set[int]]]:
+    """Brute force over the joint system: every month total either table hides (the same figure in both) takes
+    each value 0..CAP its grand total allows; the tables share nothing else, so for each choice each table is
+    enumerated on its own and a choice counts only when both agree with it."""
+    first = pair[0]
+    hidden = [c for c in first.columns if first.column_totals[c] == SUPPRESSED]
+    shown = {c: int(first.column_totals[c]) for c in first.columns if c not in hidden}
+    cells: dict[tuple[int, str, str], set[int]] = {}
+    totals: dict[str, set[int]] = {c: set() for c in hidden}
+
+    def choose(i: int, chosen: dict[str, int]) -> None:
+        if i == len(hidden):
+            column_totals = {c: chosen.get(c, shown.get(c, 0)) for c in first.columns}
+            if first.total != SUPPRESSED and sum(column_totals.values()) != first.total:
+                return
+            found = [with_totals(pub, column_totals) for pub in pair]
+            if any(f is None for f in found):
+                return
+            for side, values in enumerate(found):
+                assert values is not None
+                for (r, c), v in values.items():
+                    cells.setdefault((side, r, c), set()).update(v)
+            for c in hidden:
+                totals[c].add(column_totals[c])
+            return
+        for v in range(0, CAP + 1):
+            choose(i + 1, {**chosen, hidden[i]: v})
+
+    choose(0, {})
+    return cells, totals
+
+
+event_lists = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=24)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_lists)
+def test_two_partitions_of_one_set_of_events_give_no_cell_away_together(
+        events: list[tuple[int, int, int]]) -> None:
+    """Random events, each with a month, an agency and a district: the agency and district tables have the same
+    month totals because they count the same events. After sdc.suppress_pair, the attacker who reads both tables
+    at once (every cell, row total, month total and grand total either shows) pins no "c" cell of either, nor a
+    month total shown "c"."""
+    exact = (events_table(events, 0), events_table(events, 1))
+    pair = suppress_pair(*exact, min_population=0)
+    assert pair[0].column_totals == pair[1].column_totals and pair[0].total == pair[1].total
+    for pub, table in zip(pair, exact, strict=True):
+        assert {c for c in pub.cells if 1 <= table.count(*c) <= 5} <= set(pub.suppressed)
+        assert {c for c, v in pub.cells.items() if v == SUPPRESSED} == set(pub.suppressed)
+        for cell, reason in pub.suppressed.items():
+            assert (1 <= table.count(*cell) <= 5) if reason == "primary" else table.count(*cell) >= 6
+        for c in pub.columns:
+            assert pub.column_totals[c] == SUPPRESSED or pub.column_totals[c] == sum(
+                table.count(r, c) for r in table.rows)
+    cells, totals = joint_values(pair)
+    for (side, r, c), values in cells.items():
+        assert exact[side].count(r, c) in values
+    assert [k for k, v in cells.items() if len(v) == 1] == []
+    assert [c for c, v in totals.items() if len(v) == 1] == []
+    # the month totals of 1 to 5 are "c" too
+    assert all(pair[0].column_totals[c] == SUPPRESSED for c in exact[0].columns
+               if 1 <= sum(exact[0].count(r, c) for r in exact[0].rows) <= 5)
