@@ -178,7 +178,8 @@ def test_erasure_deletes_the_date_of_birth_and_the_determinations_beyond_reading
 
 
 def test_stores_migrate_carries_both_tables_of_each_register(tmp_path, pg_database) -> None:
-    assert DeterminationRegister in REGISTERS and IdentityRegister.TABLES == ("identity", "birth_dates", "registrations")
+    assert DeterminationRegister in REGISTERS
+    assert IdentityRegister.TABLES == ("identity", "birth_dates", "registrations")
     register = DeterminationRegister(tmp_path / DeterminationRegister.FILE)
     _request(register, CHILD, ["exampleshire-icb"])
     register.determine(CHILD, at_risk=True, reason="care_act_s42_enquiry", reference=None, recorded_by="a", at=AT)
