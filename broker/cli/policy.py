@@ -91,7 +91,7 @@ def run_diff(old: Protocol, new: Protocol, events: Iterable[Mapping[str, Any]],
 
 
 def _facts(case_open: bool | None, s47_requested_of: list[str], adult_at_risk: bool | None,
-           birth_date: str | None) -> CaseFacts:
+           birth_date: str | None, school_urn: str | None = None, gp_ods: str | None = None) -> CaseFacts:
     """The register facts given on the command line (each unknown unless given)."""
     born = None
     if birth_date is not None:
@@ -101,7 +101,7 @@ def _facts(case_open: bool | None, s47_requested_of: list[str], adult_at_risk: b
             _err("--birth-date: not an ISO date (YYYY-MM-DD)")  # the value is not echoed: it is a child's DOB
             raise typer.Exit(EXIT_UNUSABLE) from None
     return CaseFacts(case_open=case_open, s47_requested_of=frozenset(s47_requested_of), adult_at_risk=adult_at_risk,
-                     birth_date=born)
+                     birth_date=born, school_urn=school_urn, gp_ods=gp_ods)
 
 
 def _explain_recorded(decision_id: str, event_file: Path | None, proto: Protocol, output: OutputFormat) -> None:
@@ -196,6 +196,12 @@ def explain_command(
     birth_date: Annotated[str | None, typer.Option(
         "--birth-date", metavar="YYYY-MM-DD",
         help="The identity register's date of birth (used only when the event carries none).")] = None,
+    school_urn: Annotated[str | None, typer.Option(
+        "--school-urn", metavar="URN",
+        help="The school the identity register learned the child is registered with (registered_with).")] = None,
+    gp_ods: Annotated[str | None, typer.Option(
+        "--gp-ods", metavar="ODS",
+        help="The GP practice the identity register learned the child is registered with (registered_with).")] = None,
     hub: Annotated[bool, typer.Option("--hub", help="What the protocol's hub section watches for: cumulative "
                                       "concern rules, enquiry window, repeat referrals, clocks.")] = False,
 ) -> None:
@@ -211,7 +217,7 @@ def explain_command(
     if event_file is None or subscriber is None:
         _err("give EVENT.json and --subscriber, or --decision ID")
         raise typer.Exit(EXIT_UNUSABLE)
-    facts = _facts(case_open, s47_requested_of or [], adult_at_risk, birth_date)
+    facts = _facts(case_open, s47_requested_of or [], adult_at_risk, birth_date, school_urn, gp_ods)
     try:
         events = list(read_events(event_file))
     except EventsFileError as exc:

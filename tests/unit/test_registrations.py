@@ -126,3 +126,29 @@ def test_stores_migrate_carries_the_registrations(tmp_path: Path, pg_database: s
         assert moved.forget([CHILD]) == 1 and moved.sealed_registrations([CHILD]) == {}
     finally:
         moved.close()
+
+
+def test_policy_explain_says_the_school_came_from_the_register(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from broker.cli.policy import app
+
+    notice = {"event_id": "00000000-0000-4000-8000-0000000000b2", "schema_version": "1.5.0",
+              "event_type": "police.domestic_abuse_notification", "occurred_at": "2026-05-02T22:10:00Z",
+              "received_at": "2026-05-02T22:11:00Z",
+              "source": {"agency": "police", "system": "XX", "record_id": "test-da-9", "record_version": "1",
+                         "format": "test"},
+              "risk": {"level": "high", "categories": ["domestic_abuse"]},
+              "subject": {"child": {"given_names": ["Testchild"], "family_name": "Example",
+                                    "date_of_birth": "2016-05-14"}, "related_people": []},
+              "payload": {"incident_reference": "TEST/0009", "children_present": True}}
+    path = tmp_path / "notice.json"
+    path.write_text(json.dumps(notice))
+    sample = Path(__file__).resolve().parents[2] / "deploy" / "protocols" / "sample-partnership.yaml"
+    base = ["explain", "--protocol", str(sample), "--subscriber", "oakfield_dsl", str(path)]
+    learned = json.loads(CliRunner().invoke(app, [*base, "--school-urn", URN]).stdout)["decision"]
+    assert learned["outcome"] == "deliver" and "by the identity register" in learned["reason"]
+    unknown = json.loads(CliRunner().invoke(app, base).stdout)["decision"]
+    assert unknown["outcome"] == "withhold" and "registered with the subscriber's school" in unknown["reason"]
