@@ -118,7 +118,14 @@ def tables(
                             subscriber_partner=_subscriber_partner(protocol), only=measure or ())
     except (InputRejected, ComputeError) as e:
         raise _fail(str(e)) from None
-    shown: list[Any] = found if exact else [suppress(t, min_population=min_population) for t in found]
+    shown: list[Any] = found
+    if not exact and period not in ("month", "quarter", "all"):
+        shown = [suppress(t, min_population=min_population) for t in found]
+    elif not exact:  # as the page publishes them: its linked tables protected together
+        from broker.web.insight_data import View, published_tables
+
+        shown = published_tables(records, framework, View(by, period), subscriber_partner=_subscriber_partner(
+            protocol), only=measure or (), min_population=min_population)
     if as_json:
         typer.echo(json.dumps([table_dict(t) for t in shown], indent=1))
     elif as_csv:

@@ -29,29 +29,14 @@ from broker.policy.facts import CaseFacts
 from broker.policy.fields import field_table
 from broker.policy.invariants import Invariant, asked, breaches, expand_basis
 from broker.policy.lawful import overriding_duty, relies_on_para18_alone
-from broker.policy.model import FieldRule, Partner, Protocol, Rule, Subscriber
+from broker.policy.model import FieldRule, Protocol, Rule
 from broker.policy.prove import outcome, prove
 from broker.schema.classification import field_classes
 from broker.schema.loader import load_schema
-from tests.policy.brute_force import biased_events, cross_check, random_protocol
+from tests.policy.brute_force import BASES, PARTNERS, SUBSCRIBERS, biased_events, cross_check, random_protocol
 
 TYPES = ("health.urgent_care_attendance", "social_care.referral", "health.child_protection_plan_notice",
          "police.domestic_abuse_notification", "education.attendance_concern")
-PARTNERS = {"la": Partner("la", "Test LA", "social_care", "safeguarding_partner"),
-            "trust": Partner("trust", "Test Trust", "health", "relevant_agency", frozenset({"RXX"})),
-            "school": Partner("school", "Test School", "education", "relevant_agency")}
-SUBSCRIBERS = {
-    "hub": Subscriber("hub", "la", "hub_role", ("p",), "x25519", "kafka", agency="social_care",
-                      confidentiality="social_work_professional"),
-    "gp": Subscriber("gp", "trust", "gp_role", ("p",), "x25519", "kafka", organisation={"ods_code": "Y99901"},
-                     agency="health", confidentiality="health_professional"),
-    "dsl": Subscriber("dsl", "school", "school_role", ("p",), "x25519", "kafka", organisation={"urn": "999001"},
-                      agency="education"),
-}
-BASES = (("uk_gdpr_art6_1_a", "uk_gdpr_art9_2_a"), ("uk_gdpr_art6_1_e", "children_act_2004_s11"),
-         ("uk_gdpr_art6_1_e", "uk_gdpr_art9_2_g"), ("uk_gdpr_art6_1_c", "children_act_1989_s47_9"),
-         ("uk_gdpr_art6_1_e", "health_and_social_care_act_2012_s251b"),
-         ("uk_gdpr_art6_1_e", "dpa2018_sch1_para18", "children_act_1989_s17"), ("dpa2018_s31",))
 CLASSES = ("identity", "health", "location", "contact", "criminal", "narrative", "sensitive_operational",
            "social_care", "education")
 AGENCIES = tuple(load_schema()["properties"]["source"]["properties"]["agency"]["enum"])
