@@ -36,8 +36,9 @@ at its value, a "c" one within what its reason says), so the same two max-flow c
 table (the smallest first), then the cell's row total, its month total, the grand total. A shared total of 1 to 5
 is itself "c" (primary) and must not be pinned either; since totals are also hidden to protect cells, a "c" total
 tells the attacker only that it is 1 or more (a primary one read as 1..5 would pin every cell of a table of a few
-1s with zeros shown, and nothing but the zeros could then protect them). Three partitions are not a network (the check would be an
-integer programme): a third breakdown of the same measure is protected on its own (the limit the README states).
+1s with zeros shown, and nothing but the zeros could then protect them). Three partitions are not a network (the
+check would be an integer programme): a third breakdown of the same measure is protected on its own (the limit
+the README states).
 
 Rates: shown only when both their numerator and denominator would be shown (a rate and a published denominator
 give the numerator back); a zero denominator is "x". Rows below the minimum population (areas, schools, GP
