@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from broker.errors import InputRejected
 from broker.insight.measures import BEFORE_AFTER, BREAKDOWNS, PERIODS, Measure, Measures
 from broker.insight.table import Table
 
@@ -30,7 +31,7 @@ _DIGITS = re.compile(r"([0-9]+)")
 SOCIAL_CARE_OUTCOMES = ("section_17_assessment", "strategy_discussion_section_47")
 
 
-class ComputeError(ValueError):
+class ComputeError(InputRejected, ValueError):
     """A breakdown, period or change date the measure cannot be computed by (names which, never a value)."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import graphviz  # type: ignore[import-untyped]
 
 from adapters.kit.registry import AGENCIES
+from broker.errors import Unavailable
 from broker.policy.codes import BY_CODE
 from broker.policy.compile import event_types
 from broker.policy.lawful import possible_sources
@@ -358,7 +359,7 @@ def to_dot(pmap: ProcessMap, diff: MapDiff | None = None) -> str:
     return str(g.source)
 
 
-class RenderError(RuntimeError):
+class RenderError(Unavailable, RuntimeError):
     """Graphviz's `dot` is missing or failed: names the cause, never the map."""
 
 

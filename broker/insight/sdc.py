@@ -347,7 +347,9 @@ class _Pair:
         return {unit} if unit[0] == "column" else set()
 
 
-def _protect_pair(pair: _Pair) -> None:
+def _protect_pair(pair: _Pair) -> bool:
+    """Suppress until no "c" of either table is pinned. False when a pinned one is left with nothing near it to
+    hide (every total hidden, no cell left to take): the caller then withholds both tables whole."""
     work = deque(sorted((u for u, r in pair.hidden.items() if r is not None), key=pair.order.__getitem__))
     while work:
         unit = work.popleft()
@@ -375,10 +377,11 @@ def _protect_pair(pair: _Pair) -> None:
             # the row totals of rows holding a "c"
             rows = sorted((u for u in held if u[0] == "row"), key=pair.order.__getitem__)
             fallback = [u for u in (*sorted(pair.lines(unit)), ("total",), *rows) if u not in pair.hidden]
-            if not fallback:  # every total near it is hidden and no cell is left: not seen, but never a loop
-                raise RuntimeError("linked tables: a suppressed figure cannot be protected")
+            if not fallback:  # every total near it is hidden and no cell is left to take: fail closed
+                return False
             pair.hidden[fallback[0]] = None
         work.appendleft(unit)
+    return True
 
 
 def suppress_pair(first: Table, second: Table, *, min_population: int = DEFAULT_MIN_POPULATION
@@ -410,10 +413,10 @@ def suppress_pair(first: Table, second: Table, *, min_population: int = DEFAULT_
     hidden: dict[Unit, Reason | None] = {u: "primary" for u, n in truth.items()
                                          if u[0] in ("cell", "column", "total") and 1 <= n <= PRIMARY_MAX}
     pair = _Pair(arcs, truth, hidden, {u: i for i, u in enumerate(truth)})
-    _protect_pair(pair)
+    withheld = not _protect_pair(pair)  # seen on the demo's data: a month whose every figure the pair pins
 
     def shown(unit: Unit) -> Shown:
-        return SUPPRESSED if unit in pair.hidden else pair.truth[unit]
+        return SUPPRESSED if withheld or unit in pair.hidden else pair.truth[unit]
 
     out = []
     for side, t in enumerate(tables):

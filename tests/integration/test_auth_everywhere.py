@@ -12,7 +12,8 @@ from tests.integration.service import running_service
 pytestmark = pytest.mark.integration
 PUBLIC = {"/healthz", "/readyz", "/metrics"}  # operational, no data: scraped by probes and Prometheus
 ROLE_OF_PREFIX = {"/v1/records": "intake", "/v1/subscribers": "subscriber", "/v1/ig": "ig_auditor",
-                  "/v1/admin": "admin", "/v1/decisions": "decision_maker", "/v1/hub": "hub_decision"}
+                  "/v1/admin": "admin", "/v1/decisions": "decision_maker", "/v1/hub": "hub_decision",
+                  "/v1/insight": "insight"}
 
 
 def _concrete(path: str) -> str:
