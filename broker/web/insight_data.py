@@ -66,11 +66,18 @@ def linked_views(m: Measure) -> tuple[str, ...]:
     return tuple(dict.fromkeys((trend.by, *((AREA_BY,) if AREA_BY in m.breakdowns else ()))))
 
 
-def _published(index: Index, m: Measure, view: View, min_population: int) -> Published:
+def _linked_pair(index: Index, m: Measure, min_population: int) -> dict[str, Published]:
+    """The measure's two linked month tables, protected together, by breakdown ({} when it has no pair)."""
     linked = linked_views(m)
-    if view.across == TREND_PERIOD and len(linked) == 2 and view.by in linked:
-        first, second = (table_from_index(index, m, by=by, across=TREND_PERIOD) for by in linked)
-        return suppress_pair(first, second, min_population=min_population)[linked.index(view.by)]
+    if len(linked) != 2:
+        return {}
+    first, second = (table_from_index(index, m, by=by, across=TREND_PERIOD) for by in linked)
+    return dict(zip(linked, suppress_pair(first, second, min_population=min_population), strict=True))
+
+
+def _published(index: Index, m: Measure, view: View, min_population: int) -> Published:
+    if view.across == TREND_PERIOD and view.by in linked_views(m) and len(linked_views(m)) == 2:
+        return _linked_pair(index, m, min_population)[view.by]
     return suppress(table_from_index(index, m, by=view.by, across=view.across), local=True,
                     min_population=min_population)
 
@@ -123,12 +130,13 @@ def overview(records: Iterable[Mapping[str, Any]], measures: Measures, *,
         if not m.available:
             continue
         view = trend_view(m)
+        pair = _linked_pair(index, m, min_population)  # the trend and area tables share it: protect it once
         if view is not None:
-            table = table_dict(_published(index, m, view, min_population))
+            table = table_dict(pair.get(view.by) or _published(index, m, view, min_population))
             (timeliness if m.id in TIMELINESS else trends).append({**table, "target": m.target,
                                                                    "is_rate": m.is_rate})
         if AREA_BY in m.breakdowns and TREND_PERIOD in m.periods:
-            areas.append(table_dict(_published(index, m, View(AREA_BY), min_population)))
+            areas.append(table_dict(pair.get(AREA_BY) or _published(index, m, View(AREA_BY), min_population)))
     return {"measures": measure_words(measures), "trends": trends, "timeliness": timeliness, "areas": areas,
             "rises": [rise_words(r, measures) for r in rises], "min_population": min_population,
             "breakdowns": BREAKDOWN_WORDS}
