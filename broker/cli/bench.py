@@ -319,6 +319,33 @@ def growth(
     Console().print(table)
 
 
+@app.command()
+def floor(
+    records: Annotated[int, typer.Option(min=20, help="Native records of the bench's mix, timed.")] = 2000,
+    batch: Annotated[int, typer.Option(min=1, max=200, help="Records per request, as `--batch`.")] = 20,
+    as_json: JsonOpt = False,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """The pipeline's own work per event with Kafka, HTTP and threads taken away: intake, share, hub and audit in
+    one process over real stores (broker/bench/floor.py). No transport can make an event cheaper than this."""
+    from broker.bench.floor import PARTS, floor_kit, measure_floor
+
+    console = Console(stderr=True, quiet=as_json)
+    with _bench_root(workdir) as root, floor_kit(root) as kit, console.status(f"{records} records in one process"):
+        report = measure_floor(kit, records=records, batch=batch)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    table = Table("part", "CPU µs per event", title=f"The floor: {report['events']} events, {batch} records per "
+                  "request, one process, no Kafka or HTTP")
+    for part in PARTS:
+        table.add_row(part, f"{report['cpu_us_per_event'][part]:,.0f}")
+    table.add_row("total", f"{report['cpu_us_per_event_total']:,.0f}")
+    table.add_row("events/s per core at this cost", f"{report['events_per_s_per_core']:,}")
+    table.add_row("audit records per event", str(report["audit_records_per_event"]))
+    Console().print(table)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

@@ -1,0 +1,157 @@
+"""The pipeline's floor: what its own work costs per event with Kafka, HTTP and threads taken away (issue 24).
+
+Over the bench's mix, in one process and in the order the processes do it:
+
+- intake: each request (`batch` records) read, resolved against a real identity register and planned with a real
+  key store (adapt, identify, validate, protect), the links written;
+- share: the protected events as a share worker takes them off the topic: decoded, revealed, planned (decide,
+  release, seal, audit records) with the case state carried over;
+- hub: the hub watch's view of each event revealed, the history register read, the hub planned, its own events
+  protected, the history written;
+- audit: every audit record the three made appended to a real SQLite audit store, as the indexer does (validate,
+  chain, commit; one append for each request's intake records and one for its share records; the hub's few
+  records, one per event it raises, are left out).
+
+CPU time (`time.process_time`) per event of each part, warm: a first pass over other fictitious children warms the
+code, then the timed pass. What a process spends per event in `mash-broker bench` beyond its part here is transport:
+HTTP, the Kafka client, JSON over the wire, thread hand-offs and waiting. The sum is a lower bound for the whole
+pipeline on this design: no change of transport can make an event cheaper than its own work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from broker.audit.store import AuditStore, open_audit_store
+from broker.bench.intake_mix import LINKAGE, RECEIVED, Body, plan_with_store
+from broker.bench.records import mix, usable_formats
+from broker.bench.share_mix import MASK_KEY, NOW, MixKeys
+from broker.bench.stages import install_protocol
+from broker.config import Settings
+from broker.crypto import KeyStore, open_key_provider, protect_event, reveal_event
+from broker.pipeline.hub.plan import plan_hub
+from broker.pipeline.hub.reveal import hub_view
+from broker.pipeline.intake import prepare
+from broker.pipeline.intake_plan import ErasureFacts, IntakeParams, IntakeRequest, resolve_intake
+from broker.pipeline.share_plan import Item, ShareFacts, ShareParams, plan_share
+from broker.policy import Protocol, load_protocol
+from broker.service.hub_watch import load_calendar
+from broker.stores.history import HistoryRegister
+from broker.stores.identities import IdentityRegister
+
+PARTS = ("intake", "share", "hub", "audit")
+EVENTS_TOPIC = "floor.events"
+WARM_OFFSET = 20_000_000  # the warm-up's fictitious children: numbers no timed record uses
+
+
+@dataclass
+class Floor:
+    """The real stores and keys one run plans against, under its own directory."""
+
+    protocol: Protocol
+    keys: KeyStore
+    identities: IdentityRegister
+    history: HistoryRegister
+    audit: AuditStore
+    calendar: Any
+    seals: MixKeys
+    params: IntakeParams = field(default_factory=lambda: IntakeParams(EVENTS_TOPIC, "floor.deadletter"))
+    cases: dict[str, bool | None] = field(default_factory=dict)
+
+
+@contextmanager
+def floor_kit(workdir: Path) -> Iterator[Floor]:
+    protocol_file, _ = install_protocol(workdir)
+    data = workdir / "data"
+    keys = open_key_provider(data, create=True)
+    identities = IdentityRegister(data / IdentityRegister.FILE)
+    history = HistoryRegister(data / HistoryRegister.FILE)
+    audit = open_audit_store(data, create_key=True)
+    protocol = load_protocol(protocol_file)
+    try:
+        yield Floor(protocol, keys, identities, history, audit, load_calendar(Settings().calendar_file),
+                    MixKeys(protocol))
+    finally:
+        audit.close()
+        history.db.close()
+        identities.db.close()
+        keys.close()
+
+
+def _bodies(records: int, batch: int, offset: int = 0) -> list[Body]:
+    formats, _, _ = usable_formats()
+    out = []
+    for fmt, numbers in mix(formats, -(-records // batch), batch):
+        data = fmt.make(*(n + offset for n in numbers))
+        request = IntakeRequest(fmt.agency, data, RECEIVED, "bench", fmt.system, fmt.content_type)
+        out.append(Body(request, prepare(fmt.agency, data, _context(fmt.system), LINKAGE,
+                                         content_type=fmt.content_type)))
+    return out
+
+
+def _context(system: str | None) -> Any:
+    from adapters.kit.interface import AdaptContext
+
+    return AdaptContext(source="request", received_at=RECEIVED, system=system)
+
+
+def _one_request(kit: Floor, body: Body, spent: dict[str, float], position: int) -> int:
+    """One request through every part; returns its events. `spent` collects CPU seconds per part."""
+    clock = time.process_time
+    t0 = clock()
+    known = kit.identities.known(i.token for ids in body.prepared.identities for i in ids)
+    plan = plan_with_store(kit.keys, body, resolve_intake(body.prepared, known), ErasureFacts(), kit.params)
+    if plan.links:
+        kit.identities.apply(plan.links, body.request.received_at)
+    published = [orjson.loads(m.value) for m in plan.messages if m.topic == EVENTS_TOPIC]
+    t1 = clock()
+    items = []
+    for i, protected in enumerate(published):
+        revealed = reveal_event(protected, kit.keys)
+        if not revealed.shredded:
+            items.append(Item(revealed.event, 0, position + i))
+    share = plan_share(items, ShareFacts(cases=dict(kit.cases)), kit.seals,
+                       ShareParams(kit.protocol, MASK_KEY, NOW, lambda s: f"floor.deliver.{s}", "floor.deadletter"))
+    kit.cases.update((w.token, w.open) for w in share.case_writes)
+    t2 = clock()
+    views = [reveal_event(hub_view(p), kit.keys).event for p in published]
+    tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in views))
+    hub = plan_hub(views, kit.history.facts(tokens), kit.protocol.hub, kit.calendar, kit.protocol.risk_scales)
+    for event in hub.events:
+        orjson.dumps(protect_event(event, kit.keys))
+    kit.history.apply(hub)
+    t3 = clock()
+    for records in (plan.audits, share.audits):
+        if records:
+            kit.audit.append(list(records))
+    t4 = clock()
+    for part, took in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        spent[part] += took
+    return len(published)
+
+
+def measure_floor(kit: Floor, *, records: int, batch: int) -> dict[str, Any]:
+    """CPU microseconds per event of each part over `records` native records in requests of `batch`, warm."""
+    warm = dict.fromkeys(PARTS, 0.0)
+    for body in _bodies(min(records, 200), batch, WARM_OFFSET):
+        _one_request(kit, body, warm, 0)
+    spent = dict.fromkeys(PARTS, 0.0)
+    events = 0
+    head_before = kit.audit.head()[0]
+    for body in _bodies(records, batch):
+        events += _one_request(kit, body, spent, events)
+    audit_records = kit.audit.head()[0] - head_before
+    us = {part: round(1e6 * spent[part] / max(events, 1), 1) for part in PARTS}
+    total = sum(spent.values()) / max(events, 1)
+    return {"events": events, "records": records, "batch": batch, "cpu_us_per_event": us,
+            "cpu_us_per_event_total": round(1e6 * total, 1), "audit_records_per_event": round(
+                audit_records / max(events, 1), 2),
+            "events_per_s_per_core": round(1 / total) if total else None,
+            "chain_verifies": kit.audit.verify().ok}
