@@ -90,6 +90,25 @@ def pg_database(pg_url: str) -> str:
     return pg_url.rsplit("/", 1)[0] + "/" + name
 
 
+# --- the order files reach the pytest-xdist workers ------------------------------------------------------------------
+# `make test` hands whole files (--dist loadfile) to two workers. xdist's default hands out the files with the most
+# tests first, so the long Kafka drills (one to four tests each) came last and one worker sat idle while the other ran
+# them. Longest first is the classic fix (LPT scheduling): the files in slowest-files.txt, slowest first, then every
+# other file in collection order. A stale list costs time, never a test: every collected test still runs.
+SLOWEST_FILES = Path(__file__).with_name("slowest-files.txt")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below, not its tests-per-file sort
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    lines = SLOWEST_FILES.read_text(encoding="utf-8").splitlines() if SLOWEST_FILES.is_file() else []
+    rank = {path: i for i, path in enumerate(line.split("#")[0].strip() for line in lines) if path}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: a file stays whole
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str | None:
     """Where the registers live: None for SQLite files in the test's folder, else a fresh PostgreSQL database."""

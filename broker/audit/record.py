@@ -29,6 +29,8 @@ KINDS: tuple[str, ...] = (
     "identity_linked", "human_decision", "determination",
     "hub_clock",  # a timeliness clock met or breached (issue 16, broker/service/hub_watch.py): action met|breached
     "insight_read",  # a read or export of /insight (issue 17, broker/web/insight.py): action says what, target which
+    # one event's plain withholds, on the audit topic only: the store chains the decisions it stands for (withheld.py)
+    "decisions_withheld",
 )
 
 

@@ -28,6 +28,7 @@ from broker.audit.keys import PUBLIC_KEY_FILE, SigningKeyMissing, load_signing_k
 from broker.audit.record import AuditRecordError, audit_record, normalise_time, validate_record
 from broker.audit.retention import cutoffs, expired
 from broker.audit.verify import PRUNE_ACTION, VerifyResult, verify
+from broker.audit.withheld import expand
 from broker.clock import now_iso
 from broker.errors import Unavailable
 from broker.stores.db import Db, private_sqlite_file
@@ -145,12 +146,18 @@ class AuditStore:
         batch: dict[str, Mapping[str, Any]] = {}
         for i, record in enumerate(records):
             problems = validate_record(record) if isinstance(record, Mapping) else ["(record): not a JSON object"]
+            # a group of withholds is chained as the per-subscriber decisions it stands for (broker/audit/withheld.py),
+            # each checked like any record: what the store holds, and every reader sees, is one record per decision
+            stored = expand(record) if not problems and isinstance(record, Mapping) else []
+            if not problems and stored != [record]:
+                problems = sorted({p for r in stored for p in validate_record(r)})
             if problems or not isinstance(record, Mapping):  # (a non-mapping always has a problem)
                 if on_invalid is None:
                     raise AuditRecordError([f"record {i}: {p}" for p in problems])
                 on_invalid(i, problems)
                 continue
-            batch.setdefault(record["record_id"], record)
+            for r in stored:
+                batch.setdefault(r["record_id"], r)
         if not batch:
             return []
         with self._lock, self._sql.write():

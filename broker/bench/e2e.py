@@ -135,10 +135,13 @@ class Observer:
                         for r in records:
                             value = orjson.loads(r.value)  # one request's audit records, as an array
                             for rec in value if isinstance(value, list) else [value]:
-                                if rec.get("kind") != "decision":
+                                kind = rec.get("kind")
+                                if kind not in ("decision", "decisions_withheld"):
                                     continue
                                 eid = rec["event_id"]
-                                seen.decisions[eid] += 1
+                                # a group of an event's plain withholds stands for one decision per subscriber it
+                                # names (broker/audit/withheld.py): the store expands it, the topic carries it whole
+                                seen.decisions[eid] += len(rec["withheld"]) if kind == "decisions_withheld" else 1
                                 if rec.get("outcome") == "deliver":
                                     seen.released.add((rec["subscriber"], eid))
                                 if seen.decisions[eid] >= self.subscribers:

@@ -14,6 +14,13 @@ publications), and `encryption_keys` refuses (ErasedData) to protect any of them
 before the erasure never gets fresh keys. Events with new ids (records received after the erasure) get new keys: new
 processing, which a second shred erases in turn.
 
+Two locks, taken in this order and never the other way: `_db_lock` for the connection and its transactions, `_lock`
+for what is in memory. An encryption whose keys are in memory takes only `_lock`, so it never waits behind another
+scope's key being made (a transaction and its disk sync, ~5-50 ms on a busy host). Keys that must be made or
+reserved are queued, and whichever thread holds `_db_lock` next makes every queued one in one transaction (group
+commit: one disk sync for all the threads waiting, not one each). A new key is put in memory, where others can use
+it, only once its transaction is committed: no key is ever used that is not durably stored.
+
 Unwrapped DEKs are cached in a bounded LRU. A shred in this process evicts them at once; a shred by another process
 (e.g. `mash-broker keys shred` beside a running service) is seen within `revalidate_after` seconds through SQLite's
 data_version and a key epoch bumped by every shred and forced rotation.
@@ -29,7 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +84,17 @@ class _Current:
     remaining: int
 
 
+@dataclass(slots=True)
+class _Mint:
+    """One caller's keys that were not in memory, queued for the next key transaction (see the module docstring)."""
+
+    scope: str
+    classifications: list[str]
+    keys: dict[str, DataKey] = field(default_factory=dict)
+    done: bool = False
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ShredReport:
     """What a shred did, for the audit record (no personal data: the scope is a pseudonymous linkage token)."""
@@ -121,7 +139,9 @@ class KeyStore:
         self.revalidate_after = revalidate_after
         self.on_unwrap = on_unwrap
         self._clock = clock
-        self._lock = threading.RLock()
+        self._db_lock = threading.RLock()  # the connection and its transactions: taken first
+        self._lock = threading.RLock()  # what is in memory: taken second, never held across a disk sync by intake
+        self._queue: list[_Mint] = []  # keys waiting for the next key transaction (under _lock)
         self._db = open_key_db(path)
         for statement in _SCHEMA:
             self._db.execute(statement)
@@ -142,57 +162,136 @@ class KeyStore:
     def encryption_keys(self, scope: str, classifications: Iterable[str], *,
                         event_id: str | None = None) -> dict[str, DataKey]:
         """`encryption_key` for each classification (one use each). The keys that must be made or reserved anew are
-        handled in one synced transaction: a new child's first event needs several, and a commit apiece cost ~5 ms
-        of fsync each (about 30 ms per new child, on the intake's event loop).
+        made in one synced transaction, with those of every other thread waiting for one (see the module docstring):
+        a new child's first event needs several, and a commit apiece cost ~5 ms of fsync each.
 
         ErasedData if `event_id` is an event of this scope received before the scope was shredded."""
         if time.monotonic() >= self._next_check:
-            self._revalidate()
+            self._revalidate(wait=False)
+        if not scope:
+            raise ValueError("empty scope")
+        if event_id is not None:
+            self._refuse_erased(scope, event_id)
         with self._lock:
-            if event_id is not None and scope in self._erased() and self._db.execute(
+            keys, missing = self._take(scope, dict.fromkeys(classifications))
+        if not missing:
+            return keys
+        for classification in missing:
+            if classification not in ENCRYPTING:
+                raise ValueError(f"no data keys for classification {classification!r}")
+        mint = _Mint(scope, missing)
+        with self._lock:
+            self._queue.append(mint)
+        with self._db_lock:
+            if not mint.done:  # else another thread made this one's keys with its own, in its transaction
+                self._mint_queued()
+        if mint.error is not None:
+            raise mint.error
+        keys.update(mint.keys)
+        return keys
+
+    def _take(self, scope: str, classifications: Iterable[str]) -> tuple[dict[str, DataKey], list[str]]:
+        """The keys in memory with uses left (one use each, taken), and the classifications that have none (under
+        _lock)."""
+        keys, missing = {}, []
+        now = self._clock()
+        for classification in classifications:
+            cur = self._current.get((scope, classification))
+            if cur is not None and cur.remaining > 0 and now - cur.created_at < self.max_age:
+                cur.remaining -= 1
+                keys[classification] = cur.key
+            else:
+                missing.append(classification)
+        return keys, missing
+
+    def _refuse_erased(self, scope: str, event_id: str) -> None:
+        """ErasedData if the event is one of the scope's received before its shred. Only an erased scope's events
+        (or the first look after a shred) pay the database lookup."""
+        with self._lock:
+            erased = self._erased_scopes
+        if erased is not None and scope not in erased:
+            return
+        with self._db_lock:
+            with self._lock:
+                erased = self._erased()
+            if scope in erased and self._db.execute(
                     "SELECT 1 FROM shredded_events WHERE event_id = ? AND scope = ?", (event_id, scope)).fetchone():
                 raise ErasedData(event_id)
-            keys, missing = {}, []
-            for classification in dict.fromkeys(classifications):
-                cur = self._current.get((scope, classification))
-                if cur is not None and cur.remaining > 0 and self._clock() - cur.created_at < self.max_age:
-                    cur.remaining -= 1
-                    keys[classification] = cur.key
+
+    def _mint_queued(self) -> None:
+        """Every queued caller's keys in one transaction (holding _db_lock): reserved anew, loaded from another
+        process's, or made. They go into memory, for every thread to use, only once the transaction is committed;
+        if it fails, every caller of the batch gets the error and nothing of it is used."""
+        if time.monotonic() >= self._next_check:
+            self._revalidate(wait=True)  # a steady stream of new keys must not keep another process's shred unseen
+        with self._lock:
+            batch, self._queue = self._queue, []
+            wanted: list[tuple[_Mint, list[str]]] = []
+            for mint in batch:  # a batch before this one may have made these keys meanwhile
+                got, missing = self._take(mint.scope, mint.classifications)
+                mint.keys.update(got)
+                if missing:
+                    wanted.append((mint, missing))
                 else:
-                    missing.append(classification)
-            if not missing:
-                return keys
-            try:
-                with self._db:
-                    self._db.execute("BEGIN IMMEDIATE")
+                    mint.done = True
+            pairs = list(dict.fromkeys((m.scope, c) for m, missing in wanted for c in missing))
+            previous = {pair: self._current.get(pair) for pair in pairs}
+            # room for the new entries: the least recently used others leave memory now, their unused reserved uses
+            # given back in the transaction (never used again by anyone: they are out of memory)
+            overflow = len(self._current) + sum(p not in self._current for p in pairs) - self.cache_size
+            evicted = [self._current.pop(k) for k in [k for k in self._current if k not in previous][:max(0, overflow)]]
+        if not wanted:
+            return
+        fresh: dict[tuple[str, str], _Current] = {}
+        try:
+            now = self._clock()
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                for gone in evicted:
+                    self._give_back(gone)
+                for mint, missing in wanted:
                     for classification in missing:
-                        keys[classification] = self._next_encryption_key(
-                            scope, classification, self._current.get((scope, classification)))
-            except BaseException:
-                # rolled back: forget what this call put in memory, so no key that is not stored is ever used
-                for classification in missing:
-                    self._current.pop((scope, classification), None)
-                raise
-            return keys
+                        pair = (mint.scope, classification)
+                        made = fresh.get(pair)
+                        if made is None or made.remaining <= 0:
+                            made = self._next_current(mint.scope, classification, made or previous[pair], now)
+                            fresh[pair] = made
+                        made.remaining -= 1
+                        mint.keys[classification] = made.key
+        except BaseException as exc:
+            for mint, _ in wanted:
+                mint.error, mint.done = exc, True
+            return
+        with self._lock:  # committed: now others may use them
+            for pair, cur in fresh.items():
+                self._current[pair] = cur
+                self._current.move_to_end(pair)
+                self._remember(cur.key.key_id, (pair[0], cur.key.key))
+            for mint, _ in wanted:
+                mint.done = True
 
     def decryption_key(self, key_id: str, reason: str = "") -> bytes:
         if time.monotonic() >= self._next_check:
-            self._revalidate()
+            self._revalidate(wait=False)
         with self._lock:
             hit = self._cache.get(key_id)
-            if hit is None:
-                row = self._db.execute("SELECT scope, kek_name, wrapped FROM data_keys WHERE key_id = ?",
-                                       (key_id,)).fetchone()
-                if row is None:
-                    raise KeyUnavailable(f"data key {key_id} is not in this keystore")
-                scope, kek_name, wrapped = row
-                hit = (scope, None if wrapped is None else self._unwrap(key_id, scope, kek_name, wrapped, reason))
-                self._remember(key_id, hit)
-            else:
+            if hit is not None:
                 self._cache.move_to_end(key_id)
-            if hit[1] is None:
-                raise KeyShredded(key_id)
-            return hit[1]
+        if hit is None:  # read and unwrap with the connection's lock: cached encryptions go on meanwhile
+            with self._db_lock:
+                with self._lock:
+                    hit = self._cache.get(key_id)  # another thread may have unwrapped it meanwhile
+                if hit is None:
+                    row = self._db.execute("SELECT scope, kek_name, wrapped FROM data_keys WHERE key_id = ?",
+                                           (key_id,)).fetchone()
+                    if row is None:
+                        raise KeyUnavailable(f"data key {key_id} is not in this keystore")
+                    scope, kek_name, wrapped = row
+                    hit = (scope, None if wrapped is None else self._unwrap(key_id, scope, kek_name, wrapped, reason))
+                    self._remember(key_id, hit)
+        if hit[1] is None:
+            raise KeyShredded(key_id)
+        return hit[1]
 
     # --- shredding and rotation ----------------------------------------------------------------------------
     def shred(self, scope: str) -> int:
@@ -204,7 +303,7 @@ class KeyStore:
         if not scope:
             raise ValueError("empty scope")
         now = self._clock()
-        with self._lock:
+        with self._db_lock, self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO shredded_events (event_id, scope) VALUES (?, ?) ON CONFLICT "
@@ -230,13 +329,13 @@ class KeyStore:
 
     def holds(self, scope: str) -> bool:
         """Whether any data key (live or shredded) was ever made for `scope`: the keystore's word that it knows it."""
-        with self._lock:
+        with self._db_lock, self._lock:
             return self._db.execute("SELECT 1 FROM data_keys WHERE scope = ? LIMIT 1", (scope,)).fetchone() is not None
 
     def rotate_data_keys(self, scope: str | None = None) -> int:
         """Retire the active DEKs (of one scope, or all): the next encryption of each gets a new one."""
         now = self._clock()
-        with self._lock:
+        with self._db_lock, self._lock:
             self._give_back_reservations()
             where, args = ("AND scope = ?", (now, scope)) if scope else ("", (now,))
             self._db.execute("BEGIN IMMEDIATE")
@@ -258,7 +357,7 @@ class KeyStore:
 
     def rewrap(self) -> int:
         """Re-wrap every live DEK not under its KEK's newest version. Returns how many were re-wrapped."""
-        with self._lock:
+        with self._db_lock, self._lock:
             rows = self._db.execute("SELECT key_id, kek_name, wrapped FROM data_keys WHERE wrapped IS NOT NULL"
                                     ).fetchall()
         latest: dict[str, int] = {}
@@ -268,7 +367,7 @@ class KeyStore:
             if blob_version(wrapped.encode()) >= newest:
                 continue
             fresh = self.kms.rewrap(kek_name, wrapped.encode()).decode("ascii")
-            with self._lock:  # only if unchanged: a concurrent shred must not be undone
+            with self._db_lock, self._lock:  # only if unchanged: a concurrent shred must not be undone
                 done += self._db.execute("UPDATE data_keys SET wrapped = ? WHERE key_id = ? AND wrapped = ?",
                                          (fresh, key_id, wrapped)).rowcount
         return done
@@ -284,7 +383,7 @@ class KeyStore:
         due = 0
         oldest: float | None = None
         kek_versions: dict[str, dict[int, int]] = {}
-        with self._lock:
+        with self._db_lock, self._lock:
             self._give_back_reservations()
             rows = self._db.execute("SELECT classification, kek_name, wrapped, created_at, use_count, retired_at "
                                     "FROM data_keys").fetchall()
@@ -321,7 +420,7 @@ class KeyStore:
         }
 
     def close(self) -> None:
-        with self._lock:
+        with self._db_lock, self._lock:
             self._give_back_reservations()
             self._db.close()
 
@@ -332,24 +431,16 @@ class KeyStore:
             self._erased_scopes = {s for (s,) in self._db.execute("SELECT DISTINCT scope FROM shredded_events")}
         return self._erased_scopes
 
-    def _next_encryption_key(self, scope: str, classification: str, cur: _Current | None) -> DataKey:
-        if classification not in ENCRYPTING:
-            raise ValueError(f"no data keys for classification {classification!r}")
-        if not scope:
-            raise ValueError("empty scope")
-        now = self._clock()
-        if cur is not None and now - cur.created_at < self.max_age and self._reserve(cur):
-            cur.remaining -= 1
-            return cur.key
+    def _next_current(self, scope: str, classification: str, cur: _Current | None, now: float) -> _Current:
+        """A key with uses reserved for (scope, classification), in the open transaction: more uses of `cur` (a
+        copy: what is in memory changes only after the commit), else the newest active stored one, else a new one."""
+        if cur is not None and now - cur.created_at < self.max_age:
+            again = _Current(cur.key, cur.created_at, 0)
+            if self._reserve(again):
+                return again
         if cur is not None:
             self._retire(cur)
-        cur = self._load_current(scope, classification, now) or self._create(scope, classification, now)
-        self._current[(scope, classification)] = cur
-        self._current.move_to_end((scope, classification))
-        while len(self._current) > self.cache_size:
-            self._give_back(self._current.popitem(last=False)[1])
-        cur.remaining -= 1
-        return cur.key
+        return self._load_current(scope, classification, now) or self._create(scope, classification, now)
 
     def _load_current(self, scope: str, classification: str, now: float) -> _Current | None:
         """The newest active DEK another run or process made for this scope, if still young and not used up."""
@@ -360,7 +451,8 @@ class KeyStore:
         if row is None:
             return None
         key_id, kek_name, wrapped, created_at = row
-        hit = self._cache.get(key_id)
+        with self._lock:
+            hit = self._cache.get(key_id)
         key = hit[1] if hit and hit[1] else self._unwrap(key_id, scope, kek_name, wrapped, f"encrypt {classification}")
         found = _Current(DataKey(key_id, key), created_at, 0)
         if now - created_at < self.max_age and self._reserve(found):
@@ -378,7 +470,6 @@ class KeyStore:
         self._db.execute("INSERT INTO data_keys (key_id, scope, classification, kek_name, wrapped, created_at, "
                          "use_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (key_id, scope, classification, kek_name, wrapped, now, block))
-        self._remember(key_id, (scope, key))
         return _Current(DataKey(key_id, key), now, block)
 
     def _reserve(self, cur: _Current) -> bool:
@@ -427,10 +518,11 @@ class KeyStore:
         return plain[len(prefix):]
 
     def _remember(self, key_id: str, entry: tuple[str, bytes | None]) -> None:
-        self._cache[key_id] = entry
-        self._cache.move_to_end(key_id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key_id] = entry
+            self._cache.move_to_end(key_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def _read_epoch(self) -> int:
         return int(self._db.execute("SELECT value FROM keystore_meta WHERE name = 'key_epoch'").fetchone()[0])
@@ -439,8 +531,18 @@ class KeyStore:
         self._epoch = self._db.execute(
             "UPDATE keystore_meta SET value = value + 1 WHERE name = 'key_epoch' RETURNING value").fetchone()[0]
 
-    def _revalidate(self) -> None:
-        """Drop every cached key if another process shredded or rotated since we last looked."""
+    def _revalidate(self, *, wait: bool) -> None:
+        """Drop every cached key if another process shredded or rotated since we last looked. Without `wait`, only
+        if the connection is free: a key transaction under way looks itself before it makes keys (`_mint_queued`),
+        so a cached encryption need not wait for its disk sync."""
+        if not self._db_lock.acquire(blocking=wait):
+            return
+        try:
+            self._revalidate_locked()
+        finally:
+            self._db_lock.release()
+
+    def _revalidate_locked(self) -> None:
         with self._lock:
             self._next_check = time.monotonic() + self.revalidate_after
             version = self._db.execute("PRAGMA data_version").fetchone()[0]

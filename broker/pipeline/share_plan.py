@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from adapters.kit.events import EVENT_NAMESPACE_BYTES, uuid5_text
 from adapters.kit.interface import Rejection
 from broker.audit.record import built_record
+from broker.audit.withheld import plain_withhold, withheld_record
 from broker.crypto.errors import CryptoError, SealError
 from broker.pipeline.cases import case_transition
 from broker.pipeline.deadletter import deadletter_record
@@ -283,6 +284,7 @@ class _Batch:
     def event(self, item: Item) -> None:
         event, token, p = item.event, item.token, self.p
         case_open = self._case(event, token)
+        plain: list[Decision] = []  # the event's withholds that no rule applied to: one audit record names them all
         for subscriber, decision, released, failed in decisions(
                 p.protocol, event, consent=self.facts.consent.get(token),
                 facts=self.facts.register.for_event(token, case_open), mask_key=p.mask_key):
@@ -295,6 +297,9 @@ class _Batch:
                                                 reason=why))
                 continue
             self.decided.append((subscriber, decision.outcome))
+            if plain_withhold(decision):
+                plain.append(decision)
+                continue  # (a plain withhold is never referred, sent or held: nothing below applies to it)
             self.audits.append(built_record("decision", time=p.now, actor="share", subject=token,
                                             record_id=decision.decision_id, **decision.to_record()))
             key = (subscriber, decision.event_id)
@@ -320,6 +325,8 @@ class _Batch:
             self.audits.append(built_record("delivered", time=p.now, actor="share", subject=token,
                                             subscriber=subscriber, event_id=decision.event_id,
                                             decision_id=decision.decision_id))
+        if plain:  # after the event's other records; the store expands it into one decision record per subscriber
+            self.audits.append(withheld_record(plain, time=p.now, actor="share", subject=token))
 
     def _case(self, event: dict[str, Any], token: str) -> bool | None:
         """The child's case state for this event's decisions, after what this event says of it."""

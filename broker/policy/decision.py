@@ -32,6 +32,12 @@ def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_versi
     return uuid5_text(_DECISION_NAMESPACE_BYTES, f"{event_id}\x1f{subscriber}\x1f{protocol_id}\x1f{protocol_version}")
 
 
+def default_deny_reason(event_type: str, subscriber: str) -> str:
+    """Why a subscriber no rule names for an event type is withheld. One place: the engine gives it, and the audit
+    store restores it into a grouped withhold's records (broker/audit/withheld.py), which leave it out."""
+    return f"withheld: no rule shares {event_type} with {subscriber} (default deny)"
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentOverride:
     """A duty to disclose (Art 6(1)(c)) required the sharing despite a refusal, withdrawal or objection."""

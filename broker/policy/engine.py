@@ -23,7 +23,7 @@ from broker.policy.consent import (
     ConsentState,
     effective_consent,
 )
-from broker.policy.decision import ConsentOverride, Decision, HumanDecisionNeeded, decision_id
+from broker.policy.decision import ConsentOverride, Decision, HumanDecisionNeeded, decision_id, default_deny_reason
 from broker.policy.facts import CaseFacts, facts_of
 from broker.policy.fields import NOT_IN_SCHEMA
 from broker.policy.model import FieldOutcome, Partition, Protocol, Rule, Subscriber
@@ -250,8 +250,7 @@ def _decide(protocol: Protocol, event: Mapping[str, Any], name: str, consent: Co
                          f"withheld: {name} is not a subscriber of protocol {protocol.revision} (default deny)")
     rules = protocol.index.get((name, event_type), ())
     if not rules:
-        return _withhold(protocol, event_id, event_type, name,
-                         f"withheld: no rule shares {event_type} with {name} (default deny)")
+        return _withhold(protocol, event_id, event_type, name, default_deny_reason(event_type, name))
     misses, referral = [], None
     discloser = protocol.source_partner(event)
     for rule in rules:

@@ -11,7 +11,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from broker.kafka.apache import ApacheKafka, unavailable_reason
 from broker.kafka.clients import reader, start_transactional
 from broker.service.share import transactional_id
 
@@ -44,33 +43,30 @@ async def raw_count(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def test_a_zombie_worker_cannot_commit_after_its_successor_started(tmp_path):
+async def test_a_zombie_worker_cannot_commit_after_its_successor_started(apache_bootstrap):
     """A share worker frozen mid-batch (GC pause, SIGSTOP, partition) that wakes after its restarted successor took
     its transactional id never gets its batch committed: its commit is fenced, and broker readers never see a copy."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"Apache Kafka unavailable: {reason}")
-    async with ApacheKafka(nodes=1, data_dir=tmp_path / "kafka") as kafka:
-        bootstrap = kafka.bootstrap_servers
-        topic, group = f"z{uuid.uuid4().hex[:6]}.deliver.hub", "mash-broker.zombie.share"
-        tid = transactional_id(group, "share-0", "host.0")
-        zombie, _ = await start_transactional(bootstrap, tid)
-        assert zombie is not None
-        await zombie.begin_transaction()
-        await (await zombie.send(topic, b"zombie copy of event 1"))
-        assert await raw_count(bootstrap, topic) == 1  # on the log, uncommitted
-        assert await committed(bootstrap, topic) == []  # and invisible while open
+    # the session's Apache Kafka node: a topic and a transactional id of this test's own
+    bootstrap, run = apache_bootstrap, uuid.uuid4().hex[:6]
+    topic, group = f"z{run}.deliver.hub", f"mash-broker.zombie{run}.share"
+    tid = transactional_id(group, "share-0", "host.0")
+    zombie, _ = await start_transactional(bootstrap, tid)
+    assert zombie is not None
+    await zombie.begin_transaction()
+    await (await zombie.send(topic, b"zombie copy of event 1"))
+    assert await raw_count(bootstrap, topic) == 1  # on the log, uncommitted
+    assert await committed(bootstrap, topic) == []  # and invisible while open
 
-        successor, _ = await start_transactional(bootstrap, tid)  # the restarted instance: same id
-        assert successor is not None
-        try:
-            async with successor.transaction():
-                await (await successor.send(topic, b"event 1"))
-            with pytest.raises(KafkaError):  # fenced: ProducerFenced / InvalidProducerEpoch
-                await zombie.send_and_wait(topic, b"zombie copy of event 2")
-                await zombie.commit_transaction()
-        finally:
-            await successor.stop()
-            with contextlib.suppress(KafkaError):
-                await zombie.stop()
-        assert await committed(bootstrap, topic) == [b"event 1"]
+    successor, _ = await start_transactional(bootstrap, tid)  # the restarted instance: same id
+    assert successor is not None
+    try:
+        async with successor.transaction():
+            await (await successor.send(topic, b"event 1"))
+        with pytest.raises(KafkaError):  # fenced: ProducerFenced / InvalidProducerEpoch
+            await zombie.send_and_wait(topic, b"zombie copy of event 2")
+            await zombie.commit_transaction()
+    finally:
+        await successor.stop()
+        with contextlib.suppress(KafkaError):
+            await zombie.stop()
+    assert await committed(bootstrap, topic) == [b"event 1"]

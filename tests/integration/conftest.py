@@ -96,6 +96,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def apache_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Apache Kafka whatever kafka_bootstrap is (for tests of what only Apache Kafka does: transactions, fencing, the
+    doctor's report): the session's one node, shared with kafka_bootstrap, rather than a JVM of each test's own.
+    Tests on it use topic names and transactional ids of their own. Skipped, with the reason, without Java."""
+    if (why := unavailable_reason()) is not None:
+        pytest.skip(f"Apache Kafka unavailable: {why}")
+    with _shared_apache_kafka(tmp_path_factory) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
 def tansu_bootstrap() -> Iterator[str]:
     """The embedded Tansu, whatever kafka_bootstrap is: the fallback `make run` uses without Java stays tested."""
     with EmbeddedKafka() as kafka:

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from broker.kafka.apache import CLEAN_SHUTDOWN_MARKER, ApacheKafka, unavailable_reason
+from tests.integration.conftest import TEST_JVM_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,7 +111,8 @@ async def test_one_node_serves_stops_cleanly_and_keeps_messages(tmp_path: Path) 
 async def test_three_nodes_survive_losing_the_leader(tmp_path: Path) -> None:
     """Promise: on three nodes with RF 3 and min ISR 2, acks=all writes go on after the partition leader is killed,
     and nothing acknowledged before is lost."""
-    async with ApacheKafka(nodes=3, data_dir=tmp_path) as kafka:
+    # C1 only, as every test JVM (tests/integration/conftest.py): C2 compiles a short-lived node never repays
+    async with ApacheKafka(nodes=3, data_dir=tmp_path, jvm_flags=TEST_JVM_FLAGS) as kafka:
         pids = {i: int((tmp_path / f"node-{i}" / "pid").read_text()) for i in (1, 2, 3)}
         assert pids == {i: kafka.pid(i) for i in (1, 2, 3)}
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from broker.config import Settings
 from broker.kafka.admin import ensure_topics
-from broker.kafka.apache import ApacheKafka, unavailable_reason
 from broker.kafka.embedded import EmbeddedKafka
 from broker.ops import checks
 from broker.ops.checks import TopicDurability, durability_result, kafka_kind
@@ -50,14 +47,10 @@ def test_durability_names_thin_topics():
     assert "not reported" in durability_result([TopicDurability("sg.audit", 1, None)], 1).detail
 
 
-async def test_doctor_on_apache_kafka_reports_kind_transactions_and_durability(tmp_path):
+async def test_doctor_on_apache_kafka_reports_kind_transactions_and_durability(apache_bootstrap):
     """On Apache Kafka the doctor says it is Apache Kafka 4, that transactions work, and the real replication and
     min.insync.replicas of every broker topic."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"Apache Kafka unavailable: {reason}")
-    async with ApacheKafka(nodes=1, data_dir=tmp_path / "kafka") as kafka:
-        report = await engine_report(settings_for(kafka.bootstrap_servers, f"doc{uuid.uuid4().hex[:6]}"))
+    report = await engine_report(settings_for(apache_bootstrap, f"doc{uuid.uuid4().hex[:6]}"))
     assert report["kafka kind"].detail.startswith("Apache Kafka 4.x")
     assert report["transactions"].status == "ok"
     durability = report["topic durability"]

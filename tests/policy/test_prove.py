@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from broker.cli.policy import app
-from broker.policy import ProtocolError, domains, load_protocol
+from broker.policy import Protocol, ProtocolError, domains, load_protocol
 from broker.policy.domains import CONDITION_DIMENSIONS, with_leaf
 from broker.policy.invariants import BASIS_GROUPS
 from broker.policy.model import Conditions
@@ -129,6 +129,13 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     return SAMPLE, new, static_diff(old, load_protocol(new, prove=False))
 
 
+@pytest.fixture(scope="module")
+def two_protocols(two_versions) -> tuple[Protocol, Protocol]:
+    """Both versions compiled once for the module (frozen data: replaying events never changes them); loading is
+    most of a replay's cost, and every example replays the same two files."""
+    return load_protocol(two_versions[0], prove=False), load_protocol(two_versions[1], prove=False)
+
+
 def test_static_diff_names_each_changed_path_with_when_and_a_counterexample(two_versions) -> None:
     _, _, found = two_versions
     assert found["changed"]
@@ -168,10 +175,9 @@ def sample_events(draw: st.DrawFn) -> dict:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(events=st.lists(sample_events(), min_size=20, max_size=20))
-def test_static_diff_lists_everything_a_replay_finds_and_more(two_versions, events) -> None:
-    old_path, new_path, found = two_versions
-    static = set(static_changes(found))
-    replayed = replay_changes(load_protocol(old_path, prove=False), load_protocol(new_path, prove=False), events)
+def test_static_diff_lists_everything_a_replay_finds_and_more(two_versions, two_protocols, events) -> None:
+    static = set(static_changes(two_versions[2]))
+    replayed = replay_changes(*two_protocols, events)
     assert replayed <= static
 
 

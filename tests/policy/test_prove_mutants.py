@@ -24,6 +24,18 @@ from broker.policy.invariants import Breach
 from tests.policy.brute_force import biased_events, cross_check, random_protocol
 
 SEEDS = range(60)  # protocols tried per mutant, until one catches it (most are caught in the first few)
+# The seed that first caught each mutant, seeds tried in order (measured 2026-12-01): each mutant is tried on its own
+# seed first, then on every other seed of SEEDS in order. Trying every uncaught mutant on every seed up to the last
+# one needed cost 178 mutant cross-checks; this costs 21. A stale entry costs time, never strength.
+FIRST_CAUGHT = {
+    "ignore the objection": 0, "ignore the case status": 0, "ignore the adult-at-risk determination": 0,
+    "ignore service agreements": 2, "ignore the plan kind": 3, "ignore the risk level": 4,
+    "drop the top risk band": 4, "drop case closed": 4, "ignore the referral source": 4, "ignore the source agency": 5,
+    "ignore the risk categories": 6, "ignore the consent status": 6, "ignore the restriction marker": 6,
+    "ignore partner_in": 6, "treat masked as released": 6, "treat masked as withheld": 6, "ignore the age band": 8,
+    "ignore registrations": 16, "ignore the s47 request": 18, "never count a masked leaf": 18,
+    "drop a refused confidentiality record": 25,
+}
 EACH = 8  # events aimed at each rule and each invariant
 
 
@@ -95,13 +107,6 @@ MUTANTS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
 }
 
 
-def _trials() -> Iterator[tuple[int, Any, list[Any]]]:
-    for seed in SEEDS:
-        rng = random.Random(seed)
-        protocol = random_protocol(rng)
-        yield seed, protocol, biased_events(rng, protocol, EACH)
-
-
 @contextmanager
 def _mutated(apply: Callable[[pytest.MonkeyPatch], None]) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
@@ -111,17 +116,28 @@ def _mutated(apply: Callable[[pytest.MonkeyPatch], None]) -> Iterator[None]:
 
 
 def test_every_broken_checker_is_caught_and_the_real_one_is_not() -> None:
-    uncaught = dict(MUTANTS)
+    trials: dict[int, tuple[Any, list[Any]]] = {}
+
+    def trial(seed: int) -> tuple[Any, list[Any]]:
+        if seed not in trials:
+            rng = random.Random(seed)
+            protocol = random_protocol(rng)
+            trials[seed] = protocol, biased_events(rng, protocol, EACH)
+        return trials[seed]
+
     caught: dict[str, int] = {}
-    for seed, protocol, events in _trials():
-        assert cross_check(protocol, events) == [], f"the real checker fails seed {seed}"
-        for name, apply in list(uncaught.items()):
+    for name, apply in MUTANTS.items():
+        hint = FIRST_CAUGHT.get(name)
+        for seed in ([hint] if hint in SEEDS else []) + [s for s in SEEDS if s != hint]:
             with _mutated(apply):
-                found = cross_check(protocol, events)
+                found = cross_check(*trial(seed))
             if found:
                 caught[name] = seed
-                del uncaught[name]
-        if not uncaught:
-            break
-    assert not uncaught, f"broken checkers the cross-check did not catch: {sorted(uncaught)}"
+                break
+    uncaught = sorted(set(MUTANTS) - set(caught))
+    # the real checker passes every seed up to the last one a mutant needed (all of SEEDS if one escaped), so each
+    # mutant is caught by its fault on a protocol the real checker gets right, not by noise
+    for seed in range(max(caught.values()) + 1) if not uncaught else SEEDS:
+        assert cross_check(*trial(seed)) == [], f"the real checker fails seed {seed}"
+    assert not uncaught, f"broken checkers the cross-check did not catch: {uncaught}"
     assert set(caught) == set(MUTANTS)

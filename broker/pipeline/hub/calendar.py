@@ -9,6 +9,7 @@ partnership's school holidays and the times its working and school days start co
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,9 @@ def build_calendar(config: Mapping[str, Any], bank_holidays: Iterable[Any]) -> C
                     _time(config.get("school_day_starts"), "school_day_starts", dt.time(8, 45)))
 
 
+# Cached: the planner parses each history entry's time again for every event that sorts or windows the history
+# (a datetime is immutable, so sharing one is safe)
+@functools.lru_cache(maxsize=8192)
 def parse_instant(when: str) -> dt.datetime:
     """An event time as an aware datetime: a date alone is midnight UTC; a naive time is UTC."""
     text = when.replace("Z", "+00:00")

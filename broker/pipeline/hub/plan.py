@@ -206,6 +206,15 @@ class _Batch:
         self.facts.clocks.setdefault(clock.token, []).append(clock)
 
 
+def reads(event_type: str, rules: HubRules) -> bool:
+    """Whether the plan reads an event of this type at all: the hub's own events (read back from the events topic),
+    erasure notices and the hub's other records it passes over, so the watch can leave them unopened (by the
+    message's `event_type` header, before decoding or revealing anything)."""
+    if event_type in HUB_TYPES or event_type == ERASED:
+        return False
+    return event_type == LINKED or event_type in rules.decision_types or not event_type.startswith("mash.")
+
+
 def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRules, calendar: Calendar,
              scales: Mapping[str, RiskScale] | None = None) -> HubPlan:
     """The module docstring's plan for one batch of revealed events (`facts` is updated as the batch goes;
@@ -217,14 +226,12 @@ def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRul
             token = facts.current[token]
             event = {**event, "subject": {**event["subject"],
                                           "linkage": {**event["subject"]["linkage"], "token": token}}}
-        if event_type in HUB_TYPES or event_type == ERASED:
+        if not reads(event_type, rules):  # the hub's own events and other records: not an agency's history
             continue
         if event_type == LINKED:
             batch.linked(event, token)
         elif event_type in rules.decision_types:
             batch.decided(event, token)
-        elif event_type.startswith("mash."):  # the hub's other records (its actions...): not an agency's history
-            continue
         elif not any(e.event_id == event["event_id"] for e in batch.history(token)):
             batch.contributed(event, token, _entry(event, scales or {}))
     return batch.plan
