@@ -65,10 +65,9 @@ def expand(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     for w in record["withheld"]:
         subscriber = w["subscriber"]
         did = decision_id(event_id, subscriber, protocol_id, version)
-        out.append({"record_id": did, "kind": "decision", "time": record["time"], "actor": record["actor"],
-                    "subject": record["subject"], "decision_id": did, "event_id": event_id, "event_type": event_type,
-                    "subscriber": subscriber, "outcome": "withhold", "lawful_basis": [], "fields_released": [],
-                    "fields_masked": {}, "fields_withheld": [], "protocol_id": protocol_id,
-                    "protocol_version": version,
-                    "reason": w.get("reason") or default_deny_reason(event_type, subscriber)})
+        decision = Decision(did, event_id, event_type, subscriber, "withhold", None, (), None, (), (), (), protocol_id,
+                            version, w.get("reason") or default_deny_reason(event_type, subscriber))
+        # the share plan's own builder, so a group restores exactly the record the plan made before groups existed
+        out.append(built_record("decision", time=record["time"], actor=record["actor"], subject=record["subject"],
+                                record_id=did, **decision.to_record()))
     return out

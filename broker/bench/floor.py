@@ -24,22 +24,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from broker.audit.store import AuditStore, open_audit_store
-from broker.bench.intake_mix import LINKAGE, RECEIVED, Body, plan_with_store
-from broker.bench.records import mix, usable_formats
+from broker.bench.intake_mix import Body, IntakeMix, plan_with_store, read_bodies
+from broker.bench.records import usable_formats
 from broker.bench.share_mix import MASK_KEY, NOW, MixKeys
 from broker.bench.stages import install_protocol
 from broker.config import Settings
 from broker.crypto import KeyStore, open_key_provider, protect_event, reveal_event
 from broker.pipeline.hub.plan import plan_hub
 from broker.pipeline.hub.reveal import hub_view
-from broker.pipeline.intake import prepare
-from broker.pipeline.intake_plan import ErasureFacts, IntakeParams, IntakeRequest, resolve_intake
+from broker.pipeline.intake_plan import IntakeParams
 from broker.pipeline.share_plan import Item, ShareFacts, ShareParams, plan_share
 from broker.policy import Protocol, load_protocol
 from broker.service.hub_watch import load_calendar
@@ -65,6 +65,10 @@ class Floor:
     params: IntakeParams = field(default_factory=lambda: IntakeParams(EVENTS_TOPIC, "floor.deadletter"))
     cases: dict[str, bool | None] = field(default_factory=dict)
 
+    @cached_property
+    def share_params(self) -> ShareParams:
+        return ShareParams(self.protocol, MASK_KEY, NOW, lambda s: f"floor.deliver.{s}", "floor.deadletter")
+
 
 @contextmanager
 def floor_kit(workdir: Path) -> Iterator[Floor]:
@@ -87,66 +91,53 @@ def floor_kit(workdir: Path) -> Iterator[Floor]:
 
 def _bodies(records: int, batch: int, offset: int = 0) -> list[Body]:
     formats, _, _ = usable_formats()
-    out = []
-    for fmt, numbers in mix(formats, -(-records // batch), batch):
-        data = fmt.make(*(n + offset for n in numbers))
-        request = IntakeRequest(fmt.agency, data, RECEIVED, "bench", fmt.system, fmt.content_type)
-        out.append(Body(request, prepare(fmt.agency, data, _context(fmt.system), LINKAGE,
-                                         content_type=fmt.content_type)))
-    return out
+    return read_bodies(formats, -(-records // batch), batch, offset)
 
 
-def _context(system: str | None) -> Any:
-    from adapters.kit.interface import AdaptContext
-
-    return AdaptContext(source="request", received_at=RECEIVED, system=system)
-
-
-def _one_request(kit: Floor, body: Body, spent: dict[str, float], position: int) -> int:
-    """One request through every part; returns its events. `spent` collects CPU seconds per part."""
+def _run(kit: Floor, bodies: list[Body], spent: dict[str, float]) -> int:
+    """Every request through every part, one request at a time; returns the events. `spent` collects CPU seconds
+    per part. Intake is the mix's own loop (read the register, resolve, plan, write the links)."""
     clock = time.process_time
-    t0 = clock()
-    known = kit.identities.known(i.token for ids in body.prepared.identities for i in ids)
-    plan = plan_with_store(kit.keys, body, resolve_intake(body.prepared, known), ErasureFacts(), kit.params)
-    if plan.links:
-        kit.identities.apply(plan.links, body.request.received_at)
-    published = [orjson.loads(m.value) for m in plan.messages if m.topic == EVENTS_TOPIC]
-    t1 = clock()
-    items = []
-    for i, protected in enumerate(published):
-        revealed = reveal_event(protected, kit.keys)
-        if not revealed.shredded:
-            items.append(Item(revealed.event, 0, position + i))
-    share = plan_share(items, ShareFacts(cases=dict(kit.cases)), kit.seals,
-                       ShareParams(kit.protocol, MASK_KEY, NOW, lambda s: f"floor.deliver.{s}", "floor.deadletter"))
-    kit.cases.update((w.token, w.open) for w in share.case_writes)
-    t2 = clock()
-    views = [reveal_event(hub_view(p), kit.keys).event for p in published]
-    tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in views))
-    hub = plan_hub(views, kit.history.facts(tokens), kit.protocol.hub, kit.calendar, kit.protocol.risk_scales)
-    for event in hub.events:
-        orjson.dumps(protect_event(event, kit.keys))
-    kit.history.apply(hub)
-    t3 = clock()
-    for records in (plan.audits, share.audits):
-        if records:
-            kit.audit.append(list(records))
-    t4 = clock()
-    for part, took in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-        spent[part] += took
-    return len(published)
+    plans = IntakeMix(kit.keys, kit.identities, bodies, kit.params).plan_all(plan_with_store)
+    events = 0
+    while True:
+        t0 = clock()
+        plan = next(plans, None)
+        if plan is None:
+            return events
+        published = [orjson.loads(m.value) for m in plan.messages if m.topic == EVENTS_TOPIC]
+        t1 = clock()
+        items = []
+        for i, protected in enumerate(published):
+            revealed = reveal_event(protected, kit.keys)
+            if not revealed.shredded:
+                items.append(Item(revealed.event, 0, events + i))
+        share = plan_share(items, ShareFacts(cases=dict(kit.cases)), kit.seals, kit.share_params)
+        kit.cases.update((w.token, w.open) for w in share.case_writes)
+        t2 = clock()
+        views = [reveal_event(hub_view(p), kit.keys).event for p in published]
+        tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in views))
+        hub = plan_hub(views, kit.history.facts(tokens), kit.protocol.hub, kit.calendar, kit.protocol.risk_scales)
+        for event in hub.events:
+            orjson.dumps(protect_event(event, kit.keys))
+        kit.history.apply(hub)
+        t3 = clock()
+        for records in (plan.audits, share.audits):
+            if records:
+                kit.audit.append(list(records))
+        t4 = clock()
+        for part, took in zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            spent[part] += took
+        events += len(published)
 
 
 def measure_floor(kit: Floor, *, records: int, batch: int) -> dict[str, Any]:
     """CPU microseconds per event of each part over `records` native records in requests of `batch`, warm."""
     warm = dict.fromkeys(PARTS, 0.0)
-    for body in _bodies(min(records, 200), batch, WARM_OFFSET):
-        _one_request(kit, body, warm, 0)
+    _run(kit, _bodies(min(records, 200), batch, WARM_OFFSET), warm)
     spent = dict.fromkeys(PARTS, 0.0)
-    events = 0
     head_before = kit.audit.head()[0]
-    for body in _bodies(records, batch):
-        events += _one_request(kit, body, spent, events)
+    events = _run(kit, _bodies(records, batch), spent)
     audit_records = kit.audit.head()[0] - head_before
     us = {part: round(1e6 * spent[part] / max(events, 1), 1) for part in PARTS}
     total = sum(spent.values()) / max(events, 1)

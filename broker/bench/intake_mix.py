@@ -82,10 +82,11 @@ class IntakeMix:
             yield plans
 
 
-def read_bodies(formats: list[Format], count: int, batch: int) -> list[Body]:
+def read_bodies(formats: list[Format], count: int, batch: int, offset: int = 0) -> list[Body]:
+    """`count` requests of the mix, `batch` records each; `offset` moves every record to other fictitious children."""
     bodies = []
     for fmt, numbers in mix(formats, count, batch):
-        data = fmt.make(*numbers)
+        data = fmt.make(*(n + offset for n in numbers))
         request = IntakeRequest(fmt.agency, data, RECEIVED, "bench", fmt.system, fmt.content_type)
         ctx = AdaptContext(source="request", received_at=RECEIVED, system=fmt.system)
         bodies.append(Body(request, prepare(fmt.agency, data, ctx, LINKAGE, content_type=fmt.content_type)))
