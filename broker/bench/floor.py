@@ -37,7 +37,7 @@ from broker.bench.share_mix import MASK_KEY, NOW, MixKeys
 from broker.bench.stages import install_protocol
 from broker.config import Settings
 from broker.crypto import KeyStore, open_key_provider, protect_event, reveal_event
-from broker.pipeline.hub.plan import plan_hub
+from broker.pipeline.hub.plan import history_reads, plan_hub
 from broker.pipeline.hub.reveal import hub_view
 from broker.pipeline.intake_plan import IntakeParams
 from broker.pipeline.share_plan import Item, ShareFacts, ShareParams, plan_share
@@ -117,7 +117,8 @@ def _run(kit: Floor, bodies: list[Body], spent: dict[str, float]) -> int:
         t2 = clock()
         views = [reveal_event(hub_view(p), kit.keys).event for p in published]
         tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in views))
-        hub = plan_hub(views, kit.history.facts(tokens), kit.protocol.hub, kit.calendar, kit.protocol.risk_scales)
+        facts = kit.history.facts(tokens, history_reads(views, kit.protocol.hub))
+        hub = plan_hub(views, facts, kit.protocol.hub, kit.calendar, kit.protocol.risk_scales)
         for event in hub.events:
             orjson.dumps(protect_event(event, kit.keys))
         kit.history.apply(hub)

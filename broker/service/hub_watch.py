@@ -25,7 +25,16 @@ from broker.kafka.clients import group_consumer
 from broker.logging import get_logger
 from broker.pipeline.hub.calendar import Calendar, CalendarError, build_calendar
 from broker.pipeline.hub.history import Clock, derived_id
-from broker.pipeline.hub.plan import LINKED, HubFacts, HubPlan, breach_event, plan_hub, reads, settle
+from broker.pipeline.hub.plan import (
+    LINKED,
+    HubFacts,
+    HubPlan,
+    breach_event,
+    history_reads,
+    plan_hub,
+    reads,
+    settle,
+)
 from broker.pipeline.hub.reveal import hub_view
 from broker.schema.loader import SCHEMA_VERSION
 from broker.schema.validate import validate_event
@@ -151,13 +160,14 @@ async def process_batch(rt: Runtime, messages: list[ConsumerRecord], calendar: C
 
 def _facts(rt: Runtime, events: list[dict[str, Any]]) -> HubFacts:
     """The history register's view of the batch's children, under the tokens the identity register says they carry
-    now, else the tokens the watch itself folded them into (one read of each register)."""
+    now, else the tokens the watch itself folded them into (one read of each register): of their histories, only
+    what the plan can look at, so a batch's read does not grow with each child's history."""
     tokens = list(dict.fromkeys(e["subject"]["linkage"]["token"] for e in events))
     child_of = rt.identities.known(tokens).child_of
     current = {t: child_of[t] for t in tokens if child_of.get(t, t) != t}
     wanted = [*tokens, *current.values()]
     wanted += [e["payload"]["superseded_token"] for e in events if e["event_type"] == LINKED]
-    facts = rt.history.facts(wanted)
+    facts = rt.history.facts(wanted, history_reads(events, rt.protocol.hub).following(current))
     facts.current = {**facts.current, **current}
     return facts
 

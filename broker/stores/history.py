@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from broker.pipeline.hub.history import Clock, Enquiry, Entry
-from broker.pipeline.hub.plan import HubFacts, HubPlan
+from broker.pipeline.hub.plan import HistoryReads, HubFacts, HubPlan
 from broker.stores.db import open_register
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS history (token TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,"
     " agency TEXT NOT NULL, occurred_at TEXT NOT NULL, level TEXT NOT NULL, PRIMARY KEY (token, event_id))",
+    # a batch reads each child's history near its events' times, and its referrals and closures at any date
+    "CREATE INDEX IF NOT EXISTS history_time ON history (token, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS history_type ON history (token, event_type)",
     "CREATE TABLE IF NOT EXISTS enquiries (enquiry_id TEXT PRIMARY KEY, token TEXT NOT NULL, opened_at TEXT NOT NULL,"
     " last_at TEXT NOT NULL, contributions TEXT NOT NULL, open INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS enquiries_token ON enquiries (token)",
@@ -35,6 +39,8 @@ _SCHEMA = [
 ]
 _TABLES = ("history", "enquiries", "clocks", "folds")
 _CLOCK_COLUMNS = "clock_id, kind, token, event_id, event_type, started_at, due_at, enquiry_id, linkage"
+_ENTRY_COLUMNS = "token, event_id, event_type, agency, occurred_at, level"
+_SPANS_PER_QUERY = 300  # (token, from, to) rows in one statement's VALUES list: 900 parameters
 
 
 def _clock(row: Sequence[object]) -> Clock:
@@ -52,16 +58,16 @@ class HistoryRegister:
         if self.db.dialect == "sqlite":  # erasure: deleted rows are overwritten, not left in free pages
             self.db.execute("PRAGMA secure_delete=ON")
 
-    def facts(self, tokens: Iterable[str]) -> HubFacts:
-        """The history, open enquiry and running clocks of each of these tokens, and of the tokens any of them was
-        folded into (`current`)."""
+    def facts(self, tokens: Iterable[str], reads: HistoryReads | None = None) -> HubFacts:
+        """The open enquiry and running clocks of each of these tokens, and of the tokens any of them was folded into
+        (`current`); and their history: what `reads` names (broker/pipeline/hub/plan.py `history_reads`), else all
+        of it."""
         wanted = list(dict.fromkeys(tokens))
         facts = HubFacts()
         facts.current = dict(self.db.query_in("SELECT token, into_token FROM folds WHERE token IN ({marks})", wanted))
         wanted = list(dict.fromkeys([*wanted, *facts.current.values()]))
-        for token, *entry in self.db.query_in(
-                "SELECT token, event_id, event_type, agency, occurred_at, level FROM history WHERE token IN ({marks})"
-                " ORDER BY occurred_at, event_id", wanted):
+        rows = self._history(wanted, None if reads is None else reads.following(facts.current))
+        for token, *entry in sorted(set(rows), key=lambda row: (row[0], row[4], row[1])):
             facts.history.setdefault(token, []).append(Entry(*entry))
         for enquiry_id, token, opened, last, contributions in self.db.query_in(
                 "SELECT enquiry_id, token, opened_at, last_at, contributions FROM enquiries WHERE open = 1 AND token"
@@ -72,6 +78,27 @@ class HistoryRegister:
             clock = _clock(row)
             facts.clocks.setdefault(clock.token, []).append(clock)
         return facts
+
+    def _history(self, tokens: list[str], reads: HistoryReads | None) -> list[tuple[Any, ...]]:
+        """History rows (with repeats where two reads overlap): all of `tokens`' without `reads`, else what it
+        names, each part on an index."""
+        select = f"SELECT {_ENTRY_COLUMNS} FROM history"
+        if reads is None:
+            return self.db.query_in(f"{select} WHERE token IN ({{marks}})", tokens)
+        rows = self.db.query_in(f"{select} WHERE token IN ({{marks}})", sorted(reads.whole))
+        kinds = ",".join("?" * len(reads.kinds))
+        rows += self.db.query_in(f"{select} WHERE event_type IN ({kinds}) AND token IN ({{marks}})",
+                                 sorted(reads.any_date - reads.whole), reads.kinds)
+        spans = [(t, lo, hi) for t, ranges in sorted(reads.spans.items()) if t not in reads.whole
+                 for lo, hi in ranges]
+        for start in range(0, len(spans), _SPANS_PER_QUERY):
+            part = spans[start:start + _SPANS_PER_QUERY]
+            rows += self.db.query(
+                f"WITH span (token, since, until) AS (VALUES {','.join(['(?, ?, ?)'] * len(part))})"
+                f" SELECT {', '.join('h.' + c for c in _ENTRY_COLUMNS.split(', '))} FROM span JOIN history h"
+                " ON h.token = span.token AND h.occurred_at >= span.since AND h.occurred_at < span.until",
+                [v for row in part for v in row])
+        return rows
 
     def apply(self, plan: HubPlan) -> None:
         """A batch's writes in one transaction, in the order that leaves every row under the child's current token:

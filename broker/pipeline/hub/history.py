@@ -3,6 +3,7 @@ open enquiries and running clocks, and how two children's histories fold into on
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -61,8 +62,13 @@ class Clock:
     linkage: Mapping[str, Any] = field(default_factory=dict)  # the child's linkage, for the breach event
 
 
+def time_order(entry: Entry) -> tuple[dt.datetime, str]:
+    """A child's history's order: by time, then event id (a total order: one event once per child)."""
+    return parse_instant(entry.occurred_at), entry.event_id
+
+
 def by_time(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda e: (parse_instant(e.occurred_at), e.event_id))
+    return sorted(entries, key=time_order)
 
 
 def fold_history(histories: Mapping[str, list[Entry]], absorbed: str, into: str) -> list[Entry]:

@@ -14,14 +14,25 @@ writing): it is skipped, and since every derived id is fixed by its inputs, what
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker.pipeline.hub.calendar import Calendar, iso, next_school_day_start, one_working_day_after, parse_instant
-from broker.pipeline.hub.history import Clock, Enquiry, Entry, by_time, derived_id, fold_enquiries, fold_history
-from broker.pipeline.hub.rules import Repeat, crossed, joins, repeat_referral
-from broker.policy.hub import HubRules
+from broker.pipeline.hub.history import (
+    Clock,
+    Enquiry,
+    Entry,
+    by_time,
+    derived_id,
+    fold_enquiries,
+    fold_history,
+    time_order,
+)
+from broker.pipeline.hub.rules import CLOSED, Repeat, crossed, joins, repeat_referral
+from broker.policy.hub import REFERRAL, HubRules
 from broker.policy.thresholds import RiskScale, assess
 
 LINKED, ERASED = "person.linked", "person.erased"
@@ -86,9 +97,20 @@ class _Batch:
     def __init__(self, facts: HubFacts, rules: HubRules, calendar: Calendar) -> None:
         self.facts, self.rules, self.calendar = facts, rules, calendar
         self.plan = HubPlan()
+        # token -> the event ids of its history, once it is in time order (the register's is in text order)
+        self.known: dict[str, set[str]] = {}
 
     def history(self, token: str) -> list[Entry]:
-        return self.facts.history.setdefault(token, [])
+        """The child's history in time order, so that each new event is inserted, not the history sorted again."""
+        if token not in self.known:
+            self.facts.history[token] = ordered = by_time(self.facts.history.get(token, []))
+            self.known[token] = {e.event_id for e in ordered}
+        return self.facts.history[token]
+
+    def planned(self, token: str, event_id: str) -> bool:
+        """Whether the event is in the child's history already (planned before: a batch read again)."""
+        self.history(token)
+        return event_id in self.known[token]
 
     def set_enquiry(self, enquiry: Enquiry) -> None:
         self.plan.enquiries[enquiry.enquiry_id] = enquiry
@@ -112,9 +134,11 @@ class _Batch:
     def linked(self, event: Mapping[str, Any], token: str) -> None:
         absorbed = event["payload"]["superseded_token"]
         histories = self.facts.history
-        parts = [list(histories.get(token, [])), list(histories.get(absorbed, []))]
+        parts = [by_time(histories.get(token, [])), by_time(histories.get(absorbed, []))]
         histories[token] = fold_history(histories, absorbed, token)
         histories.pop(absorbed, None)
+        self.known[token] = {e.event_id for e in histories[token]}
+        self.known.pop(absorbed, None)
         self.plan.folds.append((absorbed, token))
         # later events of the batch under the folded token are the child's, though the identity register may not
         # hold the link yet (intake writes it after Kafka's acknowledgement)
@@ -157,8 +181,11 @@ class _Batch:
                 self.facts.clocks[token].remove(clock)
 
     def contributed(self, event: Mapping[str, Any], token: str, entry: Entry) -> None:
-        before = list(self.history(token))
-        self.facts.history[token] = after = by_time([*before, entry])
+        before = self.history(token)
+        after = before.copy()
+        bisect.insort(after, entry, key=time_order)
+        self.facts.history[token] = after
+        self.known[token].add(entry.event_id)
         self.plan.entries.append((token, entry))
         self.cumulative(event, [before], after, entry.occurred_at)
         linkage = event["subject"]["linkage"]
@@ -215,6 +242,80 @@ def reads(event_type: str, rules: HubRules) -> bool:
     return event_type == LINKED or event_type in rules.decision_types or not event_type.startswith("mash.")
 
 
+# The register compares stored times as text, and a stored time's text starts with its local date (the schema's
+# date_or_datetime), at most a day from its UTC date (offsets are under 24 hours). A window of whole days from an
+# event at t reaches UTC dates from t's less the window to t's plus it: one day more either side holds every stored
+# time the rules can reach (tests/hub/test_history_reads.py has both edges; an extra row never changes a plan).
+_SPAN_MARGIN = dt.timedelta(days=1)
+_DAY = dt.timedelta(days=1)
+_ANY_DATE = (REFERRAL, CLOSED)  # the repeat-referral rule looks back at a child's referrals and closures at any date
+
+
+@dataclass(frozen=True)
+class HistoryReads:
+    """What of each child's history the plan of a batch can look at, so the register reads that and not a whole
+    history that grows with every event: per token, the stored times (as text, [from, to)) within reach of the
+    cumulative-concern windows of its events in the batch; the whole history of tokens a `person.linked` merges
+    (the merged history is tested whole); and the referrals and closures at any date of a child with a referral
+    in the batch."""
+
+    spans: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    whole: frozenset[str] = frozenset()
+    any_date: frozenset[str] = frozenset()
+    kinds: tuple[str, ...] = _ANY_DATE
+
+    def following(self, current: Mapping[str, str]) -> HistoryReads:
+        """The same reads under the tokens the children carry now as well (`current`: token -> its child's)."""
+        def under(tokens: Iterable[str]) -> frozenset[str]:
+            return frozenset(t for token in tokens for t in (token, current.get(token, token)))
+        spans: dict[str, list[tuple[str, str]]] = {}
+        for token, ranges in self.spans.items():
+            for t in {token, current.get(token, token)}:
+                spans.setdefault(t, []).extend(ranges)
+        return HistoryReads({t: _merged(r) for t, r in spans.items()}, under(self.whole), under(self.any_date),
+                            self.kinds)
+
+
+def _merged(ranges: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _day_text(day: dt.date, by: dt.timedelta, beyond: str) -> str:
+    """The date `by` from `day` as the text it starts stored times with; `beyond` (sorting before or after every
+    stored time) where that date is outside the calendar."""
+    try:
+        return (day + by).isoformat()
+    except OverflowError:
+        return beyond
+
+
+def history_reads(events: Iterable[Mapping[str, Any]], rules: HubRules) -> HistoryReads:
+    """What `plan_hub` can read of the history of this batch's children (under the events' own tokens; see
+    `HistoryReads.following` for the tokens they carry now). An agency's event at t is planned against the windows
+    that contain t (rules.py `crossed`: window ends from t to t + window, each window as long), so against times
+    within one window of t, its own among them (the 'already planned' test)."""
+    reach = dt.timedelta(days=max((r.window_days for r in rules.cumulative), default=0)) + _SPAN_MARGIN
+    spans: dict[str, list[tuple[str, str]]] = {}
+    whole: set[str] = set()
+    any_date: set[str] = set()
+    for event in events:
+        event_type, token = event["event_type"], event["subject"]["linkage"]["token"]
+        if event_type == LINKED:
+            whole.update((token, event["payload"]["superseded_token"]))
+        elif reads(event_type, rules) and event_type not in rules.decision_types:
+            day = parse_instant(event["occurred_at"]).date()
+            spans.setdefault(token, []).append((_day_text(day, -reach, ""), _day_text(day, reach + _DAY, "~")))
+            if event_type == REFERRAL:
+                any_date.add(token)
+    return HistoryReads({t: _merged(r) for t, r in spans.items()}, frozenset(whole), frozenset(any_date))
+
+
 def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRules, calendar: Calendar,
              scales: Mapping[str, RiskScale] | None = None) -> HubPlan:
     """The module docstring's plan for one batch of revealed events (`facts` is updated as the batch goes;
@@ -232,7 +333,7 @@ def plan_hub(events: Sequence[Mapping[str, Any]], facts: HubFacts, rules: HubRul
             batch.linked(event, token)
         elif event_type in rules.decision_types:
             batch.decided(event, token)
-        elif not any(e.event_id == event["event_id"] for e in batch.history(token)):
+        elif not batch.planned(token, event["event_id"]):
             batch.contributed(event, token, _entry(event, scales or {}))
     return batch.plan
 
