@@ -346,6 +346,69 @@ def floor(
     Console().print(table)
 
 
+@app.command()
+def client(
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per client (after one warm-up round each).")] = 5,
+    intake_messages: Annotated[int, typer.Option(min=20, help="Messages each intake round produces.")] = 2000,
+    share_events: Annotated[int, typer.Option(min=1, help="Events each share round reads and delivers.")] = 1500,
+    poll: Annotated[int, typer.Option(min=1, help="Events per transaction (the worker's poll).")] = 500,
+    read_messages: Annotated[int, typer.Option(min=1, help="Event messages each read round takes.")] = 4000,
+    audit_messages: Annotated[int, typer.Option(min=1, help="Audit messages (200 records) each read round "
+                                                "takes.")] = 100,
+    bootstrap: BootstrapOpt = None,
+    as_json: JsonOpt = False,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """aiokafka (what the pipeline runs) against confluent-kafka (librdkafka) over the same work in the pipeline's
+    patterns and sizes, on Apache Kafka (transactions needed): CPU and wall per message (broker/bench/client.py)."""
+    from rich.markup import escape
+
+    from broker.bench.client import NEEDS_CONFLUENT, ClientBenchError, Shape, Work, measure_clients
+
+    console = Console(stderr=True, quiet=as_json)
+    try:
+        import confluent_kafka  # noqa: F401  (a dev dependency, pyproject.toml)
+    except ImportError:
+        # escaped: rich would take "[dev]" for markup and print the install command wrong
+        raise typer.Exit(code=_fail(Console(stderr=True), escape(NEEDS_CONFLUENT), 2)) from None
+
+    work = Work(intake_messages, share_events, read_messages, audit_messages)
+    with _bench_root(workdir) as root, _kafka(console, root, False, bootstrap, None) as cluster:
+        try:  # progress as plain lines: a spinner's refresh thread would be CPU counted against the clients
+            report = measure_clients(cluster.bootstrap, rounds=rounds, work=work, shape=Shape(poll=poll),
+                                     progress=lambda step: console.print(step, highlight=False),
+                                     # the node's CPU counts too; on several nodes it is left out
+                                     broker_pid=next(iter(cluster.pids.values())) if len(cluster.pids) == 1
+                                     else None)
+        except ClientBenchError as exc:
+            raise typer.Exit(code=_fail(console, escape(str(exc)))) from None
+        report = {"command": " ".join(["mash-broker", *sys.argv[1:]]), "kafka": cluster.kind} | report
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+    else:
+        _print_clients(report, rounds)
+    if not report["complete"]:  # a client skipped work it is measured on: its figures are void
+        raise typer.Exit(code=1)
+
+
+def _print_clients(report: dict[str, Any], rounds: int) -> None:
+    from broker.bench.client import CLIENTS
+
+    table = Table("scenario", "unit", "client", "CPU µs median (min-max)", "wall µs", "Kafka node CPU µs",
+                  "CPU saved µs", "saved with the node's", "complete",
+                  title=f"Kafka clients on {report['kafka']}: per unit, median of {rounds} rounds")
+    for name, s in report["scenarios"].items():
+        for c in CLIENTS:
+            cpu, node = s[c]["cpu_us_per_unit"], s[c]["broker_cpu_us_per_unit"]
+            saved, net = s["cpu_us_saved_per_unit"].get(c), s["cpu_us_saved_with_kafka_node"].get(c)
+            table.add_row(name, s["unit"], c, f"{cpu['median']:,.1f} ({cpu['min']:,.1f}-{cpu['max']:,.1f})",
+                          f"{s[c]['wall_us_per_unit']['median']:,.1f}",
+                          "n/a" if node is None else f"{node['median']:,.1f}",
+                          "" if saved is None else f"{saved:,.1f}", "" if net is None else f"{net:,.1f}",
+                          "yes" if s[c]["complete"] else "NO")
+    Console().print(table)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
