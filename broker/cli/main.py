@@ -12,16 +12,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from broker.cli import files
-
 app = typer.Typer(help="mash-broker: multi-agency safeguarding interoperability broker.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-app.command()(files.convert)
-app.command()(files.validate)
 
 # Sub-apps live beside this file, one per concern.
-for _name in ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka",
-              "decisions", "consent", "hub", "insight"):
+SUB_APPS = ("keys", "policy", "audit", "apikeys", "doctor", "config", "backup", "bench", "stores", "kafka",
+            "decisions", "consent", "hub", "insight")
+FILE_COMMANDS = ("convert", "validate")
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The command a program's command line names (`mash-broker kafka run ...`, `python -m broker.cli.main ...`,
+    `python -c "from broker.cli.main import app; app()" worker`), else None: imported as a library (tests, the
+    bench), or asked for help or a completion, every command is registered. Each sub-app's imports cost up to a
+    second of start-up, paid by every short-lived command and every process spawned for a service or a worker."""
+    program = os.path.basename(argv[0]) if argv else ""
+    if program not in ("mash-broker", "main.py", "-c") or len(argv) < 2:
+        return None
+    return argv[1] if argv[1] in (*SUB_APPS, *FILE_COMMANDS, "adapters", "run", "worker") else None
+
+
+_named = _named_command(sys.argv)
+if _named is None or _named in FILE_COMMANDS:
+    from broker.cli import files
+
+    app.command()(files.convert)
+    app.command()(files.validate)
+
+for _name in SUB_APPS if _named is None else (n for n in SUB_APPS if n == _named):
     try:
         app.add_typer(importlib.import_module(f"broker.cli.{_name}").app, name=_name)
     except ModuleNotFoundError as _exc:  # only while a sub-app is not part of this build

@@ -5,7 +5,8 @@ the consent status, the age band...), one value of a domain dropped (the top ris
 record), or a wrong reading of what is shared (masked treated as released, or as withheld; masked leaves never
 counted against an invariant). For each, the cross-check (tests/policy/brute_force.py) runs over the same seeded
 random protocols and biased events as the real checker passes, and must report a failure on one of them. The real
-checker must pass every protocol tried, so a mutant is caught by its fault, not by noise.
+checker must pass every protocol tried, so a mutant is caught by its fault, not by noise. The aimed cross-check of
+the real checker, seed by seed, lives here too: both tests judge it on the same seeds, worked out once.
 """
 
 from __future__ import annotations
@@ -115,16 +116,37 @@ def _mutated(apply: Callable[[pytest.MonkeyPatch], None]) -> Iterator[None]:
     prove_module._SPLITS.clear()
 
 
+_TRIALS: dict[int, tuple[Any, list[Any]]] = {}
+_REAL: dict[int, list[str]] = {}
+
+
+def trial(seed: int) -> tuple[Any, list[Any]]:
+    """Seed's random protocol and the events aimed at its rules and invariants (pure in the seed: no checker,
+    real or broken, is consulted)."""
+    if seed not in _TRIALS:
+        rng = random.Random(seed)
+        protocol = random_protocol(rng)
+        _TRIALS[seed] = protocol, biased_events(rng, protocol, EACH)
+    return _TRIALS[seed]
+
+
+def real_checker_failures(seed: int) -> list[str]:
+    """What the cross-check finds wrong with the real checker on a seed, worked out once per module: the aimed test
+    and the mutant test both judge the real checker on seeds 0-19 (the same protocols, the same events)."""
+    if seed not in _REAL:
+        _REAL[seed] = cross_check(*trial(seed))
+    return _REAL[seed]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_checker_agrees_with_brute_force_on_events_aimed_at_each_rule_and_invariant(seed: int) -> None:
+    """The strong cross-check (tests/policy/brute_force.py): random protocols and invariants over every domain, and
+    concrete events whose every condition value is drawn from a rule's or an invariant's own literals, their
+    neighbours and the domain's edges. Its strength is shown by the mutant test below."""
+    assert real_checker_failures(seed) == []
+
+
 def test_every_broken_checker_is_caught_and_the_real_one_is_not() -> None:
-    trials: dict[int, tuple[Any, list[Any]]] = {}
-
-    def trial(seed: int) -> tuple[Any, list[Any]]:
-        if seed not in trials:
-            rng = random.Random(seed)
-            protocol = random_protocol(rng)
-            trials[seed] = protocol, biased_events(rng, protocol, EACH)
-        return trials[seed]
-
     caught: dict[str, int] = {}
     for name, apply in MUTANTS.items():
         hint = FIRST_CAUGHT.get(name)
@@ -138,6 +160,6 @@ def test_every_broken_checker_is_caught_and_the_real_one_is_not() -> None:
     # the real checker passes every seed up to the last one a mutant needed (all of SEEDS if one escaped), so each
     # mutant is caught by its fault on a protocol the real checker gets right, not by noise
     for seed in range(max(caught.values()) + 1) if not uncaught else SEEDS:
-        assert cross_check(*trial(seed)) == [], f"the real checker fails seed {seed}"
+        assert real_checker_failures(seed) == [], f"the real checker fails seed {seed}"
     assert not uncaught, f"broken checkers the cross-check did not catch: {uncaught}"
     assert set(caught) == set(MUTANTS)
