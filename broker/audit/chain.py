@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,6 +52,16 @@ def link_hash(seq: int, prev_hash: str, record_sha256: str) -> str:
     return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record_sha256": record_sha256})).hexdigest()
 
 
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hex_link_hash(seq: int, prev_hash: str, record_sha256: str) -> str:
+    """`link_hash` for an int seq and two lowercase hex digests: their canonical JSON needs no escaping, and its keys
+    sort as written here (tests/audit/test_store_differential.py checks it against `link_hash`)."""
+    return hashlib.sha256(b'{"prev_hash":"%s","record_sha256":"%s","seq":%d}'
+                          % (prev_hash.encode(), record_sha256.encode(), seq)).hexdigest()
+
+
 def chain_entry(seq: int, prev_hash: str, record: Mapping[str, Any]) -> dict[str, Any]:
     return extend(seq - 1, prev_hash, [record])[0]
 
@@ -64,11 +75,15 @@ def extend_canonical(head_seq: int, head_hash: str,
                      records: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], bytes]]:
     """As `extend`, each entry with its record's canonical bytes (what a store keeps: serialised once, not twice)."""
     out = []
+    # past the head, every prev_hash and digest is a hex SHA-256 this loop made: link bytes formatted straight (an
+    # odd head, or a seq past orjson's 64-bit integers, takes the general way and fails or escapes as it did)
+    plain = head_seq.__class__ is int and 0 <= head_seq < 2**62 and head_hash.__class__ is str
+    link = _hex_link_hash if plain and _HEX_SHA256.fullmatch(head_hash) else link_hash
     for record in records:
         body = canonical(record)
         digest = hashlib.sha256(body).hexdigest()
         head_seq, prev_hash = head_seq + 1, head_hash
-        head_hash = link_hash(head_seq, prev_hash, digest)
+        head_hash = link(head_seq, prev_hash, digest)
         out.append(({"seq": head_seq, "prev_hash": prev_hash, "record_sha256": digest, "hash": head_hash,
                      "record": dict(record)}, body))
     return out
