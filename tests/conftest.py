@@ -97,7 +97,7 @@ def pg_database(pg_url: str) -> str:
 
 
 # --- the order files reach the pytest-xdist workers ------------------------------------------------------------------
-# `make test` hands whole files (--dist loadfile) to two workers. xdist's default hands out the files with the most
+# `make test` hands whole files (--dist loadfile) to three workers. xdist's default hands out the files with the most
 # tests first, so the long Kafka drills (one to four tests each) came last and one worker sat idle while the other ran
 # them. Longest first is the classic fix (LPT scheduling): the files in slowest-files.txt, slowest first, then every
 # other file in collection order. A stale list costs time, never a test: every collected test still runs.
