@@ -137,6 +137,28 @@ def test_the_bounded_read_plans_exactly_what_the_whole_history_does(tmp_path: Pa
             register.close()
 
 
+def test_the_bounded_read_on_postgresql_plans_what_the_whole_read_on_sqlite_does(
+        tmp_path: Path, world: tuple[HubRules, Any], pg_database: str) -> None:
+    """The same register on PostgreSQL (its spans query, its text comparisons) against the reference on SQLite."""
+    rng = random.Random(11)
+    start = dt.date(2021, 6, 1)
+    held = [row for token in TOKENS for row in _history(rng, token, rng.randrange(100, 300), start)]
+    registers = [HistoryRegister(tmp_path / "whole.sqlite"), HistoryRegister(tmp_path / "pg", url=pg_database)]
+    try:
+        for register in registers:
+            register.apply(HubPlan(entries=held))
+        seen: list[dict[str, Any]] = []
+        merges = list(TOKENS)
+        for n in range(10):
+            batch = _batch(rng, n, TOKENS, start, seen, merges)
+            whole, bounded = (_plan(r, batch, world, b) for r, b in zip(registers, (False, True), strict=True))
+            assert bounded == whole, f"batch {n}: PostgreSQL's bounded read planned differently"
+        assert _rows(registers[0]) == _rows(registers[1])
+    finally:
+        for register in registers:
+            register.close()
+
+
 def _concern(n: int, event_type: str, agency: str, occurred: str) -> dict[str, Any]:
     return {**_event(random.Random(n), n, TOKENS[0], dt.date(2024, 1, 1)), "event_type": event_type,
             "source": {"agency": agency}, "occurred_at": occurred, "risk": {"level": "low"}}

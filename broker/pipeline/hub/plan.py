@@ -310,7 +310,8 @@ def history_reads(events: Iterable[Mapping[str, Any]], rules: HubRules) -> Histo
             whole.update((token, event["payload"]["superseded_token"]))
         elif reads(event_type, rules) and event_type not in rules.decision_types:
             day = parse_instant(event["occurred_at"]).date()
-            spans.setdefault(token, []).append((_day_text(day, -reach, ""), _day_text(day, reach + _DAY, "~")))
+            # past the calendar's ends: "" sorts before every stored time and "9999-12-32" after, in any collation
+            spans.setdefault(token, []).append((_day_text(day, -reach, ""), _day_text(day, reach + _DAY, "9999-12-32")))
             if event_type == REFERRAL:
                 any_date.add(token)
     return HistoryReads({t: _merged(r) for t, r in spans.items()}, frozenset(whole), frozenset(any_date))
