@@ -176,6 +176,12 @@ EDGES = {
     "latest": ([_concern(4, "health.safeguarding_flag", "health", "2024-06-10"),
                 _concern(5, "education.attendance_concern", "education", "2024-08-31T01:45:00+13:45")],
                _concern(6, "police.incident_child_present", "police", "2024-06-01T23:00:00Z")),
+    # the event's own offset: 23:30 on 1 June at -11:00 is 10:30Z on 2 June, so its window reaches 10:30Z on 31
+    # August, and 10:20Z then is 00:05 on 1 September at +13:45
+    "latest, the event's own offset": (
+        [_concern(7, "health.safeguarding_flag", "health", "2024-06-15"),
+         _concern(8, "education.attendance_concern", "education", "2024-09-01T00:05:00+13:45")],
+        _concern(9, "police.incident_child_present", "police", "2024-06-01T23:30:00-11:00")),
 }
 
 

@@ -309,7 +309,7 @@ def history_reads(events: Iterable[Mapping[str, Any]], rules: HubRules) -> Histo
         if event_type == LINKED:
             whole.update((token, event["payload"]["superseded_token"]))
         elif reads(event_type, rules) and event_type not in rules.decision_types:
-            day = parse_instant(event["occurred_at"]).date()
+            day = parse_instant(event["occurred_at"]).astimezone(dt.UTC).date()  # its UTC date: see _SPAN_MARGIN
             # past the calendar's ends: "" sorts before every stored time and "9999-12-32" after, in any collation
             spans.setdefault(token, []).append((_day_text(day, -reach, ""), _day_text(day, reach + _DAY, "9999-12-32")))
             if event_type == REFERRAL:
