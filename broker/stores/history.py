@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.pipeline.hub.history import Clock, Enquiry, Entry
-from broker.pipeline.hub.plan import HistoryReads, HubFacts, HubPlan
+from broker.pipeline.hub.plan import ANY_DATE, HistoryReads, HubFacts, HubPlan
 from broker.stores.db import open_register
 
 _SCHEMA = [
@@ -86,9 +86,9 @@ class HistoryRegister:
         if reads is None:
             return self.db.query_in(f"{select} WHERE token IN ({{marks}})", tokens)
         rows = self.db.query_in(f"{select} WHERE token IN ({{marks}})", sorted(reads.whole))
-        kinds = ",".join("?" * len(reads.kinds))
+        kinds = ",".join("?" * len(ANY_DATE))
         rows += self.db.query_in(f"{select} WHERE event_type IN ({kinds}) AND token IN ({{marks}})",
-                                 sorted(reads.any_date - reads.whole), reads.kinds)
+                                 sorted(reads.any_date - reads.whole), ANY_DATE)
         spans = [(t, lo, hi) for t, ranges in sorted(reads.spans.items()) if t not in reads.whole
                  for lo, hi in ranges]
         for start in range(0, len(spans), _SPANS_PER_QUERY):

@@ -248,7 +248,7 @@ def reads(event_type: str, rules: HubRules) -> bool:
 # time the rules can reach (tests/hub/test_history_reads.py has both edges; an extra row never changes a plan).
 _SPAN_MARGIN = dt.timedelta(days=1)
 _DAY = dt.timedelta(days=1)
-_ANY_DATE = (REFERRAL, CLOSED)  # the repeat-referral rule looks back at a child's referrals and closures at any date
+ANY_DATE = (REFERRAL, CLOSED)  # the repeat-referral rule looks back at a child's referrals and closures at any date
 
 
 @dataclass(frozen=True)
@@ -261,8 +261,7 @@ class HistoryReads:
 
     spans: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     whole: frozenset[str] = frozenset()
-    any_date: frozenset[str] = frozenset()
-    kinds: tuple[str, ...] = _ANY_DATE
+    any_date: frozenset[str] = frozenset()  # tokens whose ANY_DATE types are read at any date
 
     def following(self, current: Mapping[str, str]) -> HistoryReads:
         """The same reads under the tokens the children carry now as well (`current`: token -> its child's)."""
@@ -272,8 +271,7 @@ class HistoryReads:
         for token, ranges in self.spans.items():
             for t in {token, current.get(token, token)}:
                 spans.setdefault(t, []).extend(ranges)
-        return HistoryReads({t: _merged(r) for t, r in spans.items()}, under(self.whole), under(self.any_date),
-                            self.kinds)
+        return HistoryReads({t: _merged(r) for t, r in spans.items()}, under(self.whole), under(self.any_date))
 
 
 def _merged(ranges: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

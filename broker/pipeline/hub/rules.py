@@ -60,11 +60,6 @@ def _between(history: Sequence[Entry], since: dt.datetime, until: dt.datetime) -
     return history[bisect.bisect_left(history, since, key=_when):bisect.bisect_right(history, until, key=_when)]
 
 
-def concerns_in_window(rule: CumulativeRule, history: Sequence[Entry], at: str) -> list[Entry]:
-    """The rule's low-level concerns in its window ending at `at` (inclusive at both ends), in history order."""
-    return _Counted(rule, history).within(parse_instant(at))
-
-
 def holds(rule: CumulativeRule, concerns: Sequence[Entry]) -> bool:
     return len(concerns) >= rule.at_least and len({e.agency for e in concerns}) >= rule.agencies_at_least
 
