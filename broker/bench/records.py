@@ -7,6 +7,12 @@ practices Y99901 upwards, each child always in the same district, school and pra
 framework's breakdowns (issue 17) have places to break down by. A pool of children spreads the linkage tokens (the
 Kafka keys) over the events topic's partitions as real traffic would.
 
+The pool turns over, as a partnership's children do: each spell of SPELL records is about CHILDREN children (about 40
+records each, several agencies' on the same dates, enough for the hub's cumulative-concern rules to fire), and the
+next spell about CHILDREN others. Without it a one-hour soak gave each of 200 children thousands of concerns within one
+90-day window, which no child has; what a crowded child costs the hub watch is measured on its own
+(tests/hub/test_crowded_child.py). Runs of up to SPELL records (the bench's default sizes) are unchanged.
+
 `usable_formats()` keeps only the formats whose adapter is registered and turns the template into schema-valid
 events, so the benchmark runs with whatever adapters this build has.
 """
@@ -25,7 +31,8 @@ from stdnum.gb import nhs, upn
 from adapters.kit.interface import AdaptContext
 from adapters.kit.registry import all_adapters
 
-CHILDREN = 200  # distinct fictitious children in the mix
+CHILDREN = 200  # distinct fictitious children in the mix at a time
+SPELL = 8_000  # records about one pool of children before the next pool (see the module docstring)
 DISTRICTS = 12  # fictitious postcode districts ZZ1..ZZ12
 SCHOOLS = 8  # fictitious school URNs 999001..999008 (999001: the sample protocol's subscribing school)
 PRACTICES = 6  # fictitious GP practice ODS codes Y99901..Y99906 (Y99901: the sample's subscribing practice)
@@ -46,16 +53,17 @@ def gp_ods(c: int) -> str:
 
 
 def nhs_number(n: int) -> str:
-    """The n-th valid test NHS number in the 999 range (Modulus 11 check digit; numbers whose check is 10 skipped)."""
-    k = n % 900_000
-    while True:
-        base = f"999{k:06d}"
+    """A distinct valid test NHS number in the 999 range per n < 450,000 (Modulus 11 check digit). Child n takes base
+    2n, or 2n + 1 where 2n's check would be 10 (no number): 2n + 1's check then differs, and no other child's base is
+    odd. (Taking the next base up, as this once did, gave 18 of the first 200 children a neighbour's number.)"""
+    k = 2 * (n % 450_000)
+    for base in (f"999{k:06d}", f"999{k + 1:06d}"):
         check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(base)) % 11
         if check != 10:
             number = base + str(0 if check == 11 else check)
             assert nhs.is_valid(number)
             return number
-        k += 1
+    raise AssertionError("unreachable: consecutive bases never both have check 10")
 
 
 def pupil_number(n: int) -> str:
@@ -86,7 +94,7 @@ class Format:
 
 
 def _child(n: int) -> int:
-    return n % CHILDREN
+    return n % CHILDREN + CHILDREN * (n // SPELL)
 
 
 def _day(n: int, offset: int = 0, fmt: str = "%Y-%m-%d") -> str:

@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 
+import orjson
 import pytest
+from stdnum.gb import nhs
 from typer.testing import CliRunner
 
 from broker.bench.cluster import APACHE, EMBEDDED, EXTERNAL, BenchKafkaError, choose_kafka, node_pids
 from broker.bench.e2e import Sent, bodies, soak_row
-from broker.bench.records import usable_formats
+from broker.bench.records import CHILDREN, SPELL, fhir_patient, nhs_number, pole_incident, usable_formats
 from broker.cli.bench import app, soak_line, soak_summary
 
 
@@ -59,6 +61,27 @@ def pipeline(**overrides):
                 "kafka (JVM)": {"start": 400, "quarter": 420, "peak": 430, "end": 425, "slope_mb_per_hour": 4.0,
                                 "flat": True, "growth_after_quarter": 5.0}}}
     return base | overrides
+
+
+def _nhs(body: bytes) -> str:
+    return orjson.loads(body)["identifier"][0]["value"]
+
+
+def test_the_mix_s_children_turn_over_so_a_long_soak_crowds_no_child():
+    first = [_nhs(fhir_patient(n)) for n in range(SPELL - CHILDREN, SPELL)]
+    second = [_nhs(fhir_patient(n)) for n in range(SPELL, SPELL + CHILDREN)]
+    later = [_nhs(fhir_patient(n)) for n in range(40 * SPELL, 40 * SPELL + CHILDREN)]
+    assert len(set(first)) == len(set(second)) == len(set(later)) == CHILDREN  # a pool of CHILDREN at a time
+    assert not set(first) & set(second) and not set(second) & set(later)  # and the next spell is about others
+    assert [_nhs(fhir_patient(n)) for n in (0, CHILDREN, 2 * CHILDREN)] == [first[0]] * 3  # repeats within one
+    # every agency's record is about the same pool: a police incident names the same child as the patient record
+    incident = orjson.loads(pole_incident(SPELL + 7))["records"][0]
+    assert incident["persons"][0]["nhs_number"] == second[7]
+
+
+def test_no_two_children_of_the_mix_share_an_nhs_number():
+    numbers = [nhs_number(c) for c in range(20_000)]  # the children of 100 spells: longer than any soak
+    assert len(set(numbers)) == len(numbers) and all(nhs.is_valid(n) and n.startswith("999") for n in numbers)
 
 
 def test_a_soak_passes_only_flat_unstalled_and_keeping_up():
