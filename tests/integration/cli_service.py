@@ -21,6 +21,30 @@ from broker.crypto.client import SubscriberClient
 from broker.kafka.embedded import free_port
 from tests.integration.service import FIXTURES
 
+CHILDREN_GONE_S = 60.0  # a bound on waiting for a killed service's children (a Kafka node's clean stop), not a pause
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...), or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def running(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie no longer runs
+
+
+def children_of(pid: int) -> list[int]:
+    """The running processes whose parent is pid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) and fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
 
 @dataclass
 class CliService:
@@ -69,10 +93,15 @@ class CliService:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
+        children = children_of(self.proc.pid)  # before the signal: once it is dead, init is their parent
         self.proc.send_signal(sig)
         self.proc.wait(timeout=30)
         self.proc = None
-        time.sleep(0.5)  # the embedded broker dies with its parent (PR_SET_PDEATHSIG)
+        # What it started (the embedded broker, a local Kafka node, share workers) dies with it (PR_SET_PDEATHSIG):
+        # wait for that, not a fixed half second, so the next start finds their ports and files let go.
+        deadline = time.monotonic() + CHILDREN_GONE_S
+        while any(map(running, children)) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None:
