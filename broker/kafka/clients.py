@@ -8,6 +8,14 @@ Two modes, chosen once per process by whether the cluster grants a transactional
 - The embedded broker (Tansu) has neither idempotent nor transactional producers: acks=all, offsets committed after
   every delivery is acknowledged (at-least-once), and the delivered log drops what a subscriber was already sent.
 
+The service's own producer (intake's events, audit records, the hub's and erasure notices: `start_producer`) is
+idempotent where the cluster grants a producer id, as Apache Kafka does: a produce whose acknowledgement is lost is
+sent again with the same producer id and sequence number, and the broker answers it without writing it twice. Its
+start is the question, once per process: Tansu refuses the producer id (UnknownError, at once), and there the
+producer is a plain acks=all one, so a retried produce can write an event twice on Tansu (a documented limit; the
+share workers' delivered log drops the second copy before a subscriber sees it). Transactions are a second grant,
+asked for by the first share worker (a transactional id's ACL): a cluster may grant the one and not the other.
+
 Every reader of the broker's topics reads `read_committed` in both modes: on Tansu, where nothing is transactional,
 that is every message; on Apache Kafka it hides aborted and still-open transactions.
 """
@@ -19,19 +27,76 @@ import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError, RequestTimedOutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 
 # Every reader of delivery, audit and events topics: aborted or open transactions stay invisible.
 ISOLATION = "read_committed"
 
 
-def producer(bootstrap: str, client_id: str = "mash-broker", **security: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False, **security,
+# aiokafka's idempotent producer never gives a batch up (it retries until the broker acknowledges it, so that no
+# retry lands out of order), so its stop() would wait for an unreachable cluster for as long as it is away; a plain
+# producer gives a batch up after request_timeout_ms. Stopping, the idempotent one gives up after as long.
+STOP_FLUSH_S = 10.0
+
+
+class IdempotentProducer(AIOKafkaProducer):
+    """An idempotent producer whose stop() ends within STOP_FLUSH_S while the cluster is unreachable (a shutdown
+    during an outage): what is still unacknowledged then fails with KafkaTimeoutError, as a plain producer's would."""
+
+    async def stop(self) -> None:
+        stopping = asyncio.ensure_future(super().stop())
+        done, _ = await asyncio.wait([stopping], timeout=STOP_FLUSH_S)
+        if not done:
+            # aiokafka has no public call to give batches up: its sender stopped first (nothing is retried any more),
+            # then failing them ends the flush its stop() waits for
+            await self._sender.close()
+            self._message_accumulator.fail_all(KafkaTimeoutError())
+        await stopping
+
+
+def producer(bootstrap: str, client_id: str = "mash-broker", *, idempotent: bool = False,
+             **security: Any) -> AIOKafkaProducer:
+    """An acks=all producer; `idempotent` where the cluster grants a producer id (`start_producer` finds out).
+    Idempotent, aiokafka keeps one request in flight per partition (as it always does) and retries a batch until it
+    is acknowledged instead of failing it after request_timeout_ms: callers bound their wait (intake's timeout)."""
+    return (IdempotentProducer if idempotent else AIOKafkaProducer)(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=idempotent, **security,
         # linger 0: a message goes out at once (what is produced while a request is in flight is batched anyway);
         # 2 ms of linger on each of the four produce hops of an event was a fifth of its latency at 100 events/s
         linger_ms=0, max_batch_size=256 * 1024, request_timeout_ms=10_000, retry_backoff_ms=200,
     )
+
+
+# How long an idempotent producer may take to start (InitProducerId, one round trip to any node).
+PRODUCER_START_S = 30.0
+
+
+async def start_producer(bootstrap: str, client_id: str = "mash-broker",
+                         **security: Any) -> tuple[AIOKafkaProducer, str]:
+    """The started idempotent producer and "" where the cluster grants a producer id (Apache Kafka); where it
+    refuses one (Tansu answers InitProducerId with UnknownError), the started plain acks=all producer and why. An
+    unreachable cluster raises, as it did before this question (the caller's start fails; it is no answer)."""
+    out = producer(bootstrap, client_id, idempotent=True, **security)
+    why = await _start_or_refusal(out, PRODUCER_START_S)
+    if not why:
+        return out, ""
+    plain = producer(bootstrap, client_id, **security)
+    await plain.start()
+    return plain, why
+
+
+async def _start_or_refusal(out: AIOKafkaProducer, timeout_s: float) -> str:
+    """"" when `out` started; the error's name when the cluster refused its producer id (stopped again then).
+    Anything else, an unreachable cluster among it, is raised with `out` stopped."""
+    try:
+        await asyncio.wait_for(out.start(), timeout_s)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(out.stop(), 5)
+        if isinstance(exc, KafkaError) and not isinstance(exc, TRANSIENT):
+            return type(exc).__name__
+        raise
+    return ""
 
 
 # 6 s is the lowest session timeout Kafka accepts by default (group.min.session.timeout.ms): a killed worker's
@@ -103,15 +168,8 @@ async def start_transactional(bootstrap: str, transactional_id: str,
     any earlier producer with the same id: an open transaction of a killed predecessor is aborted here, and a zombie
     predecessor's next send or commit fails. An unreachable cluster raises (the caller retries; it is no answer)."""
     out = transactional_producer(bootstrap, transactional_id, **security)
-    try:
-        await asyncio.wait_for(out.start(), TRANSACTIONAL_START_S)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(out.stop(), 5)
-        if isinstance(exc, KafkaError) and not isinstance(exc, TRANSIENT):
-            return None, type(exc).__name__
-        raise
-    return out, ""
+    why = await _start_or_refusal(out, TRANSACTIONAL_START_S)
+    return (None, why) if why else (out, "")
 
 
 # Errors that say nothing about transactions: the cluster is not (yet) reachable.

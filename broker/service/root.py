@@ -4,7 +4,8 @@ Two steps, so that a misconfiguration is one plain line before anything connects
 
 1. `load_local(settings)`: keys, protocol, linkage and mask keys, adapter settings, API keys, sealers (no Kafka,
    no registers); fails with one of STARTUP_ERRORS.
-2. `await open_runtime(local, await open_kafka(settings))`: topics ensured, the producer started, every register of
+2. `await open_runtime(local, await open_kafka(settings))`: topics ensured, the producer started (idempotent where
+   the cluster grants a producer id: broker/kafka/clients.py `start_producer`), every register of
    broker/stores/registry.py opened, the audit store opened, the Kafka epoch reconciled, the delivery reader made, and
    then the `Runtime` built with every part in place. What is opened is closed again if a later step fails.
 
@@ -32,7 +33,7 @@ from broker.config import Settings
 from broker.crypto import CryptoError, KeyStore, open_key_provider
 from broker.crypto.hpke_keys import generate_subscriber_keypair
 from broker.kafka.admin import ensure_topics
-from broker.kafka.clients import producer
+from broker.kafka.clients import start_producer
 from broker.logging import get_logger
 from broker.policy import PolicyError, Protocol, ProtocolError, load_protocol
 from broker.policy.change import protocol_change_diff
@@ -158,9 +159,9 @@ async def open_runtime(local: Local, kafka: KafkaLink) -> Runtime:
         created = await ensure_topics(kafka.bootstrap, service_topic_plan(s, local.protocol),
                                       s.kafka_replication_factor, **kafka.security)
         log.info("topics_ready", created=created)
-        out = producer(kafka.bootstrap, **kafka.security)
-        await out.start()
+        out, refused = await start_producer(kafka.bootstrap, **kafka.security)  # idempotent where granted
         opened.push_async_callback(out.stop)
+        _log_producer_mode(refused)
         sync = opened.enter_context(contextlib.ExitStack())
         registers = open_registers(s.data_dir, s.store_url, sync)
         audit_store = open_audit_store(s.data_dir, s.audit_url, create_key=True)
@@ -180,6 +181,17 @@ async def open_runtime(local: Local, kafka: KafkaLink) -> Runtime:
         await _record_protocol_in_force(rt)
         opened.pop_all()  # from here the Runtime owns them all: its stop() closes them
     return rt
+
+
+def _log_producer_mode(refused: str) -> None:
+    """Once per process: whether a produce retried after a lost acknowledgement can write an event twice."""
+    if not refused:
+        log.info("producer_mode", idempotent=True, detail="producer id and sequence numbers: a retried produce is "
+                 "written once")
+    else:
+        log.warning("producer_mode", idempotent=False, reason=refused, detail="this Kafka grants no producer id: "
+                    "a produce retried after a lost acknowledgement can write a message twice (of an event on "
+                    "sg.events, the share workers' delivered log drops the second copy)")
 
 
 async def _record_protocol_in_force(rt: Runtime) -> None:
