@@ -7,20 +7,27 @@
    encrypted, sealed, validated and measured against Kafka's message limit, BEFORE the first one is sent; anything
    that cannot make a valid audit record becomes a value-free rejection; an input too large to keep as a dead letter
    is refused (413) with nothing published but the audit of the refusal.
-3. Apply, in this order: send every message and wait for Kafka's acknowledgement of all, then the audit records
-   (which say so), then the register writes (identity links, consent carried over a merge, facts learned), in a
-   second worker-thread call made only when there is one to write (a request about known children has none). So
-   only Kafka itself can fail once sending starts: the answer is 202 when Kafka acknowledged every message, else 503
-   and nothing is acknowledged, and the register never learns a link Kafka does not hold. Without Kafka
-   transactions (the embedded broker has none) a failure half way can leave some of the request's messages on their
-   topics; the sender's resend carries the same deterministic event and dead-letter ids and is deduplicated
-   downstream.
+3. Apply, by flushes of the requests planned meanwhile (broker/service/group_commit.py, planned by
+   broker/pipeline/intake_flush.py), in this order: send every message of the flush and wait for Kafka's acknowledgement
+   of all, then the flush's audit records (which say so) in one audit message, then the register writes (identity links,
+   consent carried over a merge, facts learned) of the requests that have any, in one worker-thread call for the flush
+   that the next flush does not wait for, made only when one of them has a write (requests about known children have
+   none), each request's writes on their own. A request planned while no flush is in flight is flushed at once; those
+   planned while one is in flight go together in the next: a batch's cost (Kafka's round trips, an audit message and an
+   indexer transaction, a thread hop) is paid once per flush instead of once per request, with no timer. So only Kafka
+   itself can fail once sending starts: the answer is 202 when Kafka acknowledged every message of the request's flush,
+   else 503 for every request of the flush and nothing is acknowledged, and the register never learns a link Kafka does
+   not hold; a request whose register write fails gets its error, its neighbours in the flush their 202. Without Kafka
+   transactions (the embedded broker has none) a failure half way can leave some of the flush's messages on their
+   topics; the sender's resend carries the same deterministic event and dead-letter ids and is deduplicated downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -34,6 +41,7 @@ from broker.crypto import CryptoError, KeyUnavailable
 from broker.errors import InputRejected, Unavailable
 from broker.logging import get_logger
 from broker.pipeline.intake import Prepared, prepare
+from broker.pipeline.intake_flush import plan_flush, writes_registers
 from broker.pipeline.intake_plan import (
     DEFAULT_MESSAGE_LIMIT,
     UNRECORDABLE,
@@ -49,10 +57,12 @@ from broker.pipeline.intake_plan import (
     refused_plan,
     resolve_intake,
 )
+from broker.pipeline.messages import Outgoing
 from broker.pipeline.resolve import Known
 from broker.schema.envelope import linkage_token
 from broker.service.erasure import published_before
 from broker.service.facts import facts_to_learn, learn_facts
+from broker.service.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from broker.service.ports import IntakePorts
@@ -72,6 +82,9 @@ PREPARE_TIME_LIMIT_S = 30.0  # an input that takes longer to read is refused (41
 # the service ~1.3 ms per event at one record per request). Larger ones (files of 20 records: 1-23 KB, 2-8 ms to
 # read) go to the bounded, timed pool above, so that the loop is never held by a read for long.
 INLINE_READ_BYTES = 4 * 1024
+# Requests per flush: enough to take every request in flight at the bench's 16 concurrent callers many times over,
+# few enough that one flush's audit message (3-4 records a one-record request) and register hop stay small.
+FLUSH_MAX_REQUESTS = 128
 log = get_logger("mash.intake")
 
 
@@ -122,10 +135,10 @@ async def ingest_prepared(rt: IntakePorts, request: IntakeRequest, prepared: Pre
     plan = read.plan
     if plan.refusal is not None:
         await _refuse(rt, plan)
-    await _publish(rt, plan)
+    written = await _flusher(rt).submit(_Publishing(plan, read.resolved, request.received_at, read.learns_facts))
+    if written is not None:  # Kafka holds the request's events; its register writes before its 202
+        await written.done()
     _count_links(rt, plan)
-    if _writes_registers(plan) or read.learns_facts:  # else no second hop: nothing to write
-        await blocking(_after_publish, rt, plan, read.resolved, request.received_at)
     rt.metrics.observe_intake(agency, len(plan.result.event_ids), plan.result.rejections)
     return plan.result
 
@@ -170,11 +183,6 @@ def _keys_unavailable(rt: IntakePorts, exc: CryptoError) -> KeysUnavailable:
     return KeysUnavailable(f"encryption keys unavailable ({type(exc).__name__}); nothing was accepted")
 
 
-def _writes_registers(plan: IntakePlan) -> bool:
-    """Whether the plan has an identity link, a merge or a consent fold for the registers once Kafka holds it."""
-    return bool(plan.consent_folds) or any(r.links or r.merged for r in plan.links)
-
-
 def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: str) -> None:
     """The registers once Kafka holds the events (blocking): links, person.linked folds, dates of birth."""
     _apply_registers(rt, plan, at)
@@ -182,6 +190,9 @@ def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: st
     # the 202, so a later request's event without one is decided on the child's age
     published = set(plan.result.event_ids)
     learn_facts(rt, (e for e in resolved.events if e["event_id"] in published), at)
+
+
+_writes_registers = writes_registers  # the name tests/bench/test_intake_differential.py imports
 
 
 # --- reading the input, off the event loop -----------------------------------------------------------------------
@@ -270,23 +281,107 @@ async def _refuse(rt: IntakePorts, plan: IntakePlan) -> NoReturn:
     raise InputRefused(plan.refusal, plan.result)
 
 
-async def _publish(rt: IntakePorts, plan: IntakePlan) -> None:
-    """Send every message, wait for Kafka's acknowledgement of all, then the audit records (which say so)."""
+@dataclass(frozen=True, slots=True)
+class _Publishing:
+    """A planned request waiting for its flush: what the flush publishes and, once Kafka holds it, writes."""
+
+    plan: IntakePlan
+    resolved: Resolved
+    at: str  # when the request was received: the register writes' time, as before flushes
+    learns_facts: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A request's register writes, made with those of the other requests of its flush in one thread hop."""
+
+    writes: asyncio.Task[list[BaseException | None]]
+    position: int  # the request's place among the flush's requests that write
+
+    async def done(self) -> None:
+        """Wait for the flush's writes (shielded: one caller giving up does not stop its neighbours'); raise this
+        request's own error, if its write failed."""
+        error = (await asyncio.shield(self.writes))[self.position]
+        if error is not None:
+            raise error
+
+
+_writing: set[asyncio.Task[list[BaseException | None]]] = set()
+# One flusher per runtime and event loop (a test may run several of each); weak: a runtime closed is let go.
+_flushers: weakref.WeakKeyDictionary[IntakePorts, tuple[asyncio.AbstractEventLoop, GroupCommit[
+    _Publishing, _Written | None]]] = weakref.WeakKeyDictionary()
+
+
+def _flusher(rt: IntakePorts) -> GroupCommit[_Publishing, _Written | None]:
+    loop = asyncio.get_running_loop()
+    held = _flushers.get(rt)
+    if held is None or held[0] is not loop:
+        async def flush(group: Sequence[_Publishing]) -> list[BaseException | _Written | None]:
+            return await _flush(rt, group)
+
+        held = _flushers[rt] = (loop, GroupCommit(flush, max_items=FLUSH_MAX_REQUESTS))
+    return held[1]
+
+
+async def _flush(rt: IntakePorts, group: Sequence[_Publishing]) -> list[BaseException | _Written | None]:
+    """Publish the group's messages and audit records; start the register writes of those that have any. Each
+    request's answer: None (nothing to write: its 202), its writes to wait for, or KafkaUnavailable: Kafka failing
+    fails every request of the flush (503), and none of their register writes is made.
+
+    The writes run in a task of their own, not in the flush: the next flush does not wait for them, so a request
+    about known children is never held behind another's write waiting on a locked register (as before flushes,
+    when each request wrote in its own hop; tests/integration/test_intake_register_writes.py)."""
+    flush = plan_flush([p.plan for p in group], [p.learns_facts for p in group])
     try:
-        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-            sends = [await rt.producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
-                     for m in plan.messages]
-            with rt.metrics.time("publish"):
-                await asyncio.gather(*sends)
-            await rt.emit_audit(list(plan.audits))
+        await _publish(rt, flush.messages, flush.audits)
     except (KafkaError, TimeoutError) as exc:
-        rt.metrics.kafka_unavailable.inc()
-        raise KafkaUnavailable(f"Kafka did not acknowledge ({type(exc).__name__})") from exc
+        rt.metrics.kafka_unavailable.inc(len(group))  # counted per request refused, as before flushes
+        reason = f"Kafka did not acknowledge ({type(exc).__name__})"
+        return [_kafka_unavailable(reason, exc) for _ in group]
+    answers: list[BaseException | _Written | None] = [None] * len(group)
+    if flush.writes:  # else no hop: nothing to write
+        writes = asyncio.create_task(blocking(_after_flush, rt, [group[i] for i in flush.writes]))
+        _writing.add(writes)  # held until done: the loop keeps only a weak reference to a task
+        writes.add_done_callback(_writing.discard)
+        for position, i in enumerate(flush.writes):
+            answers[i] = _Written(writes, position)
+    return answers
+
+
+def _kafka_unavailable(reason: str, cause: BaseException) -> KafkaUnavailable:
+    """One exception per request (each is raised in its own request's task, with its own traceback)."""
+    error = KafkaUnavailable(reason)
+    error.__cause__ = cause
+    return error
+
+
+async def _publish(rt: IntakePorts, messages: Sequence[Outgoing], audits: Sequence[dict[str, Any]]) -> None:
+    """Send every message, wait for Kafka's acknowledgement of all, then the audit records (which say so)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+        sends = [await rt.producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
+                 for m in messages]
+        with rt.metrics.time("publish"):
+            await asyncio.gather(*sends)
+        await rt.emit_audit(list(audits))
+
+
+def _after_flush(rt: IntakePorts, group: Sequence[_Publishing]) -> list[BaseException | None]:
+    """The register writes of a flush's requests, each request's on its own and in the flush's order (blocking):
+    one request's failed write (a register locked past its timeout...) is that request's error alone."""
+    failed: list[BaseException | None] = []
+    for p in group:
+        try:
+            _after_publish(rt, p.plan, p.resolved, p.at)
+        except Exception as exc:  # answered to its own request, as when each request wrote alone
+            failed.append(exc)
+        else:
+            failed.append(None)
+    return failed
 
 
 def _apply_registers(rt: IntakePorts, plan: IntakePlan, at: str) -> None:
     """Write the links, carry consent over a merge (their audit records went with the request's)."""
-    if not _writes_registers(plan):
+    if not writes_registers(plan):
         return
     rt.identities.apply(plan.links, at)
     for absorbed, into in plan.consent_folds:
