@@ -31,8 +31,8 @@ from broker.pipeline.hub.history import (
     fold_history,
     time_order,
 )
-from broker.pipeline.hub.rules import CLOSED, Repeat, crossed, joins, repeat_referral
-from broker.policy.hub import REFERRAL, HubRules
+from broker.pipeline.hub.rules import CLOSED, Concerns, Referrals, Repeat, crossed, joins
+from broker.policy.hub import REFERRAL, CumulativeRule, HubRules
 from broker.policy.thresholds import RiskScale, assess
 
 LINKED, ERASED = "person.linked", "person.erased"
@@ -99,6 +99,10 @@ class _Batch:
         self.plan = HubPlan()
         # token -> the event ids of its history, once it is in time order (the register's is in text order)
         self.known: dict[str, set[str]] = {}
+        # token -> its concerns per cumulative rule (the rules' order), built once per batch and kept up to date as
+        # events join, so that an event's test does not rebuild them from the history (a crowded child's thousands)
+        self.concerns: dict[str, list[Concerns]] = {}
+        self.referrals: dict[str, Referrals] = {}  # token -> its referrals and closures, likewise (once one is asked)
 
     def history(self, token: str) -> list[Entry]:
         """The child's history in time order, so that each new event is inserted, not the history sorted again."""
@@ -119,11 +123,9 @@ class _Batch:
         elif self.facts.enquiries.get(enquiry.token, enquiry).enquiry_id == enquiry.enquiry_id:
             self.facts.enquiries.pop(enquiry.token, None)
 
-    def cumulative(self, trigger: Mapping[str, Any], parts: list[list[Entry]], after: list[Entry], at: str) -> None:
-        for rule in self.rules.cumulative:
-            named = crossed(rule, parts, after, at)
-            if named is None:
-                continue
+    def cumulative(self, trigger: Mapping[str, Any], rule: CumulativeRule, named: list[Entry] | None, at: str) -> None:
+        """The hub's event when `rule` was crossed (`named`: the concerns to name), else nothing."""
+        if named is not None:
             self.plan.events.append(hub_event(CUMULATIVE, trigger["subject"]["linkage"], trigger["schema_version"],
                                               f"{rule.id}:{trigger['event_id']}", at, {
                 "record_kind": "cumulative concern", "rule": rule.id, "window_days": rule.window_days,
@@ -137,6 +139,9 @@ class _Batch:
         parts = [by_time(histories.get(token, [])), by_time(histories.get(absorbed, []))]
         histories[token] = fold_history(histories, absorbed, token)
         histories.pop(absorbed, None)
+        for kept in (self.concerns, self.referrals):  # both children's are the merged history's now: built again
+            kept.pop(token, None)
+            kept.pop(absorbed, None)
         self.known[token] = {e.event_id for e in histories[token]}
         self.known.pop(absorbed, None)
         self.plan.folds.append((absorbed, token))
@@ -162,7 +167,9 @@ class _Batch:
         clocks = [replace(c, token=token) for c in self.facts.clocks.pop(absorbed, [])]
         self.facts.clocks.setdefault(token, []).extend(clocks)
         if any(p for p in parts):
-            self.cumulative(event, parts, histories[token], event["occurred_at"])
+            for rule in self.rules.cumulative:
+                at = event["occurred_at"]
+                self.cumulative(event, rule, crossed(rule, parts, histories[token], at), at)
 
     def decided(self, event: Mapping[str, Any], token: str) -> None:
         """A hub decision closes the enquiry it names (`payload.enquiry_id`), else the child's open enquiry when the
@@ -181,16 +188,23 @@ class _Batch:
                 self.facts.clocks[token].remove(clock)
 
     def contributed(self, event: Mapping[str, Any], token: str, entry: Entry) -> None:
-        before = self.history(token)
-        after = before.copy()
-        bisect.insort(after, entry, key=time_order)
-        self.facts.history[token] = after
+        after = self.history(token)
+        if token not in self.concerns:
+            self.concerns[token] = [Concerns(rule, after) for rule in self.rules.cumulative]
+        for rule, concerns in zip(self.rules.cumulative, self.concerns[token], strict=True):
+            named = concerns.crossed_by(entry)  # rules.py `crossed` on the history without and with the entry
+            concerns.add(entry)
+            self.cumulative(event, rule, named, entry.occurred_at)
+        bisect.insort(after, entry, key=time_order)  # in place: this list is the batch's own (`history`)
+        if token in self.referrals:
+            self.referrals[token].add(entry)
         self.known[token].add(entry.event_id)
         self.plan.entries.append((token, entry))
-        self.cumulative(event, [before], after, entry.occurred_at)
         linkage = event["subject"]["linkage"]
         if entry.event_type in self.rules.enquiry_types:
-            self.enquiry(event, token, entry, repeat_referral(after, entry, self.rules.repeat_within_months))
+            if token not in self.referrals:  # from the history with the entry
+                self.referrals[token] = Referrals(after)
+            self.enquiry(event, token, entry, self.referrals[token].repeat(entry, self.rules.repeat_within_months))
         if entry.event_type in self.rules.encompass_types:
             self.start(Clock(derived_id("encompass", entry.event_id), "encompass", token, entry.event_id,
                              entry.event_type, entry.occurred_at,

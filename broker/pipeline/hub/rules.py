@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from broker.pipeline.hub.calendar import parse_instant
-from broker.pipeline.hub.history import Enquiry, Entry
+from broker.pipeline.hub.history import Enquiry, Entry, time_order
 from broker.policy.hub import REFERRAL, CumulativeRule
 
 CLOSED = "social_care.case_closed"
@@ -87,6 +87,79 @@ def crossed(rule: CumulativeRule, parts: Sequence[Sequence[Entry]], after: Seque
     return None
 
 
+class Concerns:
+    """One child's concerns a rule counts, kept across a batch as its events join the history (`add`), so that
+    `crossed_by`, which is `crossed` for the history and one new entry, neither rebuilds them per event nor tests
+    every window end: its cost does not grow with how many concerns sit near the event (a feed replaying an
+    incident under new record ids puts thousands in one window; issue 24).
+
+    Which ends need testing: every window end (`_window_ends`: `at`, then each later concern within a window's
+    length) has a window that holds the new concern, so it holds one concern more than without it, and perhaps one
+    agency more. The window ending at the j-th later concern holds the j from `at` to it, so from the `at_least`-th
+    on every window has enough concerns and the answer there turns on the agencies alone; an agency is in the window
+    ending at e unless e falls past a window's length after its last concern at or before `at` and before its first
+    one after. So past the first `at_least` later ends the answer changes only where an agency enters (its first
+    concern after `at`) or leaves (the first end past its last concern before, a window's length on): the earliest
+    end crossed is `at`, one of the first `at_least`, or one of those, at most two per agency, and only they are
+    tested, each with bisects (tests/hub/test_crowded_child.py has a case for each)."""
+
+    def __init__(self, rule: CumulativeRule, history: Sequence[Entry]) -> None:
+        """`history` in time order (history.py `by_time`); each entry's time is parsed once here, not per event."""
+        self.rule, self.days = rule, dt.timedelta(days=rule.window_days)
+        self.entries = [e for e in history if rule.counts(e.event_type, e.level)]  # in the history's order
+        self.times = [parse_instant(e.occurred_at) for e in self.entries]
+        self.agencies: dict[str, list[dt.datetime]] = {}  # agency -> its concerns' times, in order
+        for e, when in zip(self.entries, self.times, strict=True):
+            self.agencies.setdefault(e.agency, []).append(when)
+
+    def add(self, entry: Entry) -> None:
+        """The entry joins the history (where `bisect.insort` by history.py `time_order` puts it in the history)."""
+        if not self.rule.counts(entry.event_type, entry.level):
+            return
+        when = parse_instant(entry.occurred_at)
+        at = bisect.bisect_right(self.entries, (when, entry.event_id), key=time_order)
+        self.entries.insert(at, entry)
+        self.times.insert(at, when)
+        bisect.insort_right(self.agencies.setdefault(entry.agency, []), when)
+
+    def _present(self, start: dt.datetime, end: dt.datetime) -> set[str]:
+        out = set()
+        for agency, times in self.agencies.items():
+            i = bisect.bisect_left(times, start)
+            if i < len(times) and times[i] <= end:
+                out.add(agency)
+        return out
+
+    def crossed_by(self, entry: Entry) -> list[Entry] | None:
+        """`crossed(rule, [history], history with entry, entry.occurred_at)`, the entry not yet added."""
+        rule, days = self.rule, self.days
+        at = parse_instant(entry.occurred_at)
+        _, last = at - days, at + days  # both, as `crossed` computes them: a time past the calendar's ends raises
+        if not rule.counts(entry.event_type, entry.level):
+            return None  # every window holds what it held without it
+        times = self.times
+        first, beyond = bisect.bisect_right(times, at), bisect.bisect_right(times, last)  # later ends: [first, beyond)
+        ends = {at, *times[first:min(beyond, first + max(rule.at_least, 1))]}
+        for agency_times in self.agencies.values():
+            i = bisect.bisect_right(agency_times, at)
+            if i < len(agency_times) and agency_times[i] <= last:  # the agency enters: its first concern after `at`
+                ends.add(agency_times[i])
+            if i > 0:  # it leaves: the first end past a window's length after its last concern at or before `at`
+                j = bisect.bisect_right(times, agency_times[i - 1] + days, first, beyond)
+                if j < beyond:
+                    ends.add(times[j])
+        for end in sorted(ends):
+            start = end - days
+            lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+            count, present = hi - lo, self._present(start, end)
+            held = count >= rule.at_least and len(present) >= rule.agencies_at_least
+            if not held and count + 1 >= rule.at_least and len(present | {entry.agency}) >= rule.agencies_at_least:
+                within = self.entries[lo:hi]
+                bisect.insort_right(within, entry, key=time_order)
+                return within
+        return None
+
+
 def joins(enquiry: Enquiry | None, at: str, window_hours: int) -> bool:
     """Whether a contribution at `at` joins the child's open enquiry: within the window after its latest one (or
     before it: a contribution dated earlier than the enquiry's last, received late, belongs to it too)."""
@@ -112,22 +185,56 @@ def _months_before(day: dt.date, months: int) -> dt.date:
     raise ValueError("unreachable")
 
 
-def repeat_referral(history: Sequence[Entry], referral: Entry, within_months: int) -> Repeat | None:
-    """The DfE's measure: a referral within `within_months` of the closure of the case a previous referral opened.
-    `history` holds the child's events (the referral itself may be among them)."""
-    if referral.event_type != REFERRAL:
+class Referrals:
+    """A child's referrals and case closures in the history's order, kept across a batch as its events join it
+    (`add`), so that `repeat` finds a previous referral and closure with bisects, not a scan of the history (a
+    crowded child's thousands of other events)."""
+
+    def __init__(self, history: Sequence[Entry]) -> None:
+        """`history` in time order (history.py `by_time`)."""
+        self.kinds: dict[str, tuple[list[Entry], list[dt.datetime]]] = {REFERRAL: ([], []), CLOSED: ([], [])}
+        for entry in history:
+            kept = self.kinds.get(entry.event_type)
+            if kept is not None:
+                kept[0].append(entry)
+                kept[1].append(parse_instant(entry.occurred_at))
+
+    def add(self, entry: Entry) -> None:
+        """The entry joins the history (where `bisect.insort` by history.py `time_order` puts it in the history)."""
+        kept = self.kinds.get(entry.event_type)
+        if kept is None:
+            return
+        when = parse_instant(entry.occurred_at)
+        at = bisect.bisect_right(kept[0], (when, entry.event_id), key=time_order)
+        kept[0].insert(at, entry)
+        kept[1].insert(at, when)
+
+    def _latest(self, kind: str, until: dt.datetime, but: str | None = None) -> Entry | None:
+        """The latest of `kind` at or before `until` other than the event `but`; of several at that instant, the
+        first in the history's order (they may be written in different offsets, so on different dates)."""
+        entries, times = self.kinds[kind]
+        hi = bisect.bisect_right(times, until)
+        while hi > 0:
+            lo = bisect.bisect_left(times, times[hi - 1], 0, hi)
+            for i in range(lo, hi):
+                if entries[i].event_id != but:
+                    return entries[i]
+            hi = lo
         return None
-    at = parse_instant(referral.occurred_at)
-    closures = [e for e in history if e.event_type == CLOSED and parse_instant(e.occurred_at) <= at]
-    if not closures:
-        return None
-    closure = max(closures, key=lambda e: parse_instant(e.occurred_at))
-    closed = parse_instant(closure.occurred_at)
-    if closed.date() < _months_before(at.date(), within_months):
-        return None
-    earlier = [e for e in history if e.event_type == REFERRAL and e.event_id != referral.event_id
-               and parse_instant(e.occurred_at) <= closed]
-    if not earlier:  # a case closed with no referral the broker saw: its date is unknown, so no measure
-        return None
-    previous = max(earlier, key=lambda e: parse_instant(e.occurred_at))
-    return Repeat(parse_instant(previous.occurred_at).date().isoformat(), closed.date().isoformat())
+
+    def repeat(self, referral: Entry, within_months: int) -> Repeat | None:
+        """The DfE's measure: a referral within `within_months` of the closure of the case a previous referral
+        opened (`referral` already added)."""
+        if referral.event_type != REFERRAL:
+            return None
+        at = parse_instant(referral.occurred_at)
+        closure = self._latest(CLOSED, at)
+        if closure is None:
+            return None
+        closed = parse_instant(closure.occurred_at)
+        if closed.date() < _months_before(at.date(), within_months):
+            return None
+        previous = self._latest(REFERRAL, closed, but=referral.event_id)
+        if previous is None:  # a case closed with no referral the broker saw: its date is unknown, so no measure
+            return None
+        return Repeat(parse_instant(previous.occurred_at).date().isoformat(), closed.date().isoformat())
