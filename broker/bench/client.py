@@ -4,7 +4,7 @@ The same Kafka work in the pipeline's own patterns and sizes, through aiokafka (
 with its settings from broker/kafka/clients.py) and confluent-kafka (librdkafka, compiled, given the same settings),
 on the same broker and topics, round by round in one process:
 
-- intake-1, intake-20: the service's producer (acks=all, linger 0, not idempotent: clients.py `producer`): events
+- intake-1, intake-20: the service's producer (acks=all, linger 0, idempotent: clients.py `start_producer`): events
   of 2.5 KB with their three headers, keyed by linkage token over the events topic's partitions; each group of 1 or
   20 is sent and its acknowledgements awaited before the next (one HTTP request's records, intake.py `_publish`);
 - share: a share worker's transaction (clients.py `transactional_producer`, share.py `_transaction` and `_apply`):
@@ -45,8 +45,8 @@ from broker.kafka.clients import (
     READER_FETCH_WAIT_MS,
     TRANSACTION_TIMEOUT_MS,
     group_consumer,
-    producer,
     reader,
+    start_producer,
     transactional_producer,
 )
 from broker.service.audit_emitter import AUDIT_CHUNK
@@ -198,8 +198,7 @@ def _watch(what: str, progress: Callable[[], int]) -> Callable[[], None]:
 
 # --- aiokafka: the pipeline's own client and settings -------------------------------------------------------------
 async def _aio_intake(timer: Timer, bootstrap: str, topics: Topics, pay: Payloads, count: int, group: int) -> Round:
-    out = producer(bootstrap, client_id="mash-bench-client")
-    await out.start()
+    out, _ = await start_producer(bootstrap, client_id="mash-bench-client")  # runs on clusters with transactions
     try:
         await (await out.send(topics.events, pay.event, key=pay.keys[0]))  # connected to the leader: untimed
         acked = 0
@@ -277,9 +276,10 @@ async def _aio_read(timer: Timer, bootstrap: str, topic: str, partitions: int, c
 
 # --- confluent-kafka: librdkafka with the same settings -----------------------------------------------------------
 def _producer_config(bootstrap: str, linger_ms: int = 0) -> dict[str, Any]:
-    """clients.py `producer`'s settings in librdkafka's names."""
+    """clients.py `start_producer`'s settings in librdkafka's names (which then allows up to 5 requests in flight
+    per connection, where aiokafka keeps one per partition)."""
     return {"bootstrap.servers": bootstrap, "client.id": "mash-bench-client", "acks": "all",
-            "enable.idempotence": False, "linger.ms": linger_ms, "batch.size": 256 * 1024, "request.timeout.ms": 10_000,
+            "enable.idempotence": True, "linger.ms": linger_ms, "batch.size": 256 * 1024, "request.timeout.ms": 10_000,
             "retry.backoff.ms": 200}
 
 

@@ -35,7 +35,7 @@ from aiokafka import TopicPartition
 from broker import aio
 from broker.bench.records import Format, mix
 from broker.kafka.admin import ensure_topics
-from broker.kafka.clients import GROUP_FETCH_WAIT_MS, producer, reader
+from broker.kafka.clients import GROUP_FETCH_WAIT_MS, reader, start_producer
 from broker.kafka.embedded import die_with_parent, free_port
 from broker.kafka.scan import scan_topic
 from broker.service.messages import header
@@ -537,9 +537,8 @@ async def _topic_traffic(bootstrap: str, topic: str, since_ms: int) -> dict[str,
 async def _baseline(bootstrap: str, count: int, size: int, rate: float) -> tuple[float, list[float]]:
     topic = f"bench-baseline-{uuid.uuid4().hex[:8]}"
     await ensure_topics(bootstrap, [(topic, PARTITIONS)])
-    prod = producer(bootstrap)
+    prod, _ = await start_producer(bootstrap)  # the service's producer (idempotent where granted): like for like
     cons = reader(bootstrap)
-    await prod.start()
     await cons.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
