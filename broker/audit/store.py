@@ -269,6 +269,22 @@ class AuditStore:
                 yield build(row)
             after_seq = int(rows[-1][0])
 
+    def bodies_of_kind(self, kind: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """The record bodies of one kind in seq order, a page at a time on the index audit_entry_kind (kind, seq):
+        a reader of a few kinds (the insight watch) never loads nor parses the rest of the log, and holds one page
+        at a time. Tombstones (pruned: no body) are passed over."""
+        after_seq = 0
+        while True:
+            with self._lock:
+                rows = self._sql.execute("SELECT seq, body FROM audit_entry WHERE kind = ? AND seq > ? ORDER BY seq"
+                                         " LIMIT ?", (kind, after_seq, page)).fetchall()
+            if not rows:
+                return
+            for _seq, body in rows:
+                if body is not None:
+                    yield json.loads(body)
+            after_seq = int(rows[-1][0])
+
     def checkpoints(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._sql.execute(f"SELECT {_CP_COLS} FROM audit_checkpoint ORDER BY seq, purpose").fetchall()

@@ -8,7 +8,7 @@ longer counted, in either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +17,17 @@ from broker.audit.export import ExportFormatError, read_jsonl
 
 if TYPE_CHECKING:
     from broker.audit.store import AuditStore
+    from broker.insight.measures import Measure
 
 # The kinds a measure reads; the rest of the log (key unwraps, reads, admin actions) is left where it is.
 KINDS = frozenset({"event_published", "identity_linked", "delivered", "decision", "hub_clock"})
+# What each counting rule of broker/insight/compute.py DERIVED reads besides event_published (which every item
+# needs for its codes): identity merges to find a child's other records, deliveries to see who was told.
+DERIVED_KINDS: dict[str, frozenset[str]] = {
+    "referral_followed_by": frozenset({"identity_linked"}), "step": frozenset({"identity_linked"}),
+    "cumulative_outcome": frozenset({"identity_linked"}), "feedback_sent": frozenset({"delivered"}),
+    "decisions_naming_referrers": frozenset(), "warnings": frozenset(),
+}
 
 
 def bodies(entries: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -46,6 +54,31 @@ def records_from_export(path: Path | str) -> list[dict[str, Any]]:
 def records_from_store(store: AuditStore) -> list[dict[str, Any]]:
     """The records of the live audit store (blocking: call it off the event loop)."""
     return list(bodies(store.entries()))
+
+
+def kinds_read_by(measures: Sequence[Measure]) -> frozenset[str]:
+    """The audit kinds the measures can count. event_published always: every item's codes are its event's (a
+    non-event record inherits them from the event it concerns), and the watch's own rises are audited as one. A
+    derived rule this module does not know reads every kind (never fewer than it needs)."""
+    kinds = {"event_published"}
+    for measure in measures:
+        for count in (measure.numerator, measure.denominator):
+            if count is None:
+                continue
+            select = count.select
+            if "derived" in select:
+                kinds |= DERIVED_KINDS.get(select["derived"], KINDS)
+            else:
+                kinds.add(select["kind"])
+    return frozenset(kinds & KINDS)
+
+
+def records_of_kinds(store: AuditStore, kinds: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The live store's records of `kinds` (blocking), streamed a page at a time, kind by kind, each kind in seq
+    order. That is all the counting depends on: compute.index_records keeps the first event_published of an id and
+    the last identity merge of a token (orders within one kind), and sorts what it counts by (time, record_id)."""
+    for kind in sorted(set(kinds) & KINDS):
+        yield from store.bodies_of_kind(kind)
 
 
 async def records_from_store_async(store: AuditStore) -> list[dict[str, Any]]:
