@@ -37,7 +37,7 @@ from broker.errors import InputRejected
 HUB = "mash_hub"
 OUTCOMES = ("early_help", "no_further_action", "section_17_assessment", "information_and_advice",
             "strategy_discussion_section_47", "early_help", "police_action")
-CONTACT_BASE = 1_000_000  # record numbers of the dated contacts: clear of the mix's, same child as n % CHILDREN
+CONTACT_BASE = 1_000_000  # record numbers of the dated contacts: clear of the mix's, in the place of n % CHILDREN
 WAIT_SECONDS = 300.0  # give up (an error, never a partial demo presented as whole) after this long
 
 

@@ -9,9 +9,10 @@ Kafka keys) over the events topic's partitions as real traffic would.
 
 The pool turns over, as a partnership's children do: each spell of SPELL records is about CHILDREN children (about 40
 records each, several agencies' on the same dates, enough for the hub's cumulative-concern rules to fire), and the
-next spell about CHILDREN others. Without it a one-hour soak gave each of 200 children thousands of concerns within one
-90-day window, which no child has; what a crowded child costs the hub watch is measured on its own
-(tests/hub/test_crowded_child.py). Runs of up to SPELL records (the bench's default sizes) are unchanged.
+next spell about CHILDREN others, in the same places (SPELL_STRIDE). Without it a one-hour soak gave each of 200
+children thousands of concerns within one 90-day window, which no child has; what a crowded child costs the hub
+watch is measured on its own (tests/hub/test_crowded_child.py). Runs of up to SPELL records (the bench's default
+sizes) are unchanged.
 
 `usable_formats()` keeps only the formats whose adapter is registered and turns the template into schema-valid
 events, so the benchmark runs with whatever adapters this build has.
@@ -33,6 +34,11 @@ from adapters.kit.registry import all_adapters
 
 CHILDREN = 200  # distinct fictitious children in the mix at a time
 SPELL = 8_000  # records about one pool of children before the next pool (see the module docstring)
+# How far apart two spells' children are numbered: past the pool, and a multiple of every cycle a child's places
+# follow (districts 12, sectors 10, schools 8, practices 6: lcm 120), so the n-th child of every spell lives in the
+# same district, sector, school and practice, and a record number says where, as it did before the pool turned over
+# (broker/bench/demo.py places its contacts by it).
+SPELL_STRIDE = 600
 DISTRICTS = 12  # fictitious postcode districts ZZ1..ZZ12
 SCHOOLS = 8  # fictitious school URNs 999001..999008 (999001: the sample protocol's subscribing school)
 PRACTICES = 6  # fictitious GP practice ODS codes Y99901..Y99906 (Y99901: the sample's subscribing practice)
@@ -94,7 +100,7 @@ class Format:
 
 
 def _child(n: int) -> int:
-    return n % CHILDREN + CHILDREN * (n // SPELL)
+    return n % CHILDREN + SPELL_STRIDE * (n // SPELL)
 
 
 def _day(n: int, offset: int = 0, fmt: str = "%Y-%m-%d") -> str:

@@ -14,7 +14,16 @@ from typer.testing import CliRunner
 
 from broker.bench.cluster import APACHE, EMBEDDED, EXTERNAL, BenchKafkaError, choose_kafka, node_pids
 from broker.bench.e2e import Sent, bodies, soak_row
-from broker.bench.records import CHILDREN, SPELL, fhir_patient, nhs_number, pole_incident, usable_formats
+from broker.bench.records import (
+    CHILDREN,
+    SPELL,
+    fhir_patient,
+    gp_ods,
+    nhs_number,
+    pole_incident,
+    postcode,
+    usable_formats,
+)
 from broker.cli.bench import app, soak_line, soak_summary
 
 
@@ -77,6 +86,11 @@ def test_the_mix_s_children_turn_over_so_a_long_soak_crowds_no_child():
     # every agency's record is about the same pool: a police incident names the same child as the patient record
     incident = orjson.loads(pole_incident(SPELL + 7))["records"][0]
     assert incident["persons"][0]["nhs_number"] == second[7]
+    # and a record number says where its child lives, whatever the spell: the demo places its contacts by it
+    for n in (5, SPELL + 5, 40 * SPELL + 5):
+        patient = orjson.loads(fhir_patient(n))
+        assert (patient["address"][0]["postalCode"], patient["generalPractitioner"][0]["identifier"]["value"]) == \
+            (postcode(5), gp_ods(5))
 
 
 def test_no_two_children_of_the_mix_share_an_nhs_number():
