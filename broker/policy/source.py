@@ -86,12 +86,18 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
     """(data, node tree) of one YAML document; a syntax error names the line, never the text. Anchors and aliases
     are allowed within MAX_EXPANDED_NODES."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        # one parse: the node tree is composed once, bounded, then constructed (what yaml.load does in one call;
+        # parsing twice made `doctor`, which loads a 125 KB protocol twice, time out on a loaded CI host)
+        loader = _Loader(text)
         try:
-            expanded_size(node)
-        except _AliasBomb as exc:
-            raise ProtocolError(origin, "", exc.reason, exc.node.start_mark.line + 1) from None
-        data = yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
+            node = loader.get_single_node()
+            try:
+                expanded_size(node)
+            except _AliasBomb as exc:
+                raise ProtocolError(origin, "", exc.reason, exc.node.start_mark.line + 1) from None
+            data = loader.construct_document(node) if node is not None else None  # _Loader derives from SafeLoader
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
