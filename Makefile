@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 # Three pytest workers (pytest-xdist), each with its own Apache Kafka, a file at a time: most integration tests wait on
 # Kafka and child processes, so the workers overlap the waits. On two cores two workers left a quarter of the CPU idle
 # (session 9's clean run: 36.5 CPU minutes in 24.2); three took a clean-clone `.ci/run` from 24m14s to 21m08s
-# (session 10, 2,336 passed). TEST_WORKERS=0 runs it in one process.
+# (session 10, 2,336 passed); session 11's cuts (tests/kafka_class_archive.py among them) took it to 13m00s
+# (2,376 passed). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 
 .PHONY: run test lint bench clean
