@@ -237,6 +237,14 @@ DERIVED: dict[str, Callable[[Index, Mapping[str, Any]], Iterator[Item]]] = {
     "cumulative_outcome": _cumulative_outcome,
     "warnings": _warnings,
 }
+# What each rule above reads besides event_published (which every item needs for its codes): identity merges to
+# find a child's other records, deliveries to see who was told. The insight watch reads only these kinds
+# (broker/insight/source.py `kinds_read_by`): a rule added above without its entry here is read every kind.
+DERIVED_READS: dict[str, frozenset[str]] = {
+    "referral_followed_by": frozenset({"identity_linked"}), "step": frozenset({"identity_linked"}),
+    "cumulative_outcome": frozenset({"identity_linked"}), "feedback_sent": frozenset({"delivered"}),
+    "decisions_naming_referrers": frozenset(), "warnings": frozenset(),
+}
 
 
 def items(index: Index, select: Mapping[str, Any]) -> Iterator[Item]:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broker.aio import blocking
 from broker.audit.export import ExportFormatError, read_jsonl
+from broker.insight.compute import DERIVED_READS
 
 if TYPE_CHECKING:
     from broker.audit.store import AuditStore
@@ -21,13 +21,6 @@ if TYPE_CHECKING:
 
 # The kinds a measure reads; the rest of the log (key unwraps, reads, admin actions) is left where it is.
 KINDS = frozenset({"event_published", "identity_linked", "delivered", "decision", "hub_clock"})
-# What each counting rule of broker/insight/compute.py DERIVED reads besides event_published (which every item
-# needs for its codes): identity merges to find a child's other records, deliveries to see who was told.
-DERIVED_KINDS: dict[str, frozenset[str]] = {
-    "referral_followed_by": frozenset({"identity_linked"}), "step": frozenset({"identity_linked"}),
-    "cumulative_outcome": frozenset({"identity_linked"}), "feedback_sent": frozenset({"delivered"}),
-    "decisions_naming_referrers": frozenset(), "warnings": frozenset(),
-}
 
 
 def bodies(entries: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -67,7 +60,7 @@ def kinds_read_by(measures: Sequence[Measure]) -> frozenset[str]:
                 continue
             select = count.select
             if "derived" in select:
-                kinds |= DERIVED_KINDS.get(select["derived"], KINDS)
+                kinds |= DERIVED_READS.get(select["derived"], KINDS)
             else:
                 kinds.add(select["kind"])
     return frozenset(kinds & KINDS)
@@ -80,7 +73,3 @@ def records_of_kinds(store: AuditStore, kinds: Iterable[str]) -> Iterator[dict[s
     for kind in sorted(set(kinds) & KINDS):
         yield from store.bodies_of_kind(kind)
 
-
-async def records_from_store_async(store: AuditStore) -> list[dict[str, Any]]:
-    """`records_from_store` from async code: the reads run in a worker thread (broker/aio.py)."""
-    return await blocking(records_from_store, store)

@@ -192,9 +192,6 @@ def _after_publish(rt: IntakePorts, plan: IntakePlan, resolved: Resolved, at: st
     learn_facts(rt, (e for e in resolved.events if e["event_id"] in published), at)
 
 
-_writes_registers = writes_registers  # the name tests/bench/test_intake_differential.py imports
-
-
 # --- reading the input, off the event loop -----------------------------------------------------------------------
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None

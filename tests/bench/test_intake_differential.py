@@ -3,7 +3,7 @@
 Old: after Kafka acknowledged a request, a second thread hop always, writing the identity register (links, merges)
 and the facts the events carry (dates of birth, schools, GP practices), even when there was nothing new. New: the
 plan's own thread hop also asks whether there is anything to learn (`facts_to_learn`, reads only); the second hop
-is made only when there is (`_writes_registers`, or facts to learn). Over the bench's mix, at one record per request
+is made only when there is (`writes_registers`, or facts to learn). Over the bench's mix, at one record per request
 and at 20, the registers must end the same after every request either way: every identity row, every date of birth,
 school and practice (opened: their seals are randomised), while the new way skips the writes for most requests.
 
@@ -20,9 +20,9 @@ from types import SimpleNamespace
 import pytest
 
 from broker.bench.intake_mix import intake_mix, plan_with_store
+from broker.pipeline.intake_flush import writes_registers
 from broker.pipeline.intake_plan import ErasureFacts, resolve_intake
 from broker.service.facts import _opened, _opened_registrations, facts_to_learn, learn_facts
-from broker.service.intake import _writes_registers
 from broker.stores.identities import IdentityRegister
 
 
@@ -54,7 +54,7 @@ def test_writing_only_what_is_new_leaves_the_registers_as_writing_after_every_re
                 at = body.request.received_at
                 always.identities.apply(plan.links, at)
                 learn_facts(always, published, at)
-                if _writes_registers(plan) or facts_to_learn(only_new, published):
+                if writes_registers(plan) or facts_to_learn(only_new, published):
                     only_new.identities.apply(plan.links, at)
                     learn_facts(only_new, published, at)
                 else:

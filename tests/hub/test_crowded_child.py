@@ -2,7 +2,7 @@
 already holds thousands of concerns (a feed replaying an incident under new record ids; a bench mix that put every
 police incident of a child on one date). The planner keeps each child's concerns across the batch (rules.py
 `Concerns`) and tests an event at the few window ends where the rule can change, instead of rebuilding the
-concerns and testing every end per event (session 10's `crossed`, kept here as the reference, as it was written).
+concerns and testing every end per event (session 10's `crossed`, rules.py's still, the reference here).
 
 Differentials: `Concerns` against the reference on random crowded histories (many concerns at one instant, one
 instant written several ways, windows whose ends fall exactly on a concern, one agency crowding the window, backdated
@@ -24,7 +24,6 @@ import datetime as dt
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import yaml
 from broker.pipeline.hub.calendar import Calendar, build_calendar, parse_instant
 from broker.pipeline.hub.history import Entry, by_time, derived_id, time_order
 from broker.pipeline.hub.plan import CUMULATIVE, ENQUIRY, LINKED, HubFacts, HubPlan, plan_hub
-from broker.pipeline.hub.rules import CLOSED, Concerns, Referrals, Repeat, _months_before
+from broker.pipeline.hub.rules import CLOSED, Concerns, Referrals, Repeat, _months_before, crossed
 from broker.policy import load_protocol
 from broker.policy.hub import REFERRAL, CumulativeRule, HubRules
 
@@ -89,55 +88,11 @@ def plan(history: list[Entry], events: list[dict[str, Any]], world: tuple[HubRul
     return plan_hub(events, HubFacts(history={TOKEN: list(history)}), rules, calendar)
 
 
-
 # --- the reference: session 10's rule, a _Counted rebuilt per event and every window end tested ---------------------
-
-class _Counted:
-    def __init__(self, rule: CumulativeRule, history: Sequence[Entry]) -> None:
-        counted = sorted(((parse_instant(e.occurred_at), i, e) for i, e in enumerate(history)
-                          if rule.counts(e.event_type, e.level)), key=lambda t: (t[0], t[1]))
-        self.rule, self.items = rule, counted
-        self.times = [t[0] for t in counted]
-        self.days = dt.timedelta(days=rule.window_days)
-        agencies = [e.agency for _, _, e in counted]
-        self.totals = {a: list(accumulate((b == a for b in agencies), initial=0)) for a in set(agencies)}
-
-    def _span(self, end: dt.datetime) -> tuple[int, int]:
-        return bisect.bisect_left(self.times, end - self.days), bisect.bisect_right(self.times, end)
-
-    def holds(self, end: dt.datetime) -> bool:
-        lo, hi = self._span(end)
-        if hi - lo < self.rule.at_least:
-            return False
-        return sum(1 for running in self.totals.values() if running[hi] > running[lo]) >= self.rule.agencies_at_least
-
-    def within(self, end: dt.datetime) -> list[Entry]:
-        lo, hi = self._span(end)
-        return [e for _, _, e in sorted(self.items[lo:hi], key=lambda t: t[1])]
-
-    def later(self, start: dt.datetime) -> list[Entry]:
-        lo, hi = bisect.bisect_right(self.times, start), bisect.bisect_right(self.times, start + self.days)
-        return [e for _, _, e in self.items[lo:hi]]
-
-
-def _when(entry: Entry) -> dt.datetime:
-    return parse_instant(entry.occurred_at)
-
-
-def _between(history: Sequence[Entry], since: dt.datetime, until: dt.datetime) -> Sequence[Entry]:
-    return history[bisect.bisect_left(history, since, key=_when):bisect.bisect_right(history, until, key=_when)]
-
-
-def reference_crossed(rule: CumulativeRule, parts: Sequence[Sequence[Entry]], after: Sequence[Entry],
-                      at: str) -> list[Entry] | None:
-    near = (parse_instant(at) - dt.timedelta(days=rule.window_days),
-            parse_instant(at) + dt.timedelta(days=rule.window_days))
-    whole, pieces = _Counted(rule, _between(after, *near)), [_Counted(rule, _between(p, *near)) for p in parts]
-    for end in [at, *(e.occurred_at for e in whole.later(parse_instant(at)))]:
-        when = parse_instant(end)
-        if whole.holds(when) and not any(piece.holds(when) for piece in pieces):
-            return whole.within(when)
-    return None
+# rules.py `crossed` as session 10 wrote it: the planner still uses it for merges, and
+# tests/hub/test_rules_differential.py holds it to the whole-history scan before it. Each `Concerns.crossed_by` answer
+# is this, for one new entry.
+reference_crossed = crossed
 
 
 # --- random crowded histories (fictitious: no one is named) -------------------------------------------------------

@@ -87,6 +87,16 @@ def crossed(rule: CumulativeRule, parts: Sequence[Sequence[Entry]], after: Seque
     return None
 
 
+def _insert(entries: list[Entry], times: list[dt.datetime], entry: Entry) -> dt.datetime:
+    """`entry` into time-ordered `entries` (and its time into `times`, kept beside them) where `bisect.insort` by
+    history.py `time_order` puts it in the history; its time."""
+    when = parse_instant(entry.occurred_at)
+    at = bisect.bisect_right(entries, (when, entry.event_id), key=time_order)
+    entries.insert(at, entry)
+    times.insert(at, when)
+    return when
+
+
 class Concerns:
     """One child's concerns a rule counts, kept across a batch as its events join the history (`add`), so that
     `crossed_by`, which is `crossed` for the history and one new entry, neither rebuilds them per event nor tests
@@ -116,10 +126,7 @@ class Concerns:
         """The entry joins the history (where `bisect.insort` by history.py `time_order` puts it in the history)."""
         if not self.rule.counts(entry.event_type, entry.level):
             return
-        when = parse_instant(entry.occurred_at)
-        at = bisect.bisect_right(self.entries, (when, entry.event_id), key=time_order)
-        self.entries.insert(at, entry)
-        self.times.insert(at, when)
+        when = _insert(self.entries, self.times, entry)
         bisect.insort_right(self.agencies.setdefault(entry.agency, []), when)
 
     def _present(self, start: dt.datetime, end: dt.datetime) -> set[str]:
@@ -204,10 +211,7 @@ class Referrals:
         kept = self.kinds.get(entry.event_type)
         if kept is None:
             return
-        when = parse_instant(entry.occurred_at)
-        at = bisect.bisect_right(kept[0], (when, entry.event_id), key=time_order)
-        kept[0].insert(at, entry)
-        kept[1].insert(at, when)
+        _insert(*kept, entry)
 
     def _latest(self, kind: str, until: dt.datetime, but: str | None = None) -> Entry | None:
         """The latest of `kind` at or before `until` other than the event `but`; of several at that instant, the
