@@ -195,7 +195,7 @@ async def settle_clocks(rt: Runtime, now: str) -> None:
     protocol's role before the clock was due is met (the delivered log's times); a clock past due is breached (the
     hub is told, IG can see both)."""
     rules = rt.protocol.hub
-    running = await blocking(rt.history.running_clocks)
+    running = await blocking(rt.history.clocks_to_settle, now)
     if not running:
         return
     schools = [s.name for s in rt.protocol.subscribers.values() if s.role == rules.encompass_role]
