@@ -134,16 +134,19 @@ def _value(record: Mapping[str, Any], name: str) -> Any:
     return record.get(name)
 
 
+def selects(select: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether a `kind` selection (not a derived rule) picks the record: its kind, one of its event types, and
+    every `where` value."""
+    if record["kind"] != select["kind"]:
+        return False
+    types = select.get("event_types", ())
+    if types and record.get("event_type") not in types:
+        return False
+    return all(_value(record, name) in allowed for name, allowed in select.get("where", {}).items())
+
+
 def _selected(index: Index, select: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    types = set(select.get("event_types", ()))
-    where = select.get("where", {})
-    for record in index.records:
-        if record["kind"] != select["kind"]:
-            continue
-        if types and record.get("event_type") not in types:
-            continue
-        if all(_value(record, name) in allowed for name, allowed in where.items()):
-            yield record
+    return (record for record in index.records if selects(select, record))
 
 
 # --- derived counting rules: joins over the records ---------------------------------------------------------------
@@ -317,13 +320,30 @@ def table_from_index(index: Index, measure: Measure, *, by: str = "agency", acro
     counts = _cells(items(index, measure.numerator.select), by, across, change_date)
     denominators = (_cells(items(index, measure.denominator.select), by, across, change_date)
                     if measure.denominator is not None else None)
-    keys = set(counts) | set(denominators or {})
     populations: dict[str, int] = defaultdict(int)
     for (row, _), n in (denominators if denominators is not None else counts).items():
         populations[row] += n
+    return table_of(measure, by, across, counts, denominators, dict(populations))
+
+
+def table_of(measure: Measure, by: str, across: str, counts: Mapping[tuple[str, str], int],
+             denominators: Mapping[tuple[str, str], int] | None, populations: Mapping[str, int],
+             columns: Iterable[str] = ()) -> Table:
+    """A measure's Table from its cells: rows and columns those of the cells (and `columns`), in natural order."""
+    keys = set(counts) | set(denominators or {})
     return Table(measure=measure.id, title=measure.name, rows_by=by, columns_by=across,
-                 rows=_sorted(r for r, _ in keys), columns=_sorted(c for _, c in keys), counts=counts,
-                 denominators=denominators, populations=dict(populations))
+                 rows=_sorted(r for r, _ in keys), columns=_sorted([*(c for _, c in keys), *columns]),
+                 counts=counts, denominators=denominators, populations=populations)
+
+
+def lone_item(record: Mapping[str, Any]) -> Item:
+    """The item of one `event_published` record counted on its own, without the index of the rest: exactly its
+    `_item`, when the record concerns no other event (the caller checks: broker/insight/cells.py) and an event
+    id's records agree (one id, one canonical event, whose insight facts are a pure function of it:
+    broker/insight/facts.py), so that this record's codes are those of its event's first."""
+    if record["kind"] != "event_published":
+        raise ValueError("lone_item: only an event_published record carries its own codes")
+    return _item(Index(published={record["event_id"]: record} if "event_id" in record else {}), record)
 
 
 def compute(records: Iterable[Mapping[str, Any]], measure: Measure, *, by: str = "agency", across: str = "month",

@@ -13,16 +13,17 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from broker.insight.cells import HOTSPOT_BY, HotspotCells, detector_periods
 from broker.insight.compute import index_records, period_label, table_from_index
 from broker.insight.detect import DetectorConfig, Rise, detect, previous_periods
 from broker.insight.measures import Measure
-from broker.insight.sdc import HOTSPOT_BREAKDOWNS, suppress
+from broker.insight.sdc import suppress
 from broker.insight.table import Published, Table
 from broker.pipeline.hub.history import derived_id
 
 RISE = "mash.hotspot_rise"
 SOURCE = {"agency": "broker", "system": "mash-broker", "record_id": "insight-watch", "format": "insight-watch"}
-BY = tuple(sorted(HOTSPOT_BREAKDOWNS))  # area, gp_ods, school_urn
+BY = HOTSPOT_BY  # area, gp_ods, school_urn
 
 
 def hotspot_tables(records: Iterable[Mapping[str, Any]], measures: Sequence[Measure], *,
@@ -46,6 +47,19 @@ def rises(records: Iterable[Mapping[str, Any]], measures: Sequence[Measure], con
     1 December, November. The period that holds `today` is still under way, and a part of a period compared
     against whole ones would hide a rise until it ended; it is tested once it is complete."""
     return detect(hotspot_tables(records, measures, across=across), config, last_complete_period(today, across))
+
+
+def rises_counted(records: Iterable[Mapping[str, Any]], measures: Sequence[Measure], config: DetectorConfig, *,
+                  today: str, across: str = "week") -> list[Rise]:
+    """`rises`, with each record folded into the cells the detector reads as it goes by and let go
+    (cells.HotspotCells kept to the tested period and its baseline), so nothing held grows with the records: for
+    measures that cells.streamable takes. Raises cells.NeedsJoin for a counted record that concerns another event
+    (the caller then counts by `rises`)."""
+    until = last_complete_period(today, across)
+    cells = HotspotCells(measures, across, keep=detector_periods(until, across, config))
+    for record in records:
+        cells.add(record)
+    return detect(cells.tables(), config, until)
 
 
 def last_complete_period(today: str, across: str) -> str:
