@@ -23,6 +23,7 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.errors import BrokerError
 from broker.insight.compute import UNKNOWN, lone_item, period_label, selects, table_of
 from broker.insight.detect import DetectorConfig, previous_periods
 from broker.insight.measures import Measure
@@ -32,8 +33,10 @@ from broker.insight.table import Table
 HOTSPOT_BY = tuple(sorted(HOTSPOT_BREAKDOWNS))  # area, gp_ods, school_urn: hotspots.BY
 
 
-class NeedsJoin(Exception):
-    """A record whose count depends on another record (it concerns another event): count from the whole index."""
+class NeedsJoin(BrokerError):
+    """A record whose count depends on another record (it concerns another event): count from the whole index.
+
+    Control flow inside the insight watch, never an answer to a caller, so it takes the root and no family."""
 
 
 # The hub's records, whose insight names the events they concern (broker/insight/facts.py `_hub`): a decision takes
