@@ -45,3 +45,14 @@ class KeyProvider(Protocol):
         `reason` names the event or decision that needs it, for the unwrap audit hook.
         """
         ...
+
+
+@runtime_checkable
+class KeyPreparer(Protocol):
+    """A provider that can make ready, in one transaction, the keys several events are about to ask for."""
+
+    def prepare_keys(self, wanted: Iterable[tuple[str, Iterable[str], str | None]]) -> None:
+        """Have in memory, ready for `encryption_keys`, a key for each (scope, classifications, event id) given,
+        counting no use: the calls that follow count them, and each still makes its own refusal (an erased child's
+        old event gets no key here either). Raises what making them raised (CryptoError)."""
+        ...

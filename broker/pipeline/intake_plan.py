@@ -32,9 +32,9 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from adapters.kit.interface import Rejection
 from broker.audit.record import AUDIT_SCHEMA, AuditRecordError, audit_record
-from broker.crypto.envelope import protect_event
+from broker.crypto.envelope import seal, unsealed
 from broker.crypto.errors import ErasedData
-from broker.crypto.provider import KeyProvider
+from broker.crypto.provider import KeyPreparer, KeyProvider
 from broker.crypto.split_seal import seal_split, sealed_overhead
 from broker.insight.facts import insight_facts
 from broker.pipeline.deadletter import (
@@ -174,11 +174,14 @@ def plan_intake(request: IntakeRequest, prepared: Prepared, resolved: Resolved, 
     messages: list[Outgoing] = []
     audits: list[dict[str, Any]] = []
     published: set[str] = set()
-    for index, event in enumerate(events):
+    todo = [unsealed(event) for event in events]
+    if isinstance(keys, KeyPreparer):  # the new children's keys made in one transaction, not one each
+        keys.prepare_keys((t.scope, t.classifications, t.event_id) for t in todo)
+    for index, (event, unsealed_event) in enumerate(zip(events, todo, strict=True)):
         where = f"event {index} ({event['event_type']})"
         token = linkage_token(event)
         try:
-            protected = protect_event(event, keys)
+            protected = seal(unsealed_event, keys)
         except ErasedData:  # the keystore will not protect an erased child's old record again
             rejections.append(Rejection(request.source, where, "", ERASED_RESEND))
             continue
