@@ -206,11 +206,14 @@ class AuditStore:
                                                   batch)}
         fresh = [r for rid, r in batch.items() if rid not in known]
         seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-        chained = extend_canonical(int(seq), head, fresh)
-        entries = [e for e, _ in chained]
-        self._sql.executemany(_INSERT, [(e["seq"], e["record"]["record_id"], *map(e["record"].get, COLUMNS),
-                                         e["prev_hash"], e["record_sha256"], e["hash"], body.decode())
-                                        for e, body in chained])
+        entries: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
+        for e, body in extend_canonical(int(seq), head, fresh):  # the entry and its row in one pass
+            record = e["record"]
+            entries.append(e)
+            rows.append((e["seq"], record["record_id"], *map(record.get, COLUMNS), e["prev_hash"], e["record_sha256"],
+                         e["hash"], body.decode()))
+        self._sql.executemany(_INSERT, rows)
         if not entries:
             return entries
         self._sql.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
