@@ -4,7 +4,14 @@ The service (`mash-broker run --share-workers 0`) and the share workers (`mash-b
 on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the sample protocol and its five subscribers. This process
 posts the synthetic mix over HTTP and, in an observer thread, reads every delivery topic (arrival per subscriber and
 event id) and the audit topic (each event's decisions: an event is done when all subscribers have a decision, whether
-it was delivered or withheld). Latency is from the moment a POST is sent to the moment its delivery is readable.
+it was delivered or withheld). Latency is from the moment a delivery became due to the moment it is readable: the
+POST of the announcement whose decision released it. Most deliveries are released by the first POST that carries
+their event; an event announced again (a child's identity event is resent by each of the child's CIN records) may
+be withheld at first and released at a later announcement (the hub's s17 rule needs an open case, which the first
+record opens only after its identity event), and is then timed from that announcement's POST. A withholding is no
+latency: the wait between announcements is the records' spacing, not the pipeline's, and is reported only as a
+count (`released_later`). Which announcement released a delivery is read from the audit topic: each announcement of
+an event has one decision per subscriber, so the decisions seen before its first `deliver` say which it was.
 
 The baseline sends the same number of messages of the same size through the same Kafka (same partitions, the
 broker's producer settings) and reads them back, with no processing.
@@ -22,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,7 @@ from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import GROUP_FETCH_WAIT_MS, reader, start_producer
 from broker.kafka.embedded import die_with_parent, free_port
 from broker.kafka.scan import scan_topic
+from broker.policy.decision import decision_id
 from broker.service.messages import header
 
 PARTITIONS = 6
@@ -85,9 +93,69 @@ class Observed:
     decided_at: dict[str, float] = field(default_factory=dict)  # event id -> when its last decision was seen
     messages: Counter[str] = field(default_factory=Counter)  # topic role (events, deliver, audit) -> messages
     message_bytes: Counter[str] = field(default_factory=Counter)  # topic role -> value bytes
-    # (event id, when) for each first-seen delivery, in arrival order: a soak's rows read it by index, from another
-    # thread, where iterating a dict that grows would fail
-    delivery_log: list[tuple[str, float]] = field(default_factory=list)
+    # (event id, when, announcement) for each first-seen delivery, in arrival order: a soak's rows read it by index,
+    # from another thread, where iterating a dict that grows would fail
+    delivery_log: list[tuple[str, float, int]] = field(default_factory=list)
+    # (subscriber, event id) -> the announcement (0 the first) whose decision released it, for those released by a
+    # later one only: a withheld identity event released when the child's next record announces it again
+    released_at: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def decision_seen(self, rec: Mapping[str, Any], now: float, subscribers: int) -> None:
+        """A `decision` or `decisions_withheld` audit record read from the audit topic at `now`."""
+        eid = rec["event_id"]
+        before = self.decisions[eid]
+        if rec["kind"] == "decisions_withheld":
+            # a group of an event's plain withholds stands for one decision per subscriber it names
+            # (broker/audit/withheld.py): the store expands it, the topic carries it whole
+            self.decisions[eid] = before + len(rec["withheld"])
+        elif rec.get("outcome") != "deliver" or _announced(rec):
+            self.decisions[eid] = before + 1
+        else:
+            # a release under a decision id of its own: decided again inside the batch of an announcement already
+            # counted, so not one of the one-per-subscriber decisions each announcement has
+            before = max(before - 1, 0)
+        if rec.get("outcome") == "deliver":
+            key = (rec["subscriber"], eid)
+            if key not in self.released:  # the first release: a redelivery decided again is never delivered again
+                self._released_by(key, before // subscribers, decided=True)
+                self.released.add(key)
+        if self.decisions[eid] >= subscribers:
+            self.decided_at.setdefault(eid, now)
+
+    def delivery_seen(self, subscriber: str, event_id: str, now: float, subscribers: int) -> None:
+        """A delivery read from a subscriber's topic at `now`. It can be read before its decision record (they are
+        on different topics): then the decisions seen so far are all of earlier announcements."""
+        key = (subscriber, event_id)
+        self.delivery_counts[key] += 1
+        if key in self.deliveries:
+            return
+        self.deliveries[key] = now
+        if key not in self.released:
+            self._released_by(key, self.decisions[event_id] // subscribers)
+        self.delivery_log.append((event_id, now, self.released_at.get(key, 0)))
+
+    def _released_by(self, key: tuple[str, str], announcement: int, *, decided: bool = False) -> None:
+        """Which announcement released `key`. The decision record's count is the one to keep: a delivery read first
+        only implies it (a batch's audit records can be split over two messages, read apart)."""
+        if decided and not announcement:
+            self.released_at.pop(key, None)
+        elif decided:
+            self.released_at[key] = announcement
+        elif announcement:
+            self.released_at.setdefault(key, announcement)
+
+    def latencies(self, sent: Sent) -> list[float]:
+        """Seconds from due (the POST that released it) to readable, of each delivery of an event sent timed."""
+        out = []
+        for key, at in self.deliveries.items():
+            due = sent.due(key[1], self.released_at.get(key, 0))
+            if due is not None:
+                out.append(at - due)
+        return out
+
+    def released_later(self, sent: Sent) -> int:
+        """Deliveries of timed events released by a later announcement than the first (timed from that one)."""
+        return sum(1 for (_, e) in self.released_at if e in sent.accepted)
 
 
 class Observer:
@@ -135,28 +203,24 @@ class Observer:
                         for r in records:
                             value = orjson.loads(r.value)  # one request's audit records, as an array
                             for rec in value if isinstance(value, list) else [value]:
-                                kind = rec.get("kind")
-                                if kind not in ("decision", "decisions_withheld"):
-                                    continue
-                                eid = rec["event_id"]
-                                # a group of an event's plain withholds stands for one decision per subscriber it
-                                # names (broker/audit/withheld.py): the store expands it, the topic carries it whole
-                                seen.decisions[eid] += len(rec["withheld"]) if kind == "decisions_withheld" else 1
-                                if rec.get("outcome") == "deliver":
-                                    seen.released.add((rec["subscriber"], eid))
-                                if seen.decisions[eid] >= self.subscribers:
-                                    seen.decided_at.setdefault(eid, now)
+                                if rec.get("kind") in ("decision", "decisions_withheld"):
+                                    seen.decision_seen(rec, now, self.subscribers)
                         continue
                     subscriber = by_topic[tp.topic]
                     for r in records:
-                        key = (subscriber, header(r.headers, "event_id") or "")
-                        seen.delivery_counts[key] += 1
-                        if key not in seen.deliveries:
-                            seen.deliveries[key] = now
-                            seen.delivery_log.append((key[1], now))
+                        seen.delivery_seen(subscriber, header(r.headers, "event_id") or "", now, self.subscribers)
         finally:
             self._ready.set()
             await consumer.stop()
+
+
+def _announced(rec: Mapping[str, Any]) -> bool:
+    """Whether a `deliver` decision record is the one an announcement makes for its subscriber: under the id the
+    engine gives every decision of (event, subscriber, protocol version), not one of its own."""
+    if "decision_id" not in rec:
+        return True
+    return bool(rec["decision_id"] == decision_id(rec["event_id"], rec["subscriber"], rec["protocol_id"],
+                                                   rec["protocol_version"]))
 
 
 @dataclass
@@ -230,6 +294,8 @@ def running(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[Proces
 @dataclass
 class Sent:
     accepted: dict[str, float] = field(default_factory=dict)  # event id -> when its POST was sent
+    # event id -> when each later POST that carried it again was sent (its announcements after the first)
+    resent: dict[str, list[float]] = field(default_factory=dict)
     records: int = 0
     requests: int = 0
     rejected: int = 0
@@ -237,6 +303,16 @@ class Sent:
     errors: int = 0
     first_send: float = 0.0
     answered: list[float] = field(default_factory=list)  # per accepted event, when its 202 came back (stall checks)
+
+    def due(self, event_id: str, announcement: int) -> float | None:
+        """When the POST of the event's `announcement` (0 the first) was sent; None for an event not sent timed, or
+        an announcement this run has no POST for (one whose answer was lost: an HTTP error)."""
+        if event_id not in self.accepted:
+            return None
+        if not announcement:
+            return self.accepted[event_id]
+        times = sorted([self.accepted[event_id], *self.resent.get(event_id, ())])
+        return times[announcement] if announcement < len(times) else None
 
 
 async def post_mix(base: str, credentials: dict[str, str], items: Iterable[tuple[Format, tuple[int, ...]]], *,
@@ -271,8 +347,11 @@ async def post_mix(base: str, credentials: dict[str, str], items: Iterable[tuple
                 answered = time.monotonic()
                 events = orjson.loads(answer)["events"]
                 for e in events:
-                    if e["event_id"] in sent.accepted or e["event_id"] in exclude:
+                    if e["event_id"] in sent.accepted:
                         sent.repeated += 1  # the same record identity again: decided again, never re-delivered
+                        sent.resent.setdefault(e["event_id"], []).append(t0)  # it may release a withheld one
+                    elif e["event_id"] in exclude:
+                        sent.repeated += 1  # first sent in the warm-up: never timed
                     else:
                         sent.accepted[e["event_id"]] = t0
                         sent.answered.append(answered)
@@ -345,6 +424,9 @@ class RunResult:
     stalls: list[dict[str, Any]] = field(default_factory=list)  # soak.find_stalls over the timed part
     sending_s: float = 0.0  # from the first POST to the last answer
     rows: list[dict[str, Any]] = field(default_factory=list)  # a soak's rows, one per Watch.every seconds
+    # of `deliveries`, those released by a later announcement of their event than the first (Observed.released_at),
+    # timed from that announcement's POST
+    released_later: int = 0
 
     def traffic(self) -> tuple[int, int]:
         """(messages, mean bytes) the pipeline moved through Kafka in the timed part: events, deliveries, audit."""
@@ -480,7 +562,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
     seen = observer.seen
     decided = [seen.decided_at[e] for e in sent.accepted if e in seen.decided_at]
     end = max(decided) if complete and decided else waited_until
-    latencies = [t - sent.accepted[e] for (_, e), t in seen.deliveries.items() if e in sent.accepted]
+    latencies = seen.latencies(sent)
     duplicates = sum(c - 1 for (_, e), c in seen.delivery_counts.items() if e in sent.accepted and c > 1)
     seconds = end - sent.first_send
     first = sent.first_send or t_start
@@ -489,7 +571,7 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
     return RunResult(
         events=len(sent.accepted), records=sent.records, seconds=seconds,
         events_per_s=len(decided) / seconds if seconds > 0 else 0.0, latency_ms=percentiles(latencies),
-        deliveries=len(latencies), duplicates=duplicates,
+        deliveries=len(latencies), released_later=seen.released_later(sent), duplicates=duplicates,
         missing_decisions=0 if complete else len(sent.accepted) - len(decided),
         rejected_records=sent.rejected, repeated_event_ids=sent.repeated, http_errors=sent.errors,
         memory_mb={name: _memory_summary(v) for name, v in memory.items() if v},
@@ -498,15 +580,22 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
         sending_s=max(sent.answered, default=first) - first, rows=rows)
 
 
-def soak_row(t_s: float, window_s: float, rate: float, sent: Sent, decided: int, window: list[tuple[str, float]],
-             rss: dict[str, float], cpu_s: dict[str, float], most: int | None = None) -> dict[str, Any]:
-    """One soak row: progress so far, latency of the deliveries first seen in the window, RSS now (MB) and each
-    process's CPU over the window (percent of one core). `most`: the run's events, what "offered" stops at."""
-    latencies = [t - sent.accepted[e] for e, t in window if e in sent.accepted]
+def soak_row(t_s: float, window_s: float, rate: float, sent: Sent, decided: int,
+             window: Sequence[tuple[str, float] | tuple[str, float, int]], rss: dict[str, float],
+             cpu_s: dict[str, float], most: int | None = None) -> dict[str, Any]:
+    """One soak row: progress so far, latency of the deliveries first seen in the window (each from when it became
+    due: Observed.delivery_log's announcement, the first when not given), RSS now (MB) and each process's CPU over
+    the window (percent of one core). `most`: the run's events, what "offered" stops at."""
+    latencies = []
+    for entry in window:
+        due = sent.due(entry[0], entry[2] if len(entry) > 2 else 0)
+        if due is not None:
+            latencies.append(entry[1] - due)
     lat = percentiles(latencies)
     offered = round(rate * t_s) if most is None else min(round(rate * t_s), most)
     return {"t_s": round(t_s, 1), "offered": offered, "accepted": len(sent.accepted), "decided": decided,
             "behind": max(len(sent.accepted) - decided, 0), "deliveries": len(latencies), "http_errors": sent.errors,
+            "released_later": sum(1 for entry in window if len(entry) > 2 and entry[2] and entry[0] in sent.accepted),
             "latency_ms": {k: (None if math.isnan(v) else round(v, 1)) for k, v in lat.items()},
             "rss_mb": {k: round(v, 1) for k, v in rss.items()},
             "cpu_percent": {k: round(100 * v / window_s, 1) if window_s > 0 else 0.0 for k, v in cpu_s.items()}}

@@ -17,7 +17,7 @@ from typing import Any
 
 from adapters.kit.interface import AdaptContext
 from adapters.kit.registry import select
-from broker.bench.records import mix, usable_formats
+from broker.bench.records import Format, mix, usable_formats
 from broker.bench.stages import RECEIVED, install_protocol
 from broker.crypto.seal import DeliverySealer
 from broker.pipeline.identify import LinkageKey, complete
@@ -67,6 +67,20 @@ class ShareMix:
             cases.update((w.token, w.open) for w in plan.case_writes)
             yield plan
 
+    def plan_as_worker(self, batches: list[list[dict[str, Any]]]) -> list[SharePlan]:
+        """These events' batches planned in order with the case state and the delivered log carried over, as a
+        share worker's registers carry them: an event announced again is decided again, never delivered twice."""
+        cases: dict[str, bool | None] = {}
+        sent: set[tuple[str, str]] = set()
+        plans = []
+        for k, events in enumerate(batches):
+            items = [Item(e, 0, 1000 * k + i) for i, e in enumerate(events)]
+            plan = plan_share(items, ShareFacts(sent=frozenset(sent), cases=dict(cases)), self.keys, self.params)
+            cases.update((w.token, w.open) for w in plan.case_writes)
+            sent.update((d.subscriber, d.event_id) for d in plan.deliveries)
+            plans.append(plan)
+        return plans
+
 
 def comparable(plans: Iterator[SharePlan] | list[SharePlan], private_keys: dict[str, bytes]) -> dict[str, Any]:
     """Everything the plans say, with each delivery opened (a seal is randomised: its bytes never repeat) and the
@@ -93,19 +107,21 @@ def comparable(plans: Iterator[SharePlan] | list[SharePlan], private_keys: dict[
     return out
 
 
+LINKAGE = LinkageKey(1, b"bench-linkage-key-fictitious-001")
+
+
+def body_events(fmt: Format, *numbers: int) -> list[dict[str, Any]]:
+    """The schema-valid events of one body of `fmt` (records `numbers`), as the share worker sees them."""
+    data = fmt.make(*numbers)
+    ctx = AdaptContext(source="bench", received_at=RECEIVED, system=fmt.system)
+    drafts = select(fmt.agency, data, source="bench", content_type=fmt.content_type).adapt(data, ctx).events
+    return [event for event in (complete(d, LINKAGE, RECEIVED) for d in drafts) if not validate_event(event)]
+
+
 def mix_events(records: int) -> list[dict[str, Any]]:
     """The events of the mix's first `records` native records, as the share worker sees them."""
     formats, _, _ = usable_formats()
-    linkage = LinkageKey(1, b"bench-linkage-key-fictitious-001")
-    out = []
-    for fmt, numbers in mix(formats, records):
-        data = fmt.make(*numbers)
-        ctx = AdaptContext(source="bench", received_at=RECEIVED, system=fmt.system)
-        for draft in select(fmt.agency, data, source="bench", content_type=fmt.content_type).adapt(data, ctx).events:
-            event = complete(draft, linkage, RECEIVED)
-            if not validate_event(event):
-                out.append(event)
-    return out
+    return [event for fmt, numbers in mix(formats, records) for event in body_events(fmt, *numbers)]
 
 
 @contextmanager
