@@ -35,7 +35,7 @@ def plain_withhold(decision: Decision) -> bool:
             and not decision.withheld and decision.consent_override is None and decision.human_decision is None
             and not decision.people_withheld
             and decision.decision_id == decision_id(decision.event_id, decision.subscriber, decision.protocol_id,
-                                                    decision.protocol_version))
+                                                    decision.protocol_version, "withhold"))
 
 
 def withheld_record(decisions: Sequence[Decision], *, time: str, actor: str, subject: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def expand(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     containers: list[str] = []
     for w in record["withheld"]:
         subscriber = w["subscriber"]
-        did = decision_id(event_id, subscriber, protocol_id, version)
+        did = decision_id(event_id, subscriber, protocol_id, version, "withhold")
         reason = w.get("reason") or default_deny_reason(event_type, subscriber)
         if template is None:
             decision = Decision(did, event_id, event_type, subscriber, "withhold", None, (), None, (), (), (),

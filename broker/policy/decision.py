@@ -27,9 +27,20 @@ def uuid5_text(namespace: bytes, name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_version: str) -> str:
-    """UUIDv5 of (event id, subscriber, protocol id, protocol version): a re-run decides under the same id."""
-    return uuid5_text(_DECISION_NAMESPACE_BYTES, f"{event_id}\x1f{subscriber}\x1f{protocol_id}\x1f{protocol_version}")
+def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_version: str,
+                outcome: str = "deliver") -> str:
+    """UUIDv5 of (event id, subscriber, protocol id, protocol version, outcome): a re-run decides under the same id.
+
+    The outcome is in the name because one event can be decided twice for a subscriber with different facts: an
+    identity event withheld while the child's case is not open, then released when a later record announces it
+    again. The audit store keeps the first record of an id (a replay's repeats are the same record), so under one
+    id the release was dropped and the disclosure was missing from the audit and from a subject access report
+    (issue 24, session 13). A delivery keeps the id it always had (its name has no outcome suffix), so deliveries,
+    held deliveries and human decisions name the same decisions as before; a withhold's id is new since session 13
+    (a withhold recorded before then keeps its old id in the store, and a release of that event under a protocol
+    version decided before the upgrade can still meet it: re-deciding under a new version avoids that)."""
+    name = f"{event_id}\x1f{subscriber}\x1f{protocol_id}\x1f{protocol_version}"
+    return uuid5_text(_DECISION_NAMESPACE_BYTES, name if outcome == "deliver" else f"{name}\x1f{outcome}")
 
 
 def default_deny_reason(event_type: str, subscriber: str) -> str:

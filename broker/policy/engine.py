@@ -180,7 +180,7 @@ def _check_rule(rule: Rule, event: Mapping[str, Any], sub: Subscriber, consent: 
 
 def _withhold(protocol: Protocol, event_id: str, event_type: str, name: str, reason: str,
               referral: HumanDecisionNeeded | None = None) -> Decision:
-    return Decision(decision_id(event_id, name, protocol.id, protocol.version), event_id, event_type, name,
+    return Decision(decision_id(event_id, name, protocol.id, protocol.version, "withhold"), event_id, event_type, name,
                     "withhold", None, (), None, (), (), (), protocol.id, protocol.version, reason,
                     human_decision=referral)
 

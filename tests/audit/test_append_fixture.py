@@ -1,9 +1,10 @@
-"""The audit store keeps, byte for byte, what session 11's store (HEAD a832e7b) kept for the bench floor's batches.
+"""The audit store keeps, byte for byte, what session 13's store kept for the bench floor's batches.
 
 `fixtures/append_mix.json.gz` holds every batch the floor's audit part appended over two mixes (120 records in
 requests of 20, 30 one at a time) and the SHA-256 of every row the store made of them, in all three tables, and of
-every append's return: made by `fixtures/make_append_fixture.py` on session 11's code, with a fixed signing key and
-clock so the signed checkpoints are reproducible too. Here the same batches go through the current store: every
+every append's return: made by `fixtures/make_append_fixture.py` on session 13's code (first made on a832e7b;
+again once a withhold's decision id named its outcome, which changes a withheld group's ids), with a fixed signing key
+and clock so the signed checkpoints are reproducible too. Here the same batches go through the current store: every
 row of audit_entry (seq, record id, index columns, links, body), audit_head and audit_checkpoint (hash, time, key
 id, signature) must be the same bytes, and so must what each append returned. tests/audit/test_store_differential.py
 checks the same kind of mix against a reference append kept in the test; this one needs no reference code.
@@ -43,7 +44,7 @@ def test_the_fixture_covers_every_path_of_the_append() -> None:
 
 
 @pytest.mark.parametrize("mix", MIXES, ids=lambda m: f"{m['records']}x{m['batch']}")
-def test_the_floors_batches_are_stored_as_session_11_stored_them(tmp_path: Path, mix: dict[str, Any]) -> None:
+def test_the_floors_batches_are_stored_as_the_reference_stored_them(tmp_path: Path, mix: dict[str, Any]) -> None:
     store = fixed_store(tmp_path / "audit.sqlite")
     returned = [digest(store.append(b)) for b in mix["batches"]]
     store.close()

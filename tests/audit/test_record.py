@@ -109,7 +109,7 @@ def test_records_as_the_pipeline_builds_them() -> None:
                        "sample-partnership", "3", "delivered under rule health-to-front-door for purpose safeguarding"
                        "; consent withdrawn overridden by children_act_1989_s47",
                        ConsentOverride("withdrawn", None, "children_act_1989_s47"))
-    withhold = Decision(decision_id(event_id, "school-dsl", "sample-partnership", "3"), event_id,
+    withhold = Decision(decision_id(event_id, "school-dsl", "sample-partnership", "3", "withhold"), event_id,
                         "health.urgent_care_attendance", "school-dsl", "withhold", None, (), None, (), (), (),
                         "sample-partnership", "3",
                         "withheld: no rule applied (health-to-school: risk below medium; r2: case not open)")

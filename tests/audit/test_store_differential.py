@@ -36,7 +36,8 @@ def _old_expand(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         return [record]
     out: list[Mapping[str, Any]] = []
     for w in record["withheld"]:
-        did = decision_id(record["event_id"], w["subscriber"], record["protocol_id"], record["protocol_version"])
+        did = decision_id(record["event_id"], w["subscriber"], record["protocol_id"], record["protocol_version"],
+                          "withhold")
         decision = Decision(did, record["event_id"], record["event_type"], w["subscriber"], "withhold", None, (), None,
                             (), (), (), record["protocol_id"], record["protocol_version"],
                             w.get("reason") or default_deny_reason(record["event_type"], w["subscriber"]))

@@ -4,10 +4,11 @@ who a child is, when, how often, and what the audit trail says about it.
 A child's CIN record announces the child first, then its referral opens the case; the hub's s17 rule needs an open
 case, so the first record's identity event is withheld from the hub and released when the child's next record
 announces it again. What must hold whatever the share plan does about that: a subscriber is told who a child is only
-once it is sent the child's data, never twice, under a rule. What does not hold yet is marked `xfail(strict=True)`
-(each turns into a failure once fixed, to be unmarked): the audit store keeps the first record of each id and a
-decision's id is that of (event, subscriber, protocol version), so the later release is chained as nothing and the
-store says the hub was withheld what it received; and the notice waits for the child's next record.
+once it is sent the child's data, never twice, under a rule. The audit store keeps
+the first record of each id; until session 13 a decision's id was that of (event, subscriber, protocol version), so the
+later release was chained as nothing and the store said the hub was withheld what it received (a withhold's id now
+names its outcome: broker/policy/decision.py). What does not hold yet is marked `xfail(strict=True)` (it turns into a
+failure once fixed, to be unmarked): the notice waits for the child's next record.
 
 Real records (the bench's synthetic CIN census children), the real share plan, sealing and audit store, no Kafka.
 """
@@ -115,8 +116,6 @@ def test_a_child_whose_record_opens_no_case_is_told_to_no_one(mix: ShareMix) -> 
     assert hub_second[0] != person["event_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 24: a release after a withhold has the withhold's decision id, and "
-                                        "the audit store keeps the first record of an id: the release is lost")
 def test_the_audit_store_holds_the_decision_that_released_each_delivery(mix: ShareMix, tmp_path: Path) -> None:
     plans = mix.plan_as_worker([body_events(CIN, CHILD + k * CHILDREN) for k in range(2)])
     person = next(e for e in body_events(CIN, CHILD) if e["event_type"] == "person.identified")

@@ -104,3 +104,14 @@ def test_decision_id_is_uuid5(event_id: str, subscriber: str) -> None:
     name = f"{event_id}\x1f{subscriber}\x1ftest-isp\x1f1"
     assert decision_id(event_id, subscriber, "test-isp", "1") == str(uuid.uuid5(DECISION_NAMESPACE, name))
     assert uuid5_text(DECISION_NAMESPACE.bytes, name) == str(uuid.uuid5(DECISION_NAMESPACE, name))
+    # a withhold's id names its outcome, so a later release of the same event is another record in the audit
+    withhold = decision_id(event_id, subscriber, "test-isp", "1", "withhold")
+    assert withhold == str(uuid.uuid5(DECISION_NAMESPACE, f"{name}\x1fwithhold")) != decision_id(
+        event_id, subscriber, "test-isp", "1")
+
+
+def test_a_delivery_keeps_the_id_it_always_had() -> None:
+    """Deliveries, held deliveries and human decisions name decisions by id: a delivery's id is the one stores
+    written before session 13 hold (pinned here), and the engine gives withholds and deliveries their own."""
+    assert decision_id("E-1", "hub", "sample-partnership", "3") == str(uuid.uuid5(
+        DECISION_NAMESPACE, "E-1\x1fhub\x1fsample-partnership\x1f3"))
