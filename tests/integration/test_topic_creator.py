@@ -4,6 +4,7 @@ them at the cluster default), the same as `mash-broker config topics --create` a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -23,13 +24,23 @@ SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "protocols" / "sample-
 
 
 async def topic_config(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configs. A topic created a moment ago can be unknown to the broker that answers (KRaft applies
+    its metadata asynchronously): that resource comes back with an error and no configs, so ask again, boundedly
+    (a CI run met it once, session 13), rather than read an empty answer as the configs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        for _ in range(50):
+            responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+            resources = [r for response in responses for r in response.resources]
+            if all(r[0] == 0 for r in resources):  # r: (error code, error message, type, name, configs)
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"describe_configs still failing after 10 s: {[(r[3], r[0]) for r in resources]}")
     finally:
         await admin.close()
-    return {r[3]: {e[0]: e[1] for e in r[4]} for response in responses for r in response.resources}
+    return {r[3]: {e[0]: e[1] for e in r[4]} for r in resources}
 
 
 def service_plan(prefix: str) -> list:
