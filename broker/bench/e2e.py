@@ -581,21 +581,21 @@ def pipeline_run(bootstrap: str, workdir: Path, protocol_file: Path, formats: li
 
 
 def soak_row(t_s: float, window_s: float, rate: float, sent: Sent, decided: int,
-             window: Sequence[tuple[str, float] | tuple[str, float, int]], rss: dict[str, float],
-             cpu_s: dict[str, float], most: int | None = None) -> dict[str, Any]:
-    """One soak row: progress so far, latency of the deliveries first seen in the window (each from when it became
-    due: Observed.delivery_log's announcement, the first when not given), RSS now (MB) and each process's CPU over
+             window: Sequence[tuple[str, float, int]], rss: dict[str, float], cpu_s: dict[str, float],
+             most: int | None = None) -> dict[str, Any]:
+    """One soak row: progress so far, latency of the deliveries first seen in the window (Observed.delivery_log's
+    entries, each timed from when it became due: its announcement's POST), RSS now (MB) and each process's CPU over
     the window (percent of one core). `most`: the run's events, what "offered" stops at."""
     latencies = []
-    for entry in window:
-        due = sent.due(entry[0], entry[2] if len(entry) > 2 else 0)
+    for event_id, at, announcement in window:
+        due = sent.due(event_id, announcement)
         if due is not None:
-            latencies.append(entry[1] - due)
+            latencies.append(at - due)
     lat = percentiles(latencies)
     offered = round(rate * t_s) if most is None else min(round(rate * t_s), most)
     return {"t_s": round(t_s, 1), "offered": offered, "accepted": len(sent.accepted), "decided": decided,
             "behind": max(len(sent.accepted) - decided, 0), "deliveries": len(latencies), "http_errors": sent.errors,
-            "released_later": sum(1 for entry in window if len(entry) > 2 and entry[2] and entry[0] in sent.accepted),
+            "released_later": sum(1 for event_id, _, later in window if later and event_id in sent.accepted),
             "latency_ms": {k: (None if math.isnan(v) else round(v, 1)) for k, v in lat.items()},
             "rss_mb": {k: round(v, 1) for k, v in rss.items()},
             "cpu_percent": {k: round(100 * v / window_s, 1) if window_s > 0 else 0.0 for k, v in cpu_s.items()}}

@@ -109,52 +109,12 @@ def _envelope_header(event: Mapping[str, Any]) -> tuple[str, str, _Node]:
 
 def _map_leaves(value: Any, tree: _Node, leaf: Callable[[Any, str, str], Any]) -> Any:
     """A copy of `value` with `leaf(value, concrete path, classification)` applied to every scalar that is not
-    operational (operational scalars are kept). Unknown paths count as narrative: fail closed.
-
-    The hot path of protect and reveal: scalars are handled inline (no call per leaf) and a concrete path string is
-    only built for a container's prefix or a leaf that is passed to `leaf`. Plain dict and list are tested by exact
-    type first; subclasses still take the same branches through isinstance.
-    """
-
-    def walk_dict(node: Mapping[str, Any], children: dict[str, _Node], prefix: str) -> dict[str, Any]:
-        out = {}
-        for k, v in node.items():
-            schema = children.get(k, _UNKNOWN)
-            t = type(v)
-            if t in _SCALARS:
-                label = schema.label
-                out[k] = v if label == "operational" else leaf(v, f"{prefix}{k}", label)
-            elif t is dict or (t is not list and isinstance(v, dict)):
-                path = f"{prefix}{k}"
-                out[k] = walk_dict(v, schema.children, f"{path}." if path else "")  # "" key at the top: no dot
-            elif t is list or isinstance(v, list):
-                out[k] = walk_list(v, schema.children.get("[]", _UNKNOWN), f"{prefix}{k}")
-            else:
-                label = schema.label
-                out[k] = v if label == "operational" else leaf(v, f"{prefix}{k}", label)
-        return out
-
-    def walk_list(items: list[Any], schema: _Node, concrete: str) -> list[Any]:
-        out = []
-        label = schema.label
-        for i, v in enumerate(items):
-            t = type(v)
-            if t in _SCALARS:
-                out.append(v if label == "operational" else leaf(v, f"{concrete}[{i}]", label))
-            elif t is dict or (t is not list and isinstance(v, dict)):
-                out.append(walk_dict(v, schema.children, f"{concrete}[{i}]."))
-            elif t is list or isinstance(v, list):
-                out.append(walk_list(v, schema.children.get("[]", _UNKNOWN), f"{concrete}[{i}]"))
-            else:
-                out.append(v if label == "operational" else leaf(v, f"{concrete}[{i}]", label))
-        return out
-
-    t = type(value)
-    if t is dict or (t is not list and isinstance(value, dict)):
-        return walk_dict(value, tree.children, "")
-    if t is list or isinstance(value, list):
-        return walk_list(value, tree.children.get("[]", _UNKNOWN), "")
-    return value if tree.label == "operational" else leaf(value, "", tree.label)
+    operational (operational scalars are kept). Unknown paths count as narrative: fail closed. One walk for protect
+    and reveal (`_copy_collecting`): the leaves are listed as the copy is made, then each is replaced in place."""
+    box, pending = _copy_collecting(value, tree)
+    for out, where, v, path, classification in pending:
+        out[where] = leaf(v, path, classification)
+    return box[0]
 
 
 # One leaf to seal: (the copy's container, its key or index there, the value, concrete path, classification).
@@ -163,9 +123,12 @@ _Pending = tuple[Any, Any, Any, str, str]
 
 def _copy_collecting(value: Any, tree: _Node) -> tuple[list[Any], list[_Pending]]:
     """A copy of `value` (in a one-item box, so a bare scalar has a container too) with every non-operational scalar
-    left in place and listed, in walk order, for sealing. The same branches and paths as `_map_leaves`; one walk
-    where protect used to make two (the classifications first, for the keys, then the copy), which was a third of
-    its CPU (session 12)."""
+    left in place and listed, in walk order, for sealing or opening. One walk where protect used to make two (the
+    classifications first, for the keys, then the copy), which was a third of its CPU (session 12).
+
+    The hot path of protect and reveal: scalars are handled inline (no call per leaf) and a concrete path string is
+    only built for a container's prefix or a listed leaf. Plain dict and list are tested by exact type first;
+    subclasses still take the same branches through isinstance."""
     pending: list[_Pending] = []
     add = pending.append
 

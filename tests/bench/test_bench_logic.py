@@ -119,7 +119,7 @@ def test_a_soak_passes_only_flat_unstalled_and_keeping_up():
 def test_a_soak_row_reports_the_window_and_prints_as_one_line():
     sent = Sent()
     sent.accepted = {"e1": 10.0, "e2": 10.5, "e3": 11.0}
-    window = [("e1", 10.05), ("e2", 10.60), ("unknown", 12.0)]  # a delivery of an event not sent in the timed part
+    window = [("e1", 10.05, 0), ("e2", 10.60, 0), ("unknown", 12.0, 0)]  # a delivery of an event not sent timed
     row = soak_row(3725.0, 60.0, 100, sent, 2, window, {"service": 120.04, "kafka (JVM)": 431.26},
                    {"service": 6.0, "kafka (JVM)": 30.0})
     assert row["offered"] == 372500 and row["accepted"] == 3 and row["behind"] == 1 and row["deliveries"] == 2
