@@ -35,7 +35,7 @@ from broker.stores.db import Db, private_sqlite_file
 
 COLUMNS = INDEX_COLUMNS  # record fields copied into indexed columns (checked against the body on verify)
 COMPACT_ACTION = "audit.compact"
-AUDIT_CACHE_KIB = 32 * 1024  # SQLite page cache of the audit store
+AUDIT_CACHE_KIB = 32 * 1024  # SQLite page cache of an appending audit store (AuditStore.cache_for_appends)
 REPROCESS_ACTION = "deadletter.reprocess"  # the admin_action the reprocess path records (broker/service/reprocess.py)
 FILTERS = ("subject", "agency", "subscriber", "event_type", "rule_id", "kind", "decision_id", "event_id")
 PARTIAL_INDEXES = ("subject", "agency", "subscriber", "event_type", "rule_id", "decision_id", "deadletter_id")
@@ -524,6 +524,18 @@ class AuditStore:
             self.log("admin_action", actor=actor, action=COMPACT_ACTION, through_seq=last_drop, count=int(count))
             return int(count)
 
+    def cache_for_appends(self) -> None:
+        """Give this connection the appender's page cache (the audit indexer's; on SQLite, a no-op elsewhere).
+
+        Record ids, decision ids and subjects are random keys, so each append walks their indexes at random and
+        SQLite's default 2 MiB page cache misses more as the log grows: at 180,000 entries a 32 MiB cache cut the
+        append from 119 to 96 us per record (broker/bench/RESULTS.md). A process that only reads keeps the default:
+        the insight watch reads its kinds in seq order, and through the large cache it grew a share worker by
+        35 MB at its first hourly run for nothing (issue 24, session 13: 4 MB at the default)."""
+        if self._sql.dialect == "sqlite":
+            with self._lock:
+                self._sql.execute(f"PRAGMA cache_size=-{AUDIT_CACHE_KIB}")
+
     def close(self) -> None:
         with self._lock:
             self._sql.conn.close()
@@ -559,9 +571,5 @@ def open_audit_store(data_dir: Path, url: str | None = None, *, create_key: bool
         private_sqlite_file(path)  # 0600 in a 0700 folder
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        # Record ids, decision ids and subjects are random keys, so each append walks their indexes at random and
-        # SQLite's default 2 MB page cache misses more as the log grows: at 180,000 entries a 32 MB cache cut the
-        # append from 119 to 96 us per record (broker/bench/RESULTS.md).
-        conn.execute(f"PRAGMA cache_size=-{AUDIT_CACHE_KIB}")
         sql = _Sql(conn, "sqlite")
     return AuditStore(sql, signing_key=signing, public_key=public, checkpoint_every=checkpoint_every, clock=clock)

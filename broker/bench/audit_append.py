@@ -2,11 +2,11 @@
 
 The batches are the ones `tests/audit/fixtures/append_mix.json.gz` holds (every batch the floor's audit part appended
 over two mixes: 120 records in requests of 20, 30 one at a time; synthetic, fictitious children). Each replay opens a
-fresh store the way the service does (`open_audit_store`: SQLite in WAL mode, its page cache, a signing key) in a
-temporary folder, appends the mix's batches in order, and counts the process's CPU over the appends alone (user and
-kernel: each append's COMMIT is an `fdatasync`), so opening and closing the store are not in the figure. CPU, not wall
-clock: on a shared, loaded host the wall clock is mostly the other processes. A round is `repeats` replays; the
-figure is the median round, per event of the mix (the floor's records) and per stored entry.
+fresh store the way the audit indexer has it (`open_appender`: SQLite in WAL mode, the appender's page cache, a
+signing key) in a temporary folder, appends the mix's batches in order, and counts the process's CPU over the
+appends alone (user and kernel: each append's COMMIT is an `fdatasync`), so opening and closing the store are not in
+the figure. CPU, not wall clock: on a shared, loaded host the wall clock is mostly the other processes. A round is
+`repeats` replays; the figure is the median round, per event of the mix (the floor's records) and per stored entry.
 
     nice -n 19 ionice -c3 .venv/bin/python -m broker.bench.audit_append --repeats 200 --rounds 5
 
@@ -65,6 +65,13 @@ def _cpu() -> float:
     return time.process_time()
 
 
+def open_appender(folder: Path) -> AuditStore:
+    """The store as the audit indexer has it: opened, then given the appender's page cache."""
+    store = open_audit_store(folder, create_key=True)
+    store.cache_for_appends()
+    return store
+
+
 def replay(store: AuditStore, batches: Sequence[Sequence[Any]]) -> tuple[float, int]:
     """Append every batch in order; the CPU seconds the appends took, and the entries they stored."""
     start = _cpu()
@@ -74,7 +81,7 @@ def replay(store: AuditStore, batches: Sequence[Sequence[Any]]) -> tuple[float, 
 
 def replay_fresh(batches: Sequence[Sequence[Any]], folder: Path) -> tuple[float, int]:
     """`replay` into a new store in `folder` (made, then emptied again)."""
-    store = open_audit_store(folder, create_key=True)
+    store = open_appender(folder)
     try:
         return replay(store, batches)
     finally:
@@ -85,7 +92,7 @@ def replay_fresh(batches: Sequence[Sequence[Any]], folder: Path) -> tuple[float,
 
 def wal_bytes_per_commit(batches: Sequence[Sequence[Any]], folder: Path) -> float:
     """The WAL's growth per append with the automatic checkpoint off: every page the commits wrote, as frames."""
-    store = open_audit_store(folder, create_key=True)
+    store = open_appender(folder)
     try:
         store._sql.execute("PRAGMA wal_autocheckpoint=0")
         store._sql.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the schema's pages out of the log first

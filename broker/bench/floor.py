@@ -78,6 +78,7 @@ def floor_kit(workdir: Path) -> Iterator[Floor]:
     identities = IdentityRegister(data / IdentityRegister.FILE)
     history = HistoryRegister(data / HistoryRegister.FILE)
     audit = open_audit_store(data, create_key=True)
+    audit.cache_for_appends()  # the floor's audit part is the indexer's work
     protocol = load_protocol(protocol_file)
     try:
         yield Floor(protocol, keys, identities, history, audit, load_calendar(Settings().calendar_file),

@@ -59,6 +59,7 @@ async def run_audit_indexer(rt: IndexerPorts, stop: asyncio.Event) -> None:
 
 async def _index_loop(rt: IndexerPorts, stop: asyncio.Event) -> None:
     store = rt.audit_store
+    await blocking(store.cache_for_appends)  # this process appends: the large page cache is for that
     consumer = group_consumer(rt.bootstrap, rt.settings.group("audit-indexer"), rt.settings.topics.audit,
                               fetch_wait_ms=INDEXER_FETCH_WAIT_MS, **rt.kafka_security)
     await consumer.start()

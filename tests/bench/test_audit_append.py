@@ -11,8 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from broker.audit.store import AUDIT_CACHE_KIB, open_audit_store
-from broker.bench.audit_append import FIXTURE, WAL_HEADER, load_mixes, main, measure, replay, replay_fresh
+from broker.audit.store import AUDIT_CACHE_KIB
+from broker.bench.audit_append import (
+    FIXTURE,
+    WAL_HEADER,
+    load_mixes,
+    main,
+    measure,
+    open_appender,
+    replay,
+    replay_fresh,
+)
 from tests.audit.fixtures.make_append_fixture import digest
 
 EXPECTED = json.loads(gzip.decompress(FIXTURE.read_bytes()))["mixes"]
@@ -29,8 +38,8 @@ def test_a_replay_stores_the_rows_session_11_stored(tmp_path: Path) -> None:
     service's own store, opened as the replay opens it, must hold the fixture's rows byte for byte."""
     for mix, expected in zip(load_mixes(), EXPECTED, strict=True):
         folder = tmp_path / f"{mix.records}x{mix.batch}"
-        store = open_audit_store(folder, create_key=True)
-        assert store._sql.conn.execute("PRAGMA cache_size").fetchone()[0] == -AUDIT_CACHE_KIB  # the service's store
+        store = open_appender(folder)
+        assert store._sql.conn.execute("PRAGMA cache_size").fetchone()[0] == -AUDIT_CACHE_KIB  # the indexer's store
         cpu, stored = replay(store, mix.batches)
         store.close()
         assert stored == len(expected["rows"]["audit_entry"]) and cpu > 0

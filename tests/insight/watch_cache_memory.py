@@ -1,11 +1,12 @@
 """What the insight watch's read costs a process in resident memory, beside its own objects (issue 24, session 13):
 the audit store's SQLite page cache. watch_memory.py measures the watch's Python objects (tracemalloc), which never
 see SQLite's own allocations; this measures the process's RSS before and after streaming an audit store's records of
-two kinds through `AuditStore.bodies_of_kind` twice over, with the store's page cache as the service sets it
-(`AUDIT_CACHE_KIB`) and at SQLite's default 2 MiB.
+two kinds through `AuditStore.bodies_of_kind` twice over: with the store as a share worker opens it (SQLite's
+default 2 MiB page cache, since session 14), or with an appender's cache (`--appender-cache`: the audit indexer's
+`AUDIT_CACHE_KIB`, which every process had in session 13; `--cache-kib` to try another).
 
     .venv/bin/mash-broker bench floor --records 20000 --batch 20 --workdir W   # a store of fictitious records
-    .venv/bin/python -m tests.insight.watch_cache_memory W/data [--cache-kib 2048]
+    .venv/bin/python -m tests.insight.watch_cache_memory W/data [--appender-cache [--cache-kib N]]
 
 Each run is a process of its own (RSS is the process's). Reported, not asserted: a figure for RESULTS.md.
 """
@@ -31,11 +32,15 @@ def rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="a data folder holding audit.sqlite")
+    parser.add_argument("--appender-cache", action="store_true", help="the audit indexer's page cache")
     parser.add_argument("--cache-kib", type=int, default=audit_store.AUDIT_CACHE_KIB,
-                        help="the store's page cache (default: the service's)")
+                        help="with --appender-cache: its size (default: the indexer's)")
     args = parser.parse_args()
-    audit_store.AUDIT_CACHE_KIB = args.cache_kib  # read when the store opens its connection
     store = audit_store.open_audit_store(args.data_dir)
+    if args.appender_cache:
+        audit_store.AUDIT_CACHE_KIB = args.cache_kib  # read when the cache is set
+        store.cache_for_appends()
+    cache = -int(store._sql.conn.execute("PRAGMA cache_size").fetchone()[0])
     try:
         before = rss_mb()
         passes = []
@@ -44,7 +49,7 @@ def main() -> None:
             passes.append(round(rss_mb() - before, 1))
     finally:
         store.close()
-    print(f"page cache {args.cache_kib} KiB: {count} records a pass; RSS {before:.1f} MB, growth after pass 1 / 2:"
+    print(f"page cache {cache} KiB: {count} records a pass; RSS {before:.1f} MB, growth after pass 1 / 2:"
           f" {passes[0]} / {passes[1]} MB")
 
 

@@ -59,6 +59,7 @@ async def running_service(tmp: Path, bootstrap: str, protocol: str = "e2e-protoc
                           **overrides: Any) -> AsyncIterator[Service]:
     """Start the service; each call gets its own topic prefix, data dir and protocol copy (keys are generated)."""
     share_workers = overrides.pop("share_workers", 1)  # 0: a test drives the share stage itself
+    audit_indexer = overrides.pop("audit_indexer", True)
     proto_dir = tmp / "protocol"
     proto_dir.mkdir(parents=True, exist_ok=True)
     source = FIXTURES / protocol if (FIXTURES / protocol).exists() else Path(protocol)
@@ -68,7 +69,7 @@ async def running_service(tmp: Path, bootstrap: str, protocol: str = "e2e-protoc
                         protocol_file=proto_dir / source.name, dev_mode=True,
                         topic_prefix=overrides.pop("topic_prefix", f"t{uuid.uuid4().hex[:8]}"), event_partitions=3,
                         **overrides)
-    app = create_app(settings, share_workers=share_workers)
+    app = create_app(settings, share_workers=share_workers, audit_indexer=audit_indexer)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
