@@ -45,7 +45,7 @@ from broker.kafka.admin import ensure_topics
 from broker.kafka.clients import GROUP_FETCH_WAIT_MS, reader, start_producer
 from broker.kafka.embedded import die_with_parent, free_port
 from broker.kafka.scan import scan_topic
-from broker.policy.decision import decision_id
+from broker.pipeline.share_plan import REDECIDED
 from broker.service.messages import header
 
 PARTITIONS = 6
@@ -111,8 +111,8 @@ class Observed:
         elif rec.get("outcome") != "deliver" or _announced(rec):
             self.decisions[eid] = before + 1
         else:
-            # a release under a decision id of its own: decided again inside the batch of an announcement already
-            # counted, so not one of the one-per-subscriber decisions each announcement has
+            # a release decided again inside the batch of an announcement already counted (broker/pipeline/
+            # share_plan.py), so not one of the one-per-subscriber decisions each announcement has
             before = max(before - 1, 0)
         if rec.get("outcome") == "deliver":
             key = (rec["subscriber"], eid)
@@ -215,12 +215,10 @@ class Observer:
 
 
 def _announced(rec: Mapping[str, Any]) -> bool:
-    """Whether a `deliver` decision record is the one an announcement makes for its subscriber: under the id the
-    engine gives every decision of (event, subscriber, protocol version), not one of its own."""
-    if "decision_id" not in rec:
-        return True
-    return bool(rec["decision_id"] == decision_id(rec["event_id"], rec["subscriber"], rec["protocol_id"],
-                                                   rec["protocol_version"]))
+    """Whether a `deliver` decision record is the one an announcement makes for its subscriber, not a release the
+    share plan decided again inside the announcement's batch once the child's case opened (its reason says so; its
+    id is the engine's as any delivery's, so the id cannot tell them apart)."""
+    return not str(rec.get("reason", "")).endswith(REDECIDED)
 
 
 @dataclass

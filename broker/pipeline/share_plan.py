@@ -9,6 +9,17 @@ referred to a person; the case-register writes; the audit records; the per-subsc
   facts; a `person.erased` notice to every subscriber that was ever sent the child's data, whatever the rules;
 - case state through the batch: a `person.linked` carries the absorbed token's case over before the child's next
   decision; an event that opens or closes a case changes it for the events after it (a write only when it changes);
+- identity notices once the case opens (issue 24): when an event opens the child's case (a referral after the
+  record's `person.identified`, or a case a `person.linked` carries over), the child's identity events (`IDENTITY`)
+  decided earlier in the batch while the case was not open are decided again, with the case open, for the
+  subscribers they were withheld from, right after the opening event's own decisions, so the hub is told who the
+  child is with the record that first sends it the child's data, after that data. A release takes the ordinary
+  path (audited, deduplicated, sealed or held); a withhold again records nothing: the first withhold is audited,
+  under an id apart from the release's (broker/policy/decision.py). Identity events only, never the batch's other
+  earlier events: who the child is may follow the child's data to a subscriber, but sharing, say, a police incident
+  because a referral came later in the same poll would make a disclosure depend on how Kafka batches polls. Which
+  is what batching still decides here: an identity event and the event opening the case in different polls leave
+  the notice to the child's next record, as before;
 - duplicates: what the delivered log or this batch already sent a subscriber is not sent again;
 - isolation: a subscriber whose public key is unusable has this and every later delivery held (behind what is held
   already, so its events stay in order) while the others go on; a rule that raises fails that subscriber for that
@@ -26,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from adapters.kit.events import EVENT_NAMESPACE_BYTES, uuid5_text
@@ -50,6 +61,10 @@ from broker.schema.envelope import linkage_token
 SEAL_FAULTS = (SubscriberKeyError, SealError)
 HELD_REASON = "subscriber public key unusable: delivery held until it loads"
 LINKED = "person.linked"
+IDENTITY = frozenset({"person.identified", "person.updated"})  # who the child is: decided again once a case opens
+# ends the reason of such a release: why one event has a withhold and a delivery to one subscriber at one time (and
+# how the bench's observer, broker/bench/e2e.py, tells it from a later announcement's decision)
+REDECIDED = "(decided again: the child's case opened later in the batch)"
 
 
 class ShareKeys(Protocol):
@@ -244,6 +259,9 @@ class _Batch:
         self.decided: list[tuple[str, str]] = []
         self.duplicates: list[str] = []
         self.poisoned: list[Poison] = []
+        # token -> its identity events decided in this batch while its case was not open, each with the subscribers
+        # withheld from: decided again for them when the case opens (module docstring)
+        self.unopened: dict[str, list[tuple[Item, frozenset[str]]]] = {}
 
     def poison(self, item: Poison) -> None:
         digest = hashlib.sha256(item.value).hexdigest()
@@ -282,51 +300,76 @@ class _Batch:
                                             decision_id=decision_id, reason=NOTICE_REASON))
 
     def event(self, item: Item) -> None:
-        event, token, p = item.event, item.token, self.p
+        event, token = item.event, item.token
+        was_open = self.cases.get(token)
         case_open = self._case(event, token)
         plain: list[Decision] = []  # the event's withholds that no rule applied to: one audit record names them all
-        for subscriber, decision, released, failed in decisions(
-                p.protocol, event, consent=self.facts.consent.get(token),
-                facts=self.facts.register.for_event(token, case_open), mask_key=p.mask_key):
+        withheld: list[str] = []
+        for subscriber, decision, released, failed in self._decisions(event, token, case_open):
             if decision is None:
                 why = failed or "decision failed"
                 self.failures.append(Failure(subscriber, event["event_id"], why))
                 self.decided.append((subscriber, "error"))
-                self.audits.append(built_record("admin_action", time=p.now, actor="share", action="delivery.failed",
-                                                subject=token, subscriber=subscriber, event_id=event["event_id"],
-                                                reason=why))
+                self.audits.append(built_record("admin_action", time=self.p.now, actor="share",
+                                                action="delivery.failed", subject=token, subscriber=subscriber,
+                                                event_id=event["event_id"], reason=why))
                 continue
-            self.decided.append((subscriber, decision.outcome))
-            if plain_withhold(decision):
-                plain.append(decision)
-                continue  # (a plain withhold is never referred, sent or held: nothing below applies to it)
-            self.audits.append(built_record("decision", time=p.now, actor="share", subject=token,
-                                            record_id=decision.decision_id, **decision.to_record()))
-            key = (subscriber, decision.event_id)
-            if released is None:
-                # referred unless already sent (a redelivery decided again after an objection came in)
-                if decision.human_decision is not None and key not in self.sent:
-                    self.referrals.append(ReferralDue(decision, event, token, item.partition, item.offset))
-                continue
-            if key in self.sent:
-                self.duplicates.append(subscriber)
-                continue
-            self.sent.add(key)
-            sealed = self._seal(subscriber, released)
-            if sealed is None:  # this subscriber's fault: held, never lost, and the batch goes on
-                self.held.append(Held(subscriber, decision.event_id, item.partition, item.offset))
-                self.audits.append(built_record("admin_action", time=p.now, actor="share", action="delivery.held",
-                                                subject=token, subscriber=subscriber, event_id=decision.event_id,
-                                                decision_id=decision.decision_id, reason=HELD_REASON))
-                continue
-            headers = (("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
-                       ("protocol_version", str(p.protocol.version).encode()))
-            self._deliver(subscriber, decision.event_id, decision.decision_id, token, sealed, headers)
-            self.audits.append(built_record("delivered", time=p.now, actor="share", subject=token,
-                                            subscriber=subscriber, event_id=decision.event_id,
-                                            decision_id=decision.decision_id))
+            if decision.outcome != "deliver":
+                withheld.append(subscriber)
+            self._decided(item, decision, released, plain)
         if plain:  # after the event's other records; the store expands it into one decision record per subscriber
-            self.audits.append(withheld_record(plain, time=p.now, actor="share", subject=token))
+            self.audits.append(withheld_record(plain, time=self.p.now, actor="share", subject=token))
+        if event["event_type"] in IDENTITY and withheld and not case_open:
+            self.unopened.setdefault(token, []).append((item, frozenset(withheld)))
+        if case_open and not was_open:
+            self._opened(token)
+
+    def _opened(self, token: str) -> None:
+        """The child's case has just opened: its identity events withheld earlier in the batch are decided again for
+        those they were withheld from; a release is delivered as any, a withhold again adds nothing."""
+        for item, withheld in self.unopened.pop(token, ()):
+            for subscriber, decision, released, _ in self._decisions(item.event, token, True):
+                if subscriber in withheld and decision is not None and decision.outcome == "deliver":
+                    self._decided(item, replace(decision, reason=f"{decision.reason} {REDECIDED}"), released, [])
+
+    def _decisions(self, event: dict[str, Any], token: str,
+                   case_open: bool | None) -> list[tuple[str, Decision | None, dict[str, Any] | None, str | None]]:
+        return decisions(self.p.protocol, event, consent=self.facts.consent.get(token),
+                         facts=self.facts.register.for_event(token, case_open), mask_key=self.p.mask_key)
+
+    def _decided(self, item: Item, decision: Decision, released: dict[str, Any] | None,
+                 plain: list[Decision]) -> None:
+        """One subscriber's decision of an event: audited, then referred, deduplicated, held or delivered."""
+        p, token, subscriber = self.p, item.token, decision.subscriber
+        self.decided.append((subscriber, decision.outcome))
+        if plain_withhold(decision):
+            plain.append(decision)
+            return  # (a plain withhold is never referred, sent or held: nothing below applies to it)
+        self.audits.append(built_record("decision", time=p.now, actor="share", subject=token,
+                                        record_id=decision.decision_id, **decision.to_record()))
+        key = (subscriber, decision.event_id)
+        if released is None:
+            # referred unless already sent (a redelivery decided again after an objection came in)
+            if decision.human_decision is not None and key not in self.sent:
+                self.referrals.append(ReferralDue(decision, item.event, token, item.partition, item.offset))
+            return
+        if key in self.sent:
+            self.duplicates.append(subscriber)
+            return
+        self.sent.add(key)
+        sealed = self._seal(subscriber, released)
+        if sealed is None:  # this subscriber's fault: held, never lost, and the batch goes on
+            self.held.append(Held(subscriber, decision.event_id, item.partition, item.offset))
+            self.audits.append(built_record("admin_action", time=p.now, actor="share", action="delivery.held",
+                                            subject=token, subscriber=subscriber, event_id=decision.event_id,
+                                            decision_id=decision.decision_id, reason=HELD_REASON))
+            return
+        headers = (("event_id", decision.event_id.encode()), ("decision_id", decision.decision_id.encode()),
+                   ("protocol_version", str(p.protocol.version).encode()))
+        self._deliver(subscriber, decision.event_id, decision.decision_id, token, sealed, headers)
+        self.audits.append(built_record("delivered", time=p.now, actor="share", subject=token,
+                                        subscriber=subscriber, event_id=decision.event_id,
+                                        decision_id=decision.decision_id))
 
     def _case(self, event: dict[str, Any], token: str) -> bool | None:
         """The child's case state for this event's decisions, after what this event says of it."""

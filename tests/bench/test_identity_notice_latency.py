@@ -2,9 +2,11 @@
 from the POST of the announcement whose decision released it, never from an earlier one that was withheld.
 
 A child's identity event has one event id however many of the child's CIN records carry it. The first record's is
-decided before its referral opens the case, so the hub's s17 rule withholds it; the child's next record announces it
-again with the case open and the hub receives it then. The bench used to time that delivery from the first POST,
-counting the seconds between the child's records as pipeline latency. These tests feed the bench's observer the
+decided before its referral opens the case, so the hub's s17 rule withholds it; since session 14 the share plan
+decides it again once the referral opens the case in the same batch (a second decision record in that batch), and
+when the two land in different polls the child's next record announces it again with the case open and the hub
+receives it then. The bench used to time that delivery from the first POST, counting the seconds between the
+child's records as pipeline latency. These tests feed the bench's observer the
 audit records and deliveries the real share plan makes for real CIN records (no Kafka: the observer's bookkeeping
 is what is under test), at chosen instants, and check each latency against the POST of the batch that delivered it.
 """
@@ -20,7 +22,8 @@ import pytest
 from broker.bench.e2e import Observed, Sent, soak_row
 from broker.bench.records import BY_NAME, CHILDREN
 from broker.bench.share_mix import ShareMix, body_events, share_mix
-from broker.pipeline.share_plan import SharePlan
+from broker.pipeline.share_plan import REDECIDED, SharePlan
+from broker.policy.decision import decision_id
 
 HUB = "mash_hub"
 IDENTIFIED = "person.identified"
@@ -177,35 +180,30 @@ def test_a_redelivery_decided_again_does_not_move_the_release():
 
 @pytest.mark.parametrize("deliveries_first", [False, True], ids=["decision-first", "delivery-first"])
 def test_a_release_decided_again_inside_its_own_batch_is_timed_from_that_batch_s_post(mix, deliveries_first):
-    """Should the share plan release a withheld identity event once, later in the same batch, the case opens and
-    the subscriber is sent the child's data (the change proposed for issue 24), that release is a decision record
-    under an id of its own after the announcement's own decisions. It belongs to that announcement: timed from its
-    POST, and the announcement count it sits beside stays one decision per subscriber."""
+    """The share plan releases a withheld identity event later in the same batch, once the referral opens the case
+    and the hub is sent the child's data (issue 24): a decision record after the announcement's own decisions,
+    under the engine's id as any delivery (only its reason says it was decided again). It belongs to that
+    announcement: timed from its POST, and the announcement count it sits beside stays one decision per
+    subscriber."""
     first, second = cin_events(CHILD), cin_events(CHILD + CHILDREN)
     person = next(e for e in first if e["event_type"] == IDENTIFIED)
     key = (HUB, person["event_id"])
     plans = mix.plan_as_worker([first, second])
-    reordered = mix.plan_as_worker([[*(e for e in first if e is not person), person]])[0]
-    [release] = [a for a in orjson.loads(orjson.dumps(list(reordered.audits))) if a["kind"] == "decision"
-                 and a["subscriber"] == HUB and a["event_id"] == person["event_id"] and a["outcome"] == "deliver"]
-    own = "5f0e2b1c-3d4a-5b6c-8d7e-9f0a1b2c3d4e"  # not decision_id(event, subscriber, protocol, version)
-    release = release | {"record_id": own, "decision_id": own}
+    [release] = [a for a in plans[0].audits if a["kind"] == "decision" and a["subscriber"] == HUB
+                 and a["event_id"] == person["event_id"]]
+    assert release["outcome"] == "deliver" and release["reason"].endswith(REDECIDED)
+    assert release["decision_id"] == decision_id(person["event_id"], HUB, mix.protocol.id, mix.protocol.version)
     subscribers = len(mix.protocol.subscribers)
     sent, seen = Sent(), Observed()
 
     post(sent, first, POSTS[0])
-    if deliveries_first:
-        observe(seen, plans[0], READS[0], subscribers, deliveries_first=True)
-        seen.delivery_seen(HUB, person["event_id"], READS[0], subscribers)
-        seen.decision_seen(release, READS[0], subscribers)
-    else:
-        observe(seen, plans[0], READS[0], subscribers, deliveries_first=False)
-        seen.decision_seen(release, READS[0], subscribers)
-        seen.delivery_seen(HUB, person["event_id"], READS[0], subscribers)
+    observe(seen, plans[0], READS[0], subscribers, deliveries_first=deliveries_first)
     assert seen.decisions[person["event_id"]] == subscribers  # still one announcement's worth
-    # the next record announces it again: decided `deliver` under the engine's id, dropped as already sent
+    # the next record announces it again: decided `deliver` under the same id, dropped as already sent
     post(sent, second, POSTS[1])
     observe(seen, plans[1], READS[1], subscribers, deliveries_first=deliveries_first)
+    assert key not in {(d.subscriber, d.event_id) for d in plans[1].deliveries}
+    assert seen.decisions[person["event_id"]] == 2 * subscribers
 
     assert key not in seen.released_at
     assert latency_of(seen, sent)[key] == pytest.approx(READS[0] - POSTS[0])

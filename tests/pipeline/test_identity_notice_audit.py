@@ -2,13 +2,14 @@
 who a child is, when, how often, and what the audit trail says about it.
 
 A child's CIN record announces the child first, then its referral opens the case; the hub's s17 rule needs an open
-case, so the first record's identity event is withheld from the hub and released when the child's next record
-announces it again. What must hold whatever the share plan does about that: a subscriber is told who a child is only
-once it is sent the child's data, never twice, under a rule. The audit store keeps
-the first record of each id; until session 13 a decision's id was that of (event, subscriber, protocol version), so the
-later release was chained as nothing and the store said the hub was withheld what it received (a withhold's id now
-names its outcome: broker/policy/decision.py). What does not hold yet is marked `xfail(strict=True)` (it turns into a
-failure once fixed, to be unmarked): the notice waits for the child's next record.
+case, so the record's identity event is withheld from the hub at first. Since session 14 the share plan decides it
+again once the referral opens the case in the same batch, and the hub is told who the child is with that record,
+after its data (broker/pipeline/share_plan.py; its probes: test_identity_release.py); split across polls, the
+notice still waits for the child's next record. What must hold whatever the share plan does about that: a
+subscriber is told who a child is only once it is sent the child's data, never twice, under a rule. The audit store
+keeps the first record of each id; until session 13 a decision's id was that of (event, subscriber, protocol
+version), so the later release was chained as nothing and the store said the hub was withheld what it received (a
+withhold's id now names its outcome: broker/policy/decision.py).
 
 Real records (the bench's synthetic CIN census children), the real share plan, sealing and audit store, no Kafka.
 """
@@ -136,8 +137,6 @@ def test_the_audit_store_holds_the_decision_that_released_each_delivery(mix: Sha
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 24: the identity notice waits for the child's next record (the "
-                                        "share plan does not decide it again once the case opens in its batch)")
 def test_the_hub_is_told_who_the_child_is_with_the_record_that_first_sends_it_the_child_s_data(
         mix: ShareMix) -> None:
     record = body_events(CIN, CHILD)
