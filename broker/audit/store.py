@@ -2,10 +2,11 @@
 
 One writer at a time appends (the head row is locked: BEGIN IMMEDIATE in SQLite, SELECT ... FOR UPDATE in
 PostgreSQL), so seq and prev_hash never fork. Records are validated before they are chained; a repeated record id
-(Kafka redelivery) is dropped. Query columns are copied out of each record for indexing; the hashed truth is the
-canonical JSON body, and verify() checks every column against it, so an edited index is tampering like an edited
-body. Searches read the indexed columns (fast); the answer is only as good as the last verify, which is why the
-subject access report and `mash-broker audit verify` run it.
+(Kafka redelivery) is dropped, except a release meeting a withhold stored under its id before session 13, which is
+chained under an id derived from it (`_releases`). Query columns are copied out of each record for indexing; the
+hashed truth is the canonical JSON body, and verify() checks every column against it, so an edited index is
+tampering like an edited body. Searches read the indexed columns (fast); the answer is only as good as the last
+verify, which is why the subject access report and `mash-broker audit verify` run it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from broker.audit.verify import PRUNE_ACTION, VerifyResult, verify
 from broker.audit.withheld import expand
 from broker.clock import now_iso
 from broker.errors import Unavailable
+from broker.policy.decision import DECISION_NAMESPACE, uuid5_text
 from broker.stores.db import Db, private_sqlite_file
 
 COLUMNS = INDEX_COLUMNS  # record fields copied into indexed columns (checked against the body on verify)
@@ -39,6 +41,42 @@ AUDIT_CACHE_KIB = 32 * 1024  # SQLite page cache of an appending audit store (Au
 REPROCESS_ACTION = "deadletter.reprocess"  # the admin_action the reprocess path records (broker/service/reprocess.py)
 FILTERS = ("subject", "agency", "subscriber", "event_type", "rule_id", "kind", "decision_id", "event_id")
 PARTIAL_INDEXES = ("subject", "agency", "subscriber", "event_type", "rule_id", "decision_id", "deadletter_id")
+
+_DECISION_NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+
+
+def release_id(record_id: str) -> str:
+    """The record id the store chains a release under when its own id already holds a withhold (see `_releases`)."""
+    return uuid5_text(_DECISION_NAMESPACE_BYTES, f"{record_id}\x1frelease-after-withhold")
+
+
+def _releases(first: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether `record`, arriving under the record id `first` holds, is a release of what `first` withheld, not a
+    repeat of it: a delivery decision meeting a withhold decision of the same id.
+
+    Until session 13 a withhold's decision id (its record id) was its delivery's, so a store written then holds
+    withholds under the id that a later release of the same event to the same subscriber under the same protocol
+    version still has (broker/policy/decision.py `decision_id`): dropped as a repeat, the release went missing from
+    the audit and from a subject access report. Such a release is chained under `release_id(its id)` instead, the
+    body's record_id set to it (so verify's index check holds) and its decision_id left the delivery's (its
+    `delivered` and read records, and every view by decision id, find it). A repeat is still dropped: a decision of
+    the outcome stored under its id, and a release whose derived id is stored (a replay of the release, whatever its
+    time). Only a release meets this: since session 13 a withhold has its own id, and a withhold meeting a stored
+    delivery can only come from a tree before it, which dropped it too. A costless check where nothing collides: it
+    is asked only of ids already stored or repeated in a batch."""
+    return (record["kind"] == "decision" and record.get("outcome") == "deliver" and first["kind"] == "decision"
+            and first.get("outcome") == "withhold")
+
+
+def _keep(batch: dict[str, Mapping[str, Any]], record: Mapping[str, Any]) -> None:
+    """`record` into the batch being built, unless its id is already there (first of each id kept): a release after
+    a withhold of its id in the same batch under its derived id (`_releases`)."""
+    rid = record["record_id"]
+    first = batch.setdefault(rid, record)
+    if first is not record and _releases(first, record):
+        moved = release_id(rid)
+        batch.setdefault(moved, {**record, "record_id": moved})
+
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS audit_entry (seq BIGINT PRIMARY KEY, record_id TEXT NOT NULL UNIQUE,"
@@ -173,7 +211,8 @@ class AuditStore:
         batch: dict[str, Mapping[str, Any]] = {}
         for stored in groups:
             for r in stored:
-                batch.setdefault(r["record_id"], r)
+                if batch.setdefault(r["record_id"], r) is not r:  # (a repeat within the batch, or a release: `_keep`)
+                    _keep(batch, r)
         return batch
 
     @staticmethod
@@ -195,15 +234,16 @@ class AuditStore:
                 on_invalid(i, problems)
                 continue
             for r in stored:
-                batch.setdefault(r["record_id"], r)
+                _keep(batch, r)
         return batch
 
     def _chain(self, batch: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Inside the writer's transaction: drop known ids, chain, store, move the head, and sign a periodic
         checkpoint at every multiple of `checkpoint_every` the head passes, in the same transaction, so a verifier
         can expect one at each multiple (a missing one was deleted)."""
-        known = {r[0] for r in self._sql.query_in("SELECT record_id FROM audit_entry WHERE record_id IN ({marks})",
-                                                  batch)}
+        known = self._known(batch)
+        if known:  # a re-run's repeats, or a release meeting a withhold stored under its id before session 13
+            batch, known = self._past_withholds(batch, known)
         fresh = [r for rid, r in batch.items() if rid not in known]
         seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         entries: list[dict[str, Any]] = []
@@ -225,6 +265,37 @@ class AuditStore:
                 self._store_checkpoint(sign_checkpoint(self.signing_key, at, entries[at - first]["hash"],
                                                        self.clock(), "periodic"))
         return entries
+
+    def _known(self, ids: Iterable[str]) -> set[str]:
+        return {r[0] for r in self._sql.query_in("SELECT record_id FROM audit_entry WHERE record_id IN ({marks})", ids)}
+
+    def _past_withholds(self, batch: Mapping[str, Mapping[str, Any]],
+                        known: set[str]) -> tuple[Mapping[str, Mapping[str, Any]], set[str]]:
+        """The batch and its known ids, decided against the stored decisions of ids it shares with the store
+        (`_releases`): a delivery decision whose id holds a stored withhold moves to its derived id (known if the
+        release was stored before); a release the batch itself moved there after a withhold of the same id is
+        dropped if the id holds a stored delivery (the delivery was first). Asked only of known decision ids."""
+        asked = [rid for rid in known if batch[rid]["kind"] == "decision"]
+        if not asked:
+            return batch, known
+        stored = dict(self._sql.query_in("SELECT record_id, outcome FROM audit_entry WHERE kind = 'decision' AND"
+                                         " record_id IN ({marks})", asked))
+        moved: dict[str, str] = {}  # id -> derived id of the releases that meet a stored withhold
+        dropped: set[str] = set()  # derived ids of releases the batch moved after a withhold, a delivery stored
+        for rid, outcome in stored.items():
+            if outcome == "withhold" and batch[rid].get("outcome") == "deliver":
+                moved[rid] = release_id(rid)
+            elif outcome == "deliver" and batch[rid].get("outcome") == "withhold":
+                dropped.add(release_id(rid))
+        if not moved and not dropped:
+            return batch, known
+        out: dict[str, Mapping[str, Any]] = {}
+        for rid, r in batch.items():
+            if rid in moved:
+                out.setdefault(moved[rid], {**r, "record_id": moved[rid]})
+            elif rid not in dropped:
+                out.setdefault(rid, r)
+        return out, known | self._known(moved.values())
 
     def _store_checkpoint(self, cp: Mapping[str, Any]) -> None:
         self._sql.execute(f"INSERT INTO audit_checkpoint ({_CP_COLS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

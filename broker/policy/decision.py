@@ -36,9 +36,10 @@ def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_versi
     again. The audit store keeps the first record of an id (a replay's repeats are the same record), so under one
     id the release was dropped and the disclosure was missing from the audit and from a subject access report
     (issue 24, session 13). A delivery keeps the id it always had (its name has no outcome suffix), so deliveries,
-    held deliveries and human decisions name the same decisions as before; a withhold's id is new since session 13
-    (a withhold recorded before then keeps its old id in the store, and a release of that event under a protocol
-    version decided before the upgrade can still meet it: re-deciding under a new version avoids that)."""
+    held deliveries and human decisions name the same decisions as before; a withhold's id is new since session 13.
+    A withhold recorded before then keeps its old id (its delivery's) in the store, and a release of that event under
+    the same protocol version meets it: the store chains such a release under an id derived from that one (its body's
+    decision_id stays this one) and still drops true repeats (broker/audit/store.py `_releases`, session 14)."""
     name = f"{event_id}\x1f{subscriber}\x1f{protocol_id}\x1f{protocol_version}"
     return uuid5_text(_DECISION_NAMESPACE_BYTES, name if outcome == "deliver" else f"{name}\x1f{outcome}")
 
