@@ -38,6 +38,12 @@ def test_bench_cli_runs_on_apache_kafka_by_default_and_reports_every_figure(monk
     assert set(report["stages"]["us_per_event"]) == {"adapt", "identify", "validate", "protect", "reveal", "decide",
                                                       "release", "seal"}
     assert report["formats"]
+    # issue 24's targets, each judged or said not to be by this run's shape (one record per request, unpaced)
+    targets = report["targets"]
+    assert set(targets) == {"throughput", "latency", "traffic", "memory"}
+    assert targets["throughput"]["met"] is None and targets["latency"]["met"] is None
+    assert targets["traffic"]["measured"] == report["ratio_to_traffic_baseline"]
+    assert targets["memory"]["measured"] == {k: m["peak"] for k, m in pipeline["memory_mb"].items()}
 
 
 def test_bench_cli_batches_records_and_measures_the_pipelines_own_traffic(monkeypatch):
