@@ -134,6 +134,20 @@ def test_server_command_bounds_heap_and_logs_under_node_dir(nodes: int, ports: l
         assert Path(log4j.split("=", 1)[1]).is_relative_to(node.node_dir)
 
 
+def test_node_jvm_is_small_with_one_collector_and_few_malloc_arenas() -> None:
+    """Issue 24: a node's RSS under 250 MB. The cleaner's offset map lives on the heap (Kafka: 128 MiB), so it is
+    bounded with the heap; one garbage collector; glibc's arenas capped unless the caller set their own."""
+    plan = plan_cluster(3, DATA, "cid", THREE)
+    for node in plan.nodes:
+        cmd = server_command("/usr/bin/java", [Path("k.jar")], node)
+        xmx = heap_megabytes(next(a for a in cmd if a.startswith("-Xmx")))
+        assert [a for a in cmd if a.startswith("-XX:+Use") and a.endswith("GC")] == ["-XX:+UseSerialGC"]
+        dedupe = int(server_properties(plan, node)["log.cleaner.dedupe.buffer.size"])
+        assert dedupe <= xmx * 1024 * 1024 // 4
+    assert apache.jvm_env({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}
+    assert apache.jvm_env({"MALLOC_ARENA_MAX": "4"})["MALLOC_ARENA_MAX"] == "4"
+
+
 def test_format_command_formats_with_the_cluster_id() -> None:
     plan = plan_cluster(3, DATA, "AAAAAAAAAAAAAAAAAAAAAA", THREE)
     cmd = format_command("java", [Path("k.jar")], plan, plan.node(3))
