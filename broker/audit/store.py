@@ -78,9 +78,9 @@ def _keep(batch: dict[str, Mapping[str, Any]], record: Mapping[str, Any]) -> Non
         batch.setdefault(moved, {**record, "record_id": moved})
 
 
-# The stored outcome of records by id, on the record_id index alone: with `kind = 'decision'` in the WHERE clause
-# SQLite chose the kind index for a long IN list and read every stored decision, once per append that met a known id
-# (the indexer's CPU grew from 12 to 48% of a core in 18 minutes of session 14's soak).
+# Which of a batch's ids are stored, with their kind and outcome: one lookup per append, on the record_id index alone
+# (with `kind = 'decision'` in the WHERE clause SQLite chose the kind index for a long IN list and read every stored
+# decision per append: the indexer's CPU grew from 12 to 48% of a core in 18 minutes of session 14's soak).
 _OUTCOMES = "SELECT record_id, kind, outcome FROM audit_entry WHERE record_id IN ({marks})"
 _KNOWN = "SELECT record_id FROM audit_entry WHERE record_id IN ({marks})"
 
@@ -218,8 +218,7 @@ class AuditStore:
         batch: dict[str, Mapping[str, Any]] = {}
         for stored in groups:
             for r in stored:
-                if batch.setdefault(r["record_id"], r) is not r:  # (a repeat within the batch, or a release: `_keep`)
-                    _keep(batch, r)
+                _keep(batch, r)  # (a repeat within the batch is dropped, a release after a withhold moved)
         return batch
 
     @staticmethod
@@ -248,9 +247,11 @@ class AuditStore:
         """Inside the writer's transaction: drop known ids, chain, store, move the head, and sign a periodic
         checkpoint at every multiple of `checkpoint_every` the head passes, in the same transaction, so a verifier
         can expect one at each multiple (a missing one was deleted)."""
-        known = self._known(batch)
-        if known:  # a re-run's repeats, or a release meeting a withhold stored under its id before session 13
-            batch, known = self._past_withholds(batch, known)
+        found = self._sql.query_in(_OUTCOMES, batch)  # one lookup: which ids are stored, and the decisions' outcomes
+        known = {rid for rid, _kind, _outcome in found}
+        stored = {rid: outcome for rid, kind, outcome in found if kind == "decision" and batch[rid]["kind"] == kind}
+        if stored:  # a re-run's repeats, or a release meeting a withhold stored under its id before session 13
+            batch, known = self._past_withholds(batch, known, stored)
         fresh = [r for rid, r in batch.items() if rid not in known]
         seq, head = self._sql.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
         entries: list[dict[str, Any]] = []
@@ -276,16 +277,13 @@ class AuditStore:
     def _known(self, ids: Iterable[str]) -> set[str]:
         return {r[0] for r in self._sql.query_in(_KNOWN, ids)}
 
-    def _past_withholds(self, batch: Mapping[str, Mapping[str, Any]],
-                        known: set[str]) -> tuple[Mapping[str, Mapping[str, Any]], set[str]]:
+    def _past_withholds(self, batch: Mapping[str, Mapping[str, Any]], known: set[str],
+                        stored: Mapping[str, str]) -> tuple[Mapping[str, Mapping[str, Any]], set[str]]:
         """The batch and its known ids, decided against the stored decisions of ids it shares with the store
         (`_releases`): a delivery decision whose id holds a stored withhold moves to its derived id (known if the
         release was stored before); a release the batch itself moved there after a withhold of the same id is
-        dropped if the id holds a stored delivery (the delivery was first). Asked only of known decision ids."""
-        asked = [rid for rid in known if batch[rid]["kind"] == "decision"]
-        if not asked:
-            return batch, known
-        stored = {rid: outcome for rid, kind, outcome in self._sql.query_in(_OUTCOMES, asked) if kind == "decision"}
+        dropped if the id holds a stored delivery (the delivery was first). `stored`: the outcome of each decision
+        of the batch whose id is stored."""
         moved: dict[str, str] = {}  # id -> derived id of the releases that meet a stored withhold
         dropped: set[str] = set()  # derived ids of releases the batch moved after a withhold, a delivery stored
         for rid, outcome in stored.items():
