@@ -347,15 +347,17 @@ class AuditStore:
                 yield build(row)
             after_seq = int(rows[-1][0])
 
-    def bodies_of_kind(self, kind: str, page: int = 1000) -> Iterator[dict[str, Any]]:
-        """The record bodies of one kind in seq order, a page at a time on the index audit_entry_kind (kind, seq):
-        a reader of a few kinds (the insight watch) never loads nor parses the rest of the log, and holds one page
-        at a time. Tombstones (pruned: no body) are passed over."""
-        after_seq = 0
+    def bodies_of_kind(self, kind: str, page: int = 1000, *, after_seq: int = 0,
+                       through_seq: int | None = None) -> Iterator[dict[str, Any]]:
+        """The record bodies of one kind in seq order (after `after_seq`, up to `through_seq`), a page at a time on
+        the index audit_entry_kind (kind, seq): a reader of a few kinds (the insight watch) never loads nor parses
+        the rest of the log, and holds one page at a time; a reader that keeps what it counted (the watch between
+        runs) reads only what came after. Tombstones (pruned: no body) are passed over."""
+        last = 2**63 - 1 if through_seq is None else through_seq
         while True:
             with self._lock:
-                rows = self._sql.execute("SELECT seq, body FROM audit_entry WHERE kind = ? AND seq > ? ORDER BY seq"
-                                         " LIMIT ?", (kind, after_seq, page)).fetchall()
+                rows = self._sql.execute("SELECT seq, body FROM audit_entry WHERE kind = ? AND seq > ? AND seq <= ?"
+                                         " ORDER BY seq LIMIT ?", (kind, after_seq, last, page)).fetchall()
             if not rows:
                 return
             for _seq, body in rows:

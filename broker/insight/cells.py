@@ -59,6 +59,18 @@ def detector_periods(until: str, across: str, config: DetectorConfig) -> frozens
     return frozenset((*previous_periods(until, across, config.baseline_periods), until))
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodsFrom:
+    """The periods from `first` on, as a `keep`: the watch that counts on between runs (broker/service/
+    insight_watch.py `Tally`) keeps the periods after the tested one too, since the records it reads today fall in
+    the periods it tests in the weeks to come. Labels of one kind sort in time order (compute.period_label pads)."""
+
+    first: str
+
+    def __contains__(self, label: object) -> bool:
+        return isinstance(label, str) and label != UNKNOWN and label >= self.first
+
+
 @dataclass(slots=True)
 class _Cells:
     """One (measure, breakdown) table as it is counted."""
@@ -120,6 +132,18 @@ class HotspotCells:
                 cells.denominators[(row, column)] += 1
             if denominated if cells.denominators is not None else counted:
                 cells.populations[row] += 1
+
+    def keep_from(self, first: str) -> None:
+        """Keep the periods from `first` on, and let the cells before it go (the tested period moved on). Forward
+        only: a cell let go cannot be counted again, so a window that moves back needs a recount."""
+        if not isinstance(self._keep, PeriodsFrom) or first < self._keep.first:
+            raise ValueError("keep_from: only cells kept from a first period, and only forward")
+        self._keep = PeriodsFrom(first)
+        for counting in self._measures:
+            for cells in counting.tables:
+                for kept in (cells.counts, cells.denominators or {}):
+                    for key in [k for k in kept if k[1] < first]:
+                        del kept[key]
 
     def tables(self) -> list[Table]:
         """The tables, in hotspot_tables' order. Kept to `keep`, a table's columns are the kept periods and its

@@ -66,10 +66,12 @@ def kinds_read_by(measures: Sequence[Measure]) -> frozenset[str]:
     return frozenset(kinds & KINDS)
 
 
-def records_of_kinds(store: AuditStore, kinds: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The live store's records of `kinds` (blocking), streamed a page at a time, kind by kind, each kind in seq
-    order. That is all the counting depends on: compute.index_records keeps the first event_published of an id and
-    the last identity merge of a token (orders within one kind), and sorts what it counts by (time, record_id)."""
+def records_of_kinds(store: AuditStore, kinds: Iterable[str], *, after_seq: int = 0,
+                     through_seq: int | None = None) -> Iterator[dict[str, Any]]:
+    """The live store's records of `kinds` (blocking; those after `after_seq`, up to `through_seq`), streamed a page
+    at a time, kind by kind, each kind in seq order. That is all the counting depends on: compute.index_records
+    keeps the first event_published of an id and the last identity merge of a token (orders within one kind), and
+    sorts what it counts by (time, record_id)."""
     for kind in sorted(set(kinds) & KINDS):
-        yield from store.bodies_of_kind(kind)
+        yield from store.bodies_of_kind(kind, after_seq=after_seq, through_seq=through_seq)
 

@@ -37,10 +37,11 @@ CONFIG = DetectorConfig()
 WATCHED = [default_measures().by_id(m) for m in ("contacts", "referrals")]
 
 
-def fill(store: AuditStore, events: int = 10_000, decisions_per_event: int = 5, units: int = 10) -> None:
+def fill(store: AuditStore, events: int = 10_000, decisions_per_event: int = 5, units: int = 10,
+         seed: int = 24) -> None:
     """`events` police incidents over 17 weeks in `units` districts and `units` schools, one district (ZZ0) rising
     in the tested week (2026-W48), each event with its share decisions; and a rise raised before."""
-    rng = random.Random(24)
+    rng = random.Random(seed)
     start = dt.date(2026, 8, 1)
     batch: list[dict[str, Any]] = [audit_record("event_published", time="2026-11-30T06:00:00Z", actor="insight-watch",
                                                 event_type=RISE, event_id=str(uuid.UUID(int=rng.getrandbits(128))),
