@@ -158,9 +158,9 @@ class Tally:
 
     Counted from the start again whenever what was counted may no longer be what the store holds or what the run
     asks: other measures or period; a window that starts before the last one's (the clock went back, or a longer
-    baseline: the cells before the last one's start were let go); a store whose head is behind the last seq read (another
-    store, or one restored); or a prune since of a kind it counts (a pruned record is no longer counted: source.py).
-    """
+    baseline: the cells before the last one's start were let go); a store whose head is behind the last seq read
+    (another store, or one restored); or a prune since of a kind it counts (a pruned record is no longer counted:
+    source.py). The detector's other settings are read when it runs, not counted in."""
 
     key: tuple[Any, ...]
     cells: HotspotCells

@@ -24,8 +24,15 @@ from broker.audit.store import AuditStore, open_audit_store
 from broker.insight.detect import DetectorConfig, Rise
 from broker.service.insight_watch import Tally, rises_in_store, rises_since
 from tests.insight.test_watch_bounded import TODAY, history
-from tests.insight.test_watch_cells import CONFIGS, CONTACTS, EVERYTHING, REFERRAL_SHARE, REFERRALS, STREAMED
-from tests.insight.test_watch_cells import _concerning, _weeks
+from tests.insight.test_watch_cells import (
+    CONFIGS,
+    CONTACTS,
+    EVERYTHING,
+    REFERRALS,
+    STREAMED,
+    _concerning,
+    _weeks,
+)
 
 # The runs' days: the tested week moving on a few days, a week, a month at a time (so a month's and a quarter's
 # window moves too), twice on one day, and on past the log's last record.
