@@ -53,6 +53,7 @@ from broker.pipeline.register_facts import BatchFacts
 from broker.pipeline.share import share
 from broker.policy import ConsentState, Decision, SubscriberKeyError, decide, release
 from broker.policy import Protocol as SharingProtocol
+from broker.policy.decision import delivered_record_id
 from broker.policy.facts import CaseFacts
 from broker.policy.thresholds import assessed
 from broker.schema.envelope import linkage_token
@@ -296,6 +297,7 @@ class _Batch:
                        ("event_type", NOTICE_TYPE.encode()))
             self._deliver(subscriber, event["event_id"], decision_id, token, sealed, headers)
             self.audits.append(built_record("delivered", time=self.p.now, actor="share", subject=token,
+                                            record_id=delivered_record_id(decision_id, subscriber),
                                             subscriber=subscriber, event_id=event["event_id"],
                                             decision_id=decision_id, reason=NOTICE_REASON))
 
@@ -368,6 +370,7 @@ class _Batch:
                    ("protocol_version", str(p.protocol.version).encode()))
         self._deliver(subscriber, decision.event_id, decision.decision_id, token, sealed, headers)
         self.audits.append(built_record("delivered", time=p.now, actor="share", subject=token,
+                                        record_id=delivered_record_id(decision.decision_id, subscriber),
                                         subscriber=subscriber, event_id=decision.event_id,
                                         decision_id=decision.decision_id))
 

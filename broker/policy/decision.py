@@ -27,6 +27,14 @@ def uuid5_text(namespace: bytes, name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def delivered_record_id(decision_id: str, subscriber: str) -> str:
+    """The record id of the `delivered` audit record of a decision's delivery to `subscriber`: derived, so a re-run
+    that delivers again (a crash after the audit went out but before the delivery was settled: a held release, a
+    human decision, an erasure notice) audits it under the same id, which the audit store keeps once. It was a fresh
+    UUID until session 15, so such a re-run said twice that one delivery was made."""
+    return uuid5_text(_DECISION_NAMESPACE_BYTES, f"delivered\x1f{decision_id}\x1f{subscriber}")
+
+
 def decision_id(event_id: str, subscriber: str, protocol_id: str, protocol_version: str,
                 outcome: str = "deliver") -> str:
     """UUIDv5 of (event id, subscriber, protocol id, protocol version, outcome): a re-run decides under the same id.

@@ -39,6 +39,7 @@ from broker.errors import BrokerError
 from broker.kafka.clients import reader
 from broker.logging import get_logger
 from broker.policy import Decision, SubscriberKeyError, key_problems, release
+from broker.policy.decision import delivered_record_id
 from broker.policy.errors import PolicyError
 from broker.policy.referral import (
     Withholding,
@@ -306,9 +307,10 @@ async def _settle_claimed(rt: DecisionPorts, referral_id: str) -> tuple[bool, st
     if owed.sent_at is None:
         assert decision is not None and event is not None
         await _send(rt, referral, decision, event, now)
+    delivered = delivered_record_id(referral.decision_id or referral_id, referral.subscriber)  # a re-run's is dropped
     await rt.emit_audit([rt.audit_record("delivered", time=now, actor="decisions", subject=referral.subject,
-                                         subscriber=referral.subscriber, event_id=referral.event_id,
-                                         decision_id=referral.decision_id)])
+                                         record_id=delivered, subscriber=referral.subscriber,
+                                         event_id=referral.event_id, decision_id=referral.decision_id)])
     await blocking(rt.held.settled, referral_id)
     log.info("human_decision_delivered", subscriber=referral.subscriber, event_id=referral.event_id)
     return True, "delivered"

@@ -28,6 +28,7 @@ from broker.pipeline.erasure import (
     notice_event,
     refuse_erased,
 )
+from broker.policy.decision import delivered_record_id
 from broker.schema.envelope import linkage_token
 from broker.service.messages import encode, event_headers, header
 
@@ -226,5 +227,6 @@ async def deliver_notice(rt: ErasurePorts, event: dict[str, Any], token: str, se
                                          headers=headers))
         marks.append((subscriber, event["event_id"], decision_id))
         audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token, subscriber=subscriber,
+                                      record_id=delivered_record_id(decision_id, subscriber),
                                       event_id=event["event_id"], decision_id=decision_id, reason=NOTICE_REASON))
     return sends, marks, audits

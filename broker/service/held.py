@@ -28,6 +28,7 @@ from broker.crypto import KeyUnavailable, KmsError
 from broker.logging import get_logger
 from broker.pipeline.cases import case_transition
 from broker.pipeline.share import share
+from broker.policy.decision import delivered_record_id
 from broker.schema.envelope import linkage_token
 from broker.service.decisions import retry_decided
 from broker.service.facts import read_facts
@@ -171,6 +172,7 @@ async def _release_one(rt: HeldPorts, subscriber: str, event: dict[str, Any], to
                                                 headers=headers)
         await blocking(rt.delivered.mark, [(subscriber, decision.event_id, decision.decision_id)])
         audits.append(rt.audit_record("delivered", time=now, actor="share", subject=token, subscriber=subscriber,
+                                      record_id=delivered_record_id(decision.decision_id, subscriber),
                                       event_id=decision.event_id, decision_id=decision.decision_id,
                                       topic=acked.topic, partition=acked.partition, offset=acked.offset))
         return "delivered"

@@ -162,3 +162,38 @@ async def test_a_decided_share_made_while_kafka_does_not_answer_is_delivered_onc
         assert answer["status"] == "share" and answer["delivered"] is False and answer["delivery_pending"] is True
         assert answer["delivery"].startswith("decided, delivery pending")
         await _arrived_once(svc, http, visit, answer["decision_id"])
+
+
+async def test_a_delivery_audited_again_after_a_crash_before_it_was_settled_is_audited_once(
+        kafka_bootstrap, tmp_path, monkeypatch):
+    """The attempt stops after its `delivered` record went to the audit topic and before the owed row was settled
+    (the register refuses once, as a process killed there would leave it). The next round finds it sent and audits
+    the delivery again: under the same record id, so the audit store keeps one `delivered` record for it."""
+    async with running_service(tmp_path, kafka_bootstrap, protocol=protocol_file(tmp_path)) as svc, \
+            httpx.AsyncClient(timeout=30) as http:
+        svc.runtime.held_recheck_seconds = 0.3
+        held, refused = svc.runtime.held, []
+        settle = held.settled
+
+        def settled_after_a_crash(referral_id: str) -> None:
+            if not refused:  # the first settling, after the first `delivered` record: the attempt stops there
+                refused.append(referral_id)
+                raise RuntimeError("the process stopped before the owed row was settled")
+            settle(referral_id)
+
+        monkeypatch.setattr(held, "settled", settled_after_a_crash)
+        await _child_with_objection(svc, http, "9990000123", "Zetaexample")
+        [visit] = await post(svc, http, attendance("HDR003", "9990000123", "Zetaexample", "20240306101500"))
+        referral = await _referred(svc, http, visit)
+        await _decide_share(svc, http, referral["referral_id"])
+        await eventually(lambda: _now(bool(refused) and svc.runtime.held.owed() == []), attempts=900)
+        # a marker after both attempts' records: once the indexer has it, it has every record emitted before it
+        marker = svc.runtime.audit_record("admin_action", time="2026-12-03T12:00:00Z", actor="test",
+                                          action="test.marker", target="after-the-retry")
+        await svc.runtime.emit_audit([marker])
+        await eventually(lambda: _now(bool(svc.runtime.audit_store.search(kind="admin_action", limit=1000)) and any(
+            e["record"]["record_id"] == marker["record_id"]
+            for e in svc.runtime.audit_store.search(kind="admin_action", limit=1000))), attempts=900)
+        assert refused == [referral["referral_id"]]
+        assert len(_audited(svc, "delivered", visit)) == 1
+        assert (await delivered_ids(svc)).count(visit) == 1

@@ -10,6 +10,7 @@ from broker.audit.record import AuditRecordError, audit_record, built_record, va
 from broker.audit.store import open_audit_store
 from broker.audit.withheld import expand
 from broker.bench.share_mix import share_mix
+from broker.policy.decision import delivered_record_id
 
 T = "2026-12-01T12:00:00Z"
 EVENT_ID = "0b6c2d7e-0000-4000-8000-000000000001"
@@ -28,6 +29,13 @@ def test_every_record_the_share_plan_builds_over_the_mix_is_schema_valid(plans) 
     assert {"decision", "delivered"} <= kinds  # the mix decides and delivers: the check covers both shapes
     assert any(r["kind"] == "decision" and r["outcome"] == "deliver" and r["fields_released"] for r in audits)
     assert [(i, p) for i, r in enumerate(audits) if (p := validate_record(r))] == []
+
+
+def test_a_delivery_is_audited_under_an_id_derived_from_its_decision_and_subscriber(plans) -> None:
+    """So a re-run that audits the same delivery again (outside a Kafka transaction) is kept once by the store."""
+    sent = [r for p in plans for r in p.audits if r["kind"] == "delivered"]
+    assert sent and all(r["record_id"] == delivered_record_id(r["decision_id"], r["subscriber"]) for r in sent)
+    assert len({r["record_id"] for r in sent}) == len(sent)  # one delivery, one id: none shares another's
 
 
 def test_the_store_chains_the_plans_records(plans, tmp_path) -> None:
