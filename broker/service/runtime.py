@@ -211,8 +211,11 @@ class Runtime:
         from broker.service.hub_watch import run_hub_watch
         from broker.service.insight_watch import run_insight_watch
         from broker.service.kafka_reads import run_kafka_reads
+        from broker.service.malloc_trim import run_malloc_trim
         from broker.service.share import run_share_worker
 
+        # every process, the HTTP-only service too: glibc keeps freed pages (broker/service/malloc_trim.py)
+        self.tasks.append(asyncio.create_task(run_malloc_trim(self.stop_event)))
         for i in range(share_workers):
             self.tasks.append(asyncio.create_task(run_share_worker(self, self.stop_event, f"share-{i}")))
         if share_workers:  # one per process: releases what a subscriber's unusable key held back
