@@ -22,7 +22,7 @@ from broker.audit.verify import PRUNE_ACTION
 from broker.clock import now_iso
 from broker.insight.cells import HotspotCells, NeedsJoin, PeriodsFrom, detector_periods, streamable
 from broker.insight.detect import DetectorConfig, Rise, detect
-from broker.insight.hotspots import RISE, last_complete_period, rise_event, rises, rises_counted
+from broker.insight.hotspots import RISE, last_complete_period, rise_event, rises
 from broker.insight.measures import Measure, MeasureError, default_measures
 from broker.insight.source import kinds_read_by, records_of_kinds
 from broker.logging import get_logger
@@ -128,17 +128,10 @@ def rises_in_store(store: AuditStore, watched: Sequence[Measure], config: Detect
     counted as the records go by into the cells the detector reads, so what the watch holds grows with the units
     it watches, not with the events (issue 24, session 12). A measure that joins records (a clock takes its
     event's codes, a hub decision its referrer's), or a counted record that concerns another event, is computed
-    from the index of every record read, as before."""
-    kinds = kinds_read_by(watched)
-    if all(streamable(m) for m in watched if m.available):
-        raised: set[str] = set()
-        try:
-            found = rises_counted(_noting(records_of_kinds(store, kinds), raised), watched, config, today=today,
-                                  across=across)
-            return found, frozenset(raised)
-        except NeedsJoin as exc:  # a record that takes another's codes: counted from the index instead
-            log.warning("insight_watch_record_needs_join", measure=str(exc))
-    return _rises_joined(store, kinds, watched, config, today=today, across=across)
+    from the index of every record read, as before. This is `rises_since` without a tally: the count from the
+    start, the one path the watch runs (its first run, and after any change that voids what it kept)."""
+    found, raised, _tally = rises_since(store, None, watched, config, today=today, across=across)
+    return found, raised
 
 
 def _rises_joined(store: AuditStore, kinds: Iterable[str], watched: Sequence[Measure], config: DetectorConfig, *,
@@ -171,8 +164,9 @@ class Tally:
 
 def rises_since(store: AuditStore, tally: Tally | None, watched: Sequence[Measure], config: DetectorConfig, *,
                 today: str, across: str) -> tuple[list[Rise], frozenset[str], Tally | None]:
-    """`rises_in_store`, counting on from `tally` (blocking): the rises, the ids already raised, and the tally for
-    the next run (None for measures that join records: those are computed from every record each run)."""
+    """The rises over the store's records, counting on from `tally` (None: from the start; blocking): the rises,
+    the ids already raised, and the tally for the next run (None for measures that join records: those are
+    computed from every record each run)."""
     kinds = kinds_read_by(watched)
     if not all(streamable(m) for m in watched if m.available):
         return (*_rises_joined(store, kinds, watched, config, today=today, across=across), None)
